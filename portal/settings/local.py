@@ -1,0 +1,16 @@
+"""The embedded demo (``make run``): a SQLite portal database under ``var/`` unless DATABASE_URL says
+otherwise, DEBUG on, console e-mail. Never used in production."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("DEBUG", "true")
+
+from portal.settings.base import *  # noqa: E402,F403
+from portal.settings.base import VAR_DIR  # noqa: E402
+from portal.settings.env import env_database, env_str  # noqa: E402
+
+DEBUG = True
+SECRET_KEY = env_str("SECRET_KEY") or "soyang-demo-only-key-not-for-production-use-0123456789"
+DATABASES = {"default": env_database("DATABASE_URL", f"sqlite:///{VAR_DIR / 'portal.sqlite3'}")}

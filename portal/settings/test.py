@@ -1,0 +1,21 @@
+"""Settings for the test suite: PostgreSQL portal database (DATABASE_URL, default the local server),
+Redis broker, fast password hashing, in-memory e-mail."""
+
+from __future__ import annotations
+
+from portal.settings.base import *  # noqa: F403
+from portal.settings.env import env_str
+
+SECRET_KEY = env_str("SECRET_KEY") or "soyang-test-only-key-0123456789-abcdefghijklmnopqrstuvwxyz"
+DEBUG = False
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+ALLOWED_HOSTS = ["*"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+
+# Several test runs may share one PostgreSQL server (developers working side by side): the test database
+# name can be set apart with TEST_DATABASE_NAME.
+DATABASES["default"]["TEST"] = {"NAME": env_str("TEST_DATABASE_NAME") or "test_soyang"}  # noqa: F405

@@ -1,0 +1,46 @@
+"""The Celery application of Soyang.
+
+Configured from Django settings (``CELERY_*``). The broker is Redis in production and in the tests; the
+embedded demo may fall back to Celery's filesystem transport under ``var/`` so that a real worker process
+still runs the warehouse queries when no Redis answers.
+"""
+
+from __future__ import annotations
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings.local")
+
+app = Celery("soyang")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+
+
+def _configure_filesystem_transport() -> None:
+    # Imported lazily: reading settings needs Django's settings module configured first.
+    from django.conf import settings
+
+    if not str(settings.CELERY_BROKER_URL).startswith("filesystem://"):
+        return
+    root = settings.VAR_DIR / "broker"
+    for name in ("in", "processed"):
+        (root / name).mkdir(parents=True, exist_ok=True)
+    app.conf.broker_transport_options = {
+        "data_folder_in": str(root / "in"),
+        "data_folder_out": str(root / "in"),
+        "processed_folder": str(root / "processed"),
+        "store_processed": False,
+    }
+
+
+_configure_filesystem_transport()
+app.autodiscover_tasks()
+
+
+def site_queue(source_key: str) -> str:
+    """The queue the worker of one site consumes."""
+    return f"site.{source_key}"
+
+
+PORTAL_QUEUE = "portal"
