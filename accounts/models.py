@@ -31,7 +31,9 @@ class User(AbstractUser):
     organisation and a role."""
 
     email = models.EmailField("e-mail address", unique=True)
-    organisation = models.ForeignKey(Organisation, null=True, blank=True, on_delete=models.PROTECT, related_name="members")
+    organisation = models.ForeignKey(
+        Organisation, null=True, blank=True, on_delete=models.PROTECT, related_name="members"
+    )
     role = models.CharField(max_length=20, choices=Role.choices, default=Role.RESEARCHER)
     status = models.CharField(max_length=20, choices=AccountStatus.choices, default=AccountStatus.PENDING)
 

@@ -30,6 +30,7 @@ INSTALLED_APPS = [
     "cohorts",
     "datasets",
     "worker",
+    "portal",
 ]
 
 MIDDLEWARE = [
@@ -69,7 +70,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "accounts.User"
 AUTHENTICATION_BACKENDS = [
-    "django.contrib.auth.backends.ModelBackend",
+    "accounts.backends.ApprovedAccountBackend",
     "guardian.backends.ObjectPermissionBackend",
 ]
 AUTH_PASSWORD_VALIDATORS = [

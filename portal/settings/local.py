@@ -14,3 +14,5 @@ from portal.settings.env import env_database, env_str  # noqa: E402
 DEBUG = True
 SECRET_KEY = env_str("SECRET_KEY") or "soyang-demo-only-key-not-for-production-use-0123456789"
 DATABASES = {"default": env_database("DATABASE_URL", f"sqlite:///{VAR_DIR / 'portal.sqlite3'}")}
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = True

@@ -19,3 +19,6 @@ STORAGES = {
 # Several test runs may share one PostgreSQL server (developers working side by side): the test database
 # name can be set apart with TEST_DATABASE_NAME.
 DATABASES["default"]["TEST"] = {"NAME": env_str("TEST_DATABASE_NAME") or "test_soyang"}  # noqa: F405
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = True
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405
