@@ -17,3 +17,16 @@ class AccountStatus(models.TextChoices):
     APPROVED = "approved", "Approved"
     REJECTED = "rejected", "Rejected"
     SUSPENDED = "suspended", "Suspended"
+
+
+class ProjectRole(models.TextChoices):
+    OWNER = "owner", "Owner"
+    ANALYST = "analyst", "Analyst"
+    PARTNER_VIEWER = "partner_viewer", "Partner viewer"
+
+
+class MembershipStatus(models.TextChoices):
+    REQUESTED = "requested", "Requested"
+    APPROVED = "approved", "Approved"
+    REJECTED = "rejected", "Rejected"
+    REVOKED = "revoked", "Revoked"

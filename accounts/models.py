@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.models import AbstractUser, Group
 from django.db import models
 
-from accounts.choices import AccountStatus, Role
+from accounts.choices import AccountStatus, MembershipStatus, ProjectRole, Role
 
 
 class Organisation(models.Model):
@@ -36,7 +36,74 @@ class User(AbstractUser):
     )
     role = models.CharField(max_length=20, choices=Role.choices, default=Role.RESEARCHER)
     status = models.CharField(max_length=20, choices=AccountStatus.choices, default=AccountStatus.PENDING)
+    # Why the account was last rejected or suspended, shown to the person and kept in the audit log too.
+    status_reason = models.TextField(blank=True)
 
     @property
     def is_approved(self) -> bool:
         return self.status == AccountStatus.APPROVED and self.is_active
+
+
+class Project(models.Model):
+    """A research project: the unit of approval. Members see and run only what their project allows, on
+    the sites (sources) the project may query, between its start and expiry dates."""
+
+    title = models.CharField(max_length=200)
+    purpose = models.TextField()
+    approval_number = models.CharField("IRB or approval number", max_length=100)
+    principal_investigator = models.ForeignKey(User, on_delete=models.PROTECT, related_name="led_projects")
+    organisation = models.ForeignKey(Organisation, null=True, blank=True, on_delete=models.PROTECT)
+    starts_on = models.DateField()
+    expires_on = models.DateField()
+    # A string reference: accounts never imports warehouse; the project only lists which sites it may query.
+    sources = models.ManyToManyField("warehouse.Source", blank=True, related_name="projects")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["title"]
+        permissions = [("run_project", "Run counts in the project")]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(expires_on__gte=models.F("starts_on")), name="project_dates_ordered"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class ProjectMembership(models.Model):
+    """A person's place in a project. Joining is a request approved by the project owner and the site's
+    data steward; only approved memberships of a running project give access."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=20, choices=ProjectRole.choices, default=ProjectRole.ANALYST)
+    status = models.CharField(max_length=20, choices=MembershipStatus.choices, default=MembershipStatus.REQUESTED)
+    owner_approved_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    steward_approved_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    decided_at = models.DateTimeField(null=True, blank=True)
+    reason = models.TextField(blank=True)
+    requested_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["project", "user"], name="one_membership_per_project")]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.project} ({self.role}, {self.status})"
+
+
+class ProjectGroup(models.Model):
+    """The guardian group of one role in one project. Objects shared with a project carry object permissions
+    for these groups; approved members sit in the group of their role. ``accounts.permissions`` honours a
+    group's permissions only while the project runs, so expiry needs no clean-up job."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="groups")
+    role = models.CharField(max_length=20, choices=ProjectRole.choices)
+    group = models.OneToOneField(Group, on_delete=models.CASCADE, related_name="soyang_project_group")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["project", "role"], name="one_group_per_project_role")]
+
+    def __str__(self) -> str:
+        return f"{self.project} · {self.get_role_display()}"

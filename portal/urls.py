@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+from allauth.account import views as allauth_views
+from allauth.account.decorators import secure_admin_login
 from django.contrib import admin
-from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import include, path
 
 from portal import views
+
+# The admin site signs in through allauth's login (password, lockout, then TOTP), never around it.
+admin.site.login = secure_admin_login(admin.site.login)
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("health/", views.health, name="health"),
-    path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
-    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    # Sign-in and sign-out are django-allauth's; the names "login" and "logout" stay for LOGIN_URL and the
+    # templates. They come before allauth's own URLs, which resolve to the same paths.
+    path("accounts/login/", allauth_views.login, name="login"),
+    path("accounts/logout/", allauth_views.logout, name="logout"),
+    path("accounts/", include("allauth.urls")),
+    path("audit/", include("audit.urls")),
+    path("", include("accounts.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -36,7 +36,7 @@ def test_login_page_is_served_with_a_csrf_protected_form(client: Client, db) -> 
 
 
 def test_approved_user_signs_in_and_sees_the_sites(client: Client, alice: User) -> None:
-    response = client.post("/accounts/login/", {"username": "alice", "password": PASSWORD}, follow=True)
+    response = client.post("/accounts/login/", {"login": "alice", "password": PASSWORD}, follow=True)
     assert response.status_code == 200
     assert b"Sites" in response.content
     assert response.context["user"] == alice
@@ -46,7 +46,7 @@ def test_approved_user_signs_in_and_sees_the_sites(client: Client, alice: User) 
 def test_account_that_is_not_approved_cannot_sign_in(client: Client, alice: User, status: str) -> None:
     alice.status = status
     alice.save(update_fields=["status"])
-    response = client.post("/accounts/login/", {"username": "alice", "password": PASSWORD})
+    response = client.post("/accounts/login/", {"login": "alice", "password": PASSWORD})
     assert response.status_code == 200
     assert not response.wsgi_request.user.is_authenticated
 

@@ -24,6 +24,10 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "guardian",
+    "allauth",
+    "allauth.account",
+    "allauth.mfa",
+    "axes",
     "audit",
     "accounts",
     "warehouse",
@@ -40,8 +44,14 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # After authentication: signs out accounts that lost their approval and sends stewards and admins
+    # without TOTP to enrol before anything else.
+    "accounts.middleware.AccessGuardMiddleware",
+    # Last, as django-axes requires: turns a locked-out login attempt into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "portal.urls"
@@ -70,6 +80,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "accounts.User"
 AUTHENTICATION_BACKENDS = [
+    # First, so that a locked-out login never reaches a password check.
+    "accounts.backends.LockoutBackend",
     "accounts.backends.ApprovedAccountBackend",
     "guardian.backends.ObjectPermissionBackend",
 ]
@@ -123,7 +135,13 @@ CELERY_TASK_DEFAULT_QUEUE = "portal"
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_TIMEOUT = env_int("CELERY_BROKER_CONNECTION_TIMEOUT", 3)
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600)}
+# A message unacknowledged this long (its worker died) is delivered again; runs hold a renewed lease, so a
+# redelivered message for a live run only waits (see cohorts.execution).
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 600),
+    "unacked_restore_interval": env_int("CELERY_RESTORE_INTERVAL", 10),
+    "unacked_restore_throttle": 1,
+}
 
 # Warehouse defaults.
 SOYANG_STATEMENT_TIMEOUT_SECONDS = env_int("SOYANG_STATEMENT_TIMEOUT_SECONDS", 600)
@@ -143,3 +161,47 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL") or "INFO"},
 }
+SOYANG_MAX_CONCURRENT_RUNS = env_int("SOYANG_MAX_CONCURRENT_RUNS", 3)
+# A running run's lease: renewed every third of it while the query runs; a killed worker's run is taken
+# over by another once it lapses.
+SOYANG_RUN_LEASE_SECONDS = env_int("SOYANG_RUN_LEASE_SECONDS", 30)
+SOYANG_RUN_POLL_SECONDS = 0.2
+
+# --- accounts and access ---
+# Sign-up (django-allauth): e-mail verified before anything; the account then waits, pending, until an admin or
+# a data steward approves it with an organisation and a role (accounts.adapters refuses the login until then).
+ACCOUNT_ADAPTER = "accounts.adapters.SoyangAccountAdapter"
+ACCOUNT_LOGIN_METHODS = {"username", "email"}
+ACCOUNT_SIGNUP_FIELDS = ["email*", "username*", "password1*", "password2*"]
+ACCOUNT_EMAIL_VERIFICATION = "mandatory"
+ACCOUNT_UNIQUE_EMAIL = True
+ACCOUNT_CONFIRM_EMAIL_ON_GET = False
+ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = False
+ACCOUNT_LOGOUT_ON_GET = False
+# Never "remember me": the session must idle out after SESSION_IDLE_SECONDS.
+ACCOUNT_SESSION_REMEMBER = False
+ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Soyang] "
+ACCOUNT_PREVENT_ENUMERATION = True
+# MFA: TOTP with recovery codes; required for the roles below (accounts.middleware enforces it).
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+MFA_TOTP_ISSUER = "Soyang"
+SOYANG_MFA_REQUIRED_ROLES = ["steward", "admin"]
+# Lockout (django-axes): per account, as PIPA's safety measures ask of repeated failed logins, whatever the IP.
+# allauth's own per-account failure limit would pre-empt the lockout below; keep only its per-IP flood limit.
+ACCOUNT_RATE_LIMITS = {"login_failed": "30/m/ip"}
+AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
+# In hours, as django-axes reads a number.
+AXES_COOLOFF_TIME = env_int("AXES_COOLOFF_MINUTES", 30) / 60
+AXES_LOCKOUT_PARAMETERS = ["username"]
+# Not per IP as well: a hospital's staff share a few NAT addresses, and five typos there would lock everybody out
+# for half an hour. Password spraying from one address meets allauth's per-IP limit above instead.
+SILENCED_SYSTEM_CHECKS = ["axes.W006"]
+AXES_USERNAME_CALLABLE = "accounts.backends.lockout_login_name"
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "accounts/locked_out.html"
+AXES_VERBOSE = False
+# Audit log retention (``manage.py audit_retention``): never below the two years PIPA's safety measures ask of
+# access records of systems holding sensitive (health) information.
+AUDIT_RETENTION_DAYS = env_int("AUDIT_RETENTION_DAYS", 3650)
+AUDIT_RETENTION_MIN_DAYS = 730
+AUDIT_PAGE_SIZE = 100

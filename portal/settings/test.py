@@ -22,3 +22,7 @@ DATABASES["default"]["TEST"] = {"NAME": env_str("TEST_DATABASE_NAME") or "test_s
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405
+
+# The tests' broker: a Redis database of its own (REDIS_URL or the local server), emptied by the worker tests.
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or env_str("REDIS_URL") or "redis://127.0.0.1:6379/15"
+SOYANG_RUN_LEASE_SECONDS = 4

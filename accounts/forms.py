@@ -1,0 +1,78 @@
+"""Forms of the accounts pages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+
+from accounts.approvals import STEWARD_GRANTABLE_ROLES
+from accounts.choices import AccountStatus, Role
+from accounts.models import Organisation, Project, User
+from accounts.permissions import is_admin
+
+
+class ProjectForm(forms.Form):
+    title = forms.CharField(max_length=200)
+    purpose = forms.CharField(widget=forms.Textarea(attrs={"rows": 4}))
+    approval_number = forms.CharField(label="IRB or approval number", max_length=100)
+    principal_investigator = forms.ModelChoiceField(queryset=User.objects.none())
+    starts_on = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}))
+    expires_on = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}))
+    sources = forms.ModelMultipleChoiceField(queryset=Project._meta.get_field("sources").related_model.objects.none())
+
+    def __init__(self, *args: Any, creator: User, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["principal_investigator"].queryset = (
+            User.objects.filter(status=AccountStatus.APPROVED, is_active=True)
+            .exclude(role=Role.PARTNER)
+            .exclude(pk=creator.pk)
+            .order_by("username")
+        )
+        # The Source model, reached through the relation: accounts never imports warehouse.
+        source_model = Project._meta.get_field("sources").related_model
+        sources = source_model._default_manager.all()
+        if not is_admin(creator):
+            sources = sources.filter(organisation_id=creator.organisation_id)
+        self.fields["sources"].queryset = sources
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if data.get("starts_on") and data.get("expires_on") and data["expires_on"] < data["starts_on"]:
+            raise forms.ValidationError("The project cannot expire before it starts.")
+        return data
+
+
+class AccountDecisionForm(forms.Form):
+    decision = forms.ChoiceField(
+        choices=[("approve", "Approve"), ("reject", "Reject"), ("suspend", "Suspend"), ("reinstate", "Reinstate")]
+    )
+    organisation = forms.ModelChoiceField(queryset=Organisation.objects.all(), required=False)
+    role = forms.ChoiceField(choices=Role.choices, required=False)
+    reason = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+
+    def __init__(self, *args: Any, reviewer: User, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if not is_admin(reviewer):
+            # A steward approves into its own organisation, as researcher or partner.
+            self.fields["organisation"].queryset = Organisation.objects.filter(pk=reviewer.organisation_id)
+            self.fields["role"].choices = [(role.value, role.label) for role in STEWARD_GRANTABLE_ROLES]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if data.get("decision") == "approve" and not (data.get("organisation") and data.get("role")):
+            raise forms.ValidationError("Approving an account needs an organisation and a role.")
+        if data.get("decision") in ("reject", "suspend") and not (data.get("reason") or "").strip():
+            raise forms.ValidationError("Give a reason.")
+        return data
+
+
+class MembershipDecisionForm(forms.Form):
+    decision = forms.ChoiceField(choices=[("approve", "Approve"), ("reject", "Reject"), ("revoke", "Revoke")])
+    reason = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if data.get("decision") in ("reject", "revoke") and not (data.get("reason") or "").strip():
+            raise forms.ValidationError("Give a reason.")
+        return data

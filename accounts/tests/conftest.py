@@ -1,0 +1,3 @@
+from __future__ import annotations
+
+from accounts.tests.fixtures import *  # noqa: F403  (the standard people: alice, bob, charlie, steward, admin)

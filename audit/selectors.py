@@ -1,0 +1,109 @@
+"""Reads of the audit log: who may read which events, and the filters of the audit pages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from django.apps import apps
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from audit.models import AuditEvent
+
+READER_ROLES = ("steward", "admin")
+
+
+def _is_approved(user: Any) -> bool:
+    return bool(
+        getattr(user, "is_authenticated", False) and user.is_active and getattr(user, "status", "") == "approved"
+    )
+
+
+def can_read_audit(user: Any) -> bool:
+    """Admins and data stewards (of an organisation) read the audit log; nobody else learns it exists."""
+    if not _is_approved(user):
+        return False
+    return user.role == "admin" or (user.role == "steward" and user.organisation_id is not None)
+
+
+def events_visible_to(user: Any) -> QuerySet[AuditEvent]:
+    """Admins: every event. A data steward: its site's events — those about one of its organisation's sources
+    (``source_key``) — and those by or about its organisation's people. Others: none.
+
+    audit depends on no app, so the organisation's users and sources are reached through the app registry.
+    """
+    if not can_read_audit(user):
+        return AuditEvent.objects.none()
+    if user.role == "admin":
+        return AuditEvent.objects.all()
+    organisation_id = user.organisation_id
+    user_model = apps.get_model("accounts", "User")
+    people = user_model.objects.filter(organisation_id=organisation_id)
+    source_keys: QuerySet | list[str] = []
+    if apps.is_installed("warehouse"):
+        source_keys = apps.get_model("warehouse", "Source").objects.filter(organisation_id=organisation_id)
+        source_keys = source_keys.values("key")
+    person_ids = [str(pk) for pk in people.values_list("pk", flat=True)]
+    return AuditEvent.objects.filter(
+        Q(source_key__in=source_keys)
+        | Q(actor__in=people)
+        | Q(object_type=user_model._meta.label_lower, object_id__in=person_ids)
+    )
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    """The audit pages' filters, all optional: action, user name (the actor, or the account an event is about)
+    and a date range in the portal's time zone, both ends included."""
+
+    action: str = ""
+    username: str = ""
+    date_from: date | None = None
+    date_to: date | None = None
+
+    def as_params(self) -> dict[str, str]:
+        return {
+            "action": self.action,
+            "user": self.username,
+            "from": self.date_from.isoformat() if self.date_from else "",
+            "to": self.date_to.isoformat() if self.date_to else "",
+        }
+
+
+def _parse_date(raw: str | None) -> date | None:
+    try:
+        return date.fromisoformat(raw) if raw else None
+    except ValueError:
+        return None
+
+
+def audit_filter_from_params(params: Any) -> AuditFilter:
+    return AuditFilter(
+        action=(params.get("action") or "").strip()[:50],
+        username=(params.get("user") or "").strip()[:150],
+        date_from=_parse_date(params.get("from")),
+        date_to=_parse_date(params.get("to")),
+    )
+
+
+def events_filtered(*, user: Any, audit_filter: AuditFilter) -> QuerySet[AuditEvent]:
+    events = events_visible_to(user)
+    if audit_filter.action:
+        events = events.filter(action=audit_filter.action)
+    if audit_filter.username:
+        events = events.filter(
+            Q(actor_username__iexact=audit_filter.username)
+            | Q(object_type="accounts.user", object_repr__iexact=audit_filter.username)
+        )
+    zone = timezone.get_current_timezone()
+    if audit_filter.date_from:
+        events = events.filter(at__gte=datetime.combine(audit_filter.date_from, time.min, tzinfo=zone))
+    if audit_filter.date_to:
+        events = events.filter(at__lt=datetime.combine(audit_filter.date_to + timedelta(days=1), time.min, tzinfo=zone))
+    return events.order_by("-at", "-id")
+
+
+def actions_visible_to(user: Any) -> list[str]:
+    return sorted(set(events_visible_to(user).values_list("action", flat=True).distinct()))

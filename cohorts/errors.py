@@ -1,0 +1,23 @@
+"""Errors of the cohorts services, each with a message a person understands."""
+
+from __future__ import annotations
+
+
+class CohortServiceError(Exception):
+    """Base class: the request was refused and nothing was written."""
+
+
+class RunLimitReached(CohortServiceError):
+    pass
+
+
+class BrokerUnavailable(CohortServiceError):
+    """The task queue does not answer: nothing can be counted now (HTTP 503)."""
+
+
+class SourceNotReady(CohortServiceError):
+    pass
+
+
+class RunNotCancellable(CohortServiceError):
+    pass
