@@ -1,0 +1,476 @@
+"""Expression → the statements of one cohort generation.
+
+The plan, in a handful of statements run in one transaction:
+
+1. ``soyang_codesets``: every concept set resolved once (descendants, mapped, exclusions).
+2. ``soyang_qualified_events``: entry events in an observation period, limited, with the additional criteria.
+3. ``soyang_inclusion_events``: which qualified event meets which inclusion rule.
+4. ``soyang_final_cohort``: included events → exit dates (strategy, observation period end, censoring) → eras.
+5. The cohort rows (censor window applied) replace the previous rows of the cohort id in ``<results>.cohort``;
+   the inclusion-rule masks per event (mode 0) and per person's best event (mode 1) replace theirs in
+   ``<results>.cohort_inclusion_result``, the table Circe/WebAPI use for them.
+
+Semantics follow circe-be's templates; where Circe leaves same-day ties to the database (qualified, included and
+best-event orderings), the primary-event ordinal (``event_id``) breaks them, so both engines give one answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from cohorts.compiler.concept_sets import codesets_statement
+from cohorts.compiler.context import (
+    CODESETS,
+    FINAL_COHORT,
+    INCLUSION_EVENTS,
+    QUALIFIED_EVENTS,
+    TEMP_TABLES,
+    Context,
+    lit,
+    with_ctes,
+)
+from cohorts.compiler.criteria import (
+    COLUMN_NAMES,
+    concepts_in,
+    date_clause,
+    domain_sql,
+    numeric_clause,
+    selection_clause,
+)
+from cohorts.compiler.dialects import dialect_for
+from cohorts.expression import (
+    CohortExpression,
+    CorrelatedCriteria,
+    CriteriaGroup,
+    Criterion,
+    CustomEraStrategy,
+    DateOffsetStrategy,
+    DemographicCriteria,
+    Endpoint,
+    ExpressionError,
+    Occurrence,
+    parse_expression,
+)
+
+Statement = tuple[str, dict[str, Any]]
+
+#: Results tables (created if missing): Circe/WebAPI's names and columns.
+RESULTS_TABLES: dict[str, str] = {
+    "cohort": "cohort_definition_id BIGINT NOT NULL, subject_id BIGINT NOT NULL, "
+    "cohort_start_date DATE NOT NULL, cohort_end_date DATE NOT NULL",
+    "cohort_inclusion_result": "cohort_definition_id BIGINT NOT NULL, inclusion_rule_mask BIGINT NOT NULL, "
+    "person_count BIGINT NOT NULL, mode_id INTEGER NOT NULL",
+}
+
+
+@dataclass
+class CompiledCohort:
+    """``statements`` run in order in one transaction; ``cleanup`` drops the temp tables (same connection)."""
+
+    statements: list[Statement]
+    cleanup: list[Statement]
+    setup: list[Statement] = field(default_factory=list)  # results DDL, idempotent; also at the head of statements
+    rule_names: list[str] = field(default_factory=list)
+
+
+def results_setup(dialect: str, results_schema: str) -> list[Statement]:
+    """``CREATE SCHEMA/TABLE IF NOT EXISTS`` for the results tables."""
+    schema = dialect_for(dialect).quote_schema(results_schema)
+    out: list[Statement] = [(f"CREATE SCHEMA IF NOT EXISTS {schema}", {})]
+    out += [(f"CREATE TABLE IF NOT EXISTS {schema}.{name} ({cols})", {}) for name, cols in RESULTS_TABLES.items()]
+    return out
+
+
+def compile_cohort(
+    expression: CohortExpression | dict[str, Any] | str,
+    *,
+    dialect: str,
+    cdm_schema: str,
+    vocabulary_schema: str,
+    results_schema: str,
+    cohort_id: int,
+) -> CompiledCohort:
+    """Compile ``expression`` for engine ``dialect`` ("postgresql" | "duckdb").
+
+    Raises ``ExpressionError`` for an invalid or unsupported expression, ``ValueError`` for a bad schema name.
+    """
+    if not isinstance(expression, CohortExpression):
+        expression = parse_expression(expression)
+    if isinstance(cohort_id, bool) or not isinstance(cohort_id, int) or not 0 <= cohort_id < 2**63:
+        raise ValueError("cohort_id must be a non-negative 64-bit integer")
+    sql_dialect = dialect_for(dialect)
+    ctx = Context(
+        dialect=sql_dialect,
+        cdm=sql_dialect.quote_schema(cdm_schema),
+        vocabulary=sql_dialect.quote_schema(vocabulary_schema),
+        results=sql_dialect.quote_schema(results_schema),
+    )
+    return _CohortCompiler(ctx, expression, cohort_id).compile()
+
+
+class _CohortCompiler:
+    def __init__(self, ctx: Context, expression: CohortExpression, cohort_id: int) -> None:
+        self.ctx = ctx
+        self.e = expression
+        self.cohort_id = cohort_id
+
+    # ---- criteria with nested correlated criteria -------------------------------------------------------------
+    def criterion_sql(self, criterion: Criterion, extras: Sequence[str] = ()) -> str:
+        query = domain_sql(self.ctx, criterion, extras)
+        group = criterion.correlated
+        if group is None or group.is_empty():
+            return query
+        # The criterion's events, each with its observation period, become the index events of the nested group.
+        events = self.ctx.add_cte("crit", query)
+        indexed = self.ctx.add_cte(
+            "crit_ev",
+            "SELECT Q.person_id, Q.event_id, Q.start_date, Q.end_date, Q.visit_occurrence_id, "
+            "OP.observation_period_start_date AS op_start_date, OP.observation_period_end_date AS op_end_date\n"
+            f"FROM {events} Q\nJOIN {self.ctx.table('observation_period')} OP ON Q.person_id = OP.person_id "
+            "AND OP.observation_period_start_date <= Q.start_date AND OP.observation_period_end_date >= Q.start_date",
+        )
+        matches = self.group_sql(group, indexed)
+        return (
+            f"SELECT PE.* FROM {events} PE\nJOIN (\n{matches}\n) AC "
+            "ON AC.person_id = PE.person_id AND AC.event_id = PE.event_id"
+        )
+
+    # ---- groups ------------------------------------------------------------------------------------------------
+    def group_sql(self, group: CriteriaGroup, events: str) -> str:
+        """``(person_id, event_id)`` of the events of ``events`` that meet ``group`` (one row per event)."""
+        if group.is_empty():
+            return f"SELECT person_id, event_id FROM {events}"
+        members: list[str] = []
+        for cc in group.criteria_list:
+            members.append(self.correlated_sql(cc, events, len(members)))
+        for dc in group.demographic_criteria_list:
+            members.append(self.demographic_sql(dc, events, len(members)))
+        for sub in group.groups:
+            members.append(
+                f"SELECT {len(members)} AS index_id, person_id, event_id FROM (\n{self.group_sql(sub, events)}\n) G"
+            )
+        join = "INNER"
+        if group.type == "ALL":
+            having = f"= {lit(len(members))}"
+        elif group.type == "ANY":
+            having = "> 0"
+        else:
+            assert group.count is not None
+            if group.type == "AT_LEAST":
+                having = f">= {lit(group.count)}"
+            else:
+                having = f"<= {lit(group.count)}"
+                join = "LEFT"
+            if group.count == 0:
+                join = "LEFT"
+        union = "\nUNION ALL\n".join(members)
+        return (
+            f"SELECT E.person_id, E.event_id FROM {events} E\n{join} JOIN (\n{union}\n) CQ "
+            "ON E.person_id = CQ.person_id AND E.event_id = CQ.event_id\n"
+            f"GROUP BY E.person_id, E.event_id\nHAVING COUNT(CQ.index_id) {having}"
+        )
+
+    def windowed_sql(self, cc: CorrelatedCriteria, events: str, extras: Sequence[str]) -> str:
+        d = self.ctx.dialect
+        query = self.criterion_sql(cc.criteria, extras)
+        check_op = not cc.ignore_observation_period
+        clauses: list[str] = []
+        if check_op:
+            clauses.append("A.start_date >= P.op_start_date AND A.start_date <= P.op_end_date")
+
+        def point(endpoint: Endpoint, index: str) -> str | None:
+            if endpoint.days is not None:
+                return d.date_add(index, endpoint.coeff * endpoint.days)
+            if check_op:
+                return "P.op_start_date" if endpoint.coeff == -1 else "P.op_end_date"
+            return None
+
+        start = cc.start_window
+        index = "P.end_date" if start.use_index_end else "P.start_date"
+        event = "A.end_date" if start.use_event_end else "A.start_date"
+        for endpoint, op in ((start.start, ">="), (start.end, "<=")):
+            bound = point(endpoint, index)
+            if bound is not None:
+                clauses.append(f"{event} {op} {bound}")
+        end = cc.end_window
+        if end is not None:
+            index = "P.end_date" if end.use_index_end else "P.start_date"
+            # As Circe: an end window compares the event's end date unless UseEventEnd is explicitly false.
+            event = "A.end_date" if end.use_event_end is None or end.use_event_end else "A.start_date"
+            for endpoint, op in ((end.start, ">="), (end.end, "<=")):
+                bound = point(endpoint, index)
+                if bound is not None:
+                    clauses.append(f"{event} {op} {bound}")
+        if cc.restrict_visit:
+            clauses.append("A.visit_occurrence_id = P.visit_occurrence_id")
+        columns = "".join(f", A.{COLUMN_NAMES[c]}" for c in extras)
+        condition = "".join(f" AND {c}" for c in clauses)
+        return (
+            f"SELECT P.person_id, P.event_id{columns} FROM {events} P\n"
+            f"JOIN (\n{query}\n) A ON A.person_id = P.person_id{condition}"
+        )
+
+    def correlated_sql(self, cc: CorrelatedCriteria, events: str, index_id: int) -> str:
+        occ = cc.occurrence
+        extras: list[str] = []
+        count_expr = "cc.event_id"
+        if occ.is_distinct:
+            column = occ.count_column or "DOMAIN_CONCEPT"
+            extras.append(column)
+            count_expr = f"DISTINCT cc.{COLUMN_NAMES[column]}"
+        windowed = self.windowed_sql(cc, events, extras)
+        operator = {Occurrence.EXACTLY: "=", Occurrence.AT_MOST: "<=", Occurrence.AT_LEAST: ">="}[occ.type]
+        having = f"HAVING COUNT({count_expr}) {operator} {lit(occ.count)}"
+        if occ.type == Occurrence.AT_MOST or occ.count == 0:
+            # Events with no match at all count 0, so they must come from the index events themselves.
+            return (
+                f"SELECT {lit(index_id)} AS index_id, p.person_id, p.event_id FROM {events} p\n"
+                f"LEFT JOIN (\n{windowed}\n) cc ON p.person_id = cc.person_id AND p.event_id = cc.event_id\n"
+                f"GROUP BY p.person_id, p.event_id\n{having}"
+            )
+        return (
+            f"SELECT {lit(index_id)} AS index_id, cc.person_id, cc.event_id FROM (\n{windowed}\n) cc\n"
+            f"GROUP BY cc.person_id, cc.event_id\n{having}"
+        )
+
+    def demographic_sql(self, dc: DemographicCriteria, events: str, index_id: int) -> str:
+        d = self.ctx.dialect
+        wheres: list[str] = []
+        if dc.age is not None:
+            wheres.append(numeric_clause(self.ctx, f"{d.year('E.start_date')} - P.year_of_birth", dc.age))
+        for concepts, selection, column in (
+            (dc.gender, dc.gender_cs, "P.gender_concept_id"),
+            (dc.race, dc.race_cs, "P.race_concept_id"),
+            (dc.ethnicity, dc.ethnicity_cs, "P.ethnicity_concept_id"),
+        ):
+            if concepts:
+                wheres.append(concepts_in(column, concepts))
+            if selection is not None:
+                wheres.append(selection_clause(column, selection))
+        if dc.occurrence_start_date is not None:
+            wheres.append(date_clause(self.ctx, "E.start_date", dc.occurrence_start_date))
+        if dc.occurrence_end_date is not None:
+            wheres.append(date_clause(self.ctx, "E.end_date", dc.occurrence_end_date))
+        where = ("\nWHERE " + " AND ".join(wheres)) if wheres else ""
+        return (
+            f"SELECT {lit(index_id)} AS index_id, E.person_id, E.event_id FROM {events} E\n"
+            f"JOIN {self.ctx.table('person')} P ON P.person_id = E.person_id{where}\n"
+            "GROUP BY E.person_id, E.event_id"
+        )
+
+    # ---- statements ----------------------------------------------------------------------------------------------
+    def qualified_events(self) -> str:
+        e, ctx = self.e, self.ctx
+        pc = e.primary_criteria
+        entries = "\nUNION ALL\n".join(self.criterion_sql(c) for c in pc.criteria_list)
+        order = "DESC" if pc.limit == "LAST" else "ASC"
+        limit = "" if pc.limit == "ALL" else "\nWHERE P.ordinal = 1"
+        primary = ctx.add_cte(
+            "primary_events",
+            "SELECT P.ordinal AS event_id, P.person_id, P.start_date, P.end_date, P.op_start_date, P.op_end_date, "
+            "P.visit_occurrence_id FROM (\n"
+            "SELECT E.person_id, E.start_date, E.end_date, "
+            f"row_number() OVER (PARTITION BY E.person_id ORDER BY E.sort_date {order}, E.event_id) AS ordinal, "
+            "OP.observation_period_start_date AS op_start_date, OP.observation_period_end_date AS op_end_date, "
+            "CAST(E.visit_occurrence_id AS BIGINT) AS visit_occurrence_id\n"
+            f"FROM (\n{entries}\n) E\nJOIN {ctx.table('observation_period')} OP ON E.person_id = OP.person_id "
+            "AND E.start_date >= OP.observation_period_start_date AND E.start_date <= OP.observation_period_end_date\n"
+            f"WHERE {ctx.dialect.date_add('OP.observation_period_start_date', pc.prior_days)} <= E.start_date "
+            f"AND {ctx.dialect.date_add('E.start_date', pc.post_days)} <= OP.observation_period_end_date\n"
+            f") P{limit}",
+        )
+        join = ""
+        if e.additional_criteria is not None and not e.additional_criteria.is_empty():
+            matches = self.group_sql(e.additional_criteria, primary)
+            join = f"\nJOIN (\n{matches}\n) AC ON AC.person_id = pe.person_id AND AC.event_id = pe.event_id"
+        order = "DESC" if e.qualified_limit == "LAST" else "ASC"
+        # As Circe: the qualified limit applies only when the expression has an AdditionalCriteria object.
+        limit = "\nWHERE QE.ordinal = 1" if e.has_additional_criteria and e.qualified_limit != "ALL" else ""
+        select = (
+            "SELECT event_id, person_id, start_date, end_date, op_start_date, op_end_date, visit_occurrence_id\n"
+            "FROM (\nSELECT pe.event_id, pe.person_id, pe.start_date, pe.end_date, pe.op_start_date, pe.op_end_date, "
+            "pe.visit_occurrence_id, "
+            f"row_number() OVER (PARTITION BY pe.person_id ORDER BY pe.start_date {order}, pe.event_id) AS ordinal\n"
+            f"FROM {primary} pe{join}\n) QE{limit}"
+        )
+        return with_ctes(ctx.take_ctes(), select)
+
+    def inclusion_events(self) -> str:
+        parts = []
+        for i, rule in enumerate(self.e.inclusion_rules):
+            matches = self.group_sql(rule.expression, QUALIFIED_EVENTS)
+            parts.append(
+                f"SELECT CAST({lit(i)} AS INTEGER) AS inclusion_rule_id, CAST({lit(1 << i)} AS BIGINT) AS rule_bit, "
+                f"pe.person_id, pe.event_id FROM {QUALIFIED_EVENTS} pe\nJOIN (\n{matches}\n) AC "
+                "ON AC.person_id = pe.person_id AND AC.event_id = pe.event_id"
+            )
+        if not parts:
+            parts.append(
+                "SELECT CAST(NULL AS INTEGER) AS inclusion_rule_id, CAST(NULL AS BIGINT) AS rule_bit, "
+                "CAST(NULL AS BIGINT) AS person_id, CAST(NULL AS BIGINT) AS event_id WHERE 1 = 0"
+            )
+        return with_ctes(self.ctx.take_ctes(), "\nUNION ALL\n".join(parts))
+
+    def era_sql(self, rows: str, pad: int, unpad: int) -> str:
+        """Circe's era builder: intervals of ``rows`` (person_id, start_date, end_date) with their ends moved
+        ``pad`` days later are merged where they overlap; each era ends ``unpad`` days before its last padded end."""
+        d = self.ctx.dialect
+        return (
+            "SELECT person_id, MIN(start_date) AS start_date, "
+            f"{d.date_add('MAX(end_date)', -unpad)} AS end_date FROM (\n"
+            "SELECT person_id, start_date, end_date, SUM(is_start) OVER (PARTITION BY person_id "
+            "ORDER BY start_date, is_start DESC ROWS UNBOUNDED PRECEDING) AS group_idx FROM (\n"
+            "SELECT person_id, start_date, end_date, CASE WHEN MAX(end_date) OVER (PARTITION BY person_id "
+            "ORDER BY start_date ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) >= start_date THEN 0 ELSE 1 END "
+            "AS is_start FROM (\n"
+            f"SELECT person_id, start_date, {d.date_add('end_date', pad)} AS end_date FROM {rows}\n"
+            ") CR\n) ST\n) GR\nGROUP BY person_id, group_idx"
+        )
+
+    def final_cohort(self) -> str:
+        e, ctx, d = self.e, self.ctx, self.ctx.dialect
+        rules = len(e.inclusion_rules)
+        where = f"\nWHERE MG.inclusion_rule_mask = {lit((1 << rules) - 1)}" if rules else ""
+        order = "DESC" if e.expression_limit == "LAST" else "ASC"
+        limit = "" if e.expression_limit == "ALL" else "\nWHERE R.ordinal = 1"
+        ctx.ctes.append(
+            (
+                "included_events",
+                "SELECT event_id, person_id, start_date, end_date, op_start_date, op_end_date FROM (\n"
+                "SELECT MG.event_id, MG.person_id, MG.start_date, MG.end_date, MG.op_start_date, MG.op_end_date, "
+                f"row_number() OVER (PARTITION BY MG.person_id ORDER BY MG.start_date {order}, MG.event_id) AS ordinal "
+                "FROM (\n"
+                "SELECT Q.event_id, Q.person_id, Q.start_date, Q.end_date, Q.op_start_date, Q.op_end_date, "
+                "COALESCE(SUM(I.rule_bit), 0) AS inclusion_rule_mask\n"
+                f"FROM {QUALIFIED_EVENTS} Q LEFT JOIN {INCLUSION_EVENTS} I "
+                "ON I.person_id = Q.person_id AND I.event_id = Q.event_id\n"
+                "GROUP BY Q.event_id, Q.person_id, Q.start_date, Q.end_date, Q.op_start_date, Q.op_end_date\n"
+                f") MG{where}\n) R{limit}",
+            )
+        )
+        ends: list[str] = []
+        strategy = e.end_strategy
+        if not isinstance(strategy, DateOffsetStrategy):
+            ends.append("SELECT event_id, person_id, op_end_date AS end_date FROM included_events")
+        if isinstance(strategy, DateOffsetStrategy):
+            column = "end_date" if strategy.date_field == "EndDate" else "start_date"
+            shifted = d.date_add(column, strategy.offset)
+            ends.append(
+                f"SELECT event_id, person_id, CASE WHEN {shifted} > op_end_date THEN op_end_date ELSE {shifted} END "
+                "AS end_date FROM included_events"
+            )
+        elif isinstance(strategy, CustomEraStrategy):
+            ends.append(self.custom_era_ends(strategy))
+        for criterion in e.censoring_criteria:
+            ends.append(
+                "SELECT i.event_id, i.person_id, MIN(C.start_date) AS end_date FROM included_events i\n"
+                f"JOIN (\n{self.criterion_sql(criterion)}\n) C ON C.person_id = i.person_id "
+                "AND C.start_date >= i.start_date AND C.start_date <= i.op_end_date\n"
+                "GROUP BY i.event_id, i.person_id"
+            )
+        ctx.ctes.append(("cohort_ends", "\nUNION ALL\n".join(ends)))
+        ctx.ctes.append(
+            (
+                "cohort_rows",
+                "SELECT person_id, start_date, end_date FROM (\n"
+                "SELECT I.event_id, I.person_id, I.start_date, CE.end_date, "
+                "row_number() OVER (PARTITION BY I.person_id, I.event_id ORDER BY CE.end_date) AS ordinal\n"
+                "FROM included_events I JOIN cohort_ends CE ON I.event_id = CE.event_id "
+                "AND I.person_id = CE.person_id AND CE.end_date >= I.start_date\n) F WHERE F.ordinal = 1",
+            )
+        )
+        return with_ctes(ctx.take_ctes(), self.era_sql("cohort_rows", e.era_pad, e.era_pad))
+
+    def custom_era_ends(self, strategy: CustomEraStrategy) -> str:
+        ctx = self.ctx
+        if strategy.days_supply_override is not None:
+            end = f"(de.drug_exposure_start_date + {lit(strategy.days_supply_override)})"
+        else:
+            end = (
+                "COALESCE(de.drug_exposure_end_date, (de.drug_exposure_start_date + CAST(de.days_supply AS INTEGER)), "
+                "(de.drug_exposure_start_date + 1))"
+            )
+        codeset = lit(strategy.drug_codeset_id)
+        exposures = "\nUNION ALL\n".join(
+            f"SELECT de.person_id, de.drug_exposure_start_date AS start_date, {end} AS end_date\n"
+            f"FROM {ctx.table('drug_exposure')} de\n"
+            "JOIN (SELECT DISTINCT person_id FROM included_events) pp ON de.person_id = pp.person_id\n"
+            f"JOIN {CODESETS} cs ON cs.codeset_id = {codeset} AND de.{column} = cs.concept_id"
+            for column in ("drug_concept_id", "drug_source_concept_id")
+        )
+        ctx.ctes.append(("drug_target", exposures))
+        # As Circe: exposures are padded by gap + offset but eras give back only the gap, so the offset remains.
+        eras = self.era_sql("drug_target", strategy.gap_days + strategy.offset, strategy.gap_days)
+        ctx.ctes.append(("drug_eras", eras))
+        return (
+            "SELECT et.event_id, et.person_id, ERAS.end_date FROM included_events et\n"
+            "JOIN drug_eras ERAS ON ERAS.person_id = et.person_id\n"
+            "WHERE et.start_date BETWEEN ERAS.start_date AND ERAS.end_date"
+        )
+
+    def cohort_insert(self) -> str:
+        e, ctx = self.e, self.ctx
+        start, end, where = "start_date", "end_date", ""
+        window = e.censor_window
+        if window is not None and (window.start_date is not None or window.end_date is not None):
+            if window.start_date is not None:
+                bound = ctx.bind(window.start_date)
+                start = f"CASE WHEN start_date > {bound} THEN start_date ELSE {bound} END"
+            if window.end_date is not None:
+                bound = ctx.bind(window.end_date)
+                end = f"CASE WHEN end_date < {bound} THEN end_date ELSE {bound} END"
+            where = f"\nWHERE {start} <= {end}"
+        return (
+            f"INSERT INTO {ctx.results}.cohort (cohort_definition_id, subject_id, cohort_start_date, cohort_end_date)\n"
+            f"SELECT CAST({lit(self.cohort_id)} AS BIGINT), person_id, {start}, {end} FROM {FINAL_COHORT}{where}"
+        )
+
+    def stats_insert(self) -> str:
+        cid = lit(self.cohort_id)
+        return (
+            f"INSERT INTO {self.ctx.results}.cohort_inclusion_result "
+            "(cohort_definition_id, inclusion_rule_mask, person_count, mode_id)\n"
+            "SELECT * FROM (\nWITH masks AS (\n"
+            "SELECT Q.person_id, Q.event_id, Q.start_date, CAST(COALESCE(SUM(I.rule_bit), 0) AS BIGINT) AS mask, "
+            "COUNT(DISTINCT I.inclusion_rule_id) AS rule_count, COALESCE(MIN(I.inclusion_rule_id), 0) AS min_rule_id\n"
+            f"FROM {QUALIFIED_EVENTS} Q LEFT JOIN {INCLUSION_EVENTS} I "
+            "ON I.person_id = Q.person_id AND I.event_id = Q.event_id\n"
+            "GROUP BY Q.person_id, Q.event_id, Q.start_date\n),\n"
+            "best AS (\nSELECT mask FROM (SELECT mask, row_number() OVER (PARTITION BY person_id "
+            "ORDER BY rule_count DESC, min_rule_id ASC, start_date ASC, event_id) AS rank_value FROM masks) R "
+            "WHERE rank_value = 1\n)\n"
+            f"SELECT CAST({cid} AS BIGINT), mask, COUNT(*), 0 FROM masks GROUP BY mask\nUNION ALL\n"
+            f"SELECT CAST({cid} AS BIGINT), mask, COUNT(*), 1 FROM best GROUP BY mask\n) S"
+        )
+
+    def compile(self) -> CompiledCohort:
+        ctx = self.ctx
+        d = ctx.dialect
+        setup = results_setup(d.name, _unquote(ctx.results))
+        statements: list[Statement] = list(setup)
+        statements += [(d.drop_temp_table(name), {}) for name in TEMP_TABLES]
+        statements.append(ctx.statement(d.create_temp_table_as(CODESETS, codesets_statement(ctx, self.e))))
+        statements += [(sql, {}) for sql in d.analyze(CODESETS)]
+        statements.append(ctx.statement(d.create_temp_table_as(QUALIFIED_EVENTS, self.qualified_events())))
+        statements += [(sql, {}) for sql in d.analyze(QUALIFIED_EVENTS)]
+        statements.append(ctx.statement(d.create_temp_table_as(INCLUSION_EVENTS, self.inclusion_events())))
+        statements.append(ctx.statement(d.create_temp_table_as(FINAL_COHORT, self.final_cohort())))
+        cid = lit(self.cohort_id)
+        statements += [(sql, {}) for sql in d.lock_cohort(self.cohort_id)]
+        statements.append((f"DELETE FROM {ctx.results}.cohort WHERE cohort_definition_id = {cid}", {}))
+        statements.append(ctx.statement(self.cohort_insert()))
+        statements.append((f"DELETE FROM {ctx.results}.cohort_inclusion_result WHERE cohort_definition_id = {cid}", {}))
+        statements.append(ctx.statement(self.stats_insert()))
+        cleanup: list[Statement] = [(d.drop_temp_table(name), {}) for name in TEMP_TABLES]
+        if ctx.ctes:  # pragma: no cover - every statement takes its CTEs
+            raise AssertionError("CTEs left over")
+        return CompiledCohort(statements, cleanup, setup, [rule.name for rule in self.e.inclusion_rules])
+
+
+def _unquote(quoted: str) -> str:
+    return ".".join(part.strip('"') for part in quoted.split("."))
+
+
+__all__ = ["RESULTS_TABLES", "CompiledCohort", "ExpressionError", "compile_cohort", "results_setup"]

@@ -1,0 +1,101 @@
+"""The SQL that differs between PostgreSQL and DuckDB, in one small class per engine.
+
+Everything else the compiler writes is the common subset of the two (CTEs, window functions, CREATE TEMP TABLE AS,
+``date + integer``). Dates are DATE columns in both CDMs, so day arithmetic stays in whole days.
+"""
+
+from __future__ import annotations
+
+import re
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$")
+
+
+class Dialect:
+    """The PostgreSQL/DuckDB common ground; subclasses override what differs."""
+
+    name = "generic"
+
+    def quote_schema(self, name: str) -> str:
+        """A schema name from the Source (never from a definition), validated then quoted; ``db.schema`` allowed."""
+        parts = name.split(".")
+        if not name or not all(_IDENTIFIER.match(part) for part in parts):
+            raise ValueError(f"invalid schema name: {name!r}")
+        return ".".join('"' + part + '"' for part in parts)
+
+    def date_add(self, expr: str, days: int | str) -> str:
+        """``expr`` (a DATE) plus ``days``: a validated integer, or SQL of an integer column."""
+        if isinstance(days, int):
+            if days == 0:
+                return expr
+            return f"({expr} + {days})" if days > 0 else f"({expr} - {-days})"
+        # CDM integer columns may be BIGINT; both engines add only INTEGER days to a DATE.
+        return f"({expr} + CAST({days} AS INTEGER))"
+
+    def days_between(self, start: str, end: str) -> str:
+        """Whole days from ``start`` to ``end`` (Circe's ``DATEDIFF(d, start, end)``)."""
+        return f"({end} - {start})"
+
+    def year(self, expr: str) -> str:
+        """The calendar year of a date, as an integer."""
+        return f"CAST(EXTRACT(YEAR FROM {expr}) AS INTEGER)"
+
+    def ratio(self, numerator: str, denominator: str) -> str:
+        """Real (never integer) division, NULL when the denominator is zero (Circe's NULLIF)."""
+        return f"(CAST({numerator} AS NUMERIC) / NULLIF(CAST({denominator} AS NUMERIC), 0))"
+
+    def create_temp_table_as(self, name: str, select: str) -> str:
+        return f"CREATE TEMPORARY TABLE {name} AS\n{select}"
+
+    def drop_temp_table(self, name: str) -> str:
+        return f"DROP TABLE IF EXISTS {name}"
+
+    def analyze(self, name: str) -> list[str]:
+        """Statements that give the planner statistics of a fresh temp table (none where not needed)."""
+        return []
+
+    def lock_cohort(self, cohort_id: int) -> list[str]:
+        """Statements that serialize two generations of the same cohort id until commit (none where the engine
+        already refuses conflicting writers)."""
+        return []
+
+
+class PostgresDialect(Dialect):
+    """PostgreSQL: autovacuum never analyzes temporary tables, so the compiler asks for statistics itself."""
+
+    name = "postgresql"
+
+    def analyze(self, name: str) -> list[str]:
+        return [f"ANALYZE {name}"]
+
+    def lock_cohort(self, cohort_id: int) -> list[str]:
+        # Under READ COMMITTED two concurrent delete-then-insert of one id would both insert; a transaction-level
+        # advisory lock makes the second wait and then delete the first one's committed rows. Key space 0x534f59
+        # ("SOY"); ids that share the low 31 bits merely wait for each other.
+        return [f"SELECT pg_advisory_xact_lock({0x534F59}, {int(cohort_id) % 2**31})"]
+
+
+class DuckDBDialect(Dialect):
+    """DuckDB: ``DATE - DATE`` is fine too, but ``date_diff`` says the unit; NUMERIC means DOUBLE-free decimals."""
+
+    name = "duckdb"
+
+    def days_between(self, start: str, end: str) -> str:
+        return f"date_diff('day', {start}, {end})"
+
+    def year(self, expr: str) -> str:
+        return f"year({expr})"
+
+    def ratio(self, numerator: str, denominator: str) -> str:
+        return f"(CAST({numerator} AS DOUBLE) / NULLIF(CAST({denominator} AS DOUBLE), 0))"
+
+
+DIALECTS: dict[str, Dialect] = {"postgresql": PostgresDialect(), "duckdb": DuckDBDialect()}
+
+
+def dialect_for(name: str) -> Dialect:
+    """The dialect of engine kind ``name`` ("postgresql" or "duckdb")."""
+    try:
+        return DIALECTS[name]
+    except KeyError:
+        raise ValueError(f"unknown SQL dialect {name!r}; expected one of {sorted(DIALECTS)}") from None

@@ -1,0 +1,227 @@
+"""Running a CohortRun on the site's worker: claim, compute with cancel and lease renewal, record.
+
+Concurrency invariants:
+- A run is claimed by a conditional update (queued → running, or running with a lapsed lease → running
+  with a new lease). Exactly one worker holds a live lease; the others retry later.
+- The worker renews the lease while the query runs. A worker killed with SIGKILL stops renewing, its
+  message is redelivered (acks_late), and the next worker takes the run over once the lease has lapsed.
+- The outcome is written only with the lease token: a run has exactly one result.
+- Cohort rows are written to the source's results schema keyed on the run id, delete-then-insert in one
+  warehouse transaction, so a retried or taken-over run leaves no duplicate rows.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import traceback
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import close_old_connections
+from django.db.models import F
+from django.utils import timezone
+
+from cohorts.choices import RunKind, RunState
+from cohorts.demographics import cohort_demographics
+from cohorts.expression import ExpressionError, parse_expression
+from cohorts.generation import generate_cohort
+from cohorts.models import CohortRun
+from warehouse.engines import QueryCancelled, QueryTimeout, TransientEngineError
+from warehouse.services import source_connect
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ExecutionOutcome:
+    """What the task should do next: nothing (``retry_in`` None) or come back in ``retry_in`` seconds."""
+
+    state: str
+    retry_in: float | None = None
+
+
+@dataclass
+class _Progress:
+    step: int = 0
+    total: int = 0
+    label: str = ""
+    changed: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def report(self, step: int, total: int, label: str) -> None:
+        with self.lock:
+            self.step, self.total, self.label, self.changed = step, total, label[:200], True
+
+
+def _lease_seconds() -> int:
+    return int(settings.SOYANG_RUN_LEASE_SECONDS)
+
+
+def _claim(run_id: int, worker: str) -> tuple[str | None, CohortRun | None]:
+    token = uuid.uuid4().hex
+    now = timezone.now()
+    lease = now + timedelta(seconds=_lease_seconds())
+    claimed = CohortRun.objects.filter(pk=run_id, state=RunState.QUEUED, cancel_requested=False).update(
+        state=RunState.RUNNING,
+        lease_token=token,
+        lease_expires_at=lease,
+        started_at=now,
+        attempts=F("attempts") + 1,
+        worker=worker,
+    )
+    if not claimed:
+        # Taken over from a worker that stopped renewing its lease (killed, or lost its connection).
+        claimed = CohortRun.objects.filter(pk=run_id, state=RunState.RUNNING, lease_expires_at__lt=now).update(
+            lease_token=token, lease_expires_at=lease, attempts=F("attempts") + 1, worker=worker
+        )
+    if not claimed:
+        return None, CohortRun.objects.filter(pk=run_id).first()
+    return token, CohortRun.objects.select_related("source", "version").get(pk=run_id)
+
+
+def _finish(run_id: int, token: str, state: str, **fields: Any) -> bool:
+    return bool(
+        CohortRun.objects.filter(pk=run_id, state=RunState.RUNNING, lease_token=token).update(
+            state=state, finished_at=timezone.now(), lease_expires_at=None, **fields
+        )
+    )
+
+
+def run_execute(*, run_id: int, worker: str = "") -> ExecutionOutcome:
+    """Execute one run to its end. Called by the Celery task of the run's site queue."""
+    token, run = _claim(run_id, worker)
+    if run is None:
+        logger.warning("run %s does not exist (deleted or not yet committed)", run_id)
+        return ExecutionOutcome(state="missing")
+    if token is None:
+        if run.is_final:
+            return ExecutionOutcome(state=run.state)
+        # Another worker holds a live lease: come back when it would have lapsed.
+        remaining = (run.lease_expires_at - timezone.now()).total_seconds() if run.lease_expires_at else 1.0
+        return ExecutionOutcome(state=run.state, retry_in=max(1.0, remaining + 0.5))
+    if run.cancel_requested:
+        _finish(run_id, token, RunState.CANCELLED, error="Cancelled.")
+        return ExecutionOutcome(state=RunState.CANCELLED)
+    try:
+        expression = parse_expression(run.version.expression)
+    except ExpressionError as exc:
+        _finish(run_id, token, RunState.FAILED, error=f"The definition is not valid: {exc}")
+        return ExecutionOutcome(state=RunState.FAILED)
+    return _execute_claimed(run, token, expression)
+
+
+def _execute_claimed(run: CohortRun, token: str, expression: Any) -> ExecutionOutcome:
+    source = run.source
+    progress = _Progress()
+    box: dict[str, Any] = {}
+    engine = source_connect(source)
+
+    def compute() -> None:
+        try:
+            box["result"] = compute_run_result(engine, source=source, run=run, expression=expression, progress=progress)
+        except BaseException as exc:  # handed to the main thread, which decides the outcome
+            box["error"] = exc
+            box["traceback"] = traceback.format_exc()
+
+    thread = threading.Thread(target=compute, name=f"run-{run.pk}", daemon=True)
+    started = time.monotonic()
+    thread.start()
+    cancelled = False
+    last_renew = time.monotonic()
+    poll = float(settings.SOYANG_RUN_POLL_SECONDS)
+    try:
+        while thread.is_alive():
+            thread.join(poll)
+            if not thread.is_alive():
+                break
+            now = time.monotonic()
+            if progress.changed:
+                with progress.lock:
+                    step, total, label, progress.changed = progress.step, progress.total, progress.label, False
+                CohortRun.objects.filter(pk=run.pk, lease_token=token).update(
+                    progress_step=step, progress_total=total, progress_label=label
+                )
+            if now - last_renew > _lease_seconds() / 3:
+                CohortRun.objects.filter(pk=run.pk, lease_token=token, state=RunState.RUNNING).update(
+                    lease_expires_at=timezone.now() + timedelta(seconds=_lease_seconds())
+                )
+                last_renew = now
+            if not cancelled and CohortRun.objects.filter(pk=run.pk, cancel_requested=True).exists():
+                cancelled = True
+                engine.cancel()
+        thread.join()
+    finally:
+        engine.close()
+        close_old_connections()
+    seconds = time.monotonic() - started
+    error = box.get("error")
+    if cancelled or isinstance(error, QueryCancelled):
+        _finish(run.pk, token, RunState.CANCELLED, error="Cancelled by the user; the query was stopped.")
+        return ExecutionOutcome(state=RunState.CANCELLED)
+    if error is None:
+        result = box["result"]
+        _finish(
+            run.pk,
+            token,
+            RunState.SUCCEEDED,
+            result=result,
+            database_seconds=result.get("seconds", seconds),
+            progress_step=F("progress_total"),
+        )
+        return ExecutionOutcome(state=RunState.SUCCEEDED)
+    if isinstance(error, QueryTimeout):
+        _finish(
+            run.pk,
+            token,
+            RunState.FAILED,
+            error=f"The query took longer than the site's limit of {source.statement_timeout_seconds} seconds.",
+        )
+        return ExecutionOutcome(state=RunState.FAILED)
+    if isinstance(error, TransientEngineError):
+        # Let the lease lapse now so the retry can claim the run at once; Celery retries with backoff.
+        CohortRun.objects.filter(pk=run.pk, lease_token=token).update(lease_expires_at=timezone.now())
+        raise error
+    if isinstance(error, ExpressionError):
+        _finish(run.pk, token, RunState.FAILED, error=f"The definition is not valid: {error}")
+        return ExecutionOutcome(state=RunState.FAILED)
+    logger.error("run %s failed:\n%s", run.pk, box.get("traceback", ""))
+    _finish(run.pk, token, RunState.FAILED, error=f"{type(error).__name__}: {error}\n\n{box.get('traceback', '')}")
+    return ExecutionOutcome(state=RunState.FAILED)
+
+
+def compute_run_result(engine: Any, *, source: Any, run: CohortRun, expression: Any, progress: _Progress) -> dict:
+    """The aggregates of one run: counts and Circe's by-person inclusion statistics always; demographics
+    when asked. Never a patient row."""
+    total = 2 if run.kind == RunKind.DEMOGRAPHICS else 1
+    progress.report(0, total, "Finding the cohort")
+    generated = generate_cohort(
+        engine,
+        expression,
+        cdm_schema=source.cdm_schema,
+        vocabulary_schema=source.vocabulary_schema,
+        results_schema=source.results_schema,
+        cohort_id=run.pk,
+    )
+    result: dict[str, Any] = {
+        "persons": generated.persons,
+        "rows": generated.rows,
+        "seconds": generated.seconds,
+        "inclusion_rules": [{"name": name, "persons": n} for name, n in generated.inclusion_rules],
+        "attrition": [{"name": name, "persons": n} for name, n in generated.attrition],
+    }
+    if run.kind == RunKind.DEMOGRAPHICS:
+        progress.report(1, total, "Describing the cohort")
+        result["demographics"] = cohort_demographics(
+            engine,
+            cdm_schema=source.cdm_schema,
+            vocabulary_schema=source.vocabulary_schema,
+            results_schema=source.results_schema,
+            cohort_id=run.pk,
+        )
+    progress.report(total, total, "Done")
+    return result

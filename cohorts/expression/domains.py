@@ -1,0 +1,286 @@
+"""Which attributes each Circe criterion domain has, and of which kind.
+
+This table is the contract between the parser (which validates and types each attribute) and the domain
+builders of the compiler (which turn each attribute into SQL). It follows circe-be's criteria classes; a key
+that is not listed here is not a Circe attribute of that domain and is kept but ignored, as Circe does.
+"""
+
+from __future__ import annotations
+
+# Kinds of attribute values.
+CODESET = "codeset"  # an integer that must name a concept set of the expression
+BOOL = "bool"
+DATES = "dates"  # DateRange
+NUMBERS = "numbers"  # NumericRange
+CONCEPTS = "concepts"  # list of concepts -> tuple of concept ids
+SELECTION = "selection"  # ConceptSetSelection
+TEXT = "text"  # TextFilter
+PERIOD = "period"  # UserDefinedPeriod
+
+_AGE_GENDER = {"Age": NUMBERS, "Gender": CONCEPTS, "GenderCS": SELECTION}
+_PROVIDER_VISIT = {
+    "ProviderSpecialty": CONCEPTS,
+    "ProviderSpecialtyCS": SELECTION,
+    "VisitType": CONCEPTS,
+    "VisitTypeCS": SELECTION,
+}
+_ERA_PERSON = {"AgeAtStart": NUMBERS, "AgeAtEnd": NUMBERS, "Gender": CONCEPTS, "GenderCS": SELECTION}
+
+DOMAIN_ATTRIBUTES: dict[str, dict[str, str]] = {
+    "ConditionEra": {
+        "CodesetId": CODESET,
+        "First": BOOL,
+        "EraStartDate": DATES,
+        "EraEndDate": DATES,
+        "OccurrenceCount": NUMBERS,
+        "EraLength": NUMBERS,
+        **_ERA_PERSON,
+    },
+    "ConditionOccurrence": {
+        "CodesetId": CODESET,
+        "First": BOOL,
+        "OccurrenceStartDate": DATES,
+        "OccurrenceEndDate": DATES,
+        "ConditionType": CONCEPTS,
+        "ConditionTypeCS": SELECTION,
+        "ConditionTypeExclude": BOOL,
+        "StopReason": TEXT,
+        "ConditionSourceConcept": CODESET,
+        **_AGE_GENDER,
+        **_PROVIDER_VISIT,
+        "ConditionStatus": CONCEPTS,
+        "ConditionStatusCS": SELECTION,
+    },
+    "Death": {
+        "CodesetId": CODESET,
+        "OccurrenceStartDate": DATES,
+        "DeathType": CONCEPTS,
+        "DeathTypeCS": SELECTION,
+        "DeathTypeExclude": BOOL,
+        "DeathSourceConcept": CODESET,
+        **_AGE_GENDER,
+    },
+    "DeviceExposure": {
+        "CodesetId": CODESET,
+        "First": BOOL,
+        "OccurrenceStartDate": DATES,
+        "OccurrenceEndDate": DATES,
+        "DeviceType": CONCEPTS,
+        "DeviceTypeCS": SELECTION,
+        "DeviceTypeExclude": BOOL,
+        "UniqueDeviceId": TEXT,
+        "Quantity": NUMBERS,
+        "DeviceSourceConcept": CODESET,
+        **_AGE_GENDER,
+        **_PROVIDER_VISIT,
+    },
+    "DoseEra": {
+        "CodesetId": CODESET,
+        "First": BOOL,
+        "EraStartDate": DATES,
+        "EraEndDate": DATES,
+        "Unit": CONCEPTS,
+        "UnitCS": SELECTION,
+        "DoseValue": NUMBERS,
+        "EraLength": NUMBERS,
+        **_ERA_PERSON,
+    },
+    "DrugEra": {
+        "CodesetId": CODESET,
+        "First": BOOL,
+        "EraStartDate": DATES,
+        "EraEndDate": DATES,
+        "OccurrenceCount": NUMBERS,
+        "GapDays": NUMBERS,
+        "EraLength": NUMBERS,
+        **_ERA_PERSON,
+    },
+    "DrugExposure": {
+        "CodesetId": CODESET,
+        "First": BOOL,
+        "OccurrenceStartDate": DATES,
+        "OccurrenceEndDate": DATES,
+        "DrugType": CONCEPTS,
+        "DrugTypeCS": SELECTION,
+        "DrugTypeExclude": BOOL,
+        "StopReason": TEXT,
+        "Refills": NUMBERS,
+        "Quantity": NUMBERS,
+        "DaysSupply": NUMBERS,
+        "RouteConcept": CONCEPTS,
+        "RouteConceptCS": SELECTION,
+        # Circe parses EffectiveDrugDose but its SQL never uses it; Soyang does the same (same cohorts).
+        "EffectiveDrugDose": NUMBERS,
+        "DoseUnit": CONCEPTS,
+        "DoseUnitCS": SELECTION,
+        "LotNumber": TEXT,
+        "DrugSourceConcept": CODESET,
+        **_AGE_GENDER,
+        **_PROVIDER_VISIT,
+    },
+    "LocationRegion": {"CodesetId": CODESET, "StartDate": DATES, "EndDate": DATES},
+    "Measurement": {
+        "CodesetId": CODESET,
+        "First": BOOL,
+        "OccurrenceStartDate": DATES,
+        "MeasurementType": CONCEPTS,
+        "MeasurementTypeCS": SELECTION,
+        "MeasurementTypeExclude": BOOL,
+        "Operator": CONCEPTS,
+        "OperatorCS": SELECTION,
+        "ValueAsNumber": NUMBERS,
+        "ValueAsConcept": CONCEPTS,
+        "ValueAsConceptCS": SELECTION,
+        "Unit": CONCEPTS,
+        "UnitCS": SELECTION,
+        "RangeLow": NUMBERS,
+        "RangeHigh": NUMBERS,
+        "RangeLowRatio": NUMBERS,
+        "RangeHighRatio": NUMBERS,
+        "Abnormal": BOOL,
+        "MeasurementSourceConcept": CODESET,
+        **_AGE_GENDER,
+        **_PROVIDER_VISIT,
+    },
+    "Observation": {
+        "CodesetId": CODESET,
+        "First": BOOL,
+        "OccurrenceStartDate": DATES,
+        "ObservationType": CONCEPTS,
+        "ObservationTypeCS": SELECTION,
+        "ObservationTypeExclude": BOOL,
+        "ValueAsNumber": NUMBERS,
+        "ValueAsString": TEXT,
+        "ValueAsConcept": CONCEPTS,
+        "ValueAsConceptCS": SELECTION,
+        "Qualifier": CONCEPTS,
+        "QualifierCS": SELECTION,
+        "Unit": CONCEPTS,
+        "UnitCS": SELECTION,
+        "ObservationSourceConcept": CODESET,
+        **_AGE_GENDER,
+        **_PROVIDER_VISIT,
+    },
+    "ObservationPeriod": {
+        "First": BOOL,
+        "PeriodStartDate": DATES,
+        "PeriodEndDate": DATES,
+        "UserDefinedPeriod": PERIOD,
+        "PeriodType": CONCEPTS,
+        "PeriodTypeCS": SELECTION,
+        "PeriodLength": NUMBERS,
+        "AgeAtStart": NUMBERS,
+        "AgeAtEnd": NUMBERS,
+    },
+    "PayerPlanPeriod": {
+        "First": BOOL,
+        "PeriodStartDate": DATES,
+        "PeriodEndDate": DATES,
+        "UserDefinedPeriod": PERIOD,
+        "PeriodLength": NUMBERS,
+        **_ERA_PERSON,
+        "PayerConcept": CODESET,
+        "PlanConcept": CODESET,
+        "SponsorConcept": CODESET,
+        "StopReasonConcept": CODESET,
+        "PayerSourceConcept": CODESET,
+        "PlanSourceConcept": CODESET,
+        "SponsorSourceConcept": CODESET,
+        "StopReasonSourceConcept": CODESET,
+    },
+    "ProcedureOccurrence": {
+        "CodesetId": CODESET,
+        "First": BOOL,
+        "OccurrenceStartDate": DATES,
+        "ProcedureType": CONCEPTS,
+        "ProcedureTypeCS": SELECTION,
+        "ProcedureTypeExclude": BOOL,
+        "Modifier": CONCEPTS,
+        "ModifierCS": SELECTION,
+        "Quantity": NUMBERS,
+        "ProcedureSourceConcept": CODESET,
+        **_AGE_GENDER,
+        **_PROVIDER_VISIT,
+    },
+    "Specimen": {
+        "CodesetId": CODESET,
+        "First": BOOL,
+        "OccurrenceStartDate": DATES,
+        "SpecimenType": CONCEPTS,
+        "SpecimenTypeCS": SELECTION,
+        "SpecimenTypeExclude": BOOL,
+        "Quantity": NUMBERS,
+        "Unit": CONCEPTS,
+        "UnitCS": SELECTION,
+        "AnatomicSite": CONCEPTS,
+        "AnatomicSiteCS": SELECTION,
+        "DiseaseStatus": CONCEPTS,
+        "DiseaseStatusCS": SELECTION,
+        "SourceId": TEXT,
+        # Parsed by Circe, not used by its SQL (nor by Soyang's).
+        "SpecimenSourceConcept": CODESET,
+        **_AGE_GENDER,
+    },
+    "VisitDetail": {
+        "CodesetId": CODESET,
+        "First": BOOL,
+        "VisitDetailStartDate": DATES,
+        "VisitDetailEndDate": DATES,
+        "VisitDetailTypeCS": SELECTION,
+        "VisitDetailSourceConcept": CODESET,
+        "VisitDetailLength": NUMBERS,
+        "Age": NUMBERS,
+        "GenderCS": SELECTION,
+        "ProviderSpecialtyCS": SELECTION,
+        "PlaceOfServiceCS": SELECTION,
+        "PlaceOfServiceLocation": CODESET,
+    },
+    "VisitOccurrence": {
+        "CodesetId": CODESET,
+        "First": BOOL,
+        "OccurrenceStartDate": DATES,
+        "OccurrenceEndDate": DATES,
+        "VisitType": CONCEPTS,
+        "VisitTypeCS": SELECTION,
+        "VisitTypeExclude": BOOL,
+        "VisitSourceConcept": CODESET,
+        "VisitLength": NUMBERS,
+        **_AGE_GENDER,
+        "ProviderSpecialty": CONCEPTS,
+        "ProviderSpecialtyCS": SELECTION,
+        "PlaceOfService": CONCEPTS,
+        "PlaceOfServiceCS": SELECTION,
+        "PlaceOfServiceLocation": CODESET,
+    },
+}
+
+#: Circe domains Soyang refuses (rather than guess their semantics).
+UNSUPPORTED_DOMAINS = frozenset({"CustomEra", "Episode"})
+
+#: Circe attributes whose SQL cannot run on an OMOP CDM (the column does not exist): refused with a reason.
+UNSUPPORTED_ATTRIBUTES: dict[tuple[str, str], str] = {
+    ("DrugExposure", "DoseUnit"): "the OMOP CDM drug_exposure table has no dose_unit_concept_id column",
+    ("DrugExposure", "DoseUnitCS"): "the OMOP CDM drug_exposure table has no dose_unit_concept_id column",
+}
+
+#: Columns a distinct occurrence count may use (Occurrence.CountColumn).
+COUNT_COLUMNS = frozenset(
+    {
+        "DAYS_SUPPLY",
+        "DOMAIN_CONCEPT",
+        "DOMAIN_SOURCE_CONCEPT",
+        "DURATION",
+        "END_DATE",
+        "ERA_OCCURRENCES",
+        "GAP_DAYS",
+        "QUANTITY",
+        "RANGE_HIGH",
+        "RANGE_LOW",
+        "REFILLS",
+        "START_DATE",
+        "UNIT",
+        "VALUE_AS_NUMBER",
+        "VISIT_ID",
+        "VISIT_DETAIL_ID",
+    }
+)

@@ -1,0 +1,149 @@
+"""Generate a cohort on a site's CDM: compile, run in one warehouse transaction, read back the aggregates.
+
+Invariants:
+- The rows of ``cohort_id`` in ``<results>.cohort`` and its inclusion masks are replaced (delete, then insert)
+  inside one transaction, so a retried or concurrent generation of the same id never leaves duplicates or a
+  half-written cohort: readers see the old rows or the new ones.
+- Only aggregates leave this module (``CohortResult``); ``cohort_rows`` exists for the site's own tools
+  (CSV export by the operator, tests), never for the portal.
+
+No Django import here: the worker calls it with an engine from ``warehouse.services.source_connect``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any, Protocol
+
+from cohorts.compiler import compile_cohort, results_setup
+from cohorts.compiler.dialects import dialect_for
+from cohorts.expression import CohortExpression, parse_expression
+
+logger = logging.getLogger(__name__)
+
+
+class Engine(Protocol):
+    """What generation needs of ``warehouse.engines.Engine``."""
+
+    kind: str
+
+    def execute(self, sql: str, params: Any = None) -> Any: ...
+
+    def fetchall(self, sql: str, params: Any = None) -> list[tuple[Any, ...]]: ...
+
+    def transaction(self) -> Any: ...
+
+
+@dataclass(frozen=True)
+class CohortResult:
+    """Aggregates of one generation. ``inclusion_rules``: persons whose best event meets each rule on its own;
+    ``attrition``: persons whose best event meets rules 1..k together (Circe's by-person mode)."""
+
+    persons: int
+    rows: int
+    seconds: float
+    inclusion_rules: list[tuple[str, int]] = field(default_factory=list)
+    attrition: list[tuple[str, int]] = field(default_factory=list)
+
+
+def ensure_results_tables(engine: Engine, *, results_schema: str) -> None:
+    """Create the results schema and tables if missing, in their own short transaction.
+
+    Two workers creating them at the same moment can collide in PostgreSQL's catalog; the loser retries once and
+    then finds them.
+    """
+    for attempt in range(2):
+        try:
+            with engine.transaction():
+                for sql, params in results_setup(engine.kind, results_schema):
+                    engine.execute(sql, params)
+            return
+        except Exception:
+            if attempt:
+                raise
+            logger.info("results tables of %s created concurrently; retrying", results_schema)
+
+
+def generate_cohort(
+    engine: Engine,
+    expression: CohortExpression | dict[str, Any] | str,
+    *,
+    cdm_schema: str,
+    vocabulary_schema: str,
+    results_schema: str,
+    cohort_id: int,
+) -> CohortResult:
+    """Generate cohort ``cohort_id`` from ``expression`` into ``<results_schema>.cohort`` (idempotent).
+
+    Raises ``ExpressionError`` before touching the database when the expression is invalid or unsupported.
+    """
+    parsed = expression if isinstance(expression, CohortExpression) else parse_expression(expression)
+    compiled = compile_cohort(
+        parsed,
+        dialect=engine.kind,
+        cdm_schema=cdm_schema,
+        vocabulary_schema=vocabulary_schema,
+        results_schema=results_schema,
+        cohort_id=cohort_id,
+    )
+    started = time.perf_counter()
+    ensure_results_tables(engine, results_schema=results_schema)
+    work = compiled.statements[len(compiled.setup) :]
+    with engine.transaction():
+        for sql, params in work:
+            engine.execute(sql, params)
+        # Temp tables live as long as the connection; drop them with the transaction's work.
+        for sql, params in compiled.cleanup:
+            engine.execute(sql, params)
+    seconds = time.perf_counter() - started
+
+    schema = dialect_for(engine.kind).quote_schema(results_schema)
+    # The schema comes from the Source, validated and quoted by quote_schema; the cohort id is bound.
+    counts = engine.fetchall(
+        f"SELECT COUNT(DISTINCT subject_id), COUNT(*) FROM {schema}.cohort WHERE cohort_definition_id = %(cohort_id)s",  # noqa: S608
+        {"cohort_id": cohort_id},
+    )
+    persons, rows = (int(counts[0][0] or 0), int(counts[0][1] or 0)) if counts else (0, 0)
+    masks = engine.fetchall(
+        f"SELECT inclusion_rule_mask, person_count FROM {schema}.cohort_inclusion_result "  # noqa: S608
+        "WHERE cohort_definition_id = %(cohort_id)s AND mode_id = 1",
+        {"cohort_id": cohort_id},
+    )
+    inclusion, attrition = rule_statistics(compiled.rule_names, [(int(m), int(n)) for m, n in masks])
+    return CohortResult(persons, rows, round(seconds, 4), inclusion, attrition)
+
+
+def rule_statistics(
+    rule_names: list[str], masks: list[tuple[int, int]]
+) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
+    """Per-rule and cumulative counts from ``(inclusion_rule_mask, person_count)`` rows (Circe's derivation)."""
+    inclusion = []
+    attrition = []
+    for i, name in enumerate(rule_names):
+        bit = 1 << i
+        upto = (1 << (i + 1)) - 1
+        inclusion.append((name, sum(n for mask, n in masks if mask & bit)))
+        attrition.append((name, sum(n for mask, n in masks if mask & upto == upto)))
+    return inclusion, attrition
+
+
+def cohort_rows(engine: Engine, *, results_schema: str, cohort_id: int) -> list[tuple[int, date, date]]:
+    """The rows of cohort ``cohort_id``, sorted by subject then start date (site-side use only)."""
+    schema = dialect_for(engine.kind).quote_schema(results_schema)
+    fetched = engine.fetchall(
+        f"SELECT subject_id, cohort_start_date, cohort_end_date FROM {schema}.cohort "  # noqa: S608
+        "WHERE cohort_definition_id = %(cohort_id)s ORDER BY subject_id, cohort_start_date, cohort_end_date",
+        {"cohort_id": cohort_id},
+    )
+    return [(int(subject), _as_date(start), _as_date(end)) for subject, start, end in fetched]
+
+
+def _as_date(value: Any) -> date:
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value)[:10])

@@ -1,0 +1,357 @@
+"""Benchmark Soyang's cohort engine against OHDSI Circe's SQL on the same (scaled) data, and check they agree.
+
+    .venv/bin/python scripts/bench_cohorts.py --engine both --scale 10
+    .venv/bin/python scripts/bench_cohorts.py --engine duckdb --scale 1 --definitions pl_3385 pl_2078
+    .venv/bin/python scripts/bench_cohorts.py --engine postgresql --synthetic-persons 100000
+
+Data: GiBleed (from ``$SHARED_DATA/omop/gibleed``) is loaded once into schema ``gibleed`` and cloned ``--scale``
+times into ``gibleed_x<k>`` (``warehouse.scaling.scale_cdm``); both are reused by later runs when their person
+counts are right. ``--synthetic-persons N`` instead writes and loads Soyang's synthetic warehouse of N persons
+(``warehouse.synthetic``) into ``synthetic_<N>``. PostgreSQL: ``--pg-url`` (default ``$SOYANG_BENCH_PG_URL`` or
+database ``soyang_r_bench`` on 127.0.0.1, created when missing). DuckDB: ``--duckdb-path`` (default
+``var/bench/soyang_bench.duckdb``).
+
+Each oracle definition of the chosen data set runs ``--repeat`` times with Soyang (``generate_cohort``, wall
+time including compilation) and with Circe (circe-be's SQL through ``cohorts/tests/circe_reference.py``, the SQL
+alone), alternately; the table shows the median times, their ratio (Soyang / Circe, below 1 = Soyang faster)
+and whether the cohort rows are identical. Circe runs with its same-day ties broken by event id, so that the
+rows of a correct engine are comparable (see ``circe_reference.break_ties``). The Synthea definitions of the
+oracle run on Synthea27Nj at x1 with ``--synthea``.
+
+This is a benchmark script: it imports the test-only Circe harness, which production code never does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+GIBLEED_PERSONS = 2694
+SYNTHEA_PERSONS = 28
+DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/soyang_r_bench"
+COHORT_ID = 1
+
+
+@dataclass
+class Measurement:
+    """One definition on one engine: median times, row counts and agreement."""
+
+    definition: str
+    engine: str
+    data: str
+    soyang_seconds: list[float] = field(default_factory=list)
+    circe_seconds: list[float] = field(default_factory=list)
+    soyang_rows: int | None = None
+    circe_rows: int | None = None
+    rows_equal: bool | None = None
+    stats_equal: bool | None = None
+    error: str = ""
+
+    @property
+    def soyang_median(self) -> float | None:
+        """Median Soyang wall time (s)."""
+        return statistics.median(self.soyang_seconds) if self.soyang_seconds else None
+
+    @property
+    def circe_median(self) -> float | None:
+        """Median Circe SQL time (s)."""
+        return statistics.median(self.circe_seconds) if self.circe_seconds else None
+
+    @property
+    def ratio(self) -> float | None:
+        """Soyang / Circe median time."""
+        if self.soyang_median is None or not self.circe_median:
+            return None
+        return self.soyang_median / self.circe_median
+
+
+# --- set-up -----------------------------------------------------------------------------------------------------
+
+
+def shared_data_dir() -> Path:
+    """``$SHARED_DATA`` (relative to the repository) or ``../shared/data``, as the test suite resolves it."""
+    raw = os.environ.get("SHARED_DATA") or str(REPO.parent / "shared" / "data")
+    path = Path(raw)
+    return path if path.is_absolute() else (REPO / path).resolve()
+
+
+def ensure_django() -> None:
+    """Configure Django if Soyang's modules need it (the compiler does not; models and settings might)."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings.local")
+    try:
+        import django
+
+        django.setup()
+    except Exception as exc:  # a benchmark must still run where the portal's settings are incomplete
+        print(f"(Django not set up: {exc})", file=sys.stderr)
+
+
+def ensure_pg_database(url: str) -> None:
+    """Create the PostgreSQL database of ``url`` when it does not exist (CREATE DATABASE needs autocommit)."""
+    import psycopg2
+    from psycopg2 import sql as pgsql
+
+    base, _, name = url.rpartition("/")
+    name = name.split("?")[0]
+    conn = psycopg2.connect(f"{base}/postgres")
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+            if cur.fetchone() is None:
+                cur.execute(pgsql.SQL("CREATE DATABASE {}").format(pgsql.Identifier(name)))
+    finally:
+        conn.close()
+
+
+def open_engine(kind: str, args: argparse.Namespace) -> Any:
+    """A Soyang engine for ``kind`` on the benchmark database."""
+    from warehouse.engines import connect
+
+    if kind == "postgresql":
+        ensure_pg_database(args.pg_url)
+        return connect("postgresql", args.pg_url, statement_timeout_seconds=args.timeout)
+    path = Path(args.duckdb_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return connect("duckdb", f"duckdb:///{path.resolve()}", statement_timeout_seconds=args.timeout)
+
+
+def person_count(engine: Any, schema: str) -> int | None:
+    """Persons in ``schema.person``, or None when the table does not exist."""
+    exists = engine.fetchone(
+        "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = %(schema)s AND table_name = 'person'",
+        {"schema": schema},
+    )
+    if not exists or not int(exists[0]):
+        return None
+    from warehouse.engines import quote_ident
+
+    # The schema name is quoted; it comes from this script, never from a user.
+    return int(engine.fetchone(f"SELECT COUNT(*) FROM {quote_ident(schema)}.person", None)[0])  # noqa: S608
+
+
+def load_if_missing(engine: Any, schema: str, directory: Path, persons: int, cdm_version: str) -> None:
+    """Load the CDM CSVs of ``directory`` into ``schema`` unless it already holds ``persons`` persons."""
+    if person_count(engine, schema) == persons:
+        return
+    from warehouse.loader import load_cdm_directory
+
+    started = time.perf_counter()
+    print(f"[{engine.kind}] loading {directory.name} into {schema} ...", flush=True)
+    load_cdm_directory(engine, directory, cdm_schema=schema, cdm_version=cdm_version)
+    print(f"[{engine.kind}] loaded in {time.perf_counter() - started:.1f} s", flush=True)
+
+
+def prepare_gibleed(engine: Any, scale: int) -> str:
+    """GiBleed loaded and scaled x``scale`` on ``engine``; returns the CDM schema to use."""
+    load_if_missing(engine, "gibleed", shared_data_dir() / "omop" / "gibleed", GIBLEED_PERSONS, "5.3")
+    if scale == 1:
+        return "gibleed"
+    target = f"gibleed_x{scale}"
+    if person_count(engine, target) != GIBLEED_PERSONS * scale:
+        from warehouse.scaling import scale_cdm
+
+        print(f"[{engine.kind}] scaling GiBleed x{scale} into {target} ...", flush=True)
+        report = scale_cdm(engine, source_schema="gibleed", target_schema=target, factor=scale)
+        print(f"[{engine.kind}] {report.persons} persons in {report.seconds:.1f} s", flush=True)
+    return target
+
+
+def prepare_synthea(engine: Any) -> str:
+    """Synthea27Nj loaded at x1."""
+    load_if_missing(engine, "synthea27nj", shared_data_dir() / "omop" / "synthea27nj", SYNTHEA_PERSONS, "5.4")
+    return "synthea27nj"
+
+
+def prepare_synthetic(engine: Any, persons: int, seed: int) -> str:
+    """Soyang's synthetic warehouse of ``persons`` persons, written once as CSV and loaded once."""
+    from warehouse.synthetic.synthesis import CDM_VERSION, write_cdm
+
+    schema = f"synthetic_{persons}"
+    directory = REPO / "var" / "bench" / f"synthetic_{persons}_seed{seed}"
+    marker = directory / ".complete"
+    if not marker.exists():
+        print(f"writing a synthetic CDM of {persons} persons into {directory} ...", flush=True)
+        report = write_cdm(directory, persons=persons, seed=seed)
+        marker.write_text(json.dumps({"rows": report.total_rows, "seconds": report.seconds}))
+    load_if_missing(engine, schema, directory, persons, CDM_VERSION)
+    return schema
+
+
+# --- the measurement --------------------------------------------------------------------------------------------
+
+
+def measure(
+    engine: Any, name: str, expression: dict[str, Any], *, cdm_schema: str, repeat: int, circe_settings: dict[str, str]
+) -> Measurement:
+    """Run ``expression`` ``repeat`` times with Soyang and with Circe on ``cdm_schema``, alternately."""
+    from cohorts.expression import parse_expression
+    from cohorts.generation import cohort_rows, generate_cohort
+    from cohorts.tests.circe_reference import circe_reference
+    from warehouse.engines import quote_ident
+
+    results_schema = f"bench_results_{cdm_schema}"
+    engine.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(results_schema)}", None)
+    schemas = {"cdm_schema": cdm_schema, "vocabulary_schema": cdm_schema, "results_schema": results_schema}
+    outcome = Measurement(definition=name, engine=engine.kind, data=cdm_schema)
+    parsed = parse_expression(expression)
+    result = reference = None
+    for _ in range(repeat):
+        started = time.perf_counter()
+        result = generate_cohort(engine, parsed, cohort_id=COHORT_ID, **schemas)
+        outcome.soyang_seconds.append(time.perf_counter() - started)
+        reference = circe_reference(
+            engine,
+            expression,
+            cohort_id=COHORT_ID,
+            deterministic=True,
+            postgresql_settings=circe_settings,
+            **schemas,
+        )
+        outcome.circe_seconds.append(reference.seconds)
+    assert result is not None and reference is not None
+    rows = [tuple(r) for r in cohort_rows(engine, results_schema=results_schema, cohort_id=COHORT_ID)]
+    outcome.soyang_rows, outcome.circe_rows = len(rows), len(reference.rows)
+    outcome.rows_equal = rows == [tuple(r) for r in reference.rows]
+    outcome.stats_equal = [(n, int(c)) for n, c in result.inclusion_rules] == [
+        (r["name"], r["count"]) for r in reference.by_person["inclusion_rules"]
+    ] and [(n, int(c)) for n, c in result.attrition] == [
+        (a["name"], a["count"]) for a in reference.by_person["attrition"]
+    ]
+    return outcome
+
+
+def oracle_definitions(names: list[str], dataset: str) -> list[tuple[str, dict[str, Any]]]:
+    """(name, expression) of the oracle definitions of ``dataset`` selected by ``names`` ("all" = every one)."""
+    oracle = shared_data_dir().parent / "oracle"
+    manifest = json.loads((oracle / "manifest.json").read_text())
+    chosen = [
+        entry["name"]
+        for entry in manifest
+        if entry["dataset"] == dataset and ("all" in names or entry["name"] in names)
+    ]
+    return [(name, json.loads((oracle / "cohorts" / f"{name}.json").read_text())) for name in chosen]
+
+
+def print_table(measurements: list[Measurement]) -> None:
+    """The results table and the overall median ratio per engine."""
+
+    def seconds(value: float | None) -> str:
+        return f"{value:9.3f}" if value is not None else "        -"
+
+    header = (
+        f"{'definition':<40} {'engine':<10} {'data':<16} {'Soyang s':>9} {'Circe s':>9} {'ratio':>6} {'rows':>8} equal"
+    )
+    print()
+    print(header)
+    print("-" * len(header))
+    for m in measurements:
+        ratio = f"{m.ratio:6.2f}" if m.ratio is not None else "     -"
+        equal = "error: " + m.error[:60] if m.error else ("yes" if m.rows_equal else "NO")
+        if not m.error and m.rows_equal and m.stats_equal is False:
+            equal = "rows yes, stats NO"
+        rows = f"{m.soyang_rows if m.soyang_rows is not None else '-':>8}"
+        print(
+            f"{m.definition:<40} {m.engine:<10} {m.data:<16} {seconds(m.soyang_median)} {seconds(m.circe_median)} "
+            f"{ratio} {rows} {equal}"
+        )
+    print()
+    for kind in sorted({m.engine for m in measurements}):
+        ratios = [m.ratio for m in measurements if m.engine == kind and m.ratio is not None]
+        agree = sum(1 for m in measurements if m.engine == kind and m.rows_equal)
+        total = sum(1 for m in measurements if m.engine == kind)
+        if ratios:
+            print(
+                f"{kind}: median ratio Soyang/Circe {statistics.median(ratios):.2f} over {len(ratios)} definitions; "
+                f"rows identical for {agree}/{total}"
+            )
+    ratios = [m.ratio for m in measurements if m.ratio is not None]
+    if ratios:
+        print(f"overall median ratio Soyang/Circe: {statistics.median(ratios):.2f}")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Command-line options."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--engine", choices=("postgresql", "duckdb", "both"), default="both")
+    parser.add_argument("--scale", type=int, default=10, help="GiBleed clones (persons x k)")
+    parser.add_argument("--definitions", nargs="+", default=["all"], help="oracle definition names, or all")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--synthetic-persons", type=int, help="benchmark on a synthetic warehouse of N persons")
+    parser.add_argument("--seed", type=int, default=42, help="seed of the synthetic warehouse")
+    parser.add_argument("--synthea", action="store_true", help="also run the Synthea definitions on Synthea27Nj x1")
+    parser.add_argument("--pg-url", default=os.environ.get("SOYANG_BENCH_PG_URL", DEFAULT_PG_URL))
+    parser.add_argument("--duckdb-path", default=str(REPO / "var" / "bench" / "soyang_bench.duckdb"))
+    parser.add_argument("--timeout", type=int, default=600, help="statement timeout in seconds")
+    parser.add_argument(
+        "--circe-no-nestloop",
+        action="store_true",
+        help="run Circe with enable_nestloop=off on PostgreSQL (its row estimates can make nested loops explode)",
+    )
+    parser.add_argument("--json", type=Path, help="also write the measurements to this JSON file")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Prepare the data, measure every selected definition on every selected engine, print the table."""
+    args = parse_args(argv)
+    ensure_django()
+    kinds = ("postgresql", "duckdb") if args.engine == "both" else (args.engine,)
+    circe_settings = {"enable_nestloop": "off"} if args.circe_no_nestloop else {}
+    measurements: list[Measurement] = []
+    for kind in kinds:
+        engine = open_engine(kind, args)
+        try:
+            if args.synthetic_persons:
+                plan = [(prepare_synthetic(engine, args.synthetic_persons, args.seed), "gibleed")]
+            else:
+                plan = [(prepare_gibleed(engine, args.scale), "gibleed")]
+                if args.synthea:
+                    plan.append((prepare_synthea(engine), "synthea27nj"))
+            for cdm_schema, dataset in plan:
+                for name, expression in oracle_definitions(args.definitions, dataset):
+                    print(f"[{kind}] {name} on {cdm_schema} ...", flush=True)
+                    try:
+                        measurements.append(
+                            measure(
+                                engine,
+                                name,
+                                expression,
+                                cdm_schema=cdm_schema,
+                                repeat=args.repeat,
+                                circe_settings=circe_settings,
+                            )
+                        )
+                    except Exception as exc:  # one failing definition must not hide the others' figures
+                        measurements.append(
+                            Measurement(
+                                definition=name, engine=kind, data=cdm_schema, error=f"{type(exc).__name__}: {exc}"
+                            )
+                        )
+        finally:
+            engine.close()
+    print_table(measurements)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(
+            json.dumps(
+                [asdict(m) | {"soyang_median": m.soyang_median, "circe_median": m.circe_median} for m in measurements],
+                indent=1,
+            )
+        )
+    return 0 if all(m.rows_equal for m in measurements) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,76 @@
+"""Helpers of the worker tests: sources on the test warehouses, definitions, waiting for runs."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from accounts.choices import Role
+from accounts.services import account_create_approved, organisation_get_or_create
+from cohorts.models import CohortRun, RunRequest
+from cohorts.services import definition_create
+from warehouse.models import Source
+
+
+def make_user(username: str | None = None, role: str = Role.RESEARCHER) -> Any:
+    username = username or f"u{uuid.uuid4().hex[:8]}"
+    return account_create_approved(
+        username=username,
+        email=f"{username}@example.org",
+        password="a long test password 1",
+        role=role,
+        organisation=organisation_get_or_create(name="Test Hospital"),
+    )
+
+
+def make_source(cdm: Any, *, key: str | None = None, **fields: Any) -> Source:
+    """A Source row (in the portal test database) pointing at a loaded test warehouse."""
+    key = key or f"t{uuid.uuid4().hex[:8]}"
+    engine = cdm.connect()
+    try:
+        row = engine.fetchone(f"SELECT fingerprint FROM {cdm.cdm_schema}.soyang_load")
+    finally:
+        engine.close()
+    values: dict[str, Any] = {
+        "key": key,
+        "name": f"Test site {key}",
+        "engine": cdm.kind,
+        "url": cdm.url,
+        "cdm_schema": cdm.cdm_schema,
+        "vocabulary_schema": cdm.vocabulary_schema,
+        "results_schema": cdm.results_schema,
+        "cdm_version": cdm.cdm_version,
+        "fingerprint": str(row[0]) if row else uuid.uuid4().hex,
+    }
+    values.update(fields)
+    return Source.objects.create(**values)
+
+
+def oracle_definition(oracle_dir: Path, name: str, owner: Any) -> Any:
+    expression = json.loads((oracle_dir / "cohorts" / f"{name}.json").read_text())
+    return definition_create(owner=owner, name=name, expression=expression)
+
+
+def oracle_expected(oracle_dir: Path, name: str) -> dict[str, Any]:
+    return json.loads((oracle_dir / "expected" / f"{name}.json").read_text())
+
+
+def wait_for(predicate: Any, *, timeout: float = 60.0, interval: float = 0.1, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def wait_final(request: RunRequest, *, timeout: float = 90.0) -> list[CohortRun]:
+    def done() -> list[CohortRun] | None:
+        runs = list(request.runs.all())
+        return runs if runs and all(r.is_final for r in runs) else None
+
+    return wait_for(done, timeout=timeout, what=f"request {request.pk} to finish")
