@@ -66,9 +66,17 @@ class Command(BaseCommand):
                 f"generated {report.total_rows} rows in {report.seconds:.1f} s; loading into {source.key}"
             )
             load = source_load_omop(
-                source=source, directory=Path(tmp), cdm_version=CDM_VERSION, progress=self._progress
+                source=source, directory=Path(tmp), cdm_version=CDM_VERSION, progress=self._load_progress
             )
-        self.stdout.write(self.style.SUCCESS(f"loaded synthetic CDM into {source.key}: {load}"))
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"loaded {load.total_rows:,} rows into {source.key} in {load.seconds:.1f} s "
+                f"(CDM {load.cdm_version}, fingerprint {load.fingerprint[:12]})"
+            )
+        )
 
     def _progress(self, message: str) -> None:
         self.stdout.write(message)
+
+    def _load_progress(self, table: str, rows: int) -> None:
+        self.stdout.write(f"  loaded {table}: {rows:,} rows")
