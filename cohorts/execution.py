@@ -23,7 +23,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import close_old_connections
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from cohorts.choices import RunKind, RunState
@@ -31,7 +31,7 @@ from cohorts.demographics import cohort_demographics
 from cohorts.expression import ExpressionError, parse_expression
 from cohorts.generation import generate_cohort
 from cohorts.models import CohortRun
-from warehouse.engines import QueryCancelled, QueryTimeout, TransientEngineError
+from warehouse.engines import QueryCancelled, QueryTimeout, TransientEngineError, WarehouseError
 from warehouse.services import source_connect
 
 logger = logging.getLogger(__name__)
@@ -119,7 +119,16 @@ def _execute_claimed(run: CohortRun, token: str, expression: Any) -> ExecutionOu
     source = run.source
     progress = _Progress()
     box: dict[str, Any] = {}
-    engine = source_connect(source)
+    try:
+        engine = source_connect(source)
+    except TransientEngineError:
+        # The site's database is unreachable or its file locked: give the lease back so that the retry can
+        # claim the run at once; the task retries with backoff and fails the run when it gives up.
+        CohortRun.objects.filter(pk=run.pk, lease_token=token).update(lease_expires_at=timezone.now())
+        raise
+    except WarehouseError as exc:
+        _finish(run.pk, token, RunState.FAILED, error=f"The site's database cannot be used: {exc}")
+        return ExecutionOutcome(state=RunState.FAILED)
 
     def compute() -> None:
         try:
@@ -225,3 +234,19 @@ def compute_run_result(engine: Any, *, source: Any, run: CohortRun, expression: 
         )
     progress.report(total, total, "Done")
     return result
+
+
+def run_give_up(*, run_id: int, reason: str) -> None:
+    """Fail a run whose retries are exhausted (its site stayed unreachable), whoever held it last."""
+    # Only a run nobody holds a live lease on: another worker may have reached the site meanwhile.
+    now = timezone.now()
+    CohortRun.objects.filter(
+        Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now),
+        pk=run_id,
+        state__in=[RunState.QUEUED, RunState.RUNNING],
+    ).update(
+        state=RunState.FAILED,
+        finished_at=timezone.now(),
+        lease_expires_at=None,
+        error=f"The site could not be reached after several tries: {reason}",
+    )

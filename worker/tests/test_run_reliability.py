@@ -149,3 +149,26 @@ def test_a_query_error_fails_the_run_at_once_without_retrying(start_worker, cdm_
     assert run.state == RunState.FAILED
     assert run.attempts == 1
     assert run.error
+
+
+def test_a_locked_site_database_is_retried_with_backoff_until_it_answers(
+    start_worker, cdm_gibleed_duckdb_private, oracle_dir
+) -> None:
+    from warehouse.engines import connect
+
+    source = make_source(cdm_gibleed_duckdb_private)
+    user = make_user()
+    definition = oracle_definition(oracle_dir, NAME, user)
+    # This process holds the DuckDB file open for writing: the worker cannot open it (a transient failure).
+    holder = connect("duckdb", cdm_gibleed_duckdb_private.url)
+    try:
+        start_worker(site_queue(source.key))
+        request = run_request_create(user=user, version=definition.latest_version(), sources=[source])
+        run = request.runs.get()
+        wait_for(lambda: CohortRun.objects.get(pk=run.pk).attempts >= 2, timeout=30, what="a retry")
+        assert not CohortRun.objects.get(pk=run.pk).is_final
+    finally:
+        holder.close()
+    (run,) = wait_final(request, timeout=90)
+    assert run.state == RunState.SUCCEEDED, run.error
+    assert run.result["persons"] == oracle_expected(oracle_dir, NAME)["persons"]
