@@ -70,7 +70,7 @@ def parse_concept_ids(text: str, *, field_name: str = "concepts") -> tuple[int, 
 
 @dataclass(frozen=True)
 class RuleSpec:
-    """"Has at least ``at_least`` ``domain`` events of ``concept_ids`` in the ``days_before`` days before index"."""
+    """Has at least ``at_least`` ``domain`` events of ``concept_ids`` in the ``days_before`` days before index."""
 
     domain: str
     concept_ids: tuple[int, ...]
@@ -254,7 +254,8 @@ def _concept_set_words(expression: dict[str, Any], codeset_id: Any) -> str:
         if concept_set.get("id") == codeset_id:
             items = (concept_set.get("expression") or {}).get("items") or []
             ids = [
-                str((item.get("concept") or {}).get("CONCEPT_ID", "?")) + ("+" if item.get("includeDescendants") else "")
+                str((item.get("concept") or {}).get("CONCEPT_ID", "?"))
+                + ("+" if item.get("includeDescendants") else "")
                 for item in items
                 if not item.get("isExcluded")
             ]
@@ -305,8 +306,11 @@ def _group_words(expression: dict[str, Any], group: dict[str, Any]) -> list[str]
         if age:
             op, value, extent = age.get("Op"), age.get("Value"), age.get("Extent")
             parts.append(
-                {"bt": f"aged {value} to {extent}", "gte": f"aged {value} or older", "lte": f"aged {value} or younger"}
-                .get(op, f"age {op} {value}")
+                {
+                    "bt": f"aged {value} to {extent}",
+                    "gte": f"aged {value} or older",
+                    "lte": f"aged {value} or younger",
+                }.get(op, f"age {op} {value}")
             )
         genders = [str(g.get("CONCEPT_NAME") or g.get("CONCEPT_ID")).lower() for g in demographic.get("Gender") or []]
         if genders:

@@ -8,19 +8,31 @@ from typing import Any
 
 from celery import current_app
 from django.conf import settings
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from accounts.permissions import account_is_usable, grant, projects_for_user, user_can
 from audit.services import audit_record
 from cohorts.choices import ACTIVE_STATES, RunKind, RunState
 from cohorts.errors import BrokerUnavailable, RunLimitReached, RunNotCancellable, SourceNotReady
 from cohorts.expression import parse_expression
 from cohorts.fingerprints import expression_hash, run_cache_key
 from cohorts.models import CohortDefinition, CohortDefinitionVersion, CohortRun, RunRequest
+from cohorts.selectors import definition_create_allowed
 
 logger = logging.getLogger(__name__)
 
 RUN_TASK_NAME = "worker.tasks.run_execute"
+
+#: What the owner of a definition may do to it: everything.
+OWNER_CODENAMES = (
+    "view_cohortdefinition",
+    "change_cohortdefinition",
+    "run_cohortdefinition",
+    "share_cohortdefinition",
+    "request_dataset_cohortdefinition",
+)
 
 
 def site_queue(source_key: str) -> str:
@@ -36,6 +48,8 @@ def definition_create(
     parsed = parse_expression(expression)
     definition = CohortDefinition.objects.create(name=name, description=description, owner=owner, project=project)
     _version_add(definition=definition, expression=parsed.to_json(), author=owner, note="created")
+    # Access is per object (accounts.permissions): without these the owner could not see their own definition.
+    grant(definition, codenames=OWNER_CODENAMES, to_user=owner)
     audit_record(action="definition_create", actor=owner, obj=definition)
     return definition
 
@@ -211,3 +225,61 @@ def run_request_cancel(*, request: RunRequest, user: Any) -> RunRequest:
         CohortRun.objects.filter(pk=run.pk, state=RunState.RUNNING).update(cancel_requested=True)
     audit_record(action="run_cancel", actor=user, obj=request.version.definition, detail={"request": request.pk})
     return request
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Sharing.
+# ---------------------------------------------------------------------------------------------------------------
+
+#: What sharing gives. Editing stays with the owner in this slice: a shared definition is counted, never changed
+#: by others (they import a copy instead), so the version a count ran on keeps its one author.
+SHARE_USER_CODENAMES = ("view_cohortdefinition", "run_cohortdefinition")
+#: Every role of the project: owners and analysts count and may request a dataset; partner viewers too — they
+#: see counts rounded by their privacy rule (``cohorts.privacy``), and requesting a dataset is their purpose.
+SHARE_PROJECT_CODENAMES = ("view_cohortdefinition", "run_cohortdefinition", "request_dataset_cohortdefinition")
+
+
+@transaction.atomic
+def definition_share(
+    *, definition: CohortDefinition, by: Any, to_user: Any = None, to_project: Any = None, ip_address: str | None = None
+) -> None:
+    """Share a definition with one person or with the members of a project (audited).
+
+    Definitions stay inside their project: a definition of project P is shared with P or with a person working
+    in P today; a definition without a project with any running project of the sharer's, or any approved
+    account. Raises PermissionDenied when ``by`` may not share it, ValidationError for a wrong recipient.
+    """
+    if (to_user is None) == (to_project is None):
+        raise ValueError("give exactly one of the user or the project")
+    if not user_can(by, "share_cohortdefinition", definition):
+        raise PermissionDenied("You may not share this definition.")
+    if to_project is not None:
+        if not projects_for_user(by).filter(pk=to_project.pk).exists():
+            raise ValidationError("You can share only with a project you work in.")
+        if definition.project_id is not None and definition.project_id != to_project.pk:
+            raise ValidationError("A definition is shared inside its own project only.")
+        grant(definition, codenames=SHARE_PROJECT_CODENAMES, to_project=to_project)
+        target = {"project": to_project.pk}
+    else:
+        if not account_is_usable(to_user):
+            raise ValidationError("That account is not approved.")
+        if (
+            definition.project_id is not None
+            and not projects_for_user(to_user).filter(pk=definition.project_id).exists()
+        ):
+            raise ValidationError("That person does not work in the definition's project.")
+        grant(definition, codenames=SHARE_USER_CODENAMES, to_user=to_user)
+        target = {"user": to_user.username}
+    audit_record(action="definition_share", actor=by, obj=definition, ip_address=ip_address, detail=target)
+
+
+def definition_create_for_user(
+    *, owner: Any, name: str, expression: dict[str, Any], project: Any = None, description: str = ""
+) -> CohortDefinition:
+    """Create a definition from the browser: as ``definition_create``, after checking that the owner may create
+    definitions (partners consume shared cohorts, they do not write them) in that project (one they work in)."""
+    if not definition_create_allowed(owner):
+        raise PermissionDenied("Your role does not create cohort definitions.")
+    if project is not None and not projects_for_user(owner).filter(pk=project.pk).exists():
+        raise ValidationError("You can create definitions only in a project you work in.")
+    return definition_create(owner=owner, name=name, expression=expression, description=description, project=project)

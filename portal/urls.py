@@ -21,6 +21,7 @@ urlpatterns = [
     path("accounts/logout/", allauth_views.logout, name="logout"),
     path("accounts/", include("allauth.urls")),
     path("audit/", include("audit.urls")),
+    path("cohorts/", include("cohorts.urls")),
     path("", include("accounts.urls")),
     path("admin/", admin.site.urls),
 ]

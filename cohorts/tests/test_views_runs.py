@@ -1,0 +1,192 @@
+"""Count pages: starting a count, its status, cancelling, CSV — with the access and refusal rules.
+
+Runs here are written directly in their final or queued states (no worker): the end-to-end flow with a real
+worker is ``worker/tests/test_browser_count_flow.py``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from celery import Celery, current_app
+from django.test import Client
+from django.urls import reverse
+
+from accounts.tests.fixtures import *  # noqa: F403  (alice, bob, charlie, steward, project, bob_member …)
+from cohorts.choices import RunKind, RunState
+from cohorts.models import CohortRun, RunRequest
+from cohorts.services import definition_create, definition_share
+from cohorts.tests.test_views_definitions import EXPRESSION
+
+pytestmark = pytest.mark.django_db
+
+
+def client_for(user: Any) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def ready_source(source) -> Any:
+    source.fingerprint = "f" * 64
+    source.save(update_fields=["fingerprint"])
+    return source
+
+
+@pytest.fixture
+def definition(alice, project, bob_member, ready_source) -> Any:
+    definition = definition_create(owner=alice, name="Type 2 diabetes", expression=EXPRESSION, project=project)
+    definition_share(definition=definition, by=alice, to_project=project)
+    return definition
+
+
+def make_request(definition: Any, user: Any, source: Any, *, state: str, persons: int | None = None) -> RunRequest:
+    """A request with one run in ``state`` (and a result when ``persons`` is given), as a worker would leave it."""
+    version = definition.latest_version()
+    request = RunRequest.objects.create(version=version, kind=RunKind.DEMOGRAPHICS, requested_by=user)
+    result = None
+    if persons is not None:
+        result = {
+            "persons": persons,
+            "rows": persons,
+            "inclusion_rules": [],
+            "attrition": [{"name": "rule one", "persons": persons}],
+            "demographics": {
+                "persons": persons,
+                "age_pyramid": [
+                    {"age_group": "40-49", "gender_concept_id": 8532, "gender": "FEMALE", "persons": persons}
+                ],
+                "gender": [{"concept_id": 8532, "name": "FEMALE", "persons": persons}],
+                "race": [],
+                "ethnicity": [],
+                "index_year": [{"year": 2020, "persons": persons}],
+                "top_at_index": {"conditions": [{"concept_id": 201826, "name": "=HYPERLINK()", "persons": persons}]},
+            },
+        }
+    run = CohortRun.objects.create(
+        version=version,
+        source=source,
+        kind=RunKind.DEMOGRAPHICS,
+        cache_key=f"k{RunRequest.objects.count()}",
+        source_fingerprint=source.fingerprint,
+        requested_by=user,
+        state=state,
+        result=result,
+    )
+    request.runs.add(run)
+    return request
+
+
+def test_an_outsider_gets_404_on_every_page_of_a_count(alice, charlie, definition, ready_source):
+    request = make_request(definition, alice, ready_source, state=RunState.QUEUED)
+    client = client_for(charlie)
+    for name in ("run_detail", "run_status"):
+        assert client.get(reverse(f"cohorts:{name}", args=[request.pk])).status_code == 404
+    assert client.get(reverse("cohorts:run_table_csv", args=[request.pk, "sites"])).status_code == 404
+    assert client.post(reverse("cohorts:run_cancel", args=[request.pk])).status_code == 404
+    response = client.post(reverse("cohorts:run_create", args=[definition.pk]), {"sources": [ready_source.pk]})
+    assert response.status_code == 404
+    assert RunRequest.objects.count() == 1
+    assert CohortRun.objects.get().state == RunState.QUEUED
+
+
+def test_status_shows_small_counts_as_under_the_threshold_with_the_rule(alice, definition, ready_source):
+    request = make_request(definition, alice, ready_source, state=RunState.SUCCEEDED, persons=7)
+    response = client_for(alice).get(reverse("cohorts:run_status", args=[request.pk]))
+    assert response.status_code == 200
+    assert response["Cache-Control"].startswith("max-age=0")
+    status = response.json()
+    (site,) = status["sites"]
+    assert status["finished"] and not status["can_cancel"]
+    assert site["persons"] == {"value": None, "display": "<10", "hidden": True}
+    assert site["privacy"]["description"] == "counts under 10 hidden"
+
+
+@pytest.mark.parametrize("table", ["sites", "attrition", "age_pyramid", "gender", "index_year", "top_conditions"])
+def test_csv_holds_the_protected_numbers_only(alice, definition, ready_source, table):
+    request = make_request(definition, alice, ready_source, state=RunState.SUCCEEDED, persons=7)
+    response = client_for(alice).get(reverse("cohorts:run_table_csv", args=[request.pk, table]))
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/csv")
+    body = response.content.decode()
+    assert "<10" in body
+    assert ",7," not in body and not body.rstrip().endswith(",7")
+    if table == "top_conditions":
+        assert "'=HYPERLINK()" in body  # no formula reaches a spreadsheet
+
+
+def test_csv_of_an_unknown_table_is_404(alice, definition, ready_source):
+    request = make_request(definition, alice, ready_source, state=RunState.SUCCEEDED, persons=70)
+    assert client_for(alice).get(reverse("cohorts:run_table_csv", args=[request.pk, "persons"])).status_code == 404
+
+
+def test_the_run_page_loads_plotly_from_the_portal_and_no_inline_script(alice, definition, ready_source):
+    request = make_request(definition, alice, ready_source, state=RunState.SUCCEEDED, persons=70)
+    body = client_for(alice).get(reverse("cohorts:run_detail", args=[request.pk])).content.decode()
+    assert reverse("cohorts:plotly_js") in body
+    assert "cdn" not in body.lower()
+    # Every script tag has a src: a strict CSP (script-src 'self') can be added without breaking the page.
+    assert body.count("<script") == body.count("<script src=")
+    asset = Client().get(reverse("cohorts:plotly_js"))
+    assert asset.status_code == 200
+    assert b"plotly" in b"".join(asset.streaming_content)[:2000].lower()
+
+
+def test_a_member_sees_a_shared_count_but_only_its_requester_cancels_it(alice, bob, definition, ready_source):
+    request = make_request(definition, alice, ready_source, state=RunState.QUEUED)
+    assert client_for(bob).get(reverse("cohorts:run_status", args=[request.pk])).json()["can_cancel"] is False
+    assert client_for(bob).post(reverse("cohorts:run_cancel", args=[request.pk])).status_code == 403
+    assert CohortRun.objects.get().state == RunState.QUEUED
+
+    response = client_for(alice).post(reverse("cohorts:run_cancel", args=[request.pk]), HTTP_ACCEPT="application/json")
+    assert response.status_code == 200
+    assert response.json()["cancelled"] is True
+    assert CohortRun.objects.get().state == RunState.CANCELLED
+
+
+def test_count_with_a_dead_broker_answers_503_and_writes_nothing(alice, definition, ready_source):
+    live = current_app._get_current_object()
+    dead = Celery("soyang-dead-broker-view", broker="redis://127.0.0.1:1/0")
+    dead.conf.broker_connection_timeout = 1
+    dead.set_current()
+    try:
+        client = client_for(alice)
+        url = reverse("cohorts:run_create", args=[definition.pk])
+        page = client.post(url, {"sources": [ready_source.pk], "kind": "count"})
+        api = client.post(url, {"sources": [ready_source.pk], "kind": "count"}, HTTP_ACCEPT="application/json")
+    finally:
+        live.set_current()
+    assert page.status_code == 503
+    assert "not reachable" in page.content.decode()
+    assert api.status_code == 503
+    assert "not reachable" in api.json()["error"]
+    assert not RunRequest.objects.exists()
+    assert not CohortRun.objects.exists()
+
+
+def test_count_over_the_concurrent_limit_answers_429_with_the_message(alice, definition, ready_source, settings):
+    settings.SOYANG_MAX_CONCURRENT_RUNS = 0
+    response = client_for(alice).post(
+        reverse("cohorts:run_create", args=[definition.pk]), {"sources": [ready_source.pk], "kind": "count"}
+    )
+    assert response.status_code == 429
+    assert "the limit is 0" in response.content.decode()
+    assert not RunRequest.objects.exists()
+
+
+def test_count_on_a_site_outside_the_project_is_refused(alice, definition, other_source):
+    other_source.fingerprint = "e" * 64
+    other_source.save(update_fields=["fingerprint"])
+    response = client_for(alice).post(
+        reverse("cohorts:run_create", args=[definition.pk]), {"sources": [other_source.pk], "kind": "count"}
+    )
+    assert response.status_code == 400
+    assert not RunRequest.objects.exists()
+
+
+def test_detail_offers_the_project_sites_to_those_who_may_run(alice, charlie, definition, ready_source, other_source):
+    response = client_for(alice).get(reverse("cohorts:definition_detail", args=[definition.pk]))
+    offered = list(response.context["run_form"].fields["sources"].queryset)
+    assert offered == [ready_source]

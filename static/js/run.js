@@ -1,0 +1,292 @@
+/* The page of one count (cohorts/run_detail.html): polls status.json about every second until every site has
+ * finished, shows each site's state and protected numbers, draws the attrition funnel and the age pyramid with
+ * the locally served Plotly, and cancels through the page's own form (its CSRF token).
+ *
+ * Every number comes already protected by the server ({value, display, hidden}); this file only displays
+ * `display` ("<10", "1,230") and never computes a number from hidden cells. Text from the server is set with
+ * textContent, never as HTML. No inline script: the page passes its URLs in data-* attributes.
+ */
+(function () {
+  "use strict";
+
+  var root = document.getElementById("run");
+  if (!root) {
+    return;
+  }
+  var statusUrl = root.dataset.statusUrl;
+  var POLL_MS = 1000;
+  var RETRY_MS = 3000;
+  var DEMOGRAPHIC_TABLES = {
+    age_pyramid: { title: "Age group by gender", columns: [["age_group", "Age"], ["gender", "Gender"]] },
+    gender: { title: "Gender", columns: [["name", "Gender"]] },
+    race: { title: "Race", columns: [["name", "Race"]] },
+    ethnicity: { title: "Ethnicity", columns: [["name", "Ethnicity"]] },
+    index_year: { title: "Year of index date", columns: [["year", "Year"]] },
+    top_conditions: { title: "Top conditions at index", columns: [["concept_id", "Concept"], ["name", "Name"]], top: "conditions" },
+    top_drugs: { title: "Top drugs at index", columns: [["concept_id", "Concept"], ["name", "Name"]], top: "drugs" },
+    top_measurements: { title: "Top measurements at index", columns: [["concept_id", "Concept"], ["name", "Name"]], top: "measurements" }
+  };
+  var MALE = 8507;
+
+  function csvUrl(table) {
+    return root.dataset.csvUrl.replace("TABLE", table);
+  }
+
+  function el(tag, text, className) {
+    var node = document.createElement(tag);
+    if (text !== undefined && text !== null) {
+      node.textContent = String(text);
+    }
+    if (className) {
+      node.className = className;
+    }
+    return node;
+  }
+
+  function table(headers, rows, numericColumn) {
+    var t = el("table", null, "grid");
+    var head = t.createTHead().insertRow();
+    headers.forEach(function (h) {
+      head.appendChild(el("th", h));
+    });
+    var body = t.createTBody();
+    if (!rows.length) {
+      var empty = body.insertRow().insertCell();
+      empty.colSpan = headers.length;
+      empty.textContent = "Nothing to show.";
+    }
+    rows.forEach(function (row) {
+      var tr = body.insertRow();
+      row.forEach(function (cell, i) {
+        var td = tr.insertCell();
+        td.textContent = cell === null || cell === undefined ? "" : String(cell);
+        if (i === numericColumn) {
+          td.className = "num";
+        }
+      });
+    });
+    return t;
+  }
+
+  function replace(container, node) {
+    while (container.firstChild) {
+      container.removeChild(container.firstChild);
+    }
+    if (node) {
+      container.appendChild(node);
+    }
+  }
+
+  function progressText(site) {
+    var p = site.progress || {};
+    if (site.state === "running" && p.total) {
+      return (p.label || "Running") + " (" + p.step + "/" + p.total + ")";
+    }
+    return p.label || "";
+  }
+
+  function renderSites(result) {
+    root.querySelector("[data-field=state]").textContent = result.state + (result.cancelled ? " (cancelled)" : "");
+    var body = root.querySelector("#sites tbody");
+    replace(body, null);
+    result.sites.forEach(function (site) {
+      var tr = body.insertRow();
+      tr.className = "state-" + site.state;
+      [
+        site.site + " (" + site.source + ")",
+        site.state,
+        progressText(site),
+        site.persons ? site.persons.display : "—",
+        site.privacy.description,
+        site.error || ""
+      ].forEach(function (text, i) {
+        var td = tr.insertCell();
+        td.textContent = text;
+        if (i === 3) {
+          td.className = "num";
+        }
+        if (i === 4) {
+          td.className = "hint";
+        }
+      });
+    });
+    root.querySelector("[data-field=total]").textContent = result.total ? result.total.display : "—";
+    root.querySelector("[data-field=total-privacy]").textContent =
+      result.total_privacy.description + (result.sites.length > 1 ? " (strictest of the sites' rules)" : "");
+    var cancel = document.getElementById("cancel-form");
+    if (cancel && !result.can_cancel) {
+      cancel.hidden = true;
+    }
+  }
+
+  function answered(result) {
+    return result.sites.filter(function (site) {
+      return site.persons;
+    });
+  }
+
+  function renderAttrition(result) {
+    var sites = answered(result);
+    var section = document.getElementById("attrition");
+    // A plain count shows the numbers only; attrition and demographics requests show the funnel too.
+    if (!sites.length || result.kind === "count") {
+      return;
+    }
+    section.hidden = false;
+    var rows = [];
+    var traces = sites.map(function (site) {
+      var steps = site.attrition || [];
+      steps.forEach(function (step, i) {
+        rows.push([site.source, i + 1, step.name, step.display, site.privacy.description]);
+      });
+      var names = steps.map(function (s, i) { return (i + 1) + ". " + s.name; });
+      return {
+        type: "funnel",
+        name: site.site,
+        y: names,
+        // Hidden steps are drawn as empty bars labelled "<10": the bar length never encodes a hidden number.
+        x: steps.map(function (s) { return s.hidden ? 0 : s.value; }),
+        text: steps.map(function (s) { return s.display; }),
+        textinfo: "text",
+        hovertemplate: "%{y}: %{text}<extra>" + site.source + "</extra>"
+      };
+    });
+    var chart = document.getElementById("attrition-chart");
+    if (window.Plotly && traces.some(function (t) { return t.y.length; })) {
+      window.Plotly.react(chart, traces, { margin: { l: 260, r: 20, t: 10, b: 30 }, height: 120 + 50 * traces[0].y.length },
+        { displaylogo: false, responsive: true });
+    } else if (!traces.some(function (t) { return t.y.length; })) {
+      replace(chart, el("p", "This definition has no rules: every person with an entry event is in the cohort.", "hint"));
+    }
+    replace(section.querySelector("[data-table=attrition]"), table(["Site", "Step", "Rule", "Persons", "Privacy rule"], rows, 3));
+    section.querySelector("[data-csv=attrition]").href = csvUrl("attrition");
+  }
+
+  function demographicRows(site, key) {
+    var spec = DEMOGRAPHIC_TABLES[key];
+    var demo = site.demographics || {};
+    var cells = spec.top ? (demo.top_at_index || {})[spec.top] || [] : demo[key] || [];
+    return cells.map(function (cell) {
+      return [site.source].concat(spec.columns.map(function (c) { return cell[c[0]]; }), [cell.persons.display, site.privacy.description]);
+    });
+  }
+
+  function renderPyramid(sites) {
+    var container = document.getElementById("pyramid-chart");
+    if (!window.Plotly) {
+      replace(container, el("p", "The chart library did not load; the tables below hold the same numbers.", "hint"));
+      return;
+    }
+    replace(container, null);
+    sites.forEach(function (site) {
+      var cells = (site.demographics || {}).age_pyramid || [];
+      var byGender = {};
+      cells.forEach(function (cell) {
+        var g = cell.gender || String(cell.gender_concept_id);
+        if (!byGender[g]) {
+          byGender[g] = { male: cell.gender_concept_id === MALE, y: [], x: [], text: [] };
+        }
+        var value = cell.persons.hidden ? 0 : cell.persons.value;
+        byGender[g].y.push(cell.age_group);
+        byGender[g].x.push(byGender[g].male ? -value : value);
+        byGender[g].text.push(cell.persons.display);
+      });
+      var traces = Object.keys(byGender).map(function (g) {
+        var t = byGender[g];
+        return { type: "bar", orientation: "h", name: g, y: t.y, x: t.x, text: t.text, textposition: "auto",
+          hovertemplate: g + " %{y}: %{text}<extra></extra>" };
+      });
+      var div = el("div", null, "chart-item");
+      container.appendChild(el("h3", site.site + " — " + site.privacy.description));
+      container.appendChild(div);
+      window.Plotly.react(div, traces, {
+        barmode: "relative",
+        bargap: 0.1,
+        margin: { l: 60, r: 20, t: 10, b: 40 },
+        height: 360,
+        xaxis: { title: { text: "persons (men to the left)" }, tickformat: "d" },
+        yaxis: { type: "category", categoryorder: "category ascending" }
+      }, { displaylogo: false, responsive: true });
+    });
+  }
+
+  function renderDemographics(result) {
+    var sites = answered(result).filter(function (site) { return site.demographics; });
+    if (!sites.length) {
+      return;
+    }
+    var section = document.getElementById("demographics");
+    section.hidden = false;
+    renderPyramid(sites);
+    Object.keys(DEMOGRAPHIC_TABLES).forEach(function (key) {
+      var spec = DEMOGRAPHIC_TABLES[key];
+      var rows = [];
+      sites.forEach(function (site) {
+        rows = rows.concat(demographicRows(site, key));
+      });
+      var headers = ["Site"].concat(spec.columns.map(function (c) { return c[1]; }), ["Persons", "Privacy rule"]);
+      var holder = section.querySelector("[data-table=" + key + "]");
+      if (holder) {
+        replace(holder, table(headers, rows, headers.length - 2));
+        section.querySelector("[data-title=" + key + "]").textContent = spec.title;
+        section.querySelector("[data-csv=" + key + "]").href = csvUrl(key);
+      }
+    });
+  }
+
+  var lastDrawn = null;
+
+  function render(result) {
+    renderSites(result);
+    // Charts are redrawn only when the set of answered sites changes, not on every poll.
+    var signature = answered(result).map(function (s) { return s.run; }).join(",");
+    if (signature && signature !== lastDrawn) {
+      lastDrawn = signature;
+      renderAttrition(result);
+      renderDemographics(result);
+    }
+  }
+
+  function poll() {
+    fetch(statusUrl, { headers: { Accept: "application/json" }, credentials: "same-origin", cache: "no-store" })
+      .then(function (response) {
+        if (response.status === 404 || response.status === 403) {
+          throw new Error("gone");
+        }
+        if (!response.ok) {
+          throw new Error("retry");
+        }
+        return response.json();
+      })
+      .then(function (result) {
+        render(result);
+        if (!result.finished) {
+          window.setTimeout(poll, POLL_MS);
+        }
+      })
+      .catch(function (error) {
+        if (error.message !== "gone") {
+          window.setTimeout(poll, RETRY_MS);
+        }
+      });
+  }
+
+  var cancelForm = document.getElementById("cancel-form");
+  if (cancelForm) {
+    cancelForm.addEventListener("submit", function (event) {
+      event.preventDefault();
+      var data = new FormData(cancelForm);
+      fetch(cancelForm.action, {
+        method: "POST",
+        body: data,
+        credentials: "same-origin",
+        headers: { Accept: "application/json", "X-CSRFToken": data.get("csrfmiddlewaretoken") }
+      })
+        .then(function (response) { return response.json(); })
+        .then(render)
+        .catch(function () { cancelForm.submit(); });
+    });
+  }
+
+  poll();
+})();

@@ -1,0 +1,106 @@
+"""The browser's count flow end to end: build a definition in the builder page, press Count, poll status.json
+while the site's real worker process runs it, and get the same number as generating the cohort directly."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts.choices import Role
+from accounts.services import project_create
+from cohorts.generation import generate_cohort
+from cohorts.models import CohortDefinition
+from cohorts.services import site_queue
+from worker.tests.helpers import make_source, make_user
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+OSTEOARTHRITIS = 80180
+ACETAMINOPHEN = 1125315
+
+
+def test_a_count_started_from_the_browser_finishes_with_generate_cohorts_number(start_worker, cdm_gibleed_pg) -> None:
+    source = make_source(cdm_gibleed_pg)
+    admin = make_user(role=Role.ADMIN)
+    researcher = make_user()
+    today = timezone.localdate()
+    project = project_create(
+        title="Osteoarthritis and analgesics",
+        purpose="test",
+        approval_number="IRB-1",
+        principal_investigator=researcher,
+        starts_on=today - dt.timedelta(days=1),
+        expires_on=today + dt.timedelta(days=30),
+        sources=[source],
+        created_by=admin,
+    )
+    client = Client()
+    client.force_login(researcher)
+
+    rule_rows = {
+        f"rule-{i}-{key}": value
+        for i in range(5)
+        for key, value in (("at_least", "1"), ("domain", "drug"), ("days_before", "365"))
+    }
+    rule_rows.update({"rule-0-concepts": str(ACETAMINOPHEN), "rule-0-at_least": "2", "rule-0-days_before": "3650"})
+    response = client.post(
+        reverse("cohorts:definition_new"),
+        {
+            "name": "Osteoarthritis after acetaminophen",
+            "project": project.pk,
+            "entry_domain": "condition",
+            "entry_concepts": str(OSTEOARTHRITIS),
+            "include_descendants": "on",
+            "first_only": "on",
+            "age_min": "40",
+            "rule-TOTAL_FORMS": "5",
+            "rule-INITIAL_FORMS": "0",
+            **rule_rows,
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:3000]
+    definition = CohortDefinition.objects.get(owner=researcher)
+
+    start_worker(site_queue(source.key))
+    response = client.post(
+        reverse("cohorts:run_create", args=[definition.pk]),
+        {"sources": [source.pk], "kind": "count"},
+        HTTP_ACCEPT="application/json",
+    )
+    assert response.status_code == 201, response.content
+    status_url = response.json()["status_url"]
+
+    seen_states: set[str] = set()
+    deadline = time.monotonic() + 90
+    while True:
+        status = client.get(status_url).json()
+        seen_states.update(site["state"] for site in status["sites"])
+        if status["finished"]:
+            break
+        assert time.monotonic() < deadline, f"not finished: {status}"
+        time.sleep(0.5)
+
+    (site,) = status["sites"]
+    assert site["state"] == "succeeded", site["error"]
+    expected = generate_cohort(
+        cdm_gibleed_pg.engine,
+        definition.latest_version().expression,
+        cdm_schema=cdm_gibleed_pg.cdm_schema,
+        vocabulary_schema=cdm_gibleed_pg.vocabulary_schema,
+        results_schema=cdm_gibleed_pg.results_schema,
+        cohort_id=990_001,
+    ).persons
+    assert expected >= 10  # shown as a number, not "<10", so the comparison is exact
+    assert site["persons"] == {"value": expected, "display": f"{expected:,}", "hidden": False}
+    assert status["total"]["value"] == expected
+    assert "succeeded" in seen_states
+
+    page = client.get(reverse("cohorts:run_detail", args=[status["request"]]))
+    assert page.status_code == 200
+    csv_body = client.get(reverse("cohorts:run_table_csv", args=[status["request"], "sites"])).content.decode()
+    assert f"{expected:,}" in csv_body
