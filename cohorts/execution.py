@@ -180,7 +180,9 @@ def _execute_claimed(run: CohortRun, token: str, expression: Any) -> ExecutionOu
             RunState.SUCCEEDED,
             result=result,
             database_seconds=result.get("seconds", seconds),
-            progress_step=F("progress_total"),
+            progress_step=progress.total,
+            progress_total=progress.total,
+            progress_label=progress.label,
         )
         return ExecutionOutcome(state=RunState.SUCCEEDED)
     if isinstance(error, QueryTimeout):
