@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Protocol
@@ -75,8 +76,12 @@ def generate_cohort(
     vocabulary_schema: str,
     results_schema: str,
     cohort_id: int,
+    progress: Callable[[int, int, str], None] | None = None,
 ) -> CohortResult:
     """Generate cohort ``cohort_id`` from ``expression`` into ``<results_schema>.cohort`` (idempotent).
+
+    ``progress``, when given, is called as ``(step, total, label)`` before each statement of the transaction
+    (``step`` from 1 to ``total``; the label names the work, never a value of the definition).
 
     Raises ``ExpressionError`` before touching the database when the expression is invalid or unsupported.
     """
@@ -92,11 +97,11 @@ def generate_cohort(
     started = time.perf_counter()
     ensure_results_tables(engine, results_schema=results_schema)
     work = compiled.statements[len(compiled.setup) :]
+    steps = [*work, *compiled.cleanup]  # temp tables live as long as the connection: drop them in the transaction
     with engine.transaction():
-        for sql, params in work:
-            engine.execute(sql, params)
-        # Temp tables live as long as the connection; drop them with the transaction's work.
-        for sql, params in compiled.cleanup:
+        for step, (sql, params) in enumerate(steps, start=1):
+            if progress is not None:
+                progress(step, len(steps), statement_label(sql))
             engine.execute(sql, params)
     seconds = time.perf_counter() - started
 
@@ -114,6 +119,22 @@ def generate_cohort(
     )
     inclusion, attrition = rule_statistics(compiled.rule_names, [(int(m), int(n)) for m, n in masks])
     return CohortResult(persons, rows, round(seconds, 4), inclusion, attrition)
+
+
+def statement_label(sql: str) -> str:
+    """A short name of a compiled statement for progress reports: its verb and table (compiler constants only)."""
+    words = sql.split()
+    if words[:3] == ["CREATE", "TEMPORARY", "TABLE"] and len(words) > 3:
+        return "build " + words[3].removeprefix("soyang_").replace("_", " ")
+    if words[:2] == ["INSERT", "INTO"] and len(words) > 2:
+        return "write " + words[2].rsplit(".", 1)[-1]
+    if words[:2] == ["DELETE", "FROM"] and len(words) > 2:
+        return "clear " + words[2].rsplit(".", 1)[-1]
+    if words[:1] == ["DROP"]:
+        return "drop temp tables"
+    if words[:1] == ["ANALYZE"]:
+        return "statistics"
+    return "prepare"
 
 
 def rule_statistics(

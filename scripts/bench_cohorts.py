@@ -14,9 +14,11 @@ database ``soyang_r_bench`` on 127.0.0.1, created when missing). DuckDB: ``--duc
 Each oracle definition of the chosen data set runs ``--repeat`` times with Soyang (``generate_cohort``, wall
 time including compilation) and with Circe (circe-be's SQL through ``cohorts/tests/circe_reference.py``, the SQL
 alone), alternately; the table shows the median times, their ratio (Soyang / Circe, below 1 = Soyang faster)
-and whether the cohort rows are identical. Circe runs with its same-day ties broken by event id, so that the
-rows of a correct engine are comparable (see ``circe_reference.break_ties``). The Synthea definitions of the
-oracle run on Synthea27Nj at x1 with ``--synthea``.
+and whether the cohort rows are identical. Before each definition the results tables of both are VACUUMed
+on PostgreSQL (untimed), so that neither pays for the other's or earlier runs' dead rows. Circe runs with its
+same-day ties broken by event id, so that the rows of a correct engine are comparable (see
+``circe_reference.break_ties``). The Synthea definitions of the oracle run on Synthea27Nj at x1 with
+``--synthea``.
 
 This is a benchmark script: it imports the test-only Circe harness, which production code never does.
 """
@@ -192,24 +194,53 @@ def prepare_synthetic(engine: Any, persons: int, seed: int) -> str:
 # --- the measurement --------------------------------------------------------------------------------------------
 
 
+def vacuum_results(engine: Any, schemas: list[str]) -> None:
+    """VACUUM the results tables of both engines' runs (PostgreSQL, outside the timed window).
+
+    Every run deletes and re-inserts its cohort's rows; where autovacuum is off (as on the benchmark server)
+    the dead rows pile up across runs and each DELETE then scans all of them, whichever SQL is measured.
+    """
+    if engine.kind != "postgresql":
+        return
+    from warehouse.engines import quote_ident
+
+    for schema in schemas:
+        tables = engine.fetchall(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = %(schema)s "
+            "AND table_type = 'BASE TABLE'",
+            {"schema": schema},
+        )
+        for (table,) in tables:
+            # Names from the catalog, quoted; VACUUM runs outside a transaction (the engine is autocommit).
+            engine.execute(f"VACUUM {quote_ident(schema)}.{quote_ident(table)}", None)
+
+
 def measure(
     engine: Any, name: str, expression: dict[str, Any], *, cdm_schema: str, repeat: int, circe_settings: dict[str, str]
 ) -> Measurement:
     """Run ``expression`` ``repeat`` times with Soyang and with Circe on ``cdm_schema``, alternately."""
     from cohorts.expression import parse_expression
     from cohorts.generation import cohort_rows, generate_cohort
-    from cohorts.tests.circe_reference import circe_reference
+    from cohorts.tests.circe_reference import circe_reference, circe_results_schema
     from warehouse.engines import quote_ident
 
     results_schema = f"bench_results_{cdm_schema}"
     engine.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(results_schema)}", None)
+    vacuum_results(engine, [results_schema, circe_results_schema(results_schema)])
     schemas = {"cdm_schema": cdm_schema, "vocabulary_schema": cdm_schema, "results_schema": results_schema}
     outcome = Measurement(definition=name, engine=engine.kind, data=cdm_schema)
     parsed = parse_expression(expression)
     result = reference = None
     for _ in range(repeat):
         started = time.perf_counter()
-        result = generate_cohort(engine, parsed, cohort_id=COHORT_ID, **schemas)
+        result = generate_cohort(
+            engine,
+            parsed,
+            cohort_id=COHORT_ID,
+            cdm_schema=cdm_schema,
+            vocabulary_schema=cdm_schema,
+            results_schema=results_schema,
+        )
         outcome.soyang_seconds.append(time.perf_counter() - started)
         reference = circe_reference(
             engine,

@@ -353,34 +353,35 @@ class _CohortCompiler:
         ends: list[str] = []
         strategy = e.end_strategy
         if not isinstance(strategy, DateOffsetStrategy):
-            ends.append("SELECT event_id, person_id, op_end_date AS end_date FROM included_events")
+            ends.append("SELECT event_id, person_id, start_date, op_end_date AS end_date FROM included_events")
         if isinstance(strategy, DateOffsetStrategy):
             column = "end_date" if strategy.date_field == "EndDate" else "start_date"
             shifted = d.date_add(column, strategy.offset)
             ends.append(
-                f"SELECT event_id, person_id, CASE WHEN {shifted} > op_end_date THEN op_end_date ELSE {shifted} END "
+                f"SELECT event_id, person_id, start_date, CASE WHEN {shifted} > op_end_date THEN op_end_date "
+                f"ELSE {shifted} END "
                 "AS end_date FROM included_events"
             )
         elif isinstance(strategy, CustomEraStrategy):
             ends.append(self.custom_era_ends(strategy))
         for criterion in e.censoring_criteria:
             ends.append(
-                "SELECT i.event_id, i.person_id, MIN(C.start_date) AS end_date FROM included_events i\n"
+                "SELECT i.event_id, i.person_id, i.start_date, MIN(C.start_date) AS end_date FROM included_events i\n"
                 f"JOIN (\n{self.criterion_sql(criterion)}\n) C ON C.person_id = i.person_id "
                 "AND C.start_date >= i.start_date AND C.start_date <= i.op_end_date\n"
-                "GROUP BY i.event_id, i.person_id"
+                "GROUP BY i.event_id, i.person_id, i.start_date"
             )
         ctx.ctes.append(("cohort_ends", "\nUNION ALL\n".join(ends)))
-        ctx.ctes.append(
-            (
-                "cohort_rows",
-                "SELECT person_id, start_date, end_date FROM (\n"
-                "SELECT I.event_id, I.person_id, I.start_date, CE.end_date, "
-                "row_number() OVER (PARTITION BY I.person_id, I.event_id ORDER BY CE.end_date) AS ordinal\n"
-                "FROM included_events I JOIN cohort_ends CE ON I.event_id = CE.event_id "
-                "AND I.person_id = CE.person_id AND CE.end_date >= I.start_date\n) F WHERE F.ordinal = 1",
+        # Each end candidate carries its event's start date, so the earliest end on or after the start is one
+        # GROUP BY (Circe: a join back to the events and row_number() = 1, which PostgreSQL mis-estimates).
+        if len(ends) == 1 and not isinstance(strategy, CustomEraStrategy):
+            rows = "SELECT person_id, start_date, end_date FROM cohort_ends WHERE end_date >= start_date"
+        else:
+            rows = (
+                "SELECT person_id, start_date, MIN(end_date) AS end_date FROM cohort_ends "
+                "WHERE end_date >= start_date GROUP BY person_id, event_id, start_date"
             )
-        )
+        ctx.ctes.append(("cohort_rows", rows))
         return with_ctes(ctx.take_ctes(), self.era_sql("cohort_rows", e.era_pad, e.era_pad))
 
     def custom_era_ends(self, strategy: CustomEraStrategy) -> str:
@@ -397,7 +398,7 @@ class _CohortCompiler:
             f"SELECT de.person_id, de.drug_exposure_start_date AS start_date, {end} AS end_date\n"
             f"FROM {ctx.table('drug_exposure')} de\n"
             "JOIN (SELECT DISTINCT person_id FROM included_events) pp ON de.person_id = pp.person_id\n"
-            f"JOIN {CODESETS} cs ON cs.codeset_id = {codeset} AND de.{column} = cs.concept_id"
+            f"WHERE {ctx.dialect.in_codeset(f'de.{column}', codeset, CODESETS)}"
             for column in ("drug_concept_id", "drug_source_concept_id")
         )
         ctx.ctes.append(("drug_target", exposures))
@@ -405,7 +406,7 @@ class _CohortCompiler:
         eras = self.era_sql("drug_target", strategy.gap_days + strategy.offset, strategy.gap_days)
         ctx.ctes.append(("drug_eras", eras))
         return (
-            "SELECT et.event_id, et.person_id, ERAS.end_date FROM included_events et\n"
+            "SELECT et.event_id, et.person_id, et.start_date, ERAS.end_date FROM included_events et\n"
             "JOIN drug_eras ERAS ON ERAS.person_id = et.person_id\n"
             "WHERE et.start_date BETWEEN ERAS.start_date AND ERAS.end_date"
         )
@@ -450,12 +451,14 @@ class _CohortCompiler:
         d = ctx.dialect
         setup = results_setup(d.name, _unquote(ctx.results))
         statements: list[Statement] = list(setup)
+        statements += [(sql, {}) for sql in d.transaction_settings()]
         statements += [(d.drop_temp_table(name), {}) for name in TEMP_TABLES]
         statements.append(ctx.statement(d.create_temp_table_as(CODESETS, codesets_statement(ctx, self.e))))
         statements += [(sql, {}) for sql in d.analyze(CODESETS)]
         statements.append(ctx.statement(d.create_temp_table_as(QUALIFIED_EVENTS, self.qualified_events())))
         statements += [(sql, {}) for sql in d.analyze(QUALIFIED_EVENTS)]
         statements.append(ctx.statement(d.create_temp_table_as(INCLUSION_EVENTS, self.inclusion_events())))
+        statements += [(sql, {}) for sql in d.analyze(INCLUSION_EVENTS)]
         statements.append(ctx.statement(d.create_temp_table_as(FINAL_COHORT, self.final_cohort())))
         cid = lit(self.cohort_id)
         statements += [(sql, {}) for sql in d.lock_cohort(self.cohort_id)]

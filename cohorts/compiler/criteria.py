@@ -107,7 +107,6 @@ class DomainBuilder:
     end_sql: ClassVar[str]  # in terms of ``{a}`` = the table alias
     visit: ClassVar[bool] = True  # has visit_occurrence_id
     codeset_column: ClassVar[str | None] = None
-    codeset_as_where: ClassVar[bool] = False  # Circe filters eras/specimens with IN, others with a JOIN
     source_attribute: ClassVar[str | None] = None
     source_column: ClassVar[str | None] = None
     has_ordinal: ClassVar[bool] = True
@@ -134,23 +133,19 @@ class DomainBuilder:
         finish = d.date_add(start if adj.end_with == "START_DATE" else end, adj.end_offset)
         return begin, finish
 
-    def inner_joins(self) -> list[str]:
-        joins = []
-        codeset_id = self.c.get("CodesetId")
-        if codeset_id is not None and self.codeset_column and not self.codeset_as_where:
-            joins.append(codeset_join("cs", f"{self.alias}.{self.codeset_column}", codeset_id))
-        if self.source_attribute is not None and self.c.get(self.source_attribute) is not None:
-            joins.append(codeset_join("cns", f"{self.alias}.{self.source_column}", self.c.get(self.source_attribute)))
-        return joins
-
     def inner_where(self) -> str:
+        """The concept-set filters on the domain table itself. Circe joins the codesets table (or uses IN for
+        eras and specimens); as its (codeset_id, concept_id) rows are distinct, a semi-join keeps the same rows,
+        and the dialect writes it so that the domain table's concept index is used (``Dialect.in_codeset``)."""
+        d = self.ctx.dialect
+        conditions = []
         codeset_id = self.c.get("CodesetId")
-        if codeset_id is not None and self.codeset_column and self.codeset_as_where:
-            return (
-                f"\nWHERE {self.alias}.{self.codeset_column} in "
-                f"(select concept_id from {CODESETS} where codeset_id = {lit(codeset_id)})"
-            )
-        return ""
+        if codeset_id is not None and self.codeset_column:
+            conditions.append(d.in_codeset(f"{self.alias}.{self.codeset_column}", lit(codeset_id), CODESETS))
+        if self.source_attribute is not None and self.c.get(self.source_attribute) is not None:
+            source = lit(self.c.get(self.source_attribute))
+            conditions.append(d.in_codeset(f"{self.alias}.{self.source_column}", source, CODESETS))
+        return ("\nWHERE " + "\nAND ".join(conditions)) if conditions else ""
 
     def ordinal_order(self) -> str:
         a = self.alias
@@ -195,7 +190,7 @@ class DomainBuilder:
             self.wheres.append("C.ordinal = 1")
         inner = (
             f"SELECT {self.alias}.*, {start} AS start_date, {end} AS end_date{ordinal}\n"
-            f"FROM {self.ctx.table(self.table)} {self.alias}\n" + "\n".join(self.inner_joins()) + self.inner_where()
+            f"FROM {self.ctx.table(self.table)} {self.alias}" + self.inner_where()
         )
         visit = "C.visit_occurrence_id" if self.visit else "CAST(NULL AS BIGINT)"
         out_start, out_end = self.outer_start_end()
@@ -288,7 +283,7 @@ class ConditionEraBuilder(DomainBuilder):
     start_column = "{a}.condition_era_start_date"
     end_sql = "{a}.condition_era_end_date"
     visit = False
-    codeset_column, codeset_as_where = "condition_concept_id", True
+    codeset_column = "condition_concept_id"
     count_columns = {
         "DOMAIN_CONCEPT": "C.condition_concept_id",
         "ERA_OCCURRENCES": "C.condition_occurrence_count",
@@ -340,7 +335,7 @@ class DrugEraBuilder(DomainBuilder):
     start_column = "{a}.drug_era_start_date"
     end_sql = "{a}.drug_era_end_date"
     visit = False
-    codeset_column, codeset_as_where = "drug_concept_id", True
+    codeset_column = "drug_concept_id"
     count_columns = {
         "DOMAIN_CONCEPT": "C.drug_concept_id",
         "ERA_OCCURRENCES": "C.drug_exposure_count",
@@ -362,7 +357,7 @@ class DoseEraBuilder(DomainBuilder):
     start_column = "{a}.dose_era_start_date"
     end_sql = "{a}.dose_era_end_date"
     visit = False
-    codeset_column, codeset_as_where = "drug_concept_id", True
+    codeset_column = "drug_concept_id"
     count_columns = {
         "DOMAIN_CONCEPT": "C.drug_concept_id",
         "DURATION": "DURATION",
@@ -486,7 +481,7 @@ class SpecimenBuilder(DomainBuilder):
     start_column = "{a}.specimen_date"
     end_sql = "({a}.specimen_date + 1)"
     visit = False
-    codeset_column, codeset_as_where = "specimen_concept_id", True
+    codeset_column = "specimen_concept_id"
     count_columns = {"DOMAIN_CONCEPT": "C.specimen_concept_id", "DURATION": "CAST(1 AS INTEGER)"}
 
     def filters(self) -> None:

@@ -44,6 +44,14 @@ class Dialect:
         """Real (never integer) division, NULL when the denominator is zero (Circe's NULLIF)."""
         return f"(CAST({numerator} AS NUMERIC) / NULLIF(CAST({denominator} AS NUMERIC), 0))"
 
+    def in_codeset(self, column: str, codeset_id: str, codesets: str) -> str:
+        """``column`` is a concept of codeset ``codeset_id`` (a validated literal) of table ``codesets``."""
+        return f"{column} IN (SELECT concept_id FROM {codesets} WHERE codeset_id = {codeset_id})"
+
+    def transaction_settings(self) -> list[str]:
+        """Statements run first in the generation's transaction (planner settings local to it)."""
+        return []
+
     def create_temp_table_as(self, name: str, select: str) -> str:
         return f"CREATE TEMPORARY TABLE {name} AS\n{select}"
 
@@ -67,6 +75,17 @@ class PostgresDialect(Dialect):
 
     def analyze(self, name: str) -> list[str]:
         return [f"ANALYZE {name}"]
+
+    def in_codeset(self, column: str, codeset_id: str, codesets: str) -> str:
+        # The array is an InitPlan computed once, so ``column = ANY($0)`` is an index condition on the domain
+        # table's concept index: no join, hence no nested loop needed to reach the index.
+        return f"{column} = ANY(ARRAY(SELECT concept_id FROM {codesets} WHERE codeset_id = {codeset_id}))"
+
+    def transaction_settings(self) -> list[str]:
+        # One statement, transaction-local (``is_local``): JIT compiles large plans for 100s of ms, more than
+        # these queries run; and the row estimates after ``ordinal = 1`` / HAVING filters are often 1, which
+        # makes the planner nest loops over CTEs that hold thousands of rows (quadratic). Hash joins everywhere.
+        return ["SELECT set_config('jit', 'off', true), set_config('enable_nestloop', 'off', true)"]
 
     def lock_cohort(self, cohort_id: int) -> list[str]:
         # Under READ COMMITTED two concurrent delete-then-insert of one id would both insert; a transaction-level

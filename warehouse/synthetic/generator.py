@@ -98,7 +98,7 @@ def reference_tables() -> dict[str, dict[str, np.ndarray]]:
     location = {
         "location_id": np.arange(1, n + 1, dtype=np.int64),
         "city": np.array(names),
-        "state": np.array([pop.PROVINCE] * n),
+        "state": np.array([pop.PROVINCE_CODE] * n),
         "zip": np.array([r[1] for r in pop.REGIONS]),
         "county": np.array(names),
         "location_source_value": np.array([f"KR-42-{i + 1:02d}" for i in range(n)]),

@@ -47,6 +47,8 @@ REGIONS: tuple[tuple[str, str, int], ...] = (
     ("Yangyang", "25-000", 28),
 )
 PROVINCE = "Gangwon"
+# location.state is VARCHAR(2) in the CDM: the province's ISO 3166-2 subdivision code (KR-51, Gangwon State).
+PROVINCE_CODE = "51"
 
 # Visits and measurements use these concepts.
 VISIT_INPATIENT, VISIT_OUTPATIENT, VISIT_ER = 9201, 9202, 9203

@@ -139,7 +139,7 @@ def write_cdm(
                 "cdm_release_date": np.array([day]),
                 "cdm_version": np.array([CDM_VERSION]),
                 "cdm_version_concept_id": np.array([CDM_VERSION_CONCEPT_ID]),
-                "vocabulary_version": np.array(["Soyang synthetic subset"]),
+                "vocabulary_version": np.array(["Soyang subset v1"]),  # VARCHAR(20)
             },
         )
 

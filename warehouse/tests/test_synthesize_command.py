@@ -13,9 +13,17 @@ from warehouse.selectors import source_row_counts
 from warehouse.services import source_create
 
 
+@pytest.fixture(params=["duckdb", "postgresql"])
+def synth_url(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str]:
+    if request.param == "duckdb":
+        return "duckdb", f"duckdb:///{tmp_path / 'site.duckdb'}"
+    return "postgresql", request.getfixturevalue("test_cdm_pg_url")
+
+
 @pytest.mark.django_db
-def test_synthesize_command_loads_the_source_and_records_its_fingerprint(tmp_path: Path) -> None:
-    source = source_create(key="synth", engine="duckdb", url=f"duckdb:///{tmp_path / 'site.duckdb'}")
+def test_synthesize_command_loads_the_source_and_records_its_fingerprint(synth_url: tuple[str, str]) -> None:
+    engine, url = synth_url
+    source = source_create(key="synth", engine=engine, url=url, cdm_schema="synth_cdm", results_schema="synth_results")
     out = StringIO()
     call_command("synthesize_omop", source="synth", persons=300, seed=11, jobs=1, stdout=out)
     source = Source.objects.get(pk=source.pk)

@@ -1,0 +1,82 @@
+"""The shape of the SQL that keeps interactive counting fast, and the progress report of a generation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cohorts.compiler import compile_cohort
+from cohorts.generation import generate_cohort, statement_label
+from cohorts.tests.conftest import oracle_definition
+
+SCHEMAS = {"cdm_schema": "cdm", "vocabulary_schema": "vocab", "results_schema": "results"}
+
+
+def statements(name: str, dialect: str) -> list[str]:
+    compiled = compile_cohort(oracle_definition(name), dialect=dialect, cohort_id=1, **SCHEMAS)
+    return [sql for sql, _ in compiled.statements + compiled.cleanup]
+
+
+def test_postgresql_turns_jit_and_nested_loops_off_for_the_transaction_only() -> None:
+    first = statements("pl_2078", "postgresql")[3]  # after the three results-DDL statements
+    assert "set_config('jit', 'off', true)" in first
+    assert "set_config('enable_nestloop', 'off', true)" in first
+    assert not any("set_config" in sql for sql in statements("pl_2078", "duckdb"))
+
+
+def test_postgresql_reaches_the_concept_index_through_an_array_of_the_codeset() -> None:
+    sql = "\n".join(statements("h01_celecoxib_new_users_custom_era", "postgresql"))
+    assert "de.drug_concept_id = ANY(ARRAY(SELECT concept_id FROM soyang_codesets WHERE codeset_id = 0))" in sql
+    assert "JOIN soyang_codesets" not in sql
+
+
+@pytest.mark.parametrize("dialect", ["postgresql", "duckdb"])
+def test_every_temp_table_a_later_statement_reads_gets_statistics_on_postgresql(dialect: str) -> None:
+    sql = statements("pl_20705", dialect)
+    analyzed = [s for s in sql if s.startswith("ANALYZE")]
+    if dialect == "postgresql":
+        assert analyzed == [
+            "ANALYZE soyang_codesets",
+            "ANALYZE soyang_qualified_events",
+            "ANALYZE soyang_inclusion_events",
+        ]
+    else:
+        assert analyzed == []
+
+
+def test_cohort_ends_are_one_group_by_without_joining_the_events_again() -> None:
+    final = next(
+        s for s in statements("h04_gibleed_censored_by_acetaminophen", "duckdb") if "soyang_final_cohort AS" in s
+    )
+    assert "JOIN cohort_ends" not in final
+    assert "MIN(end_date) AS end_date FROM cohort_ends WHERE end_date >= start_date" in final
+
+
+def test_statement_labels_name_the_work_never_a_value() -> None:
+    assert statement_label("CREATE TEMPORARY TABLE soyang_qualified_events AS\nSELECT 1") == "build qualified events"
+    assert statement_label('INSERT INTO "r".cohort (a) SELECT 1') == "write cohort"
+    assert statement_label('DELETE FROM "r".cohort WHERE x = 1') == "clear cohort"
+    assert statement_label("SELECT set_config('jit', 'off', true)") == "prepare"
+
+
+def test_generation_reports_step_k_of_n(cdm_gibleed_duckdb: Any, oracle_dir: Path) -> None:
+    cdm = cdm_gibleed_duckdb
+    expression = json.loads((oracle_dir / "cohorts" / "pl_10606.json").read_text())
+    seen: list[tuple[int, int, str]] = []
+    result = generate_cohort(
+        cdm.engine,
+        expression,
+        cdm_schema=cdm.cdm_schema,
+        vocabulary_schema=cdm.vocabulary_schema,
+        results_schema=cdm.results_schema,
+        cohort_id=920_001,
+        progress=lambda step, total, label: seen.append((step, total, label)),
+    )
+    assert result.rows == 413
+    total = seen[0][1]
+    assert [step for step, _, _ in seen] == list(range(1, total + 1))
+    assert {t for _, t, _ in seen} == {total}
+    assert "build final cohort" in [label for _, _, label in seen]
