@@ -208,8 +208,16 @@ def _execute_claimed(run: CohortRun, token: str, expression: Any) -> ExecutionOu
 def compute_run_result(engine: Any, *, source: Any, run: CohortRun, expression: Any, progress: _Progress) -> dict:
     """The aggregates of one run: counts and Circe's by-person inclusion statistics always; demographics
     when asked. Never a patient row."""
-    total = 2 if run.kind == RunKind.DEMOGRAPHICS else 1
+    extra = 1 if run.kind == RunKind.DEMOGRAPHICS else 0
+    total = 1 + extra
     progress.report(0, total, "Finding the cohort")
+
+    def statement_progress(step: int, statements: int, label: str) -> None:
+        # "Step k of n" over the cohort's statements, plus the demographics pass when asked for.
+        nonlocal total
+        total = statements + extra
+        progress.report(step, total, label)
+
     generated = generate_cohort(
         engine,
         expression,
@@ -217,6 +225,7 @@ def compute_run_result(engine: Any, *, source: Any, run: CohortRun, expression: 
         vocabulary_schema=source.vocabulary_schema,
         results_schema=source.results_schema,
         cohort_id=run.pk,
+        progress=statement_progress,
     )
     result: dict[str, Any] = {
         "persons": generated.persons,
@@ -226,7 +235,7 @@ def compute_run_result(engine: Any, *, source: Any, run: CohortRun, expression: 
         "attrition": [{"name": name, "persons": n} for name, n in generated.attrition],
     }
     if run.kind == RunKind.DEMOGRAPHICS:
-        progress.report(1, total, "Describing the cohort")
+        progress.report(total - 1, total, "Describing the cohort")
         result["demographics"] = cohort_demographics(
             engine,
             cdm_schema=source.cdm_schema,
