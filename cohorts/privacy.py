@@ -46,10 +46,11 @@ class ProtectedCount:
 
 
 def rule_for(*, source: Any, role: str) -> PrivacyRule:
-    """The rule of a source for a role: partners and the source's aggregate-only roles get rounding."""
-    min_cell = int(getattr(source, "min_cell_size", DEFAULT_MIN_CELL) or DEFAULT_MIN_CELL)
-    aggregate_only = set(getattr(source, "aggregate_only_roles", None) or ["partner"])
-    round_to = int(getattr(source, "round_to", DEFAULT_ROUND_TO) or 1) if role in aggregate_only else 1
+    """The rule of a source for a role: the source's minimum cell size for everyone, and its rounding on top
+    for the roles it marks aggregate-only (pharma partners by default)."""
+    min_cell = int(source.min_cell_size or DEFAULT_MIN_CELL)
+    aggregate_only = set(source.aggregate_only_roles if source.aggregate_only_roles is not None else ["partner"])
+    round_to = int(source.round_to or DEFAULT_ROUND_TO) if role in aggregate_only else 1
     return PrivacyRule(min_cell=max(1, min_cell), round_to=max(1, round_to))
 
 

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 from django.core.exceptions import ValidationError
-from django.core.validators import RegexValidator
+from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 
 from warehouse.choices import CdmVersion, EngineKind
@@ -23,6 +23,10 @@ validate_source_key = RegexValidator(
 validate_schema_name = RegexValidator(
     SCHEMA_NAME_RE, "a schema name is 1-63 lower-case letters, digits or underscores, not starting with a digit"
 )
+
+
+def default_aggregate_only_roles() -> list[str]:
+    return ["partner"]
 
 
 class Source(models.Model):
@@ -47,6 +51,20 @@ class Source(models.Model):
     fingerprint = models.CharField(max_length=64, blank=True)
     loaded_at = models.DateTimeField(null=True, blank=True)
     statement_timeout_seconds = models.PositiveIntegerField(default=600)
+    # Privacy rules of the site, applied to every number before it leaves the service layer (cohorts.privacy)
+    # and shown next to it: counts 1..min_cell_size-1 are hidden; roles listed in aggregate_only_roles also get
+    # counts rounded to the nearest round_to.
+    min_cell_size = models.PositiveIntegerField(
+        default=10, validators=[MinValueValidator(1)], help_text="Counts from 1 to this minus one are hidden."
+    )
+    round_to = models.PositiveIntegerField(
+        default=10, validators=[MinValueValidator(1)], help_text="Aggregate-only roles see counts rounded to this."
+    )
+    aggregate_only_roles = models.JSONField(
+        default=default_aggregate_only_roles,
+        blank=True,
+        help_text="Roles that see rounded aggregate counts only (e.g. partner).",
+    )
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -1,0 +1,58 @@
+"""Small counts never leave the service layer; what is hidden cannot be recovered by subtraction."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from cohorts.privacy import PrivacyRule, protect, protect_group, rule_for
+
+
+def site(**fields):
+    values = {"min_cell_size": 10, "round_to": 10, "aggregate_only_roles": ["partner"]}
+    values.update(fields)
+    return SimpleNamespace(**values)
+
+
+def test_counts_from_one_to_nine_are_shown_as_under_ten_never_the_number() -> None:
+    rule = PrivacyRule(min_cell=10)
+    for n in range(1, 10):
+        shown = protect(n, rule)
+        assert shown.hidden and shown.value is None and shown.display == "<10"
+    assert protect(0, rule).display == "0"
+    assert protect(10, rule).value == 10
+    assert protect(1234, rule).display == "1,234"
+
+
+def test_partner_sees_counts_rounded_to_ten_and_researcher_exact() -> None:
+    source = site()
+    partner, researcher = rule_for(source=source, role="partner"), rule_for(source=source, role="researcher")
+    assert protect(1234, partner).value == 1230
+    assert protect(1235, partner).value == 1240
+    assert protect(12, partner).value == 10
+    assert protect(1234, researcher).value == 1234
+    assert "rounded to the nearest 10" in partner.describe()
+
+
+def test_the_source_sets_its_threshold_and_its_aggregate_only_roles() -> None:
+    strict = site(min_cell_size=20, round_to=5, aggregate_only_roles=["partner", "researcher"])
+    rule = rule_for(source=strict, role="researcher")
+    assert protect(19, rule).display == "<20"
+    assert protect(22, rule).value == 20
+    open_site = site(aggregate_only_roles=[])
+    assert rule_for(source=open_site, role="partner").round_to == 1
+
+
+def test_one_hidden_bucket_under_a_shown_total_hides_the_next_smallest_too() -> None:
+    rule = PrivacyRule(min_cell=10)
+    total, cells = protect_group(120, [100, 15, 5], rule)
+    assert not total.hidden and total.value == 120
+    assert [c.hidden for c in cells] == [False, True, True]  # 120 - 100 = 20 would have revealed 5 from 15
+
+
+def test_when_no_other_bucket_can_be_hidden_the_total_is_hidden() -> None:
+    rule = PrivacyRule(min_cell=10)
+    total, cells = protect_group(105, [100, 5, 0], rule)
+    # Hiding the 100 as well is enough: two hidden cells cannot be told apart from the total.
+    assert [c.hidden for c in cells] == [True, True, False]
+    total, cells = protect_group(5, [5], rule)
+    assert total.hidden and cells[0].hidden
