@@ -283,3 +283,15 @@ def definition_create_for_user(
     if project is not None and not projects_for_user(owner).filter(pk=project.pk).exists():
         raise ValidationError("You can create definitions only in a project you work in.")
     return definition_create(owner=owner, name=name, expression=expression, description=description, project=project)
+
+
+def run_result_viewed(*, request: RunRequest, user: Any, ip_address: str | None = None, export: str = "") -> None:
+    """Every look at a result is recorded: the page (``view_result``) and each CSV download (``export``)."""
+    audit_record(
+        action="export" if export else "view_result",
+        actor=user,
+        obj=request.version.definition,
+        source_key=",".join(request.runs.values_list("source__key", flat=True).order_by("source__key")),
+        ip_address=ip_address,
+        detail={"request": request.pk, **({"table": export} if export else {})},
+    )

@@ -249,6 +249,7 @@ def _status(request: HttpRequest, run_request: Any) -> dict[str, Any]:
 def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
     run_request = selectors.run_request_get_for_user(request.user, pk)
     definition = run_request.version.definition
+    services.run_result_viewed(request=run_request, user=request.user, ip_address=client_ip(request))
     context = {
         "run_request": run_request,
         "definition": definition,
@@ -294,6 +295,7 @@ def run_table_csv(request: HttpRequest, pk: int, table: str) -> HttpResponse:
     run_request = selectors.run_request_get_for_user(request.user, pk)
     result = selectors.run_request_result(request=run_request, role=request.user.role)
     body = selectors.run_result_csv(result, table)
+    services.run_result_viewed(request=run_request, user=request.user, ip_address=client_ip(request), export=table)
     response = HttpResponse(body, content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="count-{run_request.pk}-{table}.csv"'
     return response

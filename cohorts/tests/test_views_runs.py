@@ -190,3 +190,17 @@ def test_detail_offers_the_project_sites_to_those_who_may_run(alice, charlie, de
     response = client_for(alice).get(reverse("cohorts:definition_detail", args=[definition.pk]))
     offered = list(response.context["run_form"].fields["sources"].queryset)
     assert offered == [ready_source]
+
+
+def test_every_look_at_a_result_and_every_download_is_in_the_audit_log(alice, definition, ready_source):
+    from audit.models import AuditEvent
+
+    request = make_request(definition, alice, ready_source, state=RunState.SUCCEEDED, persons=70)
+    client = client_for(alice)
+    assert client.get(reverse("cohorts:run_detail", args=[request.pk])).status_code == 200
+    assert client.get(reverse("cohorts:run_table_csv", args=[request.pk, "gender"])).status_code == 200
+    viewed = AuditEvent.objects.get(action="view_result", actor=alice)
+    exported = AuditEvent.objects.get(action="export", actor=alice)
+    assert viewed.source_key == exported.source_key == ready_source.key
+    assert viewed.detail == {"request": request.pk}
+    assert exported.detail == {"request": request.pk, "table": "gender"}
