@@ -97,27 +97,27 @@ def generate_cohort(
     started = time.perf_counter()
     ensure_results_tables(engine, results_schema=results_schema)
     work = compiled.statements[len(compiled.setup) :]
-    steps = [*work, *compiled.cleanup]  # temp tables live as long as the connection: drop them in the transaction
+    # Temp tables live as long as the connection: dropped in the transaction (PostgreSQL: ON COMMIT DROP).
+    steps = [*work, *compiled.cleanup]
+    read_at = len(work)
+    fetched: list[tuple[Any, ...]] = []
     with engine.transaction():
         for step, (sql, params) in enumerate(steps, start=1):
+            if step == read_at + 1 and compiled.readback is not None:
+                fetched = engine.fetchall(*compiled.readback)
             if progress is not None:
                 progress(step, len(steps), statement_label(sql))
             engine.execute(sql, params)
+        if not compiled.cleanup and compiled.readback is not None:
+            fetched = engine.fetchall(*compiled.readback)
     seconds = time.perf_counter() - started
 
-    schema = dialect_for(engine.kind).quote_schema(results_schema)
-    # The schema comes from the Source, validated and quoted by quote_schema; the cohort id is bound.
-    counts = engine.fetchall(
-        f"SELECT COUNT(DISTINCT subject_id), COUNT(*) FROM {schema}.cohort WHERE cohort_definition_id = %(cohort_id)s",  # noqa: S608
-        {"cohort_id": cohort_id},
-    )
-    persons, rows = (int(counts[0][0] or 0), int(counts[0][1] or 0)) if counts else (0, 0)
-    masks = engine.fetchall(
-        f"SELECT inclusion_rule_mask, person_count FROM {schema}.cohort_inclusion_result "  # noqa: S608
-        "WHERE cohort_definition_id = %(cohort_id)s AND mode_id = 1",
-        {"cohort_id": cohort_id},
-    )
-    inclusion, attrition = rule_statistics(compiled.rule_names, [(int(m), int(n)) for m, n in masks])
+    # One statement of the transaction read the counts (from the final cohort temp table, same rows as the
+    # insert) and the by-person masks just written.
+    counts = [row for row in fetched if int(row[0]) == 0]
+    persons, rows = (int(counts[0][1] or 0), int(counts[0][2] or 0)) if counts else (0, 0)
+    masks = [(int(m), int(n)) for kind, m, n in fetched if int(kind) == 1]
+    inclusion, attrition = rule_statistics(compiled.rule_names, masks)
     return CohortResult(persons, rows, round(seconds, 4), inclusion, attrition)
 
 

@@ -67,12 +67,16 @@ RESULTS_TABLES: dict[str, str] = {
 
 @dataclass
 class CompiledCohort:
-    """``statements`` run in order in one transaction; ``cleanup`` drops the temp tables (same connection)."""
+    """``statements`` run in order in one transaction; ``cleanup`` drops the temp tables (same connection; empty
+    on PostgreSQL, whose temp tables are created ``ON COMMIT DROP``). ``readback``, run in the same transaction
+    after ``statements`` and before ``cleanup``, returns ``(0, persons, rows)`` then ``(1, mask, person_count)``
+    per by-person inclusion mask."""
 
     statements: list[Statement]
     cleanup: list[Statement]
     setup: list[Statement] = field(default_factory=list)  # results DDL, idempotent; also at the head of statements
     rule_names: list[str] = field(default_factory=list)
+    readback: Statement | None = None
 
 
 def results_setup(dialect: str, results_schema: str) -> list[Statement]:
@@ -115,6 +119,8 @@ class _CohortCompiler:
         self.ctx = ctx
         self.e = expression
         self.cohort_id = cohort_id
+        # Event relations with one row per (person_id, event_id): an EXISTS semi-join may replace GROUP BY there.
+        self.unique_events: set[str] = {QUALIFIED_EVENTS}
 
     # ---- criteria with nested correlated criteria -------------------------------------------------------------
     def criterion_sql(self, criterion: Criterion, extras: Sequence[str] = ()) -> str:
@@ -173,6 +179,12 @@ class _CohortCompiler:
         )
 
     def windowed_sql(self, cc: CorrelatedCriteria, events: str, extras: Sequence[str]) -> str:
+        query, condition = self.window(cc, extras)
+        columns = "".join(f", A.{COLUMN_NAMES[c]}" for c in extras)
+        return f"SELECT P.person_id, P.event_id{columns} FROM {events} P\nJOIN (\n{query}\n) A ON {condition}"
+
+    def window(self, cc: CorrelatedCriteria, extras: Sequence[str]) -> tuple[str, str]:
+        """The criterion's events ``A`` and the condition relating them to an index event ``P``."""
         d = self.ctx.dialect
         query = self.criterion_sql(cc.criteria, extras)
         check_op = not cc.ignore_observation_period
@@ -205,11 +217,22 @@ class _CohortCompiler:
                     clauses.append(f"{event} {op} {bound}")
         if cc.restrict_visit:
             clauses.append("A.visit_occurrence_id = P.visit_occurrence_id")
-        columns = "".join(f", A.{COLUMN_NAMES[c]}" for c in extras)
-        condition = "".join(f" AND {c}" for c in clauses)
+        return query, " AND ".join(["A.person_id = P.person_id", *clauses])
+
+    def exists_sql(self, cc: CorrelatedCriteria, events: str, index_id: int, *, negate: bool = False) -> str:
+        """Index events of ``events`` with at least one event of ``cc`` in the window (``negate``: with none): a
+        semi-join (anti-join), so each index event stops at its first match and nothing is grouped. With a
+        distinct count, COUNT(DISTINCT col) >= 1 means a match whose column is not NULL."""
+        occ = cc.occurrence
+        extras = [occ.count_column or "DOMAIN_CONCEPT"] if occ.is_distinct else []
+        query, condition = self.window(cc, extras)
+        if extras:
+            condition += f" AND A.{COLUMN_NAMES[extras[0]]} IS NOT NULL"
+        # Where ``events`` may hold a (person_id, event_id) twice, DISTINCT keeps one row per event as GROUP BY did.
+        distinct = "" if events in self.unique_events else "DISTINCT "
         return (
-            f"SELECT P.person_id, P.event_id{columns} FROM {events} P\n"
-            f"JOIN (\n{query}\n) A ON A.person_id = P.person_id{condition}"
+            f"SELECT {distinct}{lit(index_id)} AS index_id, P.person_id, P.event_id FROM {events} P\n"
+            f"WHERE {'NOT ' if negate else ''}EXISTS (SELECT 1 FROM (\n{query}\n) A WHERE {condition})"
         )
 
     def correlated_sql(self, cc: CorrelatedCriteria, events: str, index_id: int) -> str:
@@ -220,6 +243,12 @@ class _CohortCompiler:
             column = occ.count_column or "DOMAIN_CONCEPT"
             extras.append(column)
             count_expr = f"DISTINCT cc.{COLUMN_NAMES[column]}"
+        if occ.type == Occurrence.AT_LEAST and occ.count == 1:
+            # "At least one" is a semi-join: each index event is kept at its first match, with no grouping.
+            return self.exists_sql(cc, events, index_id)
+        if occ.type in (Occurrence.EXACTLY, Occurrence.AT_MOST) and occ.count == 0:
+            # "None" is an anti-join (Circe: a LEFT JOIN grouped with HAVING COUNT(...) = 0 / <= 0).
+            return self.exists_sql(cc, events, index_id, negate=True)
         windowed = self.windowed_sql(cc, events, extras)
         operator = {Occurrence.EXACTLY: "=", Occurrence.AT_MOST: "<=", Occurrence.AT_LEAST: ">="}[occ.type]
         having = f"HAVING COUNT({count_expr}) {operator} {lit(occ.count)}"
@@ -281,6 +310,7 @@ class _CohortCompiler:
             f"AND {ctx.dialect.date_add('E.start_date', pc.post_days)} <= OP.observation_period_end_date\n"
             f") P{limit}",
         )
+        self.unique_events.add(primary)  # event_id is the per-person ordinal
         join = ""
         if e.additional_criteria is not None and not e.additional_criteria.is_empty():
             matches = self.group_sql(e.additional_criteria, primary)
@@ -411,7 +441,8 @@ class _CohortCompiler:
             "WHERE et.start_date BETWEEN ERAS.start_date AND ERAS.end_date"
         )
 
-    def cohort_insert(self) -> str:
+    def cohort_rows(self) -> tuple[str, str, str]:
+        """Start, end and WHERE of the cohort rows of the final cohort table (censor window applied)."""
         e, ctx = self.e, self.ctx
         start, end, where = "start_date", "end_date", ""
         window = e.censor_window
@@ -423,6 +454,10 @@ class _CohortCompiler:
                 bound = ctx.bind(window.end_date)
                 end = f"CASE WHEN end_date < {bound} THEN end_date ELSE {bound} END"
             where = f"\nWHERE {start} <= {end}"
+        return start, end, where
+
+    def cohort_insert(self, start: str, end: str, where: str) -> str:
+        ctx = self.ctx
         return (
             f"INSERT INTO {ctx.results}.cohort (cohort_definition_id, subject_id, cohort_start_date, cohort_end_date)\n"
             f"SELECT CAST({lit(self.cohort_id)} AS BIGINT), person_id, {start}, {end} FROM {FINAL_COHORT}{where}"
@@ -435,7 +470,7 @@ class _CohortCompiler:
             "(cohort_definition_id, inclusion_rule_mask, person_count, mode_id)\n"
             "SELECT * FROM (\nWITH masks AS (\n"
             "SELECT Q.person_id, Q.event_id, Q.start_date, CAST(COALESCE(SUM(I.rule_bit), 0) AS BIGINT) AS mask, "
-            "COUNT(DISTINCT I.inclusion_rule_id) AS rule_count, COALESCE(MIN(I.inclusion_rule_id), 0) AS min_rule_id\n"
+            "COUNT(I.inclusion_rule_id) AS rule_count, COALESCE(MIN(I.inclusion_rule_id), 0) AS min_rule_id\n"
             f"FROM {QUALIFIED_EVENTS} Q LEFT JOIN {INCLUSION_EVENTS} I "
             "ON I.person_id = Q.person_id AND I.event_id = Q.event_id\n"
             "GROUP BY Q.person_id, Q.event_id, Q.start_date\n),\n"
@@ -452,7 +487,7 @@ class _CohortCompiler:
         setup = results_setup(d.name, _unquote(ctx.results))
         statements: list[Statement] = list(setup)
         statements += [(sql, {}) for sql in d.transaction_settings()]
-        statements += [(d.drop_temp_table(name), {}) for name in TEMP_TABLES]
+        statements += [(sql, {}) for sql in d.drop_temp_tables(TEMP_TABLES)]
         statements.append(ctx.statement(d.create_temp_table_as(CODESETS, codesets_statement(ctx, self.e))))
         statements += [(sql, {}) for sql in d.analyze(CODESETS)]
         statements.append(ctx.statement(d.create_temp_table_as(QUALIFIED_EVENTS, self.qualified_events())))
@@ -463,13 +498,23 @@ class _CohortCompiler:
         cid = lit(self.cohort_id)
         statements += [(sql, {}) for sql in d.lock_cohort(self.cohort_id)]
         statements.append((f"DELETE FROM {ctx.results}.cohort WHERE cohort_definition_id = {cid}", {}))
-        statements.append(ctx.statement(self.cohort_insert()))
+        start, end, where = self.cohort_rows()
+        statements.append(ctx.statement(self.cohort_insert(start, end, where)))
         statements.append((f"DELETE FROM {ctx.results}.cohort_inclusion_result WHERE cohort_definition_id = {cid}", {}))
         statements.append(ctx.statement(self.stats_insert()))
-        cleanup: list[Statement] = [(d.drop_temp_table(name), {}) for name in TEMP_TABLES]
+        cleanup: list[Statement] = [(sql, {}) for sql in d.cleanup_temp_tables(TEMP_TABLES)]
+        # The counts come from the final cohort temp table (same rows as the insert), the by-person masks from
+        # the few rows just written: one round trip, and no scan of the results cohort table.
+        readback = ctx.statement(
+            f"SELECT 0, COUNT(DISTINCT person_id), COUNT(*) FROM {FINAL_COHORT}{where}\nUNION ALL\n"
+            f"SELECT 1, inclusion_rule_mask, person_count FROM {ctx.results}.cohort_inclusion_result "
+            f"WHERE cohort_definition_id = {cid} AND mode_id = 1"
+        )
         if ctx.ctes:  # pragma: no cover - every statement takes its CTEs
             raise AssertionError("CTEs left over")
-        return CompiledCohort(statements, cleanup, setup, [rule.name for rule in self.e.inclusion_rules])
+        return CompiledCohort(
+            statements, cleanup, setup, [rule.name for rule in self.e.inclusion_rules], readback=readback
+        )
 
 
 def _unquote(quoted: str) -> str:

@@ -8,6 +8,7 @@ same expansion of the excluded items. Concept ids are validated integers, writte
 from __future__ import annotations
 
 from cohorts.compiler.context import Context, lit, with_ctes
+from cohorts.compiler.criteria import concepts_in
 from cohorts.expression import CohortExpression
 
 
@@ -22,6 +23,16 @@ def codesets_statement(ctx: Context, expression: CohortExpression) -> str:
     if not rows:
         return "SELECT CAST(NULL AS INTEGER) AS codeset_id, CAST(NULL AS BIGINT) AS concept_id WHERE 1 = 0"
     concept = ctx.vocab("concept")
+    d = ctx.dialect
+    # Nested loops are off in the generation's transaction (PostgreSQL), so every vocabulary table is reached
+    # through an index condition (a literal list, or an array computed once) rather than by a join that would
+    # become a hash join over the whole table (CONCEPT_ANCESTOR and CONCEPT_RELATIONSHIP are the largest).
+    items_ids = concepts_in(
+        "c.concept_id", sorted({item.concept_id for cs in expression.concept_sets for item in cs.items})
+    )
+    descendant_ids = sorted(
+        {item.concept_id for cs in expression.concept_sets for item in cs.items if item.include_descendants}
+    )
     ctes = [
         (
             "items",
@@ -32,22 +43,35 @@ def codesets_statement(ctx: Context, expression: CohortExpression) -> str:
         (
             "direct",
             "SELECT i.codeset_id, i.is_excluded, i.include_mapped, c.concept_id FROM items i\n"
-            f"JOIN {concept} c ON c.concept_id = i.concept_id",
+            f"JOIN {concept} c ON c.concept_id = i.concept_id\nWHERE {items_ids}",
         ),
-        (
-            "descendants",
-            "SELECT i.codeset_id, i.is_excluded, i.include_mapped, c.concept_id FROM items i\n"
-            f"JOIN {ctx.vocab('concept_ancestor')} ca ON ca.ancestor_concept_id = i.concept_id\n"
-            f"JOIN {concept} c ON c.concept_id = ca.descendant_concept_id AND c.invalid_reason IS NULL\n"
-            "WHERE i.include_descendants",
-        ),
-        ("expanded", "SELECT * FROM direct UNION SELECT * FROM descendants"),
+    ]
+    if descendant_ids:
+        ctes += [
+            (
+                "ancestry",
+                "SELECT i.codeset_id, i.is_excluded, i.include_mapped, ca.descendant_concept_id AS concept_id "
+                f"FROM items i\nJOIN {ctx.vocab('concept_ancestor')} ca ON ca.ancestor_concept_id = i.concept_id\n"
+                f"WHERE i.include_descendants AND {concepts_in('ca.ancestor_concept_id', descendant_ids)}",
+            ),
+            (
+                "descendants",
+                f"SELECT a.codeset_id, a.is_excluded, a.include_mapped, c.concept_id FROM ancestry a\n"
+                f"JOIN {concept} c ON c.concept_id = a.concept_id AND c.invalid_reason IS NULL\n"
+                f"WHERE {d.in_select('c.concept_id', 'SELECT concept_id FROM ancestry')}",
+            ),
+            ("expanded", "SELECT * FROM direct UNION SELECT * FROM descendants"),
+        ]
+    else:
+        ctes.append(("expanded", "SELECT DISTINCT * FROM direct"))
+    ctes += [
         (
             "mapped",
             "SELECT e.codeset_id, e.is_excluded, cr.concept_id_1 AS concept_id FROM expanded e\n"
             f"JOIN {ctx.vocab('concept_relationship')} cr ON cr.concept_id_2 = e.concept_id "
             "AND cr.relationship_id = 'Maps to' AND cr.invalid_reason IS NULL\n"
-            "WHERE e.include_mapped",
+            f"WHERE e.include_mapped AND "
+            f"{d.in_select('cr.concept_id_2', 'SELECT concept_id FROM expanded WHERE include_mapped')}",
         ),
         (
             "resolved",

@@ -46,7 +46,11 @@ class Dialect:
 
     def in_codeset(self, column: str, codeset_id: str, codesets: str) -> str:
         """``column`` is a concept of codeset ``codeset_id`` (a validated literal) of table ``codesets``."""
-        return f"{column} IN (SELECT concept_id FROM {codesets} WHERE codeset_id = {codeset_id})"
+        return self.in_select(column, f"SELECT concept_id FROM {codesets} WHERE codeset_id = {codeset_id}")
+
+    def in_select(self, column: str, select: str) -> str:
+        """``column`` is one of the values of the one-column query ``select`` (a semi-join)."""
+        return f"{column} IN ({select})"
 
     def transaction_settings(self) -> list[str]:
         """Statements run first in the generation's transaction (planner settings local to it)."""
@@ -57,6 +61,14 @@ class Dialect:
 
     def drop_temp_table(self, name: str) -> str:
         return f"DROP TABLE IF EXISTS {name}"
+
+    def drop_temp_tables(self, names: tuple[str, ...]) -> list[str]:
+        """Statements dropping every temp table of a generation (left over by an earlier run)."""
+        return [self.drop_temp_table(name) for name in names]
+
+    def cleanup_temp_tables(self, names: tuple[str, ...]) -> list[str]:
+        """Statements run at the end of the generation's transaction to drop its temp tables."""
+        return self.drop_temp_tables(names)
 
     def analyze(self, name: str) -> list[str]:
         """Statements that give the planner statistics of a fresh temp table (none where not needed)."""
@@ -76,10 +88,20 @@ class PostgresDialect(Dialect):
     def analyze(self, name: str) -> list[str]:
         return [f"ANALYZE {name}"]
 
-    def in_codeset(self, column: str, codeset_id: str, codesets: str) -> str:
-        # The array is an InitPlan computed once, so ``column = ANY($0)`` is an index condition on the domain
-        # table's concept index: no join, hence no nested loop needed to reach the index.
-        return f"{column} = ANY(ARRAY(SELECT concept_id FROM {codesets} WHERE codeset_id = {codeset_id}))"
+    def create_temp_table_as(self, name: str, select: str) -> str:
+        # Dropped by the COMMIT (or the ROLLBACK) of the generation's transaction: no cleanup statements.
+        return f"CREATE TEMPORARY TABLE {name} ON COMMIT DROP AS\n{select}"
+
+    def drop_temp_tables(self, names: tuple[str, ...]) -> list[str]:
+        return [f"DROP TABLE IF EXISTS {', '.join(names)}"]  # one statement
+
+    def cleanup_temp_tables(self, names: tuple[str, ...]) -> list[str]:
+        return []
+
+    def in_select(self, column: str, select: str) -> str:
+        # The array is an InitPlan computed once, so ``column = ANY($0)`` is an index condition on the table's
+        # index (domain concept, vocabulary): no join, hence no nested loop needed to reach the index.
+        return f"{column} = ANY(ARRAY({select}))"
 
     def transaction_settings(self) -> list[str]:
         # One statement, transaction-local (``is_local``): JIT compiles large plans for 100s of ms, more than

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from cohorts.compiler import compile_cohort
+from cohorts.compiler.context import TEMP_TABLES
 from cohorts.generation import generate_cohort, statement_label
 from cohorts.tests.conftest import oracle_definition
 
@@ -80,3 +81,73 @@ def test_generation_reports_step_k_of_n(cdm_gibleed_duckdb: Any, oracle_dir: Pat
     assert [step for step, _, _ in seen] == list(range(1, total + 1))
     assert {t for _, t, _ in seen} == {total}
     assert "build final cohort" in [label for _, _, label in seen]
+
+
+def test_postgresql_temp_tables_go_with_the_commit_and_need_no_cleanup() -> None:
+    compiled = compile_cohort(oracle_definition("pl_20705"), dialect="postgresql", cohort_id=1, **SCHEMAS)
+    creates = [sql for sql, _ in compiled.statements if sql.startswith("CREATE TEMPORARY TABLE")]
+    assert creates and all(" ON COMMIT DROP AS\n" in sql for sql in creates)
+    assert compiled.cleanup == []
+    drops = [sql for sql, _ in compiled.statements if sql.startswith("DROP")]
+    assert len(drops) == 1  # leftovers of an older engine, in one statement
+    duck = compile_cohort(oracle_definition("pl_20705"), dialect="duckdb", cohort_id=1, **SCHEMAS)
+    assert [sql for sql, _ in duck.cleanup] == [f"DROP TABLE IF EXISTS {name}" for name in TEMP_TABLES]
+
+
+def test_counts_and_masks_are_read_back_in_one_statement_from_the_final_cohort() -> None:
+    compiled = compile_cohort(
+        oracle_definition("h09_concussion_censor_window"), dialect="postgresql", cohort_id=5, **SCHEMAS
+    )
+    assert compiled.readback is not None
+    sql, params = compiled.readback
+    assert "FROM soyang_final_cohort" in sql and "cohort_inclusion_result" in sql
+    assert '"results".cohort ' not in sql  # no scan of the results cohort table
+    assert params  # the censor window's dates stay bound
+
+
+@pytest.mark.parametrize("dialect", ["postgresql", "duckdb"])
+def test_at_least_one_occurrence_is_a_semi_join_without_grouping(dialect: str) -> None:
+    sql = "\n".join(statements("h06_pharyngitis_at_least_two_nested", dialect))
+    assert "WHERE EXISTS (SELECT 1 FROM (" in sql
+    assert "HAVING COUNT(cc.event_id) >= 1" not in sql
+
+
+def test_vocabulary_tables_are_reached_through_index_conditions() -> None:
+    codesets = next(
+        s for s in statements("pl_20766", "postgresql") if s.startswith("CREATE TEMPORARY TABLE soyang_codesets")
+    )
+    assert "ca.ancestor_concept_id in (" in codesets
+    assert "c.concept_id = ANY(ARRAY(SELECT concept_id FROM ancestry))" in codesets
+    assert "cr.concept_id_2 = ANY(ARRAY(SELECT concept_id FROM expanded WHERE include_mapped))" in codesets
+
+
+def test_no_occurrence_is_an_anti_join() -> None:
+    expression = {
+        "ConceptSets": [{"id": 0, "name": "c", "expression": {"items": [{"concept": {"CONCEPT_ID": 192671}}]}}],
+        "PrimaryCriteria": {
+            "CriteriaList": [{"ConditionOccurrence": {"CodesetId": 0}}],
+            "ObservationWindow": {"PriorDays": 0, "PostDays": 0},
+            "PrimaryCriteriaLimit": {"Type": "All"},
+        },
+        "InclusionRules": [
+            {
+                "name": "none before",
+                "expression": {
+                    "Type": "ALL",
+                    "CriteriaList": [
+                        {
+                            "Criteria": {"ConditionOccurrence": {"CodesetId": 0}},
+                            "StartWindow": {"Start": {"Coeff": -1}, "End": {"Days": 1, "Coeff": -1}},
+                            "Occurrence": {"Type": 0, "Count": 0},
+                        }
+                    ],
+                    "DemographicCriteriaList": [],
+                    "Groups": [],
+                },
+            }
+        ],
+    }
+    compiled = compile_cohort(expression, dialect="postgresql", cohort_id=1, **SCHEMAS)
+    sql = "\n".join(s for s, _ in compiled.statements)
+    assert "WHERE NOT EXISTS (SELECT 1 FROM (" in sql
+    assert "HAVING COUNT(cc.event_id) = 0" not in sql
