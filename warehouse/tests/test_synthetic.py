@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import threading
 from pathlib import Path
 
@@ -208,10 +207,6 @@ def test_deaths_are_more_common_with_age(cdm: duckdb.DuckDBPyConnection) -> None
     assert old > young * 5
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("warehouse.loader") is None or importlib.util.find_spec("warehouse.engines") is None,
-    reason="warehouse.loader / warehouse.engines not in the tree yet",
-)
 def test_loads_into_duckdb_through_the_loader(cdm_dir: Path, tmp_path: Path) -> None:
     from warehouse.engines import connect
     from warehouse.loader import load_cdm_directory
