@@ -26,7 +26,7 @@ run: install
 	bash scripts/run_demo.sh
 
 ## The whole test suite (lint included) on PostgreSQL and Redis (see README for DATABASE_URL and REDIS_URL).
-test: install-dev
+test: install-dev browser-deps
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy --strict cohorts/compiler cohorts/expression

@@ -110,6 +110,8 @@
         }
       });
     });
+    root.querySelector("[data-field=sites-answered]").textContent =
+      result.sites_answered + " of " + result.sites.length + " site(s) answered";
     root.querySelector("[data-field=total]").textContent = result.total ? result.total.display : "—";
     root.querySelector("[data-field=total-privacy]").textContent =
       result.total_privacy.description + (result.sites.length > 1 ? " (strictest of the sites' rules)" : "");
