@@ -3,7 +3,7 @@ records of authentication."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import date
 from typing import Any
 
@@ -396,29 +396,18 @@ def membership_reject(
     *, membership: ProjectMembership, rejecter: User, reason: str, ip_address: str | None = None
 ) -> ProjectMembership:
     """Refuse a request (the owner or an approving steward), with a reason the person is told."""
-    if not reason.strip():
-        raise ValidationError("give a reason for the rejection")
-    membership = _locked_membership(membership)
-    if not approvals.can_reject_membership(rejecter, membership):
-        raise PermissionDenied("you may not reject this request")
-    membership.status = MembershipStatus.REJECTED
-    membership.reason = reason.strip()
-    membership.decided_at = timezone.now()
-    membership.save(update_fields=["status", "reason", "decided_at"])
-    project_group_sync(membership)
-    audit_record(
-        action="membership_reject",
-        actor=rejecter,
-        obj=membership,
+    return _membership_close(
+        membership=membership,
+        by=rejecter,
+        reason=reason,
         ip_address=ip_address,
-        detail={"reason": membership.reason, "project": membership.project_id, "member": membership.user.username},
+        status=MembershipStatus.REJECTED,
+        action="membership_reject",
+        decision="rejected",
+        allowed=approvals.can_reject_membership,
+        noun="rejection",
+        verb="reject this request",
     )
-    notify(
-        to=[membership.user.email],
-        template="membership_decision",
-        context={"membership": membership, "decision": "rejected"},
-    )
-    return membership
 
 
 @transaction.atomic
@@ -426,19 +415,47 @@ def membership_revoke(
     *, membership: ProjectMembership, revoked_by: User, reason: str, ip_address: str | None = None
 ) -> ProjectMembership:
     """End an approved membership before the project expires (owner, approving steward or admin)."""
+    return _membership_close(
+        membership=membership,
+        by=revoked_by,
+        reason=reason,
+        ip_address=ip_address,
+        status=MembershipStatus.REVOKED,
+        action="membership_revoke",
+        decision="revoked",
+        allowed=approvals.can_revoke_membership,
+        noun="revocation",
+        verb="revoke this membership",
+    )
+
+
+def _membership_close(
+    *,
+    membership: ProjectMembership,
+    by: User,
+    reason: str,
+    ip_address: str | None,
+    status: MembershipStatus,
+    action: str,
+    decision: str,
+    allowed: Callable[[User, ProjectMembership], bool],
+    noun: str,
+    verb: str,
+) -> ProjectMembership:
+    """Reject or revoke: a reason is required, the decision is audited and the person is told."""
     if not reason.strip():
-        raise ValidationError("give a reason for the revocation")
+        raise ValidationError(f"give a reason for the {noun}")
     membership = _locked_membership(membership)
-    if not approvals.can_revoke_membership(revoked_by, membership):
-        raise PermissionDenied("you may not revoke this membership")
-    membership.status = MembershipStatus.REVOKED
+    if not allowed(by, membership):
+        raise PermissionDenied(f"you may not {verb}")
+    membership.status = status
     membership.reason = reason.strip()
     membership.decided_at = timezone.now()
     membership.save(update_fields=["status", "reason", "decided_at"])
     project_group_sync(membership)
     audit_record(
-        action="membership_revoke",
-        actor=revoked_by,
+        action=action,
+        actor=by,
         obj=membership,
         ip_address=ip_address,
         detail={"reason": membership.reason, "project": membership.project_id, "member": membership.user.username},
@@ -446,6 +463,6 @@ def membership_revoke(
     notify(
         to=[membership.user.email],
         template="membership_decision",
-        context={"membership": membership, "decision": "revoked"},
+        context={"membership": membership, "decision": decision},
     )
     return membership
