@@ -12,8 +12,9 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable
 from datetime import date
-from typing import Any
+from typing import Any, TypeVar
 
 from cohorts.expression import domains as kinds
 from cohorts.expression.domains import (
@@ -46,6 +47,8 @@ from cohorts.expression.nodes import (
     TextFilter,
     Window,
 )
+
+_V = TypeVar("_V")
 
 #: Guards against definitions that would make absurd SQL (or exhaust the stack) rather than a cohort.
 MAX_DEPTH = 50
@@ -285,24 +288,15 @@ class _Parser:
 
     # ---- value filters -----------------------------------------------------------------------------------------
     def numeric_range(self, value: Any, path: str) -> NumericRange | None:
-        rng = self.obj(value, path)
-        if rng is None:
-            return None
-        op = rng.get("Op")
-        if op not in _NUMERIC_OPS:
-            self.fail(f"{path}.Op", "expected one of " + ", ".join(sorted(_NUMERIC_OPS)))
-            return None
-        number = self.number(rng.get("Value"), f"{path}.Value")
-        extent = None
-        if op.endswith("bt"):
-            extent = self.number(rng.get("Extent"), f"{path}.Extent")
-            if extent is None:
-                return None
-        if number is None:
-            return None
-        return NumericRange(op, number, extent)
+        parts = self._range(value, path, self.number)
+        return NumericRange(*parts) if parts is not None else None
 
     def date_range(self, value: Any, path: str) -> DateRange | None:
+        parts = self._range(value, path, self.a_date)
+        return DateRange(*parts) if parts is not None else None
+
+    def _range(self, value: Any, path: str, read: Callable[[Any, str], _V | None]) -> tuple[str, _V, _V | None] | None:
+        """``{"Op": ..., "Value": ..., "Extent": ...}`` with Value (and Extent for between ops) read by ``read``."""
         rng = self.obj(value, path)
         if rng is None:
             return None
@@ -310,15 +304,15 @@ class _Parser:
         if op not in _NUMERIC_OPS:
             self.fail(f"{path}.Op", "expected one of " + ", ".join(sorted(_NUMERIC_OPS)))
             return None
-        start = self.a_date(rng.get("Value"), f"{path}.Value")
+        start = read(rng.get("Value"), f"{path}.Value")
         extent = None
         if op.endswith("bt"):
-            extent = self.a_date(rng.get("Extent"), f"{path}.Extent")
+            extent = read(rng.get("Extent"), f"{path}.Extent")
             if extent is None:
                 return None
         if start is None:
             return None
-        return DateRange(op, start, extent)
+        return op, start, extent
 
     def text_filter(self, value: Any, path: str) -> TextFilter | None:
         flt = self.obj(value, path)
