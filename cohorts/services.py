@@ -153,28 +153,31 @@ def _run_for(*, version: CohortDefinitionVersion, source: Any, kind: RunKind, us
     key = run_cache_key(
         expression_sha=version.expression_hash, source_key=source.key, source_fingerprint=source.fingerprint, kind=kind
     )
-    reusable = (
-        CohortRun.objects.filter(cache_key=key, state__in=[RunState.SUCCEEDED, *ACTIVE_STATES])
-        .order_by("-queued_at")
-        .first()
-    )
-    if reusable is not None:
-        return reusable, False
-    try:
-        # The partial unique index allows one active run per key: a concurrent identical request that got
-        # there first makes this insert fail, and we join its run instead.
-        with transaction.atomic():
-            run = CohortRun.objects.create(
-                version=version,
-                source=source,
-                kind=kind,
-                cache_key=key,
-                source_fingerprint=source.fingerprint,
-                requested_by=user,
-            )
-    except IntegrityError:
-        return CohortRun.objects.get(cache_key=key, state__in=ACTIVE_STATES), False
-    return run, True
+    # Reuse a succeeded or active run with the same key; otherwise create one. The partial unique index allows
+    # one active run per key: when a concurrent identical request got there first the insert fails, and by the
+    # time we look again its run may already have succeeded, so the lookup is simply repeated.
+    for _ in range(3):
+        reusable = (
+            CohortRun.objects.filter(cache_key=key, state__in=[RunState.SUCCEEDED, *ACTIVE_STATES])
+            .order_by("-queued_at")
+            .first()
+        )
+        if reusable is not None:
+            return reusable, False
+        try:
+            with transaction.atomic():
+                run = CohortRun.objects.create(
+                    version=version,
+                    source=source,
+                    kind=kind,
+                    cache_key=key,
+                    source_fingerprint=source.fingerprint,
+                    requested_by=user,
+                )
+        except IntegrityError:
+            continue
+        return run, True
+    raise IntegrityError(f"could not reuse or create the run for cache key {key}")
 
 
 def _enqueue_on_commit(run: CohortRun) -> None:
