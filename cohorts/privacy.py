@@ -2,9 +2,12 @@
 
 Rules, per source:
 - a minimum cell size (default 10): a count from 1 to size-1 is shown as "<10", never the number;
-- complementary suppression: in a group of cells that add up to a shown total (demographic buckets, the
-  per-site counts of a federated total), hiding one cell alone would let anyone recover it by subtraction,
-  so the next smallest cell is hidden too until at least two are hidden (or the total itself is hidden);
+- complementary suppression: in a group of cells that add up to a shown total (demographic buckets), hiding one
+  cell alone would let anyone recover it by subtraction, so the next smallest cell is hidden too until at least
+  two are hidden (or the total itself is hidden);
+- a federated total (several sites) is never more exact than its parts: when a site's count is hidden, the total
+  is shown as "the visible sites + <10", so the difference between two requests (all sites, then all but one)
+  cannot recover a hidden site's count either;
 - rounding (to the nearest 10 by default) on top, for pharma partners and any role the source marks
   "aggregate only".
 The rule applied is returned with the numbers, so the UI can show it next to each of them.
@@ -97,3 +100,52 @@ def protect_group(
         else:
             shown_total = hidden(rule)
     return shown_total, protected
+
+
+@dataclass(frozen=True)
+class FederatedTotal:
+    """The total of several sites' counts as it may be shown: exact only when every site's count is shown."""
+
+    value: int | None  # None unless every part is shown
+    display: str
+    hidden: bool
+    lower_bound: int  # what the shown parts add up to (protected like any count)
+    hidden_sites: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "value": self.value,
+            "display": self.display,
+            "hidden": self.hidden,
+            "lower_bound": self.lower_bound,
+            "hidden_sites": self.hidden_sites,
+        }
+
+
+def protect_federated(
+    counts: Sequence[int], rules: Sequence[PrivacyRule]
+) -> tuple[FederatedTotal, list[ProtectedCount]]:
+    """Protect each site's count with its own rule, and the total with the strictest rule.
+
+    Why no complementary suppression between sites: the total does not include hidden sites exactly, so no
+    subtraction recovers them; hiding a second site would only lose information. The visible part is protected
+    like any count (rounded for aggregate-only roles), so it reveals no more than the sites shown beside it.
+    """
+    parts = [protect(count, rule) for count, rule in zip(counts, rules, strict=True)]
+    merged = strictest(rules)
+    hidden_sites = sum(1 for p in parts if p.hidden)
+    if not hidden_sites:
+        exact = protect(sum(counts), merged)
+        return FederatedTotal(exact.value, exact.display, exact.hidden, exact.value or 0, 0), parts
+    visible_sum = sum(count for count, part in zip(counts, parts, strict=True) if not part.hidden)
+    visible = protect(visible_sum, merged)
+    under = f"<{merged.min_cell}" if hidden_sites == 1 else f"{hidden_sites} × <{merged.min_cell}"
+    if visible_sum == 0:
+        display = under
+    elif visible.hidden:
+        # The visible sites alone add up to less than the threshold (each was shown under a milder rule).
+        display = f"{under} + {visible.display}"
+    else:
+        display = f"{visible.display} + {under}"
+    lower = visible.value or 0
+    return FederatedTotal(None, display, True, lower, hidden_sites), parts

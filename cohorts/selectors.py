@@ -19,7 +19,16 @@ from accounts.permissions import (
 )
 from cohorts.choices import RunState
 from cohorts.models import CohortDefinition, CohortRun, RunRequest
-from cohorts.privacy import PrivacyRule, protect, protect_group, rule_for, strictest
+from cohorts.privacy import (
+    FederatedTotal,
+    PrivacyRule,
+    ProtectedCount,
+    protect,
+    protect_federated,
+    protect_group,
+    rule_for,
+    strictest,
+)
 from warehouse.models import Source
 
 
@@ -69,8 +78,9 @@ def run_request_result(*, request: RunRequest, role: str) -> dict[str, Any]:
     """The merged result of a request as a user of ``role`` may see it.
 
     Each site's own rule is applied to its numbers before merging; the merged total is protected with the
-    strictest of the rules, and complementary suppression keeps a hidden site from being recovered as the
-    total minus the others. A site that failed or was cancelled is shown as such; the others still answer.
+    strictest of the rules and, when a site's count is hidden, shown as "the visible sites + <10" — never as a
+    number from which the hidden site could be recovered (privacy.protect_federated). A site that failed or was
+    cancelled is shown as such; the others still answer.
     """
     runs = list(request.runs.select_related("source").order_by("source__key"))
     sites: list[dict[str, Any]] = []
@@ -84,7 +94,10 @@ def run_request_result(*, request: RunRequest, role: str) -> dict[str, Any]:
         sites.append(site)
     merged_rule = strictest(rule for _, rule in succeeded)
     raw_counts = [int(run.result["persons"]) for run, _ in succeeded]
-    total, site_counts = protect_group(sum(raw_counts) if succeeded else None, raw_counts, merged_rule)
+    total: FederatedTotal | None = None
+    site_counts: list[ProtectedCount] = []
+    if succeeded:
+        total, site_counts = protect_federated(raw_counts, [rule for _, rule in succeeded])
     by_run = {run.pk: (run, count) for (run, _), count in zip(succeeded, site_counts, strict=True)}
     for site in sites:
         if site["run"] in by_run:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from cohorts.privacy import PrivacyRule, protect, protect_group, rule_for
+from cohorts.privacy import PrivacyRule, protect, protect_federated, protect_group, rule_for
 
 
 def site(**fields):
@@ -56,3 +56,26 @@ def test_when_no_other_bucket_can_be_hidden_the_total_is_hidden() -> None:
     assert [c.hidden for c in cells] == [True, True, False]
     total, cells = protect_group(5, [5], rule)
     assert total.hidden and cells[0].hidden
+
+
+def test_a_federated_total_with_a_hidden_site_is_the_visible_sites_plus_under_ten() -> None:
+    rule = PrivacyRule(min_cell=10)
+    total, sites = protect_federated([100, 5], [rule, rule])
+    assert [s.display for s in sites] == ["100", "<10"]
+    assert total.hidden and total.value is None
+    assert total.display == "100 + <10" and total.lower_bound == 100
+    total, _ = protect_federated([100, 5, 3], [rule, rule, rule])
+    assert total.display == "100 + 2 × <10"
+    total, _ = protect_federated([4, 5], [rule, rule])
+    assert total.display == "2 × <10" and total.lower_bound == 0
+
+
+def test_a_federated_total_of_shown_sites_is_exact_or_rounded_by_the_strictest_rule() -> None:
+    researcher, partner = PrivacyRule(min_cell=10), PrivacyRule(min_cell=10, round_to=10)
+    total, _ = protect_federated([100, 23], [researcher, researcher])
+    assert total.value == 123 and not total.hidden
+    total, sites = protect_federated([104, 23], [partner, partner])
+    assert total.value == 130 and [s.value for s in sites] == [100, 20]
+    strict = PrivacyRule(min_cell=20)
+    total, sites = protect_federated([104, 15], [researcher, strict])
+    assert [s.display for s in sites] == ["104", "<20"] and total.display == "104 + <20"
