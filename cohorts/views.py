@@ -27,6 +27,7 @@ from accounts.permissions import user_can
 from audit.http import client_ip
 from cohorts import selectors, services
 from cohorts.builder import DOMAINS, expression_summary
+from cohorts.charts import plotly_page
 from cohorts.errors import BrokerUnavailable, RunLimitReached, RunNotCancellable, SourceNotReady
 from cohorts.expression import ExpressionError
 from cohorts.forms import BuilderForm, DefinitionFilterForm, DefinitionImportForm, RuleFormSet, RunForm, ShareForm
@@ -246,6 +247,7 @@ def _status(request: HttpRequest, run_request: Any) -> dict[str, Any]:
 
 @login_required
 @require_GET
+@plotly_page
 def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
     run_request = selectors.run_request_get_for_user(request.user, pk)
     definition = run_request.version.definition
