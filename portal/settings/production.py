@@ -6,7 +6,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from portal.settings.base import *  # noqa: F403
 from portal.settings.base import SECRET_KEY
-from portal.settings.env import env_bool, env_int
+from portal.settings.env import env_bool, env_int, env_str
 
 if not SECRET_KEY or len(SECRET_KEY) < 50:
     raise ImproperlyConfigured("SECRET_KEY (or SECRET_KEY_FILE) must be set to at least 50 random characters")
@@ -20,3 +20,9 @@ SECURE_HSTS_PRELOAD = True
 SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True
 CSRF_COOKIE_HTTPONLY = True
+
+# One cache shared by every web process (API throttling counters, django-axes, rate limits): Redis, as for the
+# broker. A per-process memory cache would multiply each limit by the number of gunicorn workers.
+CACHE_URL = env_str("CACHE_URL") or REDIS_URL  # noqa: F405
+if CACHE_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}}
