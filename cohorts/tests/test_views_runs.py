@@ -146,7 +146,9 @@ def test_a_member_sees_a_shared_count_but_only_its_requester_cancels_it(alice, b
     assert CohortRun.objects.get().state == RunState.CANCELLED
 
 
-def test_count_with_a_dead_broker_answers_503_and_writes_nothing(alice, definition, ready_source):
+def test_count_with_a_dead_broker_answers_503_and_writes_nothing(alice, definition, ready_source, monkeypatch):
+    # Celery prefers the CELERY_BROKER_URL environment variable to any app's own broker: without it here.
+    monkeypatch.delenv("CELERY_BROKER_URL", raising=False)
     live = current_app._get_current_object()
     dead = Celery("soyang-dead-broker-view", broker="redis://127.0.0.1:1/0")
     dead.conf.broker_connection_timeout = 1

@@ -114,7 +114,9 @@ def test_more_concurrent_requests_than_the_limit_are_refused_with_a_clear_messag
     assert RunRequest.objects.filter(requested_by=user).count() == 2
 
 
-def test_a_dead_broker_refuses_the_request_at_once_and_writes_nothing(cdm_gibleed_pg, oracle_dir) -> None:
+def test_a_dead_broker_refuses_the_request_at_once_and_writes_nothing(cdm_gibleed_pg, oracle_dir, monkeypatch) -> None:
+    # Celery prefers the CELERY_BROKER_URL environment variable to any app's own broker: without it here.
+    monkeypatch.delenv("CELERY_BROKER_URL", raising=False)
     source = make_source(cdm_gibleed_pg)
     user = make_user()
     definition = oracle_definition(oracle_dir, NAME, user)
