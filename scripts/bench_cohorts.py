@@ -143,9 +143,36 @@ def person_count(engine: Any, schema: str) -> int | None:
     return int(engine.fetchone(f"SELECT COUNT(*) FROM {quote_ident(schema)}.person", None)[0])  # noqa: S608
 
 
+def indexes_current(engine: Any, schema: str, cdm_version: str) -> bool:
+    """Whether ``schema`` has the physical design the loader gives it today: every index on PostgreSQL, event
+    tables in concept order on DuckDB (checked on the first 100,000 conditions; load order is never sorted)."""
+    from warehouse.engines import quote_ident
+
+    if engine.kind != "postgresql":
+        concepts = [
+            row[0]
+            for row in engine.fetchall(
+                f"SELECT condition_concept_id FROM {quote_ident(schema)}.condition_occurrence "  # noqa: S608
+                "WHERE rowid < 100000 ORDER BY rowid",
+                None,
+            )
+        ]
+        return concepts == sorted(concepts)
+    from warehouse.omop_ddl import index_names
+
+    present = {
+        str(name)
+        for (name,) in engine.fetchall(
+            "SELECT indexname FROM pg_indexes WHERE schemaname = %(schema)s", {"schema": schema}
+        )
+    }
+    return index_names(engine.kind, cdm_version) <= present
+
+
 def load_if_missing(engine: Any, schema: str, directory: Path, persons: int, cdm_version: str) -> None:
-    """Load the CDM CSVs of ``directory`` into ``schema`` unless it already holds ``persons`` persons."""
-    if person_count(engine, schema) == persons:
+    """Load the CDM CSVs of ``directory`` into ``schema`` unless it already holds ``persons`` persons and the
+    loader's current indexes (a schema loaded by an older loader is loaded again)."""
+    if person_count(engine, schema) == persons and indexes_current(engine, schema, cdm_version):
         return
     from warehouse.loader import load_cdm_directory
 
@@ -161,7 +188,7 @@ def prepare_gibleed(engine: Any, scale: int) -> str:
     if scale == 1:
         return "gibleed"
     target = f"gibleed_x{scale}"
-    if person_count(engine, target) != GIBLEED_PERSONS * scale:
+    if person_count(engine, target) != GIBLEED_PERSONS * scale or not indexes_current(engine, target, "5.3"):
         from warehouse.scaling import scale_cdm
 
         print(f"[{engine.kind}] scaling GiBleed x{scale} into {target} ...", flush=True)

@@ -40,6 +40,7 @@ from warehouse.omop_ddl import (
     Column,
     cdm_tables,
     check_version,
+    cluster_sql,
     create_tables_sql,
     index_sql,
 )
@@ -331,6 +332,11 @@ def _load_postgresql(
             engine.execute("SET LOCAL lock_timeout = '60s'")
             engine.execute(f"DROP SCHEMA IF EXISTS {quote_ident(schema)} CASCADE")
             engine.execute(f"ALTER SCHEMA {quote_ident(staging)} RENAME TO {quote_ident(schema)}")
+        # Index-only scans (the cohort criteria's covering indexes) need the visibility map, which only VACUUM
+        # sets, and autovacuum may be off or come late; VACUUM runs outside a transaction (autocommit).
+        if not engine.in_transaction:
+            for table in tables:
+                engine.execute(f"VACUUM {quote_ident(schema)}.{quote_ident(table)}")
     except LoadError:
         raise
     except WarehouseError as exc:
@@ -358,7 +364,8 @@ def _load_duckdb(
             engine.execute(f"DROP SCHEMA IF EXISTS {quote_ident(schema)} CASCADE")
             engine.execute(f"CREATE SCHEMA {quote_ident(schema)}")
             rows = _create_and_copy(engine, files, tables, schema, version, progress)
-            for statement in index_sql(engine.kind, schema, version):
+            columns = {table: [c.name for c in cols] for table, cols in tables.items()}
+            for statement in [*cluster_sql(engine.kind, schema, columns), *index_sql(engine.kind, schema, version)]:
                 engine.execute(statement)
             _write_load_row(engine, schema, version, fingerprint, loaded_at)
         engine.execute("ANALYZE")

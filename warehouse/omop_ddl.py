@@ -887,18 +887,57 @@ VOCABULARY_INDEXES = (
 )
 
 
-def index_sql(kind: str, schema: str, cdm_version: str) -> list[str]:
-    """``CREATE INDEX`` statements for cohort queries.
+#: Columns a cohort criterion reads besides the index key (its id, end date, visit; drug end dates also use the
+#: days supply): carried in the concept index (``INCLUDE``) so a criterion is answered by an index-only scan.
+#: Columns missing from a CDM version are left out.
+EVENT_INDEX_INCLUDE: dict[str, tuple[str, ...]] = {
+    "condition_occurrence": ("condition_occurrence_id", "condition_end_date", "visit_occurrence_id"),
+    "drug_exposure": ("drug_exposure_id", "drug_exposure_end_date", "days_supply", "visit_occurrence_id"),
+    "procedure_occurrence": ("procedure_occurrence_id", "procedure_end_date", "visit_occurrence_id"),
+    "device_exposure": ("device_exposure_id", "device_exposure_end_date", "visit_occurrence_id"),
+    "measurement": ("measurement_id", "visit_occurrence_id"),
+    "observation": ("observation_id", "visit_occurrence_id"),
+    "visit_occurrence": ("visit_occurrence_id", "visit_end_date"),
+    "visit_detail": ("visit_detail_id", "visit_detail_end_date", "visit_occurrence_id"),
+    "condition_era": ("condition_era_id", "condition_era_end_date", "condition_occurrence_count"),
+    "drug_era": ("drug_era_id", "drug_era_end_date"),
+    "dose_era": ("dose_era_id", "dose_era_end_date"),
+}
 
-    PostgreSQL gets, on every event table, (person, start date) and (concept, person, start date), the
-    observation period by person, and the vocabulary lookups. DuckDB gets only the vocabulary lookups: its ART
-    indexes serve point lookups, not the scans and hash joins of cohort queries (zone maps do that), and on
-    large event tables they cost memory and load time for nothing.
+#: Source-concept indexes: criteria on source concepts (ICD codes, common in phenotypes) and every custom-era
+#: exit strategy (drug_source_concept_id) read these columns, a whole-table scan without an index.
+SOURCE_CONCEPT_INDEXES = (
+    ("condition_occurrence", "condition_source_concept_id", "person_id", "condition_start_date"),
+    ("drug_exposure", "drug_source_concept_id", "person_id", "drug_exposure_start_date"),
+    ("procedure_occurrence", "procedure_source_concept_id", "person_id", "procedure_date"),
+    ("measurement", "measurement_source_concept_id", "person_id", "measurement_date"),
+    ("observation", "observation_source_concept_id", "person_id", "observation_date"),
+)
+
+
+@dataclass(frozen=True)
+class IndexSpec:
+    """One index of a loaded CDM: its name, table, key columns and included (non-key) columns."""
+
+    name: str
+    table: str
+    columns: tuple[str, ...]
+    include: tuple[str, ...] = ()
+
+
+def index_specs(kind: str, cdm_version: str) -> list[IndexSpec]:
+    """The indexes cohort queries need on engine ``kind``.
+
+    PostgreSQL gets, on every event table, (person, start date) and (concept, person, start date) with the
+    columns criteria read included (index-only scans once the loader has vacuumed the table), the
+    observation period by person (covering its dates), the drug source concepts, and the vocabulary lookups.
+    DuckDB gets only the vocabulary lookups: its ART indexes serve point lookups, not the scans and hash joins of
+    cohort queries (zone maps do that), and on large event tables they cost memory and load time for nothing.
     """
     tables = cdm_tables(cdm_version)
-    # (table, name suffix, columns); names stay short and unique within the schema.
-    wanted: list[tuple[str, str, tuple[str, ...]]] = [
-        (table, f"{columns[0].removesuffix('_concept_id').removesuffix('_id')}_{i}", columns)
+    # (table, name suffix, columns, included columns); names stay short and unique within the schema.
+    wanted: list[tuple[str, str, tuple[str, ...], tuple[str, ...]]] = [
+        (table, f"{columns[0].removesuffix('_concept_id').removesuffix('_id')}_{i}", columns, ())
         for i, (table, columns) in enumerate(VOCABULARY_INDEXES)
     ]
     if kind == "postgresql":
@@ -907,18 +946,58 @@ def index_sql(kind: str, schema: str, cdm_version: str) -> list[str]:
                 "observation_period",
                 "person",
                 ("person_id", "observation_period_start_date", "observation_period_end_date"),
+                ("observation_period_id", "period_type_concept_id"),
             )
         )
         for table, person, concept, start in EVENT_TABLES:
-            wanted.append((table, "person", (person, start)))
-            wanted.append((table, "concept", (concept, person, start)))
-    statements = []
-    for table, suffix, columns in wanted:
+            wanted.append((table, "person", (person, start), ()))
+            wanted.append((table, "concept", (concept, person, start), EVENT_INDEX_INCLUDE.get(table, ())))
+        for table, source, person, start in SOURCE_CONCEPT_INDEXES:
+            wanted.append((table, "source_concept", (source, person, start), EVENT_INDEX_INCLUDE.get(table, ())))
+    specs = []
+    for table, suffix, columns, include in wanted:
         if table not in tables:
             continue
-        name = f"ix_{table}_{suffix}"
-        statements.append(
-            f"CREATE INDEX {quote_ident(name)} ON {quote_ident(schema)}.{quote_ident(table)} "
-            f"({', '.join(quote_ident(c) for c in columns)})"
-        )
+        present = {c.name for c in tables[table]}
+        if not set(columns) <= present:
+            continue
+        included = tuple(c for c in include if c in present and c not in columns)
+        specs.append(IndexSpec(f"ix_{table}_{suffix}", table, columns, included))
+    return specs
+
+
+def index_sql(kind: str, schema: str, cdm_version: str) -> list[str]:
+    """``CREATE INDEX`` statements for cohort queries (see ``index_specs``)."""
+    return [
+        f"CREATE INDEX {quote_ident(spec.name)} ON {quote_ident(schema)}.{quote_ident(spec.table)} "
+        f"({', '.join(quote_ident(c) for c in spec.columns)})"
+        + (f" INCLUDE ({', '.join(quote_ident(c) for c in spec.include)})" if spec.include else "")
+        for spec in index_specs(kind, cdm_version)
+    ]
+
+
+def index_names(kind: str, cdm_version: str) -> set[str]:
+    """Names of the indexes a load creates (tells whether a loaded schema has the current ones)."""
+    return {spec.name for spec in index_specs(kind, cdm_version)}
+
+
+def cluster_sql(kind: str, schema: str, columns: dict[str, list[str]]) -> list[str]:
+    """Statements that store each event table of ``schema`` in (concept, person, start date) order (DuckDB).
+
+    DuckDB keeps min/max per row group (zone maps) and skips the groups a filter excludes, the concept ids of a
+    criterion's codeset included (pushed down from the join as a dynamic filter). In load order a concept's rows
+    are spread over every row group; sorted, they sit in a few, so a criterion reads those instead of the whole
+    table (condition_occurrence at 1,000,000 synthetic persons: 90 ms to 5 ms per concept-set scan). This is
+    DuckDB's counterpart of PostgreSQL's concept indexes. ``columns``: table → its column names, as loaded.
+    """
+    if kind != "duckdb":
+        return []
+    statements = []
+    for table, person, concept, start in EVENT_TABLES:
+        present = columns.get(table, [])
+        if not {person, concept, start} <= set(present):
+            continue
+        name = f"{quote_ident(schema)}.{quote_ident(table)}"
+        order = ", ".join(quote_ident(c) for c in (concept, person, start))
+        statements.append(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM {name} ORDER BY {order}")
     return statements

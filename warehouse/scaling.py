@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from warehouse.engines import quote_ident
+from warehouse.omop_ddl import cluster_sql
 
 #: Columns that identify an event (or a person) and so must be shifted in each clone. A table's own id column
 #: (``<table>_id``) is shifted too. Every such id is shifted by the same offset, so references between tables
@@ -112,6 +113,9 @@ def scale_cdm(engine: Any, *, source_schema: str, target_schema: str, factor: in
                 engine.execute(
                     f"INSERT INTO {target}.{name} ({column_list}) SELECT {column_list} FROM {source}.{name}", None
                 )
+        # DuckDB: each event table in concept order, as the loader stores it (zone maps then skip row groups).
+        for statement in cluster_sql(engine.kind, target_schema, columns):
+            engine.execute(statement, None)
         for table, index_sql in indexes:
             engine.execute(_retarget_index(index_sql, engine.kind, source_schema, target_schema, table), None)
     for table in sorted(columns):
@@ -185,9 +189,11 @@ def _retarget_index(sql: str, kind: str, source_schema: str, target_schema: str,
 
 
 def _analyze(engine: Any, target: str, tables: list[str]) -> None:
-    """Fresh planner statistics for the scaled tables (PostgreSQL per table; DuckDB for the whole database)."""
+    """Statistics (and on PostgreSQL the visibility map) for the scaled tables; DuckDB analyzes the whole database."""
     if engine.kind == "postgresql":
+        verb = "ANALYZE" if engine.in_transaction else "VACUUM (ANALYZE)"  # VACUUM refuses transaction blocks
         for table in tables:
-            engine.execute(f"ANALYZE {target}.{quote_ident(table)}", None)
+            # VACUUM as well: it sets the visibility map that index-only scans of the covering indexes need.
+            engine.execute(f"{verb} {target}.{quote_ident(table)}", None)
     else:
         engine.execute("ANALYZE", None)

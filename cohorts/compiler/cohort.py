@@ -80,10 +80,12 @@ class CompiledCohort:
 
 
 def results_setup(dialect: str, results_schema: str) -> list[Statement]:
-    """``CREATE SCHEMA/TABLE IF NOT EXISTS`` for the results tables."""
-    schema = dialect_for(dialect).quote_schema(results_schema)
+    """``CREATE SCHEMA/TABLE/INDEX IF NOT EXISTS`` for the results tables."""
+    sql_dialect = dialect_for(dialect)
+    schema = sql_dialect.quote_schema(results_schema)
     out: list[Statement] = [(f"CREATE SCHEMA IF NOT EXISTS {schema}", {})]
     out += [(f"CREATE TABLE IF NOT EXISTS {schema}.{name} ({cols})", {}) for name, cols in RESULTS_TABLES.items()]
+    out += [(sql, {}) for sql in sql_dialect.results_indexes(schema)]
     return out
 
 
@@ -157,6 +159,9 @@ class _CohortCompiler:
             members.append(
                 f"SELECT {len(members)} AS index_id, person_id, event_id FROM (\n{self.group_sql(sub, events)}\n) G"
             )
+        if len(members) == 1 and (group.type in ("ALL", "ANY") or (group.type == "AT_LEAST" and group.count == 1)):
+            # One member, met at least once: its rows (one per event) are the group's; nothing to count.
+            return members[0]
         join = "INNER"
         if group.type == "ALL":
             having = f"= {lit(len(members))}"
@@ -228,6 +233,12 @@ class _CohortCompiler:
         query, condition = self.window(cc, extras)
         if extras:
             condition += f" AND A.{COLUMN_NAMES[extras[0]]} IS NOT NULL"
+        if not self.ctx.dialect.correlated_exists:
+            # Pairs of (index event, match) on the person, then the distinct events that have one (EXCEPT: none).
+            matched = f"SELECT P.person_id, P.event_id FROM {events} P\nJOIN (\n{query}\n) A ON {condition}"
+            if negate:
+                matched = f"SELECT person_id, event_id FROM {events}\nEXCEPT\n{matched}"
+            return f"SELECT DISTINCT {lit(index_id)} AS index_id, person_id, event_id FROM (\n{matched}\n) M"
         # Where ``events`` may hold a (person_id, event_id) twice, DISTINCT keeps one row per event as GROUP BY did.
         distinct = "" if events in self.unique_events else "DISTINCT "
         return (
@@ -328,20 +339,33 @@ class _CohortCompiler:
         return with_ctes(ctx.take_ctes(), select)
 
     def inclusion_events(self) -> str:
-        parts = []
+        """One row per qualified event with its inclusion-rule mask, how many rules it meets and the first of them:
+        each rule's matches (one row per event) are left-joined once, so neither the final cohort nor the
+        statistics group the events again."""
+        joins, flags = [], []
         for i, rule in enumerate(self.e.inclusion_rules):
             matches = self.group_sql(rule.expression, QUALIFIED_EVENTS)
-            parts.append(
-                f"SELECT CAST({lit(i)} AS INTEGER) AS inclusion_rule_id, CAST({lit(1 << i)} AS BIGINT) AS rule_bit, "
-                f"pe.person_id, pe.event_id FROM {QUALIFIED_EVENTS} pe\nJOIN (\n{matches}\n) AC "
-                "ON AC.person_id = pe.person_id AND AC.event_id = pe.event_id"
+            alias = f"R{lit(i)}"
+            joins.append(
+                f"LEFT JOIN (\n{matches}\n) {alias} "
+                f"ON {alias}.person_id = Q.person_id AND {alias}.event_id = Q.event_id"
             )
-        if not parts:
-            parts.append(
-                "SELECT CAST(NULL AS INTEGER) AS inclusion_rule_id, CAST(NULL AS BIGINT) AS rule_bit, "
-                "CAST(NULL AS BIGINT) AS person_id, CAST(NULL AS BIGINT) AS event_id WHERE 1 = 0"
-            )
-        return with_ctes(self.ctx.take_ctes(), "\nUNION ALL\n".join(parts))
+            flags.append((i, f"{alias}.event_id IS NOT NULL"))
+        mask = " + ".join(f"CASE WHEN {met} THEN {lit(1 << i)} ELSE 0 END" for i, met in flags)
+        count = " + ".join(f"CASE WHEN {met} THEN 1 ELSE 0 END" for _, met in flags)
+        first = " ".join(f"WHEN {met} THEN {lit(i)}" for i, met in flags)
+        select = (
+            "SELECT Q.event_id, Q.person_id, Q.start_date, Q.end_date, Q.op_start_date, Q.op_end_date, "
+            f"CAST({mask} AS BIGINT) AS mask, CAST({count} AS INTEGER) AS rule_count, "
+            f"CAST(CASE {first} ELSE 0 END AS INTEGER) AS min_rule_id\n"
+            f"FROM {QUALIFIED_EVENTS} Q\n" + "\n".join(joins)
+        )
+        return with_ctes(self.ctx.take_ctes(), select)
+
+    def one_event_per_person(self) -> bool:
+        """At most one qualified event per person: a First/Last limit on the entry or the qualified events."""
+        e = self.e
+        return e.primary_criteria.limit != "ALL" or (e.has_additional_criteria and e.qualified_limit != "ALL")
 
     def era_sql(self, rows: str, pad: int, unpad: int) -> str:
         """Circe's era builder: intervals of ``rows`` (person_id, start_date, end_date) with their ends moved
@@ -362,24 +386,19 @@ class _CohortCompiler:
     def final_cohort(self) -> str:
         e, ctx, d = self.e, self.ctx, self.ctx.dialect
         rules = len(e.inclusion_rules)
-        where = f"\nWHERE MG.inclusion_rule_mask = {lit((1 << rules) - 1)}" if rules else ""
-        order = "DESC" if e.expression_limit == "LAST" else "ASC"
-        limit = "" if e.expression_limit == "ALL" else "\nWHERE R.ordinal = 1"
-        ctx.ctes.append(
-            (
-                "included_events",
+        # Events meeting every rule (their mask has all rules' bits), in at most one row per person with a limit.
+        where = f"\nWHERE MG.mask = {lit((1 << rules) - 1)}" if rules else ""
+        source = INCLUSION_EVENTS if rules else QUALIFIED_EVENTS
+        events = f"SELECT event_id, person_id, start_date, end_date, op_start_date, op_end_date FROM {source} MG{where}"
+        if e.expression_limit != "ALL" and not self.one_event_per_person():
+            order = "DESC" if e.expression_limit == "LAST" else "ASC"
+            events = (
                 "SELECT event_id, person_id, start_date, end_date, op_start_date, op_end_date FROM (\n"
                 "SELECT MG.event_id, MG.person_id, MG.start_date, MG.end_date, MG.op_start_date, MG.op_end_date, "
                 f"row_number() OVER (PARTITION BY MG.person_id ORDER BY MG.start_date {order}, MG.event_id) AS ordinal "
-                "FROM (\n"
-                "SELECT Q.event_id, Q.person_id, Q.start_date, Q.end_date, Q.op_start_date, Q.op_end_date, "
-                "COALESCE(SUM(I.rule_bit), 0) AS inclusion_rule_mask\n"
-                f"FROM {QUALIFIED_EVENTS} Q LEFT JOIN {INCLUSION_EVENTS} I "
-                "ON I.person_id = Q.person_id AND I.event_id = Q.event_id\n"
-                "GROUP BY Q.event_id, Q.person_id, Q.start_date, Q.end_date, Q.op_start_date, Q.op_end_date\n"
-                f") MG{where}\n) R{limit}",
+                f"FROM (\n{events}\n) MG\n) R\nWHERE R.ordinal = 1"
             )
-        )
+        ctx.ctes.append(("included_events", events))
         ends: list[str] = []
         strategy = e.end_strategy
         if not isinstance(strategy, DateOffsetStrategy):
@@ -411,6 +430,9 @@ class _CohortCompiler:
                 "SELECT person_id, start_date, MIN(end_date) AS end_date FROM cohort_ends "
                 "WHERE end_date >= start_date GROUP BY person_id, event_id, start_date"
             )
+        if e.expression_limit != "ALL" or self.one_event_per_person():
+            # One included event, hence one cohort row, per person: the era collapse would give each row back.
+            return with_ctes(ctx.take_ctes(), rows)
         ctx.ctes.append(("cohort_rows", rows))
         return with_ctes(ctx.take_ctes(), self.era_sql("cohort_rows", e.era_pad, e.era_pad))
 
@@ -465,15 +487,20 @@ class _CohortCompiler:
 
     def stats_insert(self) -> str:
         cid = lit(self.cohort_id)
+        if not self.e.inclusion_rules:
+            # Every mask is 0: the events, and the persons (each one's best event), are counted without ranking.
+            return (
+                f"INSERT INTO {self.ctx.results}.cohort_inclusion_result "
+                "(cohort_definition_id, inclusion_rule_mask, person_count, mode_id)\n"
+                f"SELECT CAST({cid} AS BIGINT), CAST(0 AS BIGINT), COUNT(*), 0 FROM {QUALIFIED_EVENTS} "
+                "HAVING COUNT(*) > 0\nUNION ALL\n"
+                f"SELECT CAST({cid} AS BIGINT), CAST(0 AS BIGINT), COUNT(DISTINCT person_id), 1 "
+                f"FROM {QUALIFIED_EVENTS} HAVING COUNT(*) > 0"
+            )
         return (
             f"INSERT INTO {self.ctx.results}.cohort_inclusion_result "
             "(cohort_definition_id, inclusion_rule_mask, person_count, mode_id)\n"
-            "SELECT * FROM (\nWITH masks AS (\n"
-            "SELECT Q.person_id, Q.event_id, Q.start_date, CAST(COALESCE(SUM(I.rule_bit), 0) AS BIGINT) AS mask, "
-            "COUNT(I.inclusion_rule_id) AS rule_count, COALESCE(MIN(I.inclusion_rule_id), 0) AS min_rule_id\n"
-            f"FROM {QUALIFIED_EVENTS} Q LEFT JOIN {INCLUSION_EVENTS} I "
-            "ON I.person_id = Q.person_id AND I.event_id = Q.event_id\n"
-            "GROUP BY Q.person_id, Q.event_id, Q.start_date\n),\n"
+            f"SELECT * FROM (\nWITH masks AS (SELECT * FROM {INCLUSION_EVENTS} M),\n"
             "best AS (\nSELECT mask FROM (SELECT mask, row_number() OVER (PARTITION BY person_id "
             "ORDER BY rule_count DESC, min_rule_id ASC, start_date ASC, event_id) AS rank_value FROM masks) R "
             "WHERE rank_value = 1\n)\n"
@@ -489,11 +516,12 @@ class _CohortCompiler:
         statements += [(sql, {}) for sql in d.transaction_settings()]
         statements += [(sql, {}) for sql in d.drop_temp_tables(TEMP_TABLES)]
         statements.append(ctx.statement(d.create_temp_table_as(CODESETS, codesets_statement(ctx, self.e))))
-        statements += [(sql, {}) for sql in d.analyze(CODESETS)]
+        # No statistics for the codesets: every statement reads them through an array or IN list computed once.
         statements.append(ctx.statement(d.create_temp_table_as(QUALIFIED_EVENTS, self.qualified_events())))
         statements += [(sql, {}) for sql in d.analyze(QUALIFIED_EVENTS)]
-        statements.append(ctx.statement(d.create_temp_table_as(INCLUSION_EVENTS, self.inclusion_events())))
-        statements += [(sql, {}) for sql in d.analyze(INCLUSION_EVENTS)]
+        if self.e.inclusion_rules:
+            # Read by scans and a window only (never joined), so it needs no statistics either.
+            statements.append(ctx.statement(d.create_temp_table_as(INCLUSION_EVENTS, self.inclusion_events())))
         statements.append(ctx.statement(d.create_temp_table_as(FINAL_COHORT, self.final_cohort())))
         cid = lit(self.cohort_id)
         statements += [(sql, {}) for sql in d.lock_cohort(self.cohort_id)]
