@@ -107,3 +107,28 @@ class ProjectGroup(models.Model):
 
     def __str__(self) -> str:
         return f"{self.project} · {self.get_role_display()}"
+
+
+class ApiToken(models.Model):
+    """A personal token for scripts calling the REST API (``Authorization: Token <secret>``).
+
+    Only the SHA-256 of the secret is stored: the secret is shown once, when the token is made, and a stolen
+    database dump cannot be replayed against the API. A token acts as its user, with the user's permissions of
+    the moment; it stops working when it expires, when it is revoked, or when the account is no longer approved.
+    """
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100)
+    # The first characters of the secret, shown in lists so that a person can tell their tokens apart.
+    prefix = models.CharField(max_length=16)
+    secret_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"

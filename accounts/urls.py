@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.urls import path
 
 from accounts import views
+from accounts.api import pages as token_pages
 
 app_name = "accounts"
 
@@ -16,4 +17,6 @@ urlpatterns = [
     path("projects/requests/<int:pk>/decide/", views.membership_decide, name="membership_decide"),
     path("approvals/", views.approvals_queue, name="approvals"),
     path("approvals/accounts/<int:pk>/", views.account_decide, name="account_decide"),
+    path("api-tokens/", token_pages.token_list, name="tokens"),
+    path("api-tokens/<int:pk>/revoke/", token_pages.token_revoke, name="token_revoke"),
 ]

@@ -1,0 +1,232 @@
+"""Serializers of the cohorts endpoints. Input serializers validate shapes only; expressions are validated by
+``cohorts.expression.parse_expression`` inside the services, and their errors come back per JSON path."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from accounts.api.fields import StrictCharField, StrictIntegerField
+from cohorts.choices import RunKind
+from cohorts.models import CohortDefinition, CohortDefinitionVersion, RunRequest
+from cohorts.privacy import rule_for
+from warehouse.models import Source
+
+#: ATLAS exports a few kilobytes; two megabytes of JSON is far past any real definition (the parser's own limits,
+#: depth and number of criteria, apply after this).
+MAX_EXPRESSION_CHARS = 2_000_000
+RUNNABLE_KINDS = [(k.value, k.label) for k in (RunKind.COUNT, RunKind.ATTRITION, RunKind.DEMOGRAPHICS)]
+
+
+class PrivacyRuleSerializer(serializers.Serializer):
+    min_cell = serializers.IntegerField(help_text="Counts from 1 to min_cell - 1 are shown as '<min_cell'.")
+    round_to = serializers.IntegerField(help_text="Counts are rounded to this (1: no rounding).")
+    description = serializers.CharField()
+
+
+class SourceSerializer(serializers.ModelSerializer):
+    organisation = serializers.CharField(source="organisation.name", read_only=True, allow_null=True)
+    privacy = serializers.SerializerMethodField(help_text="The rule applied to your counts on this site.")
+    ready = serializers.SerializerMethodField(help_text="Active and loaded: counts can run now.")
+    # Blank until data is loaded, so not the model's enum.
+    cdm_version = serializers.CharField(read_only=True, help_text="OMOP CDM version (5.3, 5.4), empty until loaded.")
+
+    class Meta:
+        model = Source
+        fields = ["id", "key", "name", "organisation", "engine", "cdm_version", "loaded_at", "ready", "privacy"]
+        read_only_fields = fields
+
+    @extend_schema_field(PrivacyRuleSerializer)
+    def get_privacy(self, source: Source) -> dict[str, Any]:
+        return PrivacyRuleSerializer(rule_for(source=source, role=self.context["request"].user.role).as_dict()).data
+
+    def get_ready(self, source: Source) -> bool:
+        return bool(source.is_active and source.fingerprint)
+
+
+class VersionSerializer(serializers.ModelSerializer):
+    author = serializers.CharField(source="author.username", read_only=True)
+
+    class Meta:
+        model = CohortDefinitionVersion
+        fields = ["number", "author", "note", "expression_hash", "created_at"]
+        read_only_fields = fields
+
+
+class DefinitionSerializer(serializers.ModelSerializer):
+    owner = serializers.CharField(source="owner.username", read_only=True)
+    latest_version = serializers.SerializerMethodField()
+
+    class Meta:
+        model = CohortDefinition
+        fields = ["id", "name", "description", "project", "owner", "created_at", "updated_at", "latest_version"]
+        read_only_fields = fields
+
+    def get_latest_version(self, definition: CohortDefinition) -> int | None:
+        if hasattr(definition, "latest_number"):
+            return definition.latest_number
+        return definition.versions.order_by("-number").values_list("number", flat=True).first()
+
+
+class DefinitionDetailSerializer(DefinitionSerializer):
+    expression = serializers.SerializerMethodField(help_text="The latest version's ATLAS/Circe expression.")
+
+    class Meta(DefinitionSerializer.Meta):
+        fields = [*DefinitionSerializer.Meta.fields, "expression"]
+        read_only_fields = fields
+
+    @extend_schema_field(OpenApiTypes.OBJECT)
+    def get_expression(self, definition: CohortDefinition) -> dict[str, Any] | None:
+        latest = definition.latest_version()
+        return latest.expression if latest else None
+
+
+class DefinitionCreateSerializer(serializers.Serializer):
+    name = StrictCharField(max_length=200, single_line=True)
+    description = StrictCharField(max_length=5000, required=False, allow_blank=True, default="")
+    project = StrictIntegerField(
+        required=False, allow_null=True, default=None, min_value=1, help_text="Id of a project you work in."
+    )
+    expression = serializers.JSONField(help_text="The ATLAS/Circe cohort expression (a JSON object).")
+
+    def validate_name(self, value: str) -> str:
+        if not value.strip():
+            raise serializers.ValidationError("Give the definition a name.")
+        return value.strip()
+
+    def validate_expression(self, value: Any) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise serializers.ValidationError("The expression must be a JSON object (ATLAS cohort expression).")
+        return value
+
+
+class DefinitionImportSerializer(DefinitionCreateSerializer):
+    expression = serializers.JSONField(
+        help_text="The ATLAS JSON as exported: the expression object, a whole ATLAS definition with it under "
+        "'expression', or the file's text as a string."
+    )
+
+    def validate_expression(self, value: Any) -> dict[str, Any]:
+        if isinstance(value, str):
+            if len(value) > MAX_EXPRESSION_CHARS:
+                raise serializers.ValidationError("The ATLAS JSON is too large for a cohort definition.")
+            try:
+                value = json.loads(value)
+            except (ValueError, RecursionError) as exc:
+                raise serializers.ValidationError(f"The ATLAS JSON is not valid JSON ({exc}).") from None
+        # ATLAS exports either the bare expression or a whole definition with it under "expression".
+        if isinstance(value, dict) and "expression" in value and "PrimaryCriteria" not in value:
+            value = value["expression"]
+            if isinstance(value, str):
+                try:
+                    value = json.loads(value)
+                except (ValueError, RecursionError):
+                    raise serializers.ValidationError("The 'expression' inside the ATLAS JSON is not JSON.") from None
+        return super().validate_expression(value)
+
+
+class VersionCreateSerializer(serializers.Serializer):
+    expression = serializers.JSONField(help_text="The new ATLAS/Circe expression (a JSON object).")
+    note = StrictCharField(max_length=500, single_line=True, required=False, allow_blank=True, default="")
+
+    def validate_expression(self, value: Any) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise serializers.ValidationError("The expression must be a JSON object (ATLAS cohort expression).")
+        return value
+
+
+class ShareSerializer(serializers.Serializer):
+    project = StrictIntegerField(required=False, min_value=1, help_text="Share with this project's members…")
+    username = StrictCharField(required=False, max_length=150, single_line=True, help_text="…or with one person.")
+
+    def validate(self, data: dict[str, Any]) -> dict[str, Any]:
+        if ("project" in data) == bool((data.get("username") or "").strip()):
+            raise serializers.ValidationError("Give either a project or one user name.")
+        return data
+
+
+class SharedSerializer(serializers.Serializer):
+    projects = serializers.ListField(child=serializers.IntegerField())
+    users = serializers.ListField(child=serializers.CharField())
+
+
+class RunCreateSerializer(serializers.Serializer):
+    definition = StrictIntegerField(min_value=1)
+    kind = serializers.ChoiceField(choices=RUNNABLE_KINDS, default=RunKind.COUNT)
+    sources = serializers.ListField(
+        child=StrictCharField(max_length=40, single_line=True),
+        min_length=1,
+        max_length=100,
+        help_text="Keys of the sites to count on (see sources/).",
+    )
+
+
+class RunRequestSerializer(serializers.ModelSerializer):
+    definition = serializers.IntegerField(source="version.definition_id", read_only=True)
+    version = serializers.IntegerField(source="version.number", read_only=True)
+
+    class Meta:
+        model = RunRequest
+        fields = ["id", "kind", "definition", "version", "created_at", "cancelled_at"]
+        read_only_fields = fields
+
+
+# --- the result, exactly as ``selectors.run_request_result`` gives it (privacy applied) -------------------------
+
+
+class ProtectedCountSerializer(serializers.Serializer):
+    value = serializers.IntegerField(allow_null=True, help_text="null when hidden")
+    display = serializers.CharField(help_text="What to show, e.g. '1,230' or '<10'.")
+    hidden = serializers.BooleanField()
+
+
+class FederatedTotalSerializer(ProtectedCountSerializer):
+    lower_bound = serializers.IntegerField()
+    hidden_sites = serializers.IntegerField()
+
+
+class StepSerializer(ProtectedCountSerializer):
+    name = serializers.CharField()
+
+
+class ProgressSerializer(serializers.Serializer):
+    step = serializers.IntegerField()
+    total = serializers.IntegerField()
+    label = serializers.CharField(allow_blank=True)
+
+
+class SiteResultSerializer(serializers.Serializer):
+    run = serializers.IntegerField()
+    source = serializers.CharField()
+    site = serializers.CharField()
+    state = serializers.CharField()
+    progress = ProgressSerializer()
+    queued_at = serializers.CharField(allow_null=True)
+    started_at = serializers.CharField(allow_null=True)
+    finished_at = serializers.CharField(allow_null=True)
+    database_seconds = serializers.FloatField(allow_null=True)
+    error = serializers.CharField(allow_blank=True)
+    privacy = PrivacyRuleSerializer()
+    persons = ProtectedCountSerializer(required=False)
+    inclusion_rules = StepSerializer(many=True, required=False)
+    attrition = StepSerializer(many=True, required=False)
+    demographics = serializers.DictField(required=False, help_text="Buckets, each count protected like persons.")
+
+
+class RunResultSerializer(serializers.Serializer):
+    request = serializers.IntegerField()
+    kind = serializers.CharField()
+    definition = serializers.IntegerField()
+    version = serializers.IntegerField()
+    finished = serializers.BooleanField()
+    state = serializers.ChoiceField(choices=["queued", "running", "finished"])
+    cancelled = serializers.BooleanField()
+    total = FederatedTotalSerializer(allow_null=True)
+    total_privacy = PrivacyRuleSerializer()
+    sites_answered = serializers.IntegerField()
+    sites = SiteResultSerializer(many=True)
+    can_cancel = serializers.BooleanField()

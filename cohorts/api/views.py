@@ -1,0 +1,331 @@
+"""API views of the cohorts app. Every object is reached through the selectors the HTML views use, so the two
+answer alike: others' objects 404, anonymous 401, results only through ``run_request_result``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import django_filters
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import QuerySet
+from django.http import Http404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import mixins, status
+from rest_framework.decorators import action
+from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from accounts.api.exceptions import ApiError
+from accounts.api.schema import ErrorSerializer
+from accounts.api.viewsets import RestrictedGenericViewSet, RestrictedReadOnlyViewSet
+from accounts.models import Project, User
+from accounts.permissions import is_admin, projects_for_user, user_can
+from cohorts import selectors, services
+from cohorts.api.serializers import (
+    DefinitionCreateSerializer,
+    DefinitionDetailSerializer,
+    DefinitionImportSerializer,
+    DefinitionSerializer,
+    RunCreateSerializer,
+    RunRequestSerializer,
+    RunResultSerializer,
+    SharedSerializer,
+    ShareSerializer,
+    SourceSerializer,
+    VersionCreateSerializer,
+    VersionSerializer,
+)
+from cohorts.choices import RunKind
+from cohorts.errors import BrokerUnavailable, RunLimitReached, RunNotCancellable, SourceNotReady
+from cohorts.expression import ExpressionError
+from cohorts.models import CohortDefinition, RunRequest
+from warehouse.models import Source
+
+
+def _expression_refused(exc: ExpressionError) -> ValidationError:
+    """The parser's (path, message) pairs as field errors under ``expression.<path>``."""
+    fields: dict[str, list[str]] = {}
+    for path, message in exc.errors[:100]:
+        fields.setdefault(f"expression.{path}" if path else "expression", []).append(message)
+    return ValidationError(fields)
+
+
+# --- sources -----------------------------------------------------------------------------------------------------
+
+
+@extend_schema_view(
+    list=extend_schema(summary="Sites you may count on (through your running projects), with their privacy rule"),
+    retrieve=extend_schema(summary="One site"),
+)
+class SourceViewSet(RestrictedReadOnlyViewSet):
+    model = Source
+    serializer_class = SourceSerializer
+    filterset_fields = ["key"]
+
+    def restrict(self, user: Any) -> QuerySet[Source]:
+        sources = Source.objects.select_related("organisation")
+        if is_admin(user):
+            return sources.order_by("key")
+        allowed = Source.objects.filter(projects__in=projects_for_user(user)).values("pk")
+        return sources.filter(pk__in=allowed).order_by("key")
+
+
+# --- definitions -------------------------------------------------------------------------------------------------
+
+
+class DefinitionFilter(django_filters.FilterSet):
+    project = django_filters.NumberFilter(field_name="project_id")
+    search = django_filters.CharFilter(method="filter_search", label="Text in the name or description")
+    owner = django_filters.CharFilter(field_name="owner__username", lookup_expr="iexact")
+
+    class Meta:
+        model = CohortDefinition
+        fields = ["project", "search", "owner"]
+
+    def filter_search(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        from django.db.models import Q
+
+        value = value.strip()[:200]
+        return queryset.filter(Q(name__icontains=value) | Q(description__icontains=value)) if value else queryset
+
+
+@extend_schema_view(
+    list=extend_schema(summary="Cohort definitions you may see"),
+    retrieve=extend_schema(summary="One definition with its latest expression"),
+)
+class DefinitionViewSet(RestrictedReadOnlyViewSet):
+    model = CohortDefinition
+    filterset_class = DefinitionFilter
+
+    def restrict(self, user: Any) -> QuerySet[CohortDefinition]:
+        # The list page's selector: permission-filtered, with the latest version number annotated (no N+1).
+        return selectors.definitions_listed_for_user(user)
+
+    def get_serializer_class(self) -> type:
+        return DefinitionDetailSerializer if self.action == "retrieve" else DefinitionSerializer
+
+    def _project(self, project_id: int | None) -> Project | None:
+        if project_id is None:
+            return None
+        project = projects_for_user(self.request.user).filter(pk=project_id).first()
+        if project is None:
+            raise ValidationError({"project": ["You work in no project with this id."]})
+        return project
+
+    def _create(self, serializer_class: type) -> Response:
+        if not selectors.definition_create_allowed(self.request.user):
+            raise PermissionDenied("Your role does not create cohort definitions.")
+        data = serializer_class(data=self.request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        try:
+            definition = services.definition_create_for_user(
+                owner=self.request.user,
+                name=values["name"],
+                description=values["description"],
+                project=self._project(values["project"]),
+                expression=values["expression"],
+            )
+        except ExpressionError as exc:
+            raise _expression_refused(exc) from None
+        body = DefinitionDetailSerializer(definition, context=self.get_serializer_context()).data
+        return Response(body, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        summary="Create a definition from an expression (researchers, stewards, admins)",
+        request=DefinitionCreateSerializer,
+        responses={201: DefinitionDetailSerializer},
+    )
+    def create(self, request: Request) -> Response:
+        return self._create(DefinitionCreateSerializer)
+
+    @extend_schema(
+        summary="Import an ATLAS JSON export as a new definition",
+        request=DefinitionImportSerializer,
+        responses={201: DefinitionDetailSerializer},
+    )
+    @action(detail=False, methods=["post"], url_path="import")
+    def import_atlas(self, request: Request) -> Response:
+        return self._create(DefinitionImportSerializer)
+
+    @extend_schema(
+        summary="The ATLAS JSON of a version, exactly as saved (the latest unless ?version=n)",
+        parameters=[OpenApiParameter("version", OpenApiTypes.INT, required=False)],
+        responses={200: OpenApiTypes.OBJECT},
+    )
+    @action(detail=True, methods=["get"])
+    def export(self, request: Request, pk: int) -> Response:
+        definition = self.get_object()
+        number = request.query_params.get("version")
+        version = (
+            selectors.definition_version_get(definition, number)
+            if number is not None
+            else definition.versions.order_by("-number").first()
+        )
+        if version is None:
+            raise Http404("No such version.")
+        return Response(version.expression)
+
+    @extend_schema(summary="Every version, newest first", responses=VersionSerializer(many=True), methods=["GET"])
+    @extend_schema(
+        summary="Save a new version (the owner)",
+        request=VersionCreateSerializer,
+        responses={201: VersionSerializer},
+        methods=["POST"],
+    )
+    @action(detail=True, methods=["get", "post"], serializer_class=VersionSerializer)
+    def versions(self, request: Request, pk: int) -> Response:
+        definition = self.get_object()
+        if request.method == "GET":
+            page = self.paginate_queryset(selectors.definition_versions(definition))
+            return self.get_paginated_response(VersionSerializer(page, many=True).data)
+        if not user_can(request.user, "change_cohortdefinition", definition):
+            raise PermissionDenied("Only the owner saves new versions; import a copy to change it.")
+        data = VersionCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            version = services.definition_save_version(
+                definition=definition,
+                expression=data.validated_data["expression"],
+                author=request.user,
+                note=data.validated_data["note"],
+            )
+        except ExpressionError as exc:
+            raise _expression_refused(exc) from None
+        return Response(VersionSerializer(version).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        summary="Share with a project you work in, or one person (needs the share permission)",
+        request=ShareSerializer,
+        responses={200: SharedSerializer},
+    )
+    @action(detail=True, methods=["post"])
+    def share(self, request: Request, pk: int) -> Response:
+        # Without the share permission the definition is as good as missing, as on the page.
+        definition = selectors.definition_get_for_user(
+            request.user, self.get_object().pk, codename="share_cohortdefinition"
+        )
+        data = ShareSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        if "project" in data.validated_data:
+            project = (
+                selectors.share_candidates(request.user, definition)["projects"]
+                .filter(pk=data.validated_data["project"])
+                .first()
+            )
+            if project is None:
+                raise ValidationError({"project": ["Choose a project you work in (the definition's own, if any)."]})
+            services.definition_share(
+                definition=definition, by=request.user, to_project=project, ip_address=self.client_ip()
+            )
+        else:
+            # One message for unknown and not-allowed people: the API must not tell which user names exist.
+            recipient = User.objects.filter(username=data.validated_data["username"].strip()).first()
+            if recipient is None or recipient.pk == request.user.pk:
+                raise ValidationError({"username": ["No such person can receive this definition."]})
+            try:
+                services.definition_share(
+                    definition=definition, by=request.user, to_user=recipient, ip_address=self.client_ip()
+                )
+            except DjangoValidationError:
+                raise ValidationError({"username": ["No such person can receive this definition."]}) from None
+        shares = selectors.definition_shares(definition)
+        return Response(
+            {"projects": [p.pk for p in shares["projects"]], "users": [u.username for u in shares["users"]]}
+        )
+
+
+# --- runs --------------------------------------------------------------------------------------------------------
+
+
+class RunFilter(django_filters.FilterSet):
+    definition = django_filters.NumberFilter(field_name="version__definition_id")
+    kind = django_filters.ChoiceFilter(choices=[(k.value, k.label) for k in RunKind])
+
+    class Meta:
+        model = RunRequest
+        fields = ["definition", "kind"]
+
+
+def _result(request: Request, run_request: RunRequest) -> dict[str, Any]:
+    result = selectors.run_request_result(request=run_request, role=request.user.role)
+    result["can_cancel"] = run_request.requested_by_id == request.user.pk and not (
+        result["finished"] or result["cancelled"]
+    )
+    return result
+
+
+@extend_schema_view(list=extend_schema(summary="Your counts, newest first"))
+class RunViewSet(mixins.ListModelMixin, RestrictedGenericViewSet):
+    model = RunRequest
+    serializer_class = RunRequestSerializer
+    filterset_class = RunFilter
+
+    def restrict(self, user: Any) -> QuerySet[RunRequest]:
+        return selectors.run_requests_for_user(user).select_related("version")
+
+    def _visible(self, pk: int) -> RunRequest:
+        # Not only the caller's own requests: a count of a definition shared with them is visible, as on the page.
+        return selectors.run_request_get_for_user(self.request.user, pk)
+
+    @extend_schema(
+        summary="Start a count, attrition or demographics of a definition's latest version on chosen sites",
+        request=RunCreateSerializer,
+        responses={
+            201: RunResultSerializer,
+            503: OpenApiResponse(ErrorSerializer, description="The task queue is not reachable."),
+        },
+    )
+    def create(self, request: Request) -> Response:
+        data = RunCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        definition = selectors.definition_get_for_user(request.user, values["definition"], codename=selectors.RUN)
+        offered = {s.key: s for s in selectors.sources_for_user_and_definition(request.user, definition)}
+        unknown = sorted({key for key in values["sources"] if key not in offered})
+        if unknown:
+            raise ValidationError({"sources": [f"You cannot count this definition on: {', '.join(unknown[:10])}."]})
+        version = definition.latest_version()
+        if version is None:
+            raise Http404("This definition has no version to run.")
+        sources = [offered[key] for key in dict.fromkeys(values["sources"])]
+        try:
+            run_request = services.run_request_create(
+                user=request.user, version=version, sources=sources, kind=values["kind"]
+            )
+        except RunLimitReached as exc:
+            raise ApiError(429, "run_limit", str(exc)) from None
+        except BrokerUnavailable as exc:
+            raise ApiError(503, "service_unavailable", str(exc)) from None
+        except SourceNotReady as exc:
+            raise ValidationError({"sources": [str(exc)]}) from None
+        return Response(_result(request, run_request), status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        summary="State and results of a count (privacy applied; reading a finished result is audited)",
+        responses=RunResultSerializer,
+    )
+    def retrieve(self, request: Request, pk: int) -> Response:
+        run_request = self._visible(pk)
+        result = _result(request, run_request)
+        if result["finished"]:
+            services.run_result_viewed(request=run_request, user=request.user, ip_address=self.client_ip())
+        return Response(result)
+
+    @extend_schema(
+        summary="Cancel your count",
+        request=None,
+        responses={200: RunResultSerializer, 409: OpenApiResponse(ErrorSerializer, description="Already finished.")},
+    )
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk: int) -> Response:
+        run_request = self._visible(pk)
+        if run_request.requested_by_id != request.user.pk:
+            raise PermissionDenied("Only the person who asked for a count can cancel it.")
+        try:
+            services.run_request_cancel(request=run_request, user=request.user)
+        except RunNotCancellable as exc:
+            raise ApiError(409, "conflict", str(exc)) from None
+        return Response(_result(request, run_request))

@@ -1,0 +1,59 @@
+"""The Python example of docs/api.md, read from the file and run as written: against a live portal (HTTP, token
+authentication) and a real Celery worker of the site, it imports an ATLAS file, starts a count, polls it and
+prints the number — the oracle's number for that cohort on GiBleed."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from pathlib import Path
+
+import pytest
+from django.utils import timezone
+
+from accounts.api.tokens import token_create
+from accounts.choices import Role
+from accounts.services import project_create
+from cohorts.services import site_queue
+from worker.tests.helpers import make_source, make_user
+
+pytestmark = pytest.mark.django_db(transaction=True)
+DOC = Path(__file__).resolve().parents[2] / "docs" / "api.md"
+COHORT = "h04_gibleed_censored_by_acetaminophen"
+
+
+def _example_code() -> str:
+    blocks = re.findall(r"```python\n(.*?)```", DOC.read_text(encoding="utf-8"), flags=re.DOTALL)
+    assert len(blocks) == 1, "docs/api.md should hold exactly one Python example"
+    return blocks[0]
+
+
+def test_the_documented_example_imports_counts_and_prints_the_oracle_count(
+    live_server, start_worker, cdm_gibleed_pg, oracle_dir: Path, monkeypatch, capsys
+) -> None:
+    source = make_source(cdm_gibleed_pg)
+    admin = make_user(role=Role.ADMIN)
+    researcher = make_user()
+    today = timezone.localdate()
+    project = project_create(
+        title="GI bleed",
+        purpose="docs example",
+        approval_number="IRB-1",
+        principal_investigator=researcher,
+        starts_on=today - dt.timedelta(days=1),
+        expires_on=today + dt.timedelta(days=30),
+        sources=[source],
+        created_by=admin,
+    )
+    start_worker(site_queue(source.key))
+    monkeypatch.setenv("SOYANG_URL", live_server.url)
+    monkeypatch.setenv("SOYANG_TOKEN", token_create(user=researcher, name="docs example", days=1).secret)
+
+    namespace: dict[str, object] = {"__name__": "soyang_count"}
+    exec(compile(_example_code(), str(DOC), "exec"), namespace)  # noqa: S102 (our own documentation's code)
+    run = namespace["main"](str(oracle_dir / "cohorts" / f"{COHORT}.json"), source.key, project.pk)
+
+    expected = json.loads((oracle_dir / "expected" / f"{COHORT}.json").read_text())["persons"]
+    assert run["total"]["value"] == expected
+    assert f": {expected} persons (counts under 10 hidden)" in capsys.readouterr().out
