@@ -35,7 +35,8 @@ echo "Broker: ${CELERY_BROKER_URL%%@*}"
 "$PY" manage.py demo_setup
 
 WORKER_LOG=var/log/worker.log
-"$PY" -m celery -A worker worker -Q portal,site.demo --concurrency 1 --loglevel INFO --hostname demo@%h >"$WORKER_LOG" 2>&1 &
+# -B: the worker also runs Celery beat, which deletes expired datasets (CELERY_BEAT_SCHEDULE).
+"$PY" -m celery -A worker worker -B -Q portal,site.demo --concurrency 1 --loglevel INFO --hostname demo@%h >"$WORKER_LOG" 2>&1 &
 WORKER_PID=$!
 trap 'kill "$WORKER_PID" 2>/dev/null || true; wait "$WORKER_PID" 2>/dev/null || true' EXIT INT TERM
 echo "Celery worker started (pid $WORKER_PID, log $WORKER_LOG)"

@@ -1,0 +1,72 @@
+"""Choices of the datasets app."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class RequestState(models.TextChoices):
+    DRAFT = "draft", _("Draft")
+    SUBMITTED = "submitted", _("Submitted")
+    UNDER_REVIEW = "under_review", _("Under review")
+    APPROVED = "approved", _("Approved")
+    REJECTED = "rejected", _("Rejected")
+    EXTRACTING = "extracting", _("Extracting")
+    FAILED = "failed", _("Extraction failed")
+    READY = "ready", _("Ready")
+    DOWNLOADED = "downloaded", _("Downloaded")
+    EXPIRED = "expired", _("Expired")
+    REVOKED = "revoked", _("Revoked")
+
+
+#: The only moves of a request. Services check every transition against this table.
+TRANSITIONS: dict[str, tuple[str, ...]] = {
+    RequestState.DRAFT: (RequestState.SUBMITTED,),
+    RequestState.SUBMITTED: (RequestState.UNDER_REVIEW, RequestState.REJECTED, RequestState.REVOKED),
+    RequestState.UNDER_REVIEW: (RequestState.APPROVED, RequestState.REJECTED, RequestState.REVOKED),
+    RequestState.APPROVED: (RequestState.EXTRACTING, RequestState.REVOKED),
+    RequestState.EXTRACTING: (RequestState.READY, RequestState.FAILED, RequestState.REVOKED),
+    RequestState.READY: (RequestState.DOWNLOADED, RequestState.EXPIRED, RequestState.REVOKED),
+    RequestState.DOWNLOADED: (RequestState.EXPIRED, RequestState.REVOKED),
+    RequestState.REJECTED: (),
+    RequestState.FAILED: (),
+    RequestState.EXPIRED: (),
+    RequestState.REVOKED: (),
+}
+
+#: States in which files may exist on disk (and must be deleted on revocation or expiry).
+DELIVERABLE_STATES = (RequestState.READY, RequestState.DOWNLOADED)
+
+
+class LegalBasis(models.TextChoices):
+    IRB = "irb", _("IRB approval")
+    DUA = "dua", _("Data-use agreement")
+    CONSENT = "consent", _("Informed consent")
+    PIPA_PSEUDONYM = "pipa_pseudonymised", _("PIPA art. 28-2: pseudonymised data for research")
+
+
+class OutputFormat(models.TextChoices):
+    CSV = "csv", _("CSV")
+    PARQUET = "parquet", _("Parquet")
+
+
+class DateMode(models.TextChoices):
+    SHIFT = "shift", _("Shift each person's dates by a random offset")
+    YEAR_MONTH = "year_month", _("Reduce dates to year and month")
+
+
+class SiteDecision(models.TextChoices):
+    PENDING = "pending", _("Pending")
+    APPROVED = "approved", _("Approved")
+    REJECTED = "rejected", _("Rejected")
+
+
+class JobState(models.TextChoices):
+    """State of a site's projection or extraction."""
+
+    PENDING = "pending", _("Pending")
+    RUNNING = "running", _("Running")
+    DONE = "done", _("Done")
+    FAILED = "failed", _("Failed")
+    DELETED = "deleted", _("Deleted")

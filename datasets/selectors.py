@@ -1,0 +1,95 @@
+"""Reads of the datasets app, always filtered by permission.
+
+Who sees a dataset request: its requester (object permission ``view_datasetrequest``, granted at creation), the
+data stewards of the organisations owning one of its sites, and admins. Anybody else gets 404, exactly as for a
+request that does not exist.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Q, QuerySet
+from django.http import Http404
+
+from accounts.permissions import filter_by_permission, is_admin, is_steward, projects_for_user
+from cohorts.models import CohortDefinition
+from datasets.choices import RequestState, SiteDecision
+from datasets.models import DatasetPolicy, DatasetRequest, Extract, SiteReview
+
+VIEW = "view_datasetrequest"
+REQUEST_DATASET = "request_dataset_cohortdefinition"
+
+
+def policy_for(source: Any) -> DatasetPolicy:
+    """The site's dataset policy; the defaults (unsaved) when the site has none."""
+    return DatasetPolicy.objects.filter(source=source).first() or DatasetPolicy(source=source)
+
+
+def requests_for_user(user: Any) -> QuerySet[DatasetRequest]:
+    """The requests the user may see, newest first."""
+    visible = filter_by_permission(queryset=DatasetRequest.objects.all(), user=user, codename=VIEW)
+    condition = Q(pk__in=visible.values("pk"))
+    if is_steward(user):
+        condition |= Q(sites__organisation_id=user.organisation_id)
+    return (
+        DatasetRequest.objects.filter(condition)
+        .distinct()
+        .select_related("version__definition", "project", "requester")
+        .order_by("-created_at", "-id")
+    )
+
+
+def request_get_for_user(user: Any, pk: int) -> DatasetRequest:
+    request = requests_for_user(user).filter(pk=pk).first()
+    if request is None:
+        raise Http404("No such dataset request.")
+    return request
+
+
+def is_site_steward(user: Any, source: Any) -> bool:
+    """A data steward of the organisation that owns the site."""
+    return is_steward(user) and source.organisation_id is not None and source.organisation_id == user.organisation_id
+
+
+def can_revoke(user: Any, request: DatasetRequest) -> bool:
+    """Admins and the stewards of the request's sites revoke a request that is not finished yet."""
+    if request.state in (RequestState.REJECTED, RequestState.FAILED, RequestState.EXPIRED, RequestState.REVOKED):
+        return False
+    return is_admin(user) or any(is_site_steward(user, s) for s in request.sites.all())
+
+
+def review_get_for_user(user: Any, pk: int) -> SiteReview:
+    """A site review of a request the user may see; 404 otherwise."""
+    review = SiteReview.objects.select_related("request", "source").filter(pk=pk).first()
+    if review is None or not requests_for_user(user).filter(pk=review.request_id).exists():
+        raise Http404("No such review.")
+    return review
+
+
+def reviews_awaiting(user: Any) -> QuerySet[SiteReview]:
+    """The steward's queue: undecided reviews of their sites, of requests under review or being projected."""
+    if not is_steward(user):
+        return SiteReview.objects.none()
+    return (
+        SiteReview.objects.filter(
+            source__organisation_id=user.organisation_id,
+            decision=SiteDecision.PENDING,
+            request__state__in=[RequestState.SUBMITTED, RequestState.UNDER_REVIEW],
+        )
+        .select_related("request__version__definition", "request__requester", "source")
+        .order_by("request__created_at")
+    )
+
+
+def extract_get_for_user(user: Any, pk: int) -> Extract:
+    extract = Extract.objects.select_related("request", "source").filter(pk=pk).first()
+    if extract is None or not requests_for_user(user).filter(pk=extract.request_id).exists():
+        raise Http404("No such dataset.")
+    return extract
+
+
+def definitions_requestable(user: Any) -> QuerySet[CohortDefinition]:
+    """Definitions the user may request a dataset for: the permission, in a running project of theirs."""
+    allowed = filter_by_permission(queryset=CohortDefinition.objects.all(), user=user, codename=REQUEST_DATASET)
+    return allowed.filter(project__in=projects_for_user(user)).select_related("project").order_by("name")

@@ -1,0 +1,127 @@
+"""The people, project, sites and definition of the dataset tests.
+
+Two hospitals, each owning one GiBleed site (``pg_site`` on PostgreSQL, ``duck_site`` on a private DuckDB file);
+``project`` runs on both, owned by alice (researcher); ``partner`` (pharma) is its partner viewer; ``steward_a`` and
+``steward_b`` steward the two hospitals; ``charlie`` works in no project. The oracle definition h04 is shared with
+the project, so its members may request datasets of it.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from accounts.choices import Role
+from accounts.tests.factories import OrganisationFactory, UserFactory, enroll_totp, make_member, make_project
+from cohorts.services import definition_share
+from worker.tests.conftest import cdm_gibleed_duckdb_private, start_worker  # noqa: F401 (fixtures)
+from worker.tests.helpers import make_source, oracle_definition
+
+DEFINITION = "h04_gibleed_censored_by_acetaminophen"
+PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
+
+SELECTION = {
+    "person": ["gender_concept_id", "year_of_birth", "race_concept_id"],
+    "visit_occurrence": ["visit_occurrence_id", "visit_concept_id", "visit_start_date", "visit_end_date"],
+    "condition_occurrence": [
+        "condition_occurrence_id",
+        "condition_concept_id",
+        "condition_start_date",
+        "condition_end_date",
+        "visit_occurrence_id",
+    ],
+    "drug_exposure": ["drug_exposure_id", "drug_concept_id", "drug_exposure_start_date", "visit_occurrence_id"],
+}
+
+
+@dataclass
+class World:
+    hospital_a: Any
+    hospital_b: Any
+    steward_a: Any
+    steward_b: Any
+    admin: Any
+    alice: Any
+    partner: Any
+    charlie: Any
+    project: Any
+    definition: Any
+    sites: list[Any]
+
+
+def pdf_upload(name: str = "irb.pdf", data: bytes = PDF) -> SimpleUploadedFile:
+    return SimpleUploadedFile(name, data, content_type="application/pdf")
+
+
+def build_world(sites_cdms: list[Any], oracle_dir: Path) -> World:
+    hospital_a = OrganisationFactory(name="Soyang University Hospital")
+    hospital_b = OrganisationFactory(name="Chuncheon Regional Hospital")
+    steward_a = UserFactory(username="steward_a", role=Role.STEWARD, organisation=hospital_a)
+    steward_b = UserFactory(username="steward_b", role=Role.STEWARD, organisation=hospital_b)
+    admin = UserFactory(username="admin", role=Role.ADMIN, organisation=hospital_a, is_staff=True, is_superuser=True)
+    for user in (steward_a, steward_b, admin):
+        enroll_totp(user)
+    alice = UserFactory(username="alice", organisation=hospital_a)
+    partner = UserFactory(username="pharma", role=Role.PARTNER, organisation=OrganisationFactory(name="Pharma Co"))
+    charlie = UserFactory(username="charlie", organisation=hospital_b)
+    organisations = [hospital_a, hospital_b]
+    sites = [make_source(cdm, organisation=organisations[i]) for i, cdm in enumerate(sites_cdms)]
+    project = make_project(principal_investigator=alice, created_by=admin, sources=sites, title="GI bleeding")
+    # A partner joins as partner viewer (accounts.services' default for the partner role).
+    make_member(project=project, user=partner, owner=alice, steward=steward_a)
+    definition = oracle_definition(oracle_dir, DEFINITION, alice)
+    definition.project = project
+    definition.save(update_fields=["project"])
+    definition_share(definition=definition, by=alice, to_project=project)
+    return World(
+        hospital_a=hospital_a,
+        hospital_b=hospital_b,
+        steward_a=steward_a,
+        steward_b=steward_b,
+        admin=admin,
+        alice=alice,
+        partner=partner,
+        charlie=charlie,
+        project=project,
+        definition=definition,
+        sites=sites,
+    )
+
+
+@pytest.fixture
+def dataset_root(settings: Any, tmp_path: Path) -> Path:
+    root = tmp_path / "datasets"
+    settings.SOYANG_DATASET_ROOT = root
+    settings.SOYANG_DATASET_KEY = ""
+    return root
+
+
+def request_form_data(world: World, *, action: str = "submit", **overrides: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "sites": [s.pk for s in world.sites],
+        "tables": list(SELECTION),
+        "columns": [f"{t}.{c}" for t, cols in SELECTION.items() for c in cols],
+        "days_before": 365,
+        "days_after": 365,
+        "purpose": "Risk of GI bleeding after NSAID exposure",
+        "legal_basis": "irb",
+        "document": io.BytesIO(PDF),
+        "retention_days": 7,
+        "output_format": "csv",
+        "action": action,
+    }
+    data["document"].name = "irb.pdf"
+    data.update(overrides)
+    return data
+
+
+def files_under(root: Path) -> list[Path]:
+    """Every file under the dataset root except approval documents."""
+    if not root.exists():
+        return []
+    return sorted(p for p in root.rglob("*") if p.is_file() and "documents" not in p.relative_to(root).parts)

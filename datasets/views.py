@@ -1,0 +1,216 @@
+"""Pages of dataset requests. Thin: forms in, services and selectors out.
+
+Objects are reached through the access selectors: what the user may not see answers 404 exactly like what does
+not exist; 403 only when the user sees the request but may not act on it (deciding somebody else's site, one's own
+request, downloading somebody else's dataset).
+
+Downloads are addressed by the extract's id, without a token in the URL: the session and the requester-only
+check in ``services.download_open`` are what protect the file, every download is counted and audited, and a URL
+that carries no secret cannot leak one through logs, browser history or a Referer header. The download is a POST,
+so that link prefetchers and scanners never use up one of the limited downloads.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from accounts.permissions import is_admin
+from audit.http import client_ip
+from datasets import selectors, services
+from datasets.choices import JobState, RequestState
+from datasets.errors import DatasetError, DownloadRefused
+from datasets.forms import DatasetRequestForm, ReviewForm
+
+
+def _errors(exc: Exception) -> str:
+    return " ".join(getattr(exc, "messages", None) or [str(exc)])
+
+
+@login_required
+@require_GET
+def request_list(request: HttpRequest) -> HttpResponse:
+    visible = selectors.requests_for_user(request.user)
+    context = {
+        "mine": visible.filter(requester=request.user),
+        "sites": visible.exclude(requester=request.user)[:200],
+        "awaiting": selectors.reviews_awaiting(request.user),
+        "definitions": selectors.definitions_requestable(request.user),
+    }
+    return render(request, "datasets/request_list.html", context)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def request_new(request: HttpRequest, pk: int) -> HttpResponse:
+    definition = selectors.definitions_requestable(request.user).filter(pk=pk).first()
+    if definition is None:
+        raise Http404("No such cohort definition.")
+    sites = definition.project.sources.filter(is_active=True).order_by("key")
+    form = DatasetRequestForm(request.POST or None, request.FILES or None, sites=sites)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            dataset_request = services.request_create(
+                requester=request.user,
+                definition=definition,
+                sites=list(data["sites"]),
+                selection=data["selection"],
+                days_before=data["days_before"],
+                days_after=data["days_after"],
+                purpose=data["purpose"],
+                legal_basis=data["legal_basis"],
+                retention_days=data["retention_days"],
+                output_format=data["output_format"],
+                document=data.get("document"),
+                ip_address=client_ip(request),
+            )
+            if request.POST.get("action") == "submit":
+                services.request_submit(request=dataset_request, user=request.user)
+                messages.success(request, _("Request submitted: each site computes its projection for the stewards."))
+            else:
+                messages.success(request, _("Request saved as a draft."))
+            return redirect("datasets:request_detail", pk=dataset_request.pk)
+        except (ValidationError, PermissionDenied, DatasetError) as exc:
+            form.add_error(None, _errors(exc))
+    status = 400 if request.method == "POST" else 200
+    return render(request, "datasets/request_form.html", {"form": form, "definition": definition}, status=status)
+
+
+@login_required
+@require_GET
+@never_cache
+def request_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    dataset_request = selectors.request_get_for_user(request.user, pk)
+    reviews = list(dataset_request.reviews.select_related("source", "reviewer"))
+    is_requester = dataset_request.requester_id == request.user.pk
+    for review in reviews:
+        # Counts of patients are for the site's stewards (and admins), who decide on them; the requester sees
+        # the state only.
+        review.can_see_counts = is_admin(request.user) or selectors.is_site_steward(request.user, review.source)
+        review.can_decide = review.can_see_counts and not is_requester and not is_admin(request.user)
+    context = {
+        "req": dataset_request,
+        "reviews": reviews,
+        "extracts": list(dataset_request.extracts.select_related("source")),
+        "transitions": dataset_request.transitions.select_related("actor"),
+        "is_requester": is_requester,
+        "can_submit": is_requester and dataset_request.state == RequestState.DRAFT,
+        "can_revoke": selectors.can_revoke(request.user, dataset_request),
+        "deliverable": dataset_request.state in (RequestState.READY, RequestState.DOWNLOADED),
+        "done": JobState.DONE,
+    }
+    return render(request, "datasets/request_detail.html", context)
+
+
+@login_required
+@require_POST
+def request_submit(request: HttpRequest, pk: int) -> HttpResponse:
+    dataset_request = selectors.request_get_for_user(request.user, pk)
+    if dataset_request.requester_id != request.user.pk:
+        raise PermissionDenied(_("Only the requester submits a request."))
+    try:
+        services.request_submit(request=dataset_request, user=request.user)
+        messages.success(request, _("Request submitted."))
+    except (ValidationError, DatasetError) as exc:
+        messages.error(request, _errors(exc))
+    return redirect("datasets:request_detail", pk=pk)
+
+
+@login_required
+@require_GET
+def request_document(request: HttpRequest, pk: int) -> HttpResponse:
+    dataset_request = selectors.request_get_for_user(request.user, pk)
+    try:
+        path = services.document_viewed(request=dataset_request, user=request.user, ip_address=client_ip(request))
+    except DownloadRefused as exc:
+        return render(request, "datasets/refused.html", {"message": str(exc), "req": dataset_request}, status=404)
+    response = FileResponse(path.open("rb"), content_type=dataset_request.document_type)
+    response["Content-Disposition"] = f'attachment; filename="request-{dataset_request.pk}-document{path.suffix}"'
+    return response
+
+
+@login_required
+@require_POST
+def request_revoke(request: HttpRequest, pk: int) -> HttpResponse:
+    dataset_request = selectors.request_get_for_user(request.user, pk)
+    if not selectors.can_revoke(request.user, dataset_request):
+        raise PermissionDenied(_("Only a steward of one of the sites or an admin revokes a request."))
+    try:
+        services.request_revoke(
+            request=dataset_request,
+            user=request.user,
+            reason=request.POST.get("reason", ""),
+            ip_address=client_ip(request),
+        )
+        messages.success(request, _("Request revoked; its files were deleted."))
+    except (ValidationError, DatasetError) as exc:
+        messages.error(request, _errors(exc))
+    return redirect("datasets:request_detail", pk=pk)
+
+
+def _review_form(review: Any, data: Any = None) -> ReviewForm:
+    return ReviewForm(data, requested=review.request.selection, window=review.approved_window())
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def review(request: HttpRequest, pk: int) -> HttpResponse:
+    site_review = selectors.review_get_for_user(request.user, pk)
+    dataset_request = site_review.request
+    if dataset_request.requester_id == request.user.pk:
+        raise PermissionDenied(_("Nobody approves or rejects their own request."))
+    if not selectors.is_site_steward(request.user, site_review.source):
+        raise PermissionDenied(_("Only a data steward of this site decides for it."))
+    form = _review_form(site_review, request.POST or None)
+    status = 200
+    if request.method == "POST":
+        status = 400
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                services.review_decide(
+                    review=site_review,
+                    steward=request.user,
+                    approve=data["decision"] == "approve",
+                    reason=data["reason"],
+                    narrowed_selection=form.narrowed_selection(),
+                    narrowed_days_before=data["days_before"],
+                    narrowed_days_after=data["days_after"],
+                    ip_address=client_ip(request),
+                )
+                messages.success(request, _("Decision recorded."))
+                return redirect("datasets:request_detail", pk=dataset_request.pk)
+            except (ValidationError, DatasetError) as exc:
+                form.add_error(None, _errors(exc))
+    context = {
+        "review": site_review,
+        "req": dataset_request,
+        "form": form,
+        "policy": selectors.policy_for(site_review.source),
+    }
+    return render(request, "datasets/review.html", context, status=status)
+
+
+@login_required
+@require_POST
+@never_cache
+def extract_download(request: HttpRequest, pk: int) -> HttpResponse:
+    extract = selectors.extract_get_for_user(request.user, pk)
+    if extract.request.requester_id != request.user.pk:
+        raise PermissionDenied(_("Only the requester downloads the dataset."))
+    try:
+        data, filename = services.download_open(extract=extract, user=request.user, ip_address=client_ip(request))
+    except DownloadRefused as exc:
+        return render(request, "datasets/refused.html", {"message": str(exc), "req": extract.request}, status=410)
+    response = HttpResponse(data, content_type="application/zip")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
