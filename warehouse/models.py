@@ -91,3 +91,128 @@ class Source(models.Model):
         if file_name:
             return Path(file_name).read_text(encoding="utf-8").strip()
         return os.environ.get(self.password_env_var)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The standardized vocabulary: public and identical at every site, so the portal keeps one copy of it.
+# Plain integer columns rather than foreign keys: real vocabularies reference concepts outside a given export,
+# and the loader replaces the whole copy at once (warehouse.vocabulary).
+# ---------------------------------------------------------------------------------------------------------------
+
+
+class Concept(models.Model):
+    """One OMOP concept (table CONCEPT), searched by name, code and id."""
+
+    concept_id = models.IntegerField(primary_key=True)
+    concept_name = models.CharField(max_length=255)
+    domain_id = models.CharField(max_length=20)
+    vocabulary_id = models.CharField(max_length=20)
+    concept_class_id = models.CharField(max_length=20)
+    standard_concept = models.CharField(max_length=1, blank=True)
+    concept_code = models.CharField(max_length=50)
+    valid_start_date = models.DateField(null=True)
+    valid_end_date = models.DateField(null=True)
+    invalid_reason = models.CharField(max_length=1, blank=True)
+
+    class Meta:
+        ordering = ["concept_id"]
+        indexes = [
+            models.Index(fields=["domain_id", "vocabulary_id"], name="concept_domain_vocab"),
+            models.Index(fields=["concept_code"], name="concept_code"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.concept_id} {self.concept_name}"
+
+
+class ConceptAncestor(models.Model):
+    """One ancestor/descendant pair of the hierarchy (table CONCEPT_ANCESTOR, self pairs included)."""
+
+    ancestor_concept_id = models.IntegerField()
+    descendant_concept_id = models.IntegerField()
+    min_levels_of_separation = models.IntegerField()
+    max_levels_of_separation = models.IntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["ancestor_concept_id", "descendant_concept_id"], name="one_ancestry_pair")
+        ]
+        indexes = [models.Index(fields=["descendant_concept_id"], name="ancestor_descendant")]
+
+    def __str__(self) -> str:
+        return f"{self.ancestor_concept_id} > {self.descendant_concept_id}"
+
+
+class ConceptRelationship(models.Model):
+    """One relationship between two concepts (table CONCEPT_RELATIONSHIP), e.g. 'Maps to'."""
+
+    concept_id_1 = models.IntegerField()
+    concept_id_2 = models.IntegerField()
+    relationship_id = models.CharField(max_length=20)
+    invalid_reason = models.CharField(max_length=1, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["concept_id_1", "relationship_id"], name="relationship_from"),
+            models.Index(fields=["concept_id_2", "relationship_id"], name="relationship_to"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.concept_id_1} {self.relationship_id} {self.concept_id_2}"
+
+
+class ConceptWord(models.Model):
+    """One distinct word of the concept names (lower case, 3+ letters), rebuilt with every load: the search
+    corrects a misspelled word against this short list rather than against millions of names."""
+
+    word = models.CharField(max_length=100, primary_key=True)
+
+    def __str__(self) -> str:
+        return self.word
+
+
+class Vocabulary(models.Model):
+    """One vocabulary (table VOCABULARY), for the search filter."""
+
+    vocabulary_id = models.CharField(max_length=20, primary_key=True)
+    vocabulary_name = models.CharField(max_length=255)
+
+    class Meta:
+        ordering = ["vocabulary_id"]
+        verbose_name_plural = "vocabularies"
+
+    def __str__(self) -> str:
+        return self.vocabulary_id
+
+
+class Domain(models.Model):
+    """One domain (table DOMAIN), for the search filter."""
+
+    domain_id = models.CharField(max_length=20, primary_key=True)
+    domain_name = models.CharField(max_length=255)
+
+    class Meta:
+        ordering = ["domain_id"]
+
+    def __str__(self) -> str:
+        return self.domain_id
+
+
+class ConceptCount(models.Model):
+    """How often a standard concept occurs at one site: aggregates computed by the site's worker, never rows.
+
+    Stored exact; every display goes through cohorts.privacy (minimum cell size, rounding per role).
+    """
+
+    source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="concept_counts")
+    concept_id = models.IntegerField()
+    record_count = models.BigIntegerField()
+    person_count = models.BigIntegerField()
+    computed_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["source", "concept_id"], name="one_count_per_site_concept")]
+        indexes = [models.Index(fields=["concept_id"], name="concept_count_concept")]
+
+    def __str__(self) -> str:
+        return f"{self.source_id}:{self.concept_id} {self.record_count}"

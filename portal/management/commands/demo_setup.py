@@ -24,7 +24,7 @@ from accounts.services import (
     organisation_get_or_create,
     project_create,
 )
-from warehouse.models import Source
+from warehouse.models import Concept, ConceptCount, Source
 from warehouse.services import source_create
 
 DEMO_SOURCE_KEY = "demo"
@@ -62,6 +62,12 @@ class Command(BaseCommand):
             call_command("synthesize_omop", source=DEMO_SOURCE_KEY, persons=options["persons"], seed=options["seed"])
         else:
             self.stdout.write(f"Demo warehouse ready (fingerprint {source.fingerprint[:12]}).")
+        source.refresh_from_db()
+        if not Concept.objects.exists() or not ConceptCount.objects.filter(source=source).exists():
+            # The portal's vocabulary copy and the demo site's concept counts, computed here rather than by a
+            # worker: the demo runs before any worker is up.
+            call_command("load_vocabulary", source=DEMO_SOURCE_KEY)
+            call_command("refresh_concept_counts", source=DEMO_SOURCE_KEY, now=True)
 
         created: list[tuple[str, str, str]] = []
         for username, role, first, last in DEMO_ACCOUNTS:

@@ -1,0 +1,247 @@
+"""The portal's vocabulary: loading it (from a source, from CSV files), searching it, its hierarchy, the
+counts per site, and concept set resolution that agrees with the cohort compiler on GiBleed."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from accounts.tests.factories import SourceFactory
+from cohorts.compiler.concept_sets import codesets_statement
+from cohorts.compiler.context import Context
+from cohorts.compiler.dialects import dialect_for
+from cohorts.expression import parse_expression
+from warehouse.models import Concept, ConceptAncestor, ConceptCount, ConceptRelationship, Vocabulary
+from warehouse.vocabulary import (
+    SetItem,
+    VocabularyError,
+    concept_counts_refresh,
+    concept_hierarchy,
+    concept_query,
+    concept_search,
+    concept_set_resolve,
+    vocabulary_load_from_directory,
+    vocabulary_load_from_source,
+)
+
+pytestmark = pytest.mark.django_db
+
+GI_BLEED = 192671  # Gastrointestinal hemorrhage (SNOMED, standard)
+GI_BLEED_ICD10 = 35208414  # K92.2, maps to 192671
+CELECOXIB = 1118084
+ASTHMA = 317009
+CHILDHOOD_ASTHMA = 4051466
+SINUSITIS = 4283893
+CHRONIC_SINUSITIS = 257012
+
+
+@pytest.fixture
+def gibleed_source(cdm_gibleed_pg: Any) -> Any:
+    return SourceFactory(
+        key="gibleed",
+        engine="postgresql",
+        url=cdm_gibleed_pg.url,
+        cdm_schema="gibleed",
+        vocabulary_schema="gibleed",
+        results_schema="gibleed_results",
+        fingerprint="f" * 64,
+    )
+
+
+@pytest.fixture
+def vocabulary(gibleed_source: Any, cdm_gibleed_pg: Any) -> Any:
+    vocabulary_load_from_source(source=gibleed_source, engine=cdm_gibleed_pg.engine)
+    return gibleed_source
+
+
+def _ids(text: str, **filters: Any) -> list[int]:
+    return [c.concept_id for c in concept_search(concept_query(q=text, **filters))]
+
+
+def test_loading_from_a_source_copies_concepts_ancestors_and_mappings(vocabulary: Any) -> None:
+    assert Concept.objects.count() == 444
+    assert ConceptAncestor.objects.count() == 65690
+    # Only the relationships concept sets and the concept page use are kept.
+    assert set(ConceptRelationship.objects.values_list("relationship_id", flat=True)) == {"Maps to", "Mapped from"}
+    assert Vocabulary.objects.filter(vocabulary_id="SNOMED").exists()
+    bleed = Concept.objects.get(concept_id=GI_BLEED)
+    assert (bleed.domain_id, bleed.vocabulary_id, bleed.standard_concept) == ("Condition", "SNOMED", "S")
+
+
+def test_loading_again_replaces_the_previous_copy(vocabulary: Any, cdm_gibleed_pg: Any) -> None:
+    Concept.objects.create(
+        concept_id=999_999_999,
+        concept_name="stale",
+        domain_id="X",
+        vocabulary_id="X",
+        concept_class_id="X",
+        concept_code="X",
+    )
+    vocabulary_load_from_source(source=vocabulary, engine=cdm_gibleed_pg.engine)
+    assert not Concept.objects.filter(concept_id=999_999_999).exists()
+    assert Concept.objects.count() == 444
+
+
+def test_loading_athena_tab_separated_files_with_compact_dates(tmp_path: Path, shared_data_dir: Path) -> None:
+    gibleed = shared_data_dir / "omop" / "gibleed"
+    for table in ("concept", "concept_ancestor", "concept_relationship", "vocabulary", "domain"):
+        with gzip.open(gibleed / f"{table}.csv.gz", "rt", encoding="utf-8", newline="") as handle:
+            rows = list(csv.reader(handle))
+        header = rows[0]
+        for row in rows[1:]:
+            for i, name in enumerate(header):
+                if name.endswith("_date") and row[i]:
+                    row[i] = row[i].replace("-", "")  # Athena: 20070101
+        with (tmp_path / f"{table.upper()}.csv").open("w", encoding="utf-8", newline="") as out:
+            csv.writer(
+                out, delimiter="\t", quoting=csv.QUOTE_NONE, escapechar=None, quotechar=None, lineterminator="\n"
+            ).writerows(rows)
+    report = vocabulary_load_from_directory(directory=tmp_path)
+    assert report.rows["concept"] == 444
+    assert report.rows["concept_ancestor"] == 65690
+    assert Concept.objects.get(concept_id=GI_BLEED_ICD10).concept_name == "Gastrointestinal hemorrhage, unspecified"
+    assert str(Concept.objects.get(concept_id=GI_BLEED_ICD10).valid_start_date) == "2007-01-01"
+
+
+def test_loading_a_folder_without_concepts_is_refused_and_changes_nothing(vocabulary: Any, tmp_path: Path) -> None:
+    (tmp_path / "vocabulary.csv").write_text("vocabulary_id,vocabulary_name\nX,Y\n", encoding="utf-8")
+    with pytest.raises(VocabularyError, match="no CONCEPT.csv"):
+        vocabulary_load_from_directory(directory=tmp_path)
+    assert Concept.objects.count() == 444
+
+
+def test_search_by_words_finds_names_containing_every_word(vocabulary: Any) -> None:
+    ids = _ids("gastrointestinal hemorrhage")
+    assert GI_BLEED in ids
+    names = Concept.objects.in_bulk(ids)
+    assert all("gastrointestinal" in names[i].concept_name.lower() for i in ids)
+
+
+def test_search_by_code_and_by_id_ranks_the_exact_match_first(vocabulary: Any) -> None:
+    assert _ids("K92.2")[0] == GI_BLEED_ICD10
+    assert _ids(str(GI_BLEED))[0] == GI_BLEED
+
+
+def test_standard_concepts_come_before_non_standard_ones_on_ties(vocabulary: Any) -> None:
+    # Both names start with "Gastrointestinal hemorrhage": the standard SNOMED concept is ranked first.
+    ids = _ids("Gastrointestinal hemorrhage")
+    assert ids.index(GI_BLEED) < ids.index(GI_BLEED_ICD10)
+
+
+def test_exact_name_comes_before_a_longer_name_with_the_same_prefix(vocabulary: Any) -> None:
+    assert _ids("celecoxib")[0] == CELECOXIB
+
+
+def test_filters_narrow_by_domain_vocabulary_and_standard(vocabulary: Any) -> None:
+    assert _ids("hemorrhage", domain="Drug") == []
+    assert _ids("hemorrhage", vocabulary="ICD10CM") == [GI_BLEED_ICD10]
+    assert GI_BLEED_ICD10 not in _ids("hemorrhage", standard="S")
+    assert _ids("hemorrhage", standard="N") == [GI_BLEED_ICD10]
+
+
+def test_a_misspelled_word_still_finds_the_concept(vocabulary: Any) -> None:
+    assert CELECOXIB in _ids("celecoxb")
+
+
+def test_bad_search_parameters_are_refused_with_a_message() -> None:
+    for params, message in (
+        ({"q": "  "}, "type a concept"),
+        ({"q": "x", "limit": "100000"}, "limit must be between 1 and 100"),
+        ({"q": "x", "limit": "ten"}, "limit must be a whole number"),
+        ({"q": "x", "standard": "Q"}, "standard must be"),
+        ({"q": "x" * 201}, "longer than 200"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            concept_query(**params)
+
+
+def test_hierarchy_lists_parents_children_one_level_down_and_all_descendants(vocabulary: Any) -> None:
+    down = concept_hierarchy(ASTHMA)
+    assert CHILDHOOD_ASTHMA in [d["concept_id"] for d in down["descendants"]]
+    up = concept_hierarchy(CHILDHOOD_ASTHMA)
+    assert ASTHMA in [a["concept_id"] for a in up["ancestors"]]
+    assert all(a["min_levels_of_separation"] == 1 for a in up["ancestors"] + down["descendants"])
+    expected_total = ConceptAncestor.objects.filter(ancestor_concept_id=ASTHMA, min_levels_of_separation__gt=0).count()
+    assert down["descendants_total"] == expected_total > 0
+    assert [m["concept_id"] for m in concept_hierarchy(GI_BLEED)["mapped_from"]] == [GI_BLEED_ICD10]
+    assert [m["concept_id"] for m in concept_hierarchy(GI_BLEED_ICD10)["maps_to"]] == [GI_BLEED]
+
+
+def test_concept_counts_are_per_site_aggregates_of_the_domain_tables(vocabulary: Any, cdm_gibleed_pg: Any) -> None:
+    counted = concept_counts_refresh(source=vocabulary, engine=cdm_gibleed_pg.engine)
+    assert counted > 0
+    records, persons = cdm_gibleed_pg.engine.fetchone(
+        "SELECT COUNT(*), COUNT(DISTINCT person_id) FROM gibleed.condition_occurrence "
+        "WHERE condition_concept_id = %(id)s",
+        {"id": GI_BLEED},
+    )
+    stored = ConceptCount.objects.get(source=vocabulary, concept_id=GI_BLEED)
+    assert (stored.record_count, stored.person_count) == (records, persons)
+    # Refreshing replaces, never adds.
+    concept_counts_refresh(source=vocabulary, engine=cdm_gibleed_pg.engine)
+    assert ConceptCount.objects.filter(source=vocabulary).count() == counted
+
+
+def _compiler_codeset(cdm: Any, items: list[dict[str, Any]]) -> list[int]:
+    expression = parse_expression(
+        {
+            "ConceptSets": [{"id": 0, "name": "set", "expression": {"items": items}}],
+            "PrimaryCriteria": {
+                "CriteriaList": [{"ConditionOccurrence": {"CodesetId": 0}}],
+                "ObservationWindow": {"PriorDays": 0, "PostDays": 0},
+                "PrimaryCriteriaLimit": {"Type": "All"},
+            },
+        }
+    )
+    dialect = dialect_for("postgresql")
+    ctx = Context(
+        dialect=dialect,
+        cdm=dialect.quote_schema("gibleed"),
+        vocabulary=dialect.quote_schema("gibleed"),
+        results=dialect.quote_schema("gibleed_results"),
+    )
+    sql, params = ctx.statement(codesets_statement(ctx, expression))
+    return sorted(row[1] for row in cdm.engine.fetchall(sql, params))
+
+
+@pytest.mark.parametrize(
+    "items",
+    [
+        [{"concept": {"CONCEPT_ID": GI_BLEED}, "includeDescendants": True}],
+        [{"concept": {"CONCEPT_ID": GI_BLEED}, "includeDescendants": True, "includeMapped": True}],
+        [
+            {"concept": {"CONCEPT_ID": SINUSITIS}, "includeDescendants": True},
+            {"concept": {"CONCEPT_ID": CHRONIC_SINUSITIS}, "includeDescendants": True, "isExcluded": True},
+        ],
+        [
+            {"concept": {"CONCEPT_ID": 1118084}, "includeDescendants": True, "includeMapped": True},
+            {"concept": {"CONCEPT_ID": 1118088}, "isExcluded": True},
+        ],
+        [{"concept": {"CONCEPT_ID": GI_BLEED_ICD10}, "includeMapped": True}],
+    ],
+    ids=[
+        "descendants",
+        "descendants-and-mapped",
+        "exclusion-with-descendants",
+        "drug-excluding-a-brand",
+        "non-standard-alone",
+    ],
+)
+def test_resolution_equals_the_compilers_codeset_on_gibleed(
+    vocabulary: Any, cdm_gibleed_pg: Any, items: list[dict[str, Any]]
+) -> None:
+    ours = concept_set_resolve(
+        SetItem(
+            concept_id=item["concept"]["CONCEPT_ID"],
+            is_excluded=item.get("isExcluded", False),
+            include_descendants=item.get("includeDescendants", False),
+            include_mapped=item.get("includeMapped", False),
+        )
+        for item in items
+    )
+    assert ours == _compiler_codeset(cdm_gibleed_pg, items)
+    assert ours
