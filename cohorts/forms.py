@@ -9,13 +9,10 @@ from django import forms
 from django.core.exceptions import ValidationError
 
 from accounts.permissions import projects_for_user
-from cohorts.builder import DOMAINS, GENDERS, MAX_RULES, BuilderError, BuilderSpec, build_expression, parse_concept_ids
-from cohorts.builder import rules_from_rows as _rules_from_rows
 from cohorts.choices import RunKind
 from cohorts.expression import ExpressionError, parse_expression
 
 MAX_IMPORT_BYTES = 2 * 1024 * 1024
-DOMAIN_CHOICES = [(key, words.capitalize()) for key, (_, words) in DOMAINS.items()]
 
 
 class ProjectChoiceMixin:
@@ -90,103 +87,6 @@ class DefinitionImportForm(ProjectChoiceMixin, forms.Form):
             raise ValidationError("The cohort expression is not valid; nothing was saved.") from None
         cleaned["expression"] = document
         return cleaned
-
-
-class BuilderForm(ProjectChoiceMixin, forms.Form):
-    """The simple builder: an entry concept set, age, gender and rules (a formset of ``RuleForm``)."""
-
-    name = forms.CharField(max_length=200)
-    project = forms.ModelChoiceField(queryset=None, empty_label="No project")
-    description = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
-    entry_domain = forms.ChoiceField(choices=DOMAIN_CHOICES, initial="condition", label="Domain")
-    entry_concepts = forms.CharField(
-        label="Concept ids",
-        help_text="OMOP concept ids, separated by commas, e.g. 201826 (type 2 diabetes mellitus).",
-        widget=forms.TextInput(attrs={"data-concept-input": "entry"}),
-    )
-    include_descendants = forms.BooleanField(required=False, initial=True, label="Include descendant concepts")
-    first_only = forms.BooleanField(required=False, initial=True, label="First event in the person's history only")
-    age_min = forms.IntegerField(required=False, min_value=0, max_value=150, label="Minimum age")
-    age_max = forms.IntegerField(required=False, min_value=0, max_value=150, label="Maximum age")
-    gender = forms.ChoiceField(
-        choices=[("", "Any"), *((str(k), v.capitalize()) for k, v in GENDERS.items())], required=False
-    )
-
-    def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._limit_projects(user, required=False)
-
-    def clean_entry_concepts(self) -> tuple[int, ...]:
-        try:
-            return parse_concept_ids(self.cleaned_data["entry_concepts"])
-        except BuilderError as exc:
-            raise ValidationError(str(exc)) from None
-
-    def build(self, rule_rows: list[dict[str, Any]]) -> dict[str, Any] | None:
-        """The Circe JSON of the valid form and rule rows, or None with the errors added to the form."""
-        data = self.cleaned_data
-        try:
-            spec = BuilderSpec(
-                entry_domain=data["entry_domain"],
-                entry_concept_ids=data["entry_concepts"],
-                first_only=data["first_only"],
-                include_descendants=data["include_descendants"],
-                age_min=data.get("age_min"),
-                age_max=data.get("age_max"),
-                gender_concept_ids=(int(data["gender"]),) if data.get("gender") else (),
-                rules=_rules_from_rows(rule_rows),
-            )
-            expression = build_expression(spec)
-            parse_expression(expression)  # the builder's output is held to the same validator as an import
-        except BuilderError as exc:
-            field = exc.field_name if exc.field_name in self.fields else None
-            self.add_error(field, str(exc))
-            return None
-        except ExpressionError as exc:
-            self.add_error(None, str(exc))
-            return None
-        return expression
-
-
-class RuleForm(forms.Form):
-    """One inclusion rule: "has at least k <domain> events of <concepts> in the D days before the index date".
-
-    The fields are laid out inside that sentence, so each widget carries its own accessible name."""
-
-    name = forms.CharField(max_length=200, required=False, label="Rule name (optional)")
-    at_least = forms.IntegerField(
-        min_value=1,
-        max_value=1000,
-        initial=1,
-        required=False,
-        widget=forms.NumberInput(attrs={"aria-label": "At least"}),
-    )
-    domain = forms.ChoiceField(
-        choices=DOMAIN_CHOICES, initial="drug", widget=forms.Select(attrs={"aria-label": "Domain of the events"})
-    )
-    concepts = forms.CharField(
-        required=False,
-        label="Concept ids",
-        widget=forms.TextInput(attrs={"data-concept-input": "rule", "aria-label": "Concept ids, comma-separated"}),
-    )
-    days_before = forms.IntegerField(
-        min_value=0,
-        max_value=36500,
-        initial=365,
-        required=False,
-        widget=forms.NumberInput(attrs={"aria-label": "Days before the entry date"}),
-    )
-
-    def clean_concepts(self) -> str:
-        text = self.cleaned_data.get("concepts") or ""
-        try:
-            parse_concept_ids(text)
-        except BuilderError as exc:
-            raise ValidationError(str(exc)) from None
-        return text
-
-
-RuleFormSet = forms.formset_factory(RuleForm, extra=MAX_RULES, max_num=MAX_RULES, validate_max=True)
 
 
 class RunForm(forms.Form):

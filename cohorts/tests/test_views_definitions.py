@@ -15,6 +15,7 @@ from django.urls import reverse
 
 from accounts.tests.fixtures import *  # noqa: F403  (alice, bob, charlie, steward, project, bob_member …)
 from audit.models import AuditEvent
+from cohorts.builder import BuilderSpec, RuleSpec, build_expression
 from cohorts.expression import parse_expression
 from cohorts.models import CohortDefinition, CohortDefinitionVersion
 from cohorts.services import definition_create, definition_share
@@ -123,32 +124,22 @@ def test_import_into_a_project_the_user_is_not_in_is_refused(charlie, project):
 
 
 def test_builder_saves_a_valid_circe_expression(alice, project):
-    data = {
-        "name": "Built",
-        "project": project.pk,
-        "entry_domain": "condition",
-        "entry_concepts": "201826, 201826 320128",
-        "include_descendants": "on",
-        "first_only": "on",
-        "age_min": "40",
-        "age_max": "",
-        "gender": "8532",
-        "rule-TOTAL_FORMS": "5",
-        "rule-INITIAL_FORMS": "0",
-        "rule-MIN_NUM_FORMS": "0",
-        "rule-MAX_NUM_FORMS": "5",
-        "rule-0-at_least": "2",
-        "rule-0-domain": "drug",
-        "rule-0-concepts": "1503297",
-        "rule-0-days_before": "180",
-        **{
-            f"rule-{i}-{k}": v
-            for i in range(1, 5)
-            for k, v in (("at_least", "1"), ("domain", "drug"), ("days_before", "365"))
-        },
-    }
-    response = client_for(alice).post(reverse("cohorts:definition_new"), data)
-    assert response.status_code == 302, response.content.decode()[:2000]
+    # The block builder posts the expression it holds; this one is what the old form made for the same input.
+    expression = build_expression(
+        BuilderSpec(
+            entry_domain="condition",
+            entry_concept_ids=(201826, 320128),
+            age_min=40,
+            gender_concept_ids=(8532,),
+            rules=(RuleSpec(domain="drug", concept_ids=(1503297,), at_least=2, days_before=180),),
+        )
+    )
+    response = client_for(alice).post(
+        reverse("cohorts:builder_create"),
+        json.dumps({"name": "Built", "project": project.pk, "expression": expression}),
+        content_type="application/json",
+    )
+    assert response.status_code == 201, response.content.decode()[:2000]
     expression = CohortDefinition.objects.get().latest_version().expression
     parsed = parse_expression(expression)
     assert [i.concept_id for i in parsed.concept_sets[0].items] == [201826, 320128]
@@ -162,18 +153,16 @@ def test_builder_saves_a_valid_circe_expression(alice, project):
 
 
 def test_builder_rejects_a_concept_that_is_not_a_number_and_saves_nothing(alice):
+    bad = json.loads(json.dumps(EXPRESSION))
+    bad["ConceptSets"][0]["expression"]["items"][0]["concept"]["CONCEPT_ID"] = "diabetes"
     response = client_for(alice).post(
-        reverse("cohorts:definition_new"),
-        {
-            "name": "Bad",
-            "entry_domain": "condition",
-            "entry_concepts": "diabetes",
-            "rule-TOTAL_FORMS": "0",
-            "rule-INITIAL_FORMS": "0",
-        },
+        reverse("cohorts:builder_create"),
+        json.dumps({"name": "Bad", "expression": bad}),
+        content_type="application/json",
     )
     assert response.status_code == 400
-    assert "is not a concept id" in response.content.decode()
+    (error,) = response.json()["errors"]
+    assert error["path"].startswith("ConceptSets[0].expression.items[0].concept")
     assert not CohortDefinition.objects.exists()
 
 

@@ -4,6 +4,7 @@ while the site's real worker process runs it, and get the same number as generat
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
 
 import pytest
@@ -13,6 +14,7 @@ from django.utils import timezone
 
 from accounts.choices import Role
 from accounts.services import project_create
+from cohorts.builder import BuilderSpec, RuleSpec, build_expression
 from cohorts.generation import generate_cohort
 from cohorts.models import CohortDefinition
 from cohorts.services import site_queue
@@ -42,28 +44,21 @@ def test_a_count_started_from_the_browser_finishes_with_generate_cohorts_number(
     client = Client()
     client.force_login(researcher)
 
-    rule_rows = {
-        f"rule-{i}-{key}": value
-        for i in range(5)
-        for key, value in (("at_least", "1"), ("domain", "drug"), ("days_before", "365"))
-    }
-    rule_rows.update({"rule-0-concepts": str(ACETAMINOPHEN), "rule-0-at_least": "2", "rule-0-days_before": "3650"})
-    response = client.post(
-        reverse("cohorts:definition_new"),
-        {
-            "name": "Osteoarthritis after acetaminophen",
-            "project": project.pk,
-            "entry_domain": "condition",
-            "entry_concepts": str(OSTEOARTHRITIS),
-            "include_descendants": "on",
-            "first_only": "on",
-            "age_min": "40",
-            "rule-TOTAL_FORMS": "5",
-            "rule-INITIAL_FORMS": "0",
-            **rule_rows,
-        },
+    # What the builder page posts: the Circe expression it holds (here the same one the simple builder made).
+    expression = build_expression(
+        BuilderSpec(
+            entry_domain="condition",
+            entry_concept_ids=(OSTEOARTHRITIS,),
+            age_min=40,
+            rules=(RuleSpec(domain="drug", concept_ids=(ACETAMINOPHEN,), at_least=2, days_before=3650),),
+        )
     )
-    assert response.status_code == 302, response.content.decode()[:3000]
+    response = client.post(
+        reverse("cohorts:builder_create"),
+        json.dumps({"name": "Osteoarthritis after acetaminophen", "project": project.pk, "expression": expression}),
+        content_type="application/json",
+    )
+    assert response.status_code == 201, response.content.decode()[:3000]
     definition = CohortDefinition.objects.get(owner=researcher)
 
     start_worker(site_queue(source.key))

@@ -1,0 +1,1023 @@
+/* The cohort builder (cohorts/builder.html): edits a Circe cohort expression held here as plain JSON.
+ *
+ * Why it edits the JSON in place instead of a model of its own: whatever the blocks do not show (type concepts,
+ * nested correlated criteria, additional criteria, ...) stays in the document exactly as imported, so saving an
+ * ATLAS definition without touching it gives the same expression back. A control only sets or deletes the keys
+ * it shows. The server says what everything means (describe.json: one sentence per block, the fragments not
+ * shown, validation errors with their JSON path) and validates every save; this file never decides validity.
+ *
+ * No inline script (strict CSP): configuration comes from the json_script "builder-config". Text from the server
+ * or the user is always set with textContent.
+ */
+(function () {
+  "use strict";
+
+  var form = document.getElementById("builder");
+  var configNode = document.getElementById("builder-config");
+  if (!form || !configNode) {
+    return;
+  }
+  var config = JSON.parse(configNode.textContent);
+  var expr = config.expression;
+  var definition = config.definition;
+  var urls = config.urls;
+  var sources = config.sources || [];
+  var savedJson = definition ? JSON.stringify(expr) : null;
+  var lastDescription = config.initial;
+  var lastValid = null;
+  var searchState = {};
+  var DESCRIBE_MS = 400;
+  var AUTO_COUNT_MS = 1500;
+  var POLL_MS = 1000;
+
+  var MALE = 8507;
+  var FEMALE = 8532;
+  var VALUE_DOMAINS = ["Measurement", "Observation"];
+  var NO_FIRST = ["Death", "LocationRegion"];
+  var ERA_AGE = ["ConditionEra", "DrugEra", "DoseEra", "ObservationPeriod", "PayerPlanPeriod"];
+  var START_DATE = {
+    ConditionEra: "EraStartDate", DrugEra: "EraStartDate", DoseEra: "EraStartDate",
+    ObservationPeriod: "PeriodStartDate", PayerPlanPeriod: "PeriodStartDate", VisitDetail: "VisitDetailStartDate"
+  };
+  var NUMBER_OPS = [["", "any"], ["gt", "above"], ["gte", "at least"], ["lt", "below"], ["lte", "at most"],
+    ["eq", "equal to"], ["bt", "between"]];
+  var LIMITS = [["First", "the earliest event per person"], ["All", "all events"], ["Last", "the latest event per person"]];
+
+  // --- small DOM helpers --------------------------------------------------------------------------------------
+
+  function el(tag, className, text) {
+    var node = document.createElement(tag);
+    if (className) {
+      node.className = className;
+    }
+    if (text !== undefined && text !== null) {
+      node.textContent = String(text);
+    }
+    return node;
+  }
+
+  function clear(node) {
+    while (node.firstChild) {
+      node.removeChild(node.firstChild);
+    }
+  }
+
+  function region(name) {
+    return form.querySelector("[data-region=" + name + "]");
+  }
+
+  function labelled(id, label, control, inline) {
+    var wrap = el("div", inline ? "builder-field builder-inline" : "builder-field");
+    var lab = el("label", null, label);
+    lab.htmlFor = id;
+    control.id = id;
+    wrap.appendChild(lab);
+    wrap.appendChild(control);
+    return wrap;
+  }
+
+  // mode: "value" (default: the document changed, the layout did not), "structural" (re-render: fields appear or
+  // disappear) or "ui" (page state only, the document is untouched). Re-rendering only when the layout changes
+  // keeps the control under the pointer in place, so a click that blurs a field still lands.
+  function touched(mode) {
+    if (mode === "structural") {
+      changed();
+    } else if (mode !== "ui") {
+      valueChanged();
+    }
+  }
+
+  function numberField(id, label, value, onSet, min, mode) {
+    var input = el("input");
+    input.type = "number";
+    input.step = "any";
+    if (min !== undefined) {
+      input.min = String(min);
+    }
+    input.value = value === null || value === undefined ? "" : String(value);
+    input.addEventListener("change", function () {
+      onSet(input.value === "" ? null : Number(input.value));
+      touched(mode);
+    });
+    return labelled(id, label, input, true);
+  }
+
+  function textField(id, label, value, onSet, type, mode) {
+    var input = el("input");
+    input.type = type || "text";
+    input.value = value || "";
+    input.addEventListener("change", function () {
+      onSet(input.value);
+      touched(mode);
+    });
+    return labelled(id, label, input, true);
+  }
+
+  function selectField(id, label, options, value, onSet, mode) {
+    var select = el("select");
+    options.forEach(function (option) {
+      var node = el("option", null, option[1]);
+      node.value = String(option[0]);
+      select.appendChild(node);
+    });
+    select.value = value === null || value === undefined ? "" : String(value);
+    select.addEventListener("change", function () {
+      onSet(select.value);
+      touched(mode);
+    });
+    return labelled(id, label, select, true);
+  }
+
+  function checkField(id, label, checked, onSet, mode) {
+    var wrap = el("div", "builder-field builder-inline builder-check");
+    var input = el("input");
+    input.type = "checkbox";
+    input.id = id;
+    input.checked = Boolean(checked);
+    input.addEventListener("change", function () {
+      onSet(input.checked);
+      touched(mode);
+    });
+    var lab = el("label", null, label);
+    lab.htmlFor = id;
+    wrap.appendChild(input);
+    wrap.appendChild(lab);
+    return wrap;
+  }
+
+  function button(text, onClick, className, id) {
+    var node = el("button", className || "builder-small", text);
+    node.type = "button";
+    if (id) {
+      node.id = id;
+    }
+    node.addEventListener("click", function () {
+      onClick();
+      changed();
+    });
+    return node;
+  }
+
+  function setOrDelete(object, key, value) {
+    if (value === null || value === undefined || value === "" || (Array.isArray(value) && !value.length)) {
+      delete object[key];
+    } else {
+      object[key] = value;
+    }
+  }
+
+  function domainOf(criterion) {
+    return Object.keys(criterion || {})[0] || "ConditionOccurrence";
+  }
+
+  function firstSetId() {
+    var sets = expr.ConceptSets || [];
+    return sets.length ? sets[0].id : null;
+  }
+
+  // --- blocks ---------------------------------------------------------------------------------------------------
+
+  function setLabel(set) {
+    return (set.name || "concept set") + " (#" + set.id + ")";
+  }
+
+  function setOptions() {
+    return [["", "any concept"]].concat((expr.ConceptSets || []).map(function (set) {
+      return [set.id, setLabel(set)];
+    }));
+  }
+
+  function setSelect(id, label, value, onSet) {
+    var field = selectField(id, label, setOptions(), value, onSet);
+    field.querySelector("select").dataset.sets = "1";
+    return field;
+  }
+
+  function refreshSetLabels() {
+    // A renamed set is renamed in every concept set menu without re-rendering (the user may be mid-click).
+    form.querySelectorAll("select[data-sets] option").forEach(function (option) {
+      (expr.ConceptSets || []).forEach(function (set) {
+        if (String(set.id) === option.value) {
+          option.textContent = setLabel(set);
+        }
+      });
+    });
+  }
+
+  function rangeEditor(id, label, holder, key, type) {
+    // A Circe range {Op, Value, Extent}: an empty operator removes the key.
+    var range = holder[key] || {};
+    var box = el("div", "builder-range");
+    box.appendChild(selectField(id + "-op", label, NUMBER_OPS, range.Op || "", function (op) {
+      if (!op) {
+        delete holder[key];
+        return;
+      }
+      holder[key] = holder[key] || {};
+      holder[key].Op = op;
+      if (op !== "bt" && op !== "!bt") {
+        delete holder[key].Extent;
+      }
+    }, "structural"));
+    if (range.Op) {
+      var make = type === "date" ? function (fid, flabel, value, onSet) { return textField(fid, flabel, value, onSet, "date"); } : numberField;
+      box.appendChild(make(id + "-value", label + ": value", range.Value, function (v) { setOrDelete(holder[key], "Value", v); }));
+      if (range.Op === "bt" || range.Op === "!bt") {
+        box.appendChild(make(id + "-extent", label + ": and", range.Extent, function (v) { setOrDelete(holder[key], "Extent", v); }));
+      }
+    }
+    return box;
+  }
+
+  function genderEditor(id, holder) {
+    var chosen = (holder.Gender || []).map(function (g) { return g.CONCEPT_ID; });
+    var box = el("div", "builder-range");
+    [[MALE, "male"], [FEMALE, "female"]].forEach(function (pair) {
+      box.appendChild(checkField(id + "-" + pair[1], "Gender: " + pair[1], chosen.indexOf(pair[0]) !== -1, function (on) {
+        var list = (holder.Gender || []).filter(function (g) { return g.CONCEPT_ID !== pair[0]; });
+        if (on) {
+          list.push({ CONCEPT_ID: pair[0], CONCEPT_NAME: pair[1].toUpperCase() });
+        }
+        setOrDelete(holder, "Gender", list);
+      }));
+    });
+    return box;
+  }
+
+  function criterionEditor(criterion, id) {
+    // criterion: {Domain: {attributes}}; changing the domain keeps the concept set (and First where it exists).
+    var domain = domainOf(criterion);
+    var attrs = criterion[domain] || {};
+    var box = el("div", "builder-criterion");
+    var row = el("div", "builder-row");
+    var domains = config.domains.map(function (d) { return [d.key, d.label]; });
+    if (!domains.some(function (d) { return d[0] === domain; })) {
+      domains.unshift([domain, domain]);  // a domain the builder does not offer is shown as it is, not replaced
+    }
+    row.appendChild(selectField(id + "-domain", "Domain", domains, domain, function (value) {
+      if (value === domain) {
+        return;
+      }
+      var moved = { CodesetId: attrs.CodesetId };
+      if (attrs.First && NO_FIRST.indexOf(value) === -1) {
+        moved.First = true;
+      }
+      if (moved.CodesetId === undefined || moved.CodesetId === null) {
+        delete moved.CodesetId;
+      }
+      delete criterion[domain];
+      criterion[value] = moved;
+    }, "structural"));
+    if (domain !== "ObservationPeriod" && domain !== "PayerPlanPeriod") {
+      row.appendChild(setSelect(id + "-set", "Concept set", attrs.CodesetId, function (value) {
+        setOrDelete(attrs, "CodesetId", value === "" ? null : Number(value));
+      }));
+    }
+    if (NO_FIRST.indexOf(domain) === -1) {
+      row.appendChild(checkField(id + "-first", "First occurrence in the person's history", attrs.First, function (on) {
+        setOrDelete(attrs, "First", on || null);
+      }));
+    }
+    box.appendChild(row);
+    var filters = el("div", "builder-row");
+    filters.appendChild(rangeEditor(id + "-age", "Age", attrs, ERA_AGE.indexOf(domain) !== -1 ? "AgeAtStart" : "Age", "number"));
+    filters.appendChild(genderEditor(id + "-gender", attrs));
+    if (VALUE_DOMAINS.indexOf(domain) !== -1) {
+      filters.appendChild(rangeEditor(id + "-value", "Value as number", attrs, "ValueAsNumber", "number"));
+    }
+    filters.appendChild(rangeEditor(id + "-start", "Start date", attrs, START_DATE[domain] || "OccurrenceStartDate", "date"));
+    box.appendChild(filters);
+    return box;
+  }
+
+  function itemRow(set, item, index, id) {
+    var concept = item.concept || {};
+    var tr = el("tr");
+    tr.appendChild(el("td", "num", concept.CONCEPT_ID));
+    tr.appendChild(el("td", null, concept.CONCEPT_NAME || ""));
+    tr.appendChild(el("td", null, [concept.DOMAIN_ID, concept.VOCABULARY_ID].filter(Boolean).join(" · ")));
+    [["includeDescendants", "descendants"], ["includeMapped", "mapped"], ["isExcluded", "exclude"]].forEach(function (pair) {
+      var td = el("td");
+      td.appendChild(checkField(id + "-" + pair[0], pair[1] + " (" + concept.CONCEPT_ID + ")", item[pair[0]], function (on) {
+        item[pair[0]] = on;
+      }));
+      tr.appendChild(td);
+    });
+    var td = el("td");
+    td.appendChild(button("Remove", function () {
+      set.expression.items.splice(index, 1);
+    }, "builder-small", id + "-remove"));
+    tr.appendChild(td);
+    return tr;
+  }
+
+  function addConcept(set, concept) {
+    set.expression = set.expression || {};
+    set.expression.items = set.expression.items || [];
+    var exists = set.expression.items.some(function (item) { return item.concept && item.concept.CONCEPT_ID === concept.CONCEPT_ID; });
+    if (!exists) {
+      set.expression.items.push({ concept: concept, isExcluded: false, includeDescendants: true, includeMapped: false });
+    }
+  }
+
+  function fromSearch(hit) {
+    // The search answers in the vocabulary's column names; ATLAS keeps concepts in upper case.
+    return {
+      CONCEPT_ID: hit.concept_id, CONCEPT_NAME: hit.concept_name, DOMAIN_ID: hit.domain_id,
+      VOCABULARY_ID: hit.vocabulary_id, CONCEPT_CLASS_ID: hit.concept_class_id,
+      STANDARD_CONCEPT: hit.standard_concept || null, CONCEPT_CODE: hit.concept_code,
+      INVALID_REASON: hit.invalid_reason || null
+    };
+  }
+
+  function search(setIndex) {
+    var state = searchState[setIndex];
+    var query = "?q=" + encodeURIComponent(state.q || "") + "&domain=" + encodeURIComponent(state.domain || "") +
+      "&standard=any&limit=25";
+    state.message = "Searching…";
+    render();
+    fetch(urls.search + query, { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (response) {
+        if (!response.ok) {
+          throw new Error(String(response.status));
+        }
+        return response.json();
+      })
+      .then(function (data) {
+        state.results = data.results || [];
+        state.message = state.results.length ? "" : "No concept found.";
+        render();
+      })
+      .catch(function () {
+        state.results = [];
+        state.message = "Vocabulary search unavailable: add concepts by their id.";
+        render();
+      });
+  }
+
+  function loadSavedSet(set, pk) {
+    fetch(urls.concept_set.replace(/0\.json$/, encodeURIComponent(pk) + ".json"), { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (response) {
+        if (!response.ok) {
+          throw new Error(String(response.status));
+        }
+        return response.json();
+      })
+      .then(function (saved) {
+        ((saved.expression || {}).items || []).forEach(function (item) {
+          set.expression = set.expression || {};
+          set.expression.items = set.expression.items || [];
+          set.expression.items.push(item);
+        });
+        if (!set.name && saved.name) {
+          set.name = saved.name;
+        }
+        changed();
+      })
+      .catch(function () {
+        showErrors([{ block: "concept-sets", path: "", message: "Saved concept set " + pk + " could not be loaded." }]);
+      });
+  }
+
+  function renderConceptSets() {
+    var container = region("concept-sets");
+    clear(container);
+    (expr.ConceptSets || []).forEach(function (set, i) {
+      var id = "cs" + i;
+      var box = el("fieldset", "builder-set");
+      box.dataset.block = "concept-set-" + i;
+      box.appendChild(el("legend", null, "Concept set #" + set.id));
+      var head = el("div", "builder-row");
+      head.appendChild(textField(id + "-name", "Name", set.name, function (v) {
+        set.name = v;
+        refreshSetLabels();
+      }));
+      head.appendChild(button("Remove concept set", function () {
+        expr.ConceptSets.splice(i, 1);
+        searchState = {};  // search results are kept per position; positions just moved
+      }, "builder-small", id + "-drop"));
+      box.appendChild(head);
+      var items = (set.expression || {}).items || [];
+      if (items.length) {
+        var table = el("table", "grid builder-items");
+        var hr = table.createTHead().insertRow();
+        ["Concept", "Name", "Domain · vocabulary", "Descendants", "Mapped", "Exclude", ""].forEach(function (h) { hr.appendChild(el("th", null, h)); });
+        var body = table.createTBody();
+        items.forEach(function (item, j) { body.appendChild(itemRow(set, item, j, id + "-i" + j)); });
+        box.appendChild(table);
+      }
+      var state = searchState[i] = searchState[i] || { q: "", domain: "", results: [], message: "" };
+      var finder = el("div", "builder-row builder-search");
+      var queryField = textField(id + "-q", "Search the vocabulary", state.q, function (v) { state.q = v; }, "search", "ui");
+      queryField.querySelector("input").addEventListener("keydown", function (event) {
+        if (event.key === "Enter") {
+          event.preventDefault();
+          state.q = event.target.value;
+          search(i);
+        }
+      });
+      finder.appendChild(queryField);
+      finder.appendChild(selectField(id + "-qdomain", "Domain", [["", "any"], ["Condition", "Condition"], ["Drug", "Drug"],
+        ["Measurement", "Measurement"], ["Procedure", "Procedure"], ["Observation", "Observation"], ["Device", "Device"], ["Visit", "Visit"]],
+        state.domain, function (v) { state.domain = v; }, "ui"));
+      var go = el("button", "builder-small", "Search");
+      go.type = "button";
+      go.id = id + "-go";
+      go.addEventListener("click", function () { search(i); });
+      finder.appendChild(go);
+      var byId = el("input");
+      byId.type = "number";
+      byId.min = "1";
+      var addWrap = labelled(id + "-byid", "Concept id", byId, true);
+      finder.appendChild(addWrap);
+      var add = el("button", "builder-small", "Add by id");
+      add.type = "button";
+      add.id = id + "-add";
+      add.addEventListener("click", function () {
+        var value = parseInt(byId.value, 10);
+        if (value > 0) {
+          addConcept(set, { CONCEPT_ID: value });
+          changed();
+        }
+      });
+      finder.appendChild(add);
+      var saved = el("input");
+      saved.type = "number";
+      saved.min = "1";
+      finder.appendChild(labelled(id + "-saved", "Saved set #", saved, true));
+      var load = el("button", "builder-small", "Load");
+      load.type = "button";
+      load.id = id + "-load";
+      load.addEventListener("click", function () {
+        if (parseInt(saved.value, 10) > 0) {
+          loadSavedSet(set, parseInt(saved.value, 10));
+        }
+      });
+      finder.appendChild(load);
+      box.appendChild(finder);
+      if (state.message) {
+        box.appendChild(el("p", "hint", state.message));
+      }
+      if (state.results.length) {
+        var list = el("ul", "builder-results");
+        state.results.forEach(function (hit, k) {
+          var li = el("li");
+          var addHit = button("Add", function () { addConcept(set, fromSearch(hit)); }, "builder-small", id + "-hit" + k);
+          addHit.setAttribute("aria-label", "Add " + hit.concept_name + " (" + hit.concept_id + ")");
+          li.appendChild(addHit);
+          li.appendChild(el("span", null, " " + hit.concept_name + " (" + hit.concept_id + ") · " + hit.domain_id + " · " +
+            hit.vocabulary_id + " " + hit.concept_code + (hit.standard_concept === "S" ? " · standard" : "")));
+          list.appendChild(li);
+        });
+        box.appendChild(list);
+      }
+      var sentence = el("p", "builder-sentence");
+      sentence.dataset.sentence = "concept-set-" + i;
+      box.appendChild(sentence);
+      var errors = el("ul", "builder-errors");
+      errors.dataset.errors = "concept-set-" + i;
+      box.appendChild(errors);
+      container.appendChild(box);
+    });
+    container.appendChild(button("Add a concept set", function () {
+      expr.ConceptSets = expr.ConceptSets || [];
+      var next = expr.ConceptSets.reduce(function (max, set) { return Math.max(max, set.id); }, -1) + 1;
+      expr.ConceptSets.push({ id: next, name: "Concept set " + (next + 1), expression: { items: [] } });
+    }, "builder-add", "cs-new"));
+  }
+
+  function renderEntry() {
+    var container = region("entry");
+    clear(container);
+    var primary = expr.PrimaryCriteria || {};
+    (primary.CriteriaList || []).forEach(function (criterion, i) {
+      var box = el("div", "builder-item");
+      box.appendChild(el("h3", null, i === 0 ? "Entry event" : "…or entry event"));
+      box.appendChild(criterionEditor(criterion, "entry" + i));
+      box.appendChild(button("Remove entry event", function () { primary.CriteriaList.splice(i, 1); }, "builder-small", "entry" + i + "-drop"));
+      container.appendChild(box);
+    });
+    container.appendChild(button("Add an entry event", function () {
+      expr.PrimaryCriteria = primary;
+      (primary.CriteriaList = primary.CriteriaList || []).push({ ConditionOccurrence: { CodesetId: firstSetId() } });
+    }, "builder-add", "entry-new"));
+    var obsWindow = primary.ObservationWindow || {};
+    var row = el("div", "builder-row");
+    row.appendChild(numberField("entry-prior", "Days of observation before the event", obsWindow.PriorDays || 0, function (v) {
+      expr.PrimaryCriteria = primary;
+      primary.ObservationWindow = primary.ObservationWindow || { PriorDays: 0, PostDays: 0 };
+      primary.ObservationWindow.PriorDays = v || 0;
+    }, 0));
+    row.appendChild(numberField("entry-post", "…and after it", obsWindow.PostDays || 0, function (v) {
+      expr.PrimaryCriteria = primary;
+      primary.ObservationWindow = primary.ObservationWindow || { PriorDays: 0, PostDays: 0 };
+      primary.ObservationWindow.PostDays = v || 0;
+    }, 0));
+    container.appendChild(row);
+    var limits = el("div", "builder-row");
+    limits.appendChild(selectField("entry-limit", "Entry events kept", LIMITS, (primary.PrimaryCriteriaLimit || {}).Type || "First", function (v) {
+      expr.PrimaryCriteria = primary;
+      primary.PrimaryCriteriaLimit = primary.PrimaryCriteriaLimit || {};
+      primary.PrimaryCriteriaLimit.Type = v;
+    }));
+    limits.appendChild(selectField("entry-qualified", "After the rules, keep", LIMITS, (expr.QualifiedLimit || {}).Type || "First", function (v) {
+      expr.QualifiedLimit = expr.QualifiedLimit || {};
+      expr.QualifiedLimit.Type = v;
+    }));
+    limits.appendChild(selectField("entry-expression", "In the cohort, keep", LIMITS, (expr.ExpressionLimit || {}).Type || "All", function (v) {
+      expr.ExpressionLimit = expr.ExpressionLimit || {};
+      expr.ExpressionLimit.Type = v;
+    }));
+    container.appendChild(limits);
+  }
+
+  function endpointEditor(id, label, win, key) {
+    // {Days, Coeff}: no Days = unbounded ("any time") on the side Coeff says. Created on the first edit only:
+    // rendering never adds a key to the document.
+    var endpoint = win[key] || { Days: 0, Coeff: key === "Start" ? -1 : 1 };
+    var mode = endpoint.Days === null || endpoint.Days === undefined ? (endpoint.Coeff < 0 ? "B" : "A") : (endpoint.Coeff < 0 ? "b" : "a");
+    var box = el("span", "builder-range");
+    box.appendChild(selectField(id + "-mode", label, [["b", "days before index"], ["a", "days after index"],
+      ["B", "any time before"], ["A", "any time after"]], mode, function (v) {
+      win[key] = endpoint;
+      endpoint.Coeff = v === "b" || v === "B" ? -1 : 1;
+      if (v === "B" || v === "A") {
+        delete endpoint.Days;
+      } else if (endpoint.Days === null || endpoint.Days === undefined) {
+        endpoint.Days = 0;
+      }
+    }, "structural"));
+    if (mode === "a" || mode === "b") {
+      box.appendChild(numberField(id + "-days", label + ": days", endpoint.Days, function (v) {
+        win[key] = endpoint;
+        endpoint.Days = v === null ? 0 : Math.abs(Math.round(v));
+      }, 0));
+    }
+    return box;
+  }
+
+  function windowEditor(id, label, win) {
+    var box = el("div", "builder-row builder-window");
+    box.appendChild(el("span", "builder-label", label));
+    box.appendChild(endpointEditor(id + "-start", label + " from", win, "Start"));
+    box.appendChild(endpointEditor(id + "-end", label + " to", win, "End"));
+    return box;
+  }
+
+  function correlatedEditor(group, correlated, index, id) {
+    var box = el("div", "builder-item");
+    var occurrence = correlated.Occurrence || { Type: 2, Count: 1 };
+    var head = el("div", "builder-row");
+    head.appendChild(selectField(id + "-occ", "Occurs", [[2, "at least"], [1, "at most"], [0, "exactly"]], occurrence.Type, function (v) {
+      correlated.Occurrence = occurrence;
+      occurrence.Type = Number(v);
+    }));
+    head.appendChild(numberField(id + "-count", "times", occurrence.Count, function (v) {
+      correlated.Occurrence = occurrence;
+      occurrence.Count = v === null ? 0 : Math.max(0, Math.round(v));
+    }, 0));
+    box.appendChild(head);
+    if (correlated.Criteria) {
+      box.appendChild(criterionEditor(correlated.Criteria, id + "-c"));
+    }
+    if (correlated.StartWindow) {
+      box.appendChild(windowEditor(id + "-sw", "Starting", correlated.StartWindow));
+    }
+    var options = el("div", "builder-row");
+    options.appendChild(checkField(id + "-ew-on", "Also limit when it ends", Boolean(correlated.EndWindow), function (on) {
+      if (on) {
+        correlated.EndWindow = { Start: { Coeff: -1 }, End: { Coeff: 1 }, UseIndexEnd: false, UseEventEnd: true };
+      } else {
+        delete correlated.EndWindow;
+      }
+    }, "structural"));
+    options.appendChild(checkField(id + "-visit", "In the same visit", correlated.RestrictVisit, function (on) { correlated.RestrictVisit = on; }));
+    options.appendChild(checkField(id + "-obs", "Ignore the observation period", correlated.IgnoreObservationPeriod, function (on) { correlated.IgnoreObservationPeriod = on; }));
+    box.appendChild(options);
+    if (correlated.EndWindow) {
+      box.appendChild(windowEditor(id + "-ew", "Ending", correlated.EndWindow));
+    }
+    box.appendChild(button("Remove criterion", function () { group.CriteriaList.splice(index, 1); }, "builder-small", id + "-drop"));
+    return box;
+  }
+
+  function groupEditor(group, id, onRemove) {
+    var box = el("div", "builder-group");
+    var head = el("div", "builder-row");
+    head.appendChild(selectField(id + "-type", "Persons must meet", [["ALL", "all of"], ["ANY", "any of"], ["AT_LEAST", "at least"], ["AT_MOST", "at most"]],
+      (group.Type || "ALL").toUpperCase(), function (v) {
+        group.Type = v;
+        if (v === "AT_LEAST" || v === "AT_MOST") {
+          group.Count = group.Count || 1;
+        } else {
+          delete group.Count;
+        }
+      }, "structural"));
+    var type = (group.Type || "ALL").toUpperCase();
+    if (type === "AT_LEAST" || type === "AT_MOST") {
+      head.appendChild(numberField(id + "-n", "of these (how many)", group.Count, function (v) { group.Count = v === null ? 1 : Math.max(0, Math.round(v)); }, 0));
+    }
+    box.appendChild(head);
+    (group.CriteriaList || []).forEach(function (correlated, i) {
+      box.appendChild(correlatedEditor(group, correlated, i, id + "-k" + i));
+    });
+    (group.DemographicCriteriaList || []).forEach(function (demographic, i) {
+      var item = el("div", "builder-item");
+      item.appendChild(el("h4", null, "Age and gender at the index date"));
+      var row = el("div", "builder-row");
+      row.appendChild(rangeEditor(id + "-d" + i + "-age", "Age", demographic, "Age", "number"));
+      row.appendChild(genderEditor(id + "-d" + i + "-gender", demographic));
+      item.appendChild(row);
+      item.appendChild(button("Remove age/gender", function () { group.DemographicCriteriaList.splice(i, 1); }, "builder-small", id + "-d" + i + "-drop"));
+      box.appendChild(item);
+    });
+    (group.Groups || []).forEach(function (nested, i) {
+      var item = el("div", "builder-item builder-nested");
+      item.appendChild(el("h4", null, "Nested group"));
+      item.appendChild(groupEditor(nested, id + "-g" + i, function () { group.Groups.splice(i, 1); }));
+      box.appendChild(item);
+    });
+    var actions = el("div", "builder-row");
+    actions.appendChild(button("Add criterion", function () {
+      (group.CriteriaList = group.CriteriaList || []).push({
+        Criteria: { ConditionOccurrence: { CodesetId: firstSetId() } },
+        StartWindow: { Start: { Days: 365, Coeff: -1 }, End: { Days: 0, Coeff: 1 }, UseIndexEnd: false, UseEventEnd: false },
+        Occurrence: { Type: 2, Count: 1 }
+      });
+    }, "builder-small", id + "-addc"));
+    actions.appendChild(button("Add age/gender", function () { (group.DemographicCriteriaList = group.DemographicCriteriaList || []).push({}); }, "builder-small", id + "-addd"));
+    actions.appendChild(button("Add nested group", function () {
+      (group.Groups = group.Groups || []).push({ Type: "ALL", CriteriaList: [], DemographicCriteriaList: [], Groups: [] });
+    }, "builder-small", id + "-addg"));
+    if (onRemove) {
+      actions.appendChild(button("Remove group", onRemove, "builder-small", id + "-drop"));
+    }
+    box.appendChild(actions);
+    return box;
+  }
+
+  function renderRules() {
+    var container = region("rules");
+    clear(container);
+    (expr.InclusionRules || []).forEach(function (rule, i) {
+      var id = "rule" + i;
+      var box = el("fieldset", "builder-rule");
+      box.dataset.block = "rule-" + i;
+      box.appendChild(el("legend", null, "Rule " + (i + 1) + (rule.name ? ": " + rule.name : "")));
+      var head = el("div", "builder-row");
+      head.appendChild(textField(id + "-name", "Rule name", rule.name, function (v) { rule.name = v; }));
+      head.appendChild(textField(id + "-description", "Description", rule.description, function (v) { setOrDelete(rule, "description", v); }));
+      box.appendChild(head);
+      if (rule.expression) {
+        box.appendChild(groupEditor(rule.expression, id, null));
+      }
+      var sentence = el("p", "builder-sentence");
+      sentence.dataset.sentence = "rule-" + i;
+      box.appendChild(sentence);
+      var errors = el("ul", "builder-errors");
+      errors.dataset.errors = "rule-" + i;
+      box.appendChild(errors);
+      box.appendChild(button("Remove rule", function () { expr.InclusionRules.splice(i, 1); }, "builder-small", id + "-drop"));
+      container.appendChild(box);
+    });
+    container.appendChild(button("Add an inclusion rule", function () {
+      expr.InclusionRules = expr.InclusionRules || [];
+      expr.InclusionRules.push({ name: "Rule " + (expr.InclusionRules.length + 1),
+        expression: { Type: "ALL", CriteriaList: [], DemographicCriteriaList: [], Groups: [] } });
+    }, "builder-add", "rule-new"));
+  }
+
+  function renderExit() {
+    var container = region("exit");
+    clear(container);
+    var end = expr.EndStrategy || {};
+    var strategy = end.DateOffset ? "offset" : end.CustomEra ? "era" : "observation";
+    container.appendChild(selectField("exit-strategy", "The person leaves the cohort", [["observation", "at the end of the observation period"],
+      ["offset", "a fixed number of days after the entry event"], ["era", "at the end of continuous drug exposure"]], strategy, function (v) {
+      if (v === "observation") {
+        delete expr.EndStrategy;
+      } else if (v === "offset") {
+        expr.EndStrategy = { DateOffset: { DateField: "StartDate", Offset: 0 } };
+      } else {
+        expr.EndStrategy = { CustomEra: { DrugCodesetId: firstSetId(), GapDays: 30, Offset: 0 } };
+      }
+    }, "structural"));
+    var row = el("div", "builder-row");
+    if (strategy === "offset") {
+      var offset = end.DateOffset;
+      row.appendChild(selectField("exit-field", "Counted from the event's", [["StartDate", "start date"], ["EndDate", "end date"]], offset.DateField || "StartDate", function (v) { offset.DateField = v; }));
+      row.appendChild(numberField("exit-offset", "Days after", offset.Offset || 0, function (v) { offset.Offset = v === null ? 0 : Math.round(v); }));
+    } else if (strategy === "era") {
+      var era = end.CustomEra;
+      row.appendChild(setSelect("exit-drug", "Drug concept set", era.DrugCodesetId, function (v) { setOrDelete(era, "DrugCodesetId", v === "" ? null : Number(v)); }));
+      row.appendChild(numberField("exit-gap", "Gap days allowed", era.GapDays || 0, function (v) { era.GapDays = v === null ? 0 : Math.round(v); }, 0));
+      row.appendChild(numberField("exit-era-offset", "Days added at the end", era.Offset || 0, function (v) { era.Offset = v === null ? 0 : Math.round(v); }));
+    }
+    container.appendChild(row);
+    (expr.CensoringCriteria || []).forEach(function (criterion, i) {
+      var box = el("div", "builder-item");
+      box.appendChild(el("h3", null, "Censoring event: the person leaves at"));
+      box.appendChild(criterionEditor(criterion, "censor" + i));
+      box.appendChild(button("Remove censoring event", function () { expr.CensoringCriteria.splice(i, 1); }, "builder-small", "censor" + i + "-drop"));
+      container.appendChild(box);
+    });
+    container.appendChild(button("Add a censoring event", function () {
+      (expr.CensoringCriteria = expr.CensoringCriteria || []).push({ DrugExposure: { CodesetId: firstSetId() } });
+    }, "builder-add", "censor-new"));
+    var more = el("div", "builder-row");
+    var collapse = expr.CollapseSettings || {};
+    more.appendChild(numberField("exit-pad", "Join cohort periods less than … days apart", collapse.EraPad || 0, function (v) {
+      expr.CollapseSettings = expr.CollapseSettings || { CollapseType: "ERA" };
+      expr.CollapseSettings.EraPad = v === null ? 0 : Math.max(0, Math.round(v));
+    }, 0));
+    var censorWindow = expr.CensorWindow || {};
+    more.appendChild(textField("exit-window-start", "Cut cohort periods from", censorWindow.StartDate, function (v) {
+      expr.CensorWindow = expr.CensorWindow || {};
+      setOrDelete(expr.CensorWindow, "StartDate", v);
+    }, "date"));
+    more.appendChild(textField("exit-window-end", "…to", censorWindow.EndDate, function (v) {
+      expr.CensorWindow = expr.CensorWindow || {};
+      setOrDelete(expr.CensorWindow, "EndDate", v);
+    }, "date"));
+    container.appendChild(more);
+  }
+
+  function renderSources() {
+    var container = region("sources");
+    clear(container);
+    if (!sources.length) {
+      container.appendChild(el("p", "hint", definition ? "No site to count on: the definition's project has no loaded site you may use." : "Save the definition first; its project decides the sites."));
+      return;
+    }
+    sources.forEach(function (source) {
+      var existing = container.querySelector("#source-" + source.id);
+      if (!existing) {
+        container.appendChild(checkField("source-" + source.id, source.label, true, function () {}, "ui"));
+      }
+    });
+  }
+
+  // --- descriptions, errors -----------------------------------------------------------------------------------
+
+  function showDescription(description) {
+    if (!description) {
+      return;
+    }
+    form.querySelectorAll("[data-sentence]").forEach(function (node) {
+      node.textContent = description.sentences[node.dataset.sentence] || "";
+    });
+    var extras = region("extras");
+    clear(extras);
+    (description.extras || []).forEach(function (fragment) {
+      var details = el("details", "builder-extra");
+      details.appendChild(el("summary", null, fragment.path));
+      details.appendChild(el("pre", "code", fragment.json));
+      extras.appendChild(details);
+    });
+    region("extras-block").hidden = !(description.extras || []).length;
+  }
+
+  function showErrors(errors) {
+    form.querySelectorAll("[data-errors]").forEach(clear);
+    (errors || []).forEach(function (error) {
+      var list = form.querySelector("[data-errors='" + error.block + "']") || form.querySelector("[data-errors=general]");
+      list.appendChild(el("li", "error", (error.path ? error.path + ": " : "") + error.message));
+    });
+  }
+
+  function csrf() {
+    return form.querySelector("[name=csrfmiddlewaretoken]").value;
+  }
+
+  function postJson(url, body) {
+    return fetch(url, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRFToken": csrf() },
+      body: JSON.stringify(body)
+    }).then(function (response) {
+      return response.json().then(function (data) { return { status: response.status, data: data }; },
+        function () { return { status: response.status, data: { errors: [{ block: "general", path: "", message: "The server answered " + response.status + "." }] } }; });
+    });
+  }
+
+  var describeTimer = null;
+  var autoTimer = null;
+  var describeSeq = 0;
+
+  function describe() {
+    var seq = ++describeSeq;
+    postJson(urls.describe, { expression: expr }).then(function (answer) {
+      if (seq !== describeSeq) {
+        return;
+      }
+      if (answer.status === 200) {
+        lastDescription = answer.data;
+        lastValid = answer.data.valid;
+        showDescription(answer.data);
+        showErrors(answer.data.errors);
+        form.querySelector("[data-field=validity]").textContent = answer.data.valid ? "Valid." : "Not valid yet: see the messages in the blocks.";
+        if (answer.data.valid && autoCount.checked && savedJson !== JSON.stringify(expr)) {
+          window.clearTimeout(autoTimer);
+          autoTimer = window.setTimeout(count, AUTO_COUNT_MS);
+        }
+      }
+    }).catch(function () {
+      form.querySelector("[data-field=validity]").textContent = "Could not check the definition (connection?).";
+    });
+  }
+
+  // --- rendering ----------------------------------------------------------------------------------------------
+
+  function render() {
+    // Rebuilt whole after each change: simpler than patching, and cheap at this size. Focus stays on the control
+    // with the same id, so keyboard users keep their place.
+    var focused = document.activeElement && document.activeElement.id;
+    renderConceptSets();
+    renderEntry();
+    renderRules();
+    renderExit();
+    showDescription(lastDescription);
+    if (focused) {
+      var again = document.getElementById(focused);
+      if (again) {
+        again.focus();
+      }
+    }
+  }
+
+  function valueChanged() {
+    form.querySelector("[data-field=save-status]").textContent = savedJson === JSON.stringify(expr) ? "" : "Unsaved changes.";
+    window.clearTimeout(describeTimer);
+    describeTimer = window.setTimeout(describe, DESCRIBE_MS);
+  }
+
+  function changed() {
+    render();
+    valueChanged();
+  }
+
+  // --- save and count -----------------------------------------------------------------------------------------
+
+  function save(note) {
+    var status = form.querySelector("[data-field=save-status]");
+    var body = { expression: expr, note: note || document.getElementById("builder-note").value };
+    var url = urls.save;
+    if (!definition) {
+      url = urls.create;
+      body.name = document.getElementById("builder-name").value;
+      body.project = document.getElementById("builder-project").value || null;
+      body.description = document.getElementById("builder-description").value;
+    }
+    status.textContent = "Saving…";
+    return postJson(url, body).then(function (answer) {
+      if (answer.status !== 201) {
+        showErrors(answer.data.errors);
+        status.textContent = "Not saved: see the messages.";
+        throw new Error("not saved");
+      }
+      var created = !definition;
+      definition = answer.data.definition;
+      urls = Object.assign({}, urls, answer.data.urls);
+      sources = answer.data.sources || [];
+      savedJson = JSON.stringify(expr);
+      showErrors([]);
+      status.textContent = "Saved as version " + definition.version + ".";
+      document.getElementById("builder-note").value = "";
+      if (created) {
+        window.history.replaceState(null, "", urls.edit);
+        document.querySelector("[data-field=title]").textContent = definition.name;
+        var nameBlock = form.querySelector("[data-block=name]");
+        if (nameBlock) {
+          nameBlock.hidden = true;
+        }
+        form.querySelector("[data-action=save]").textContent = "Save version";
+        renderSources();
+      }
+      return definition;
+    });
+  }
+
+  var polling = null;
+
+  function showRun(result, runUrl) {
+    var box = region("count");
+    box.hidden = false;
+    box.querySelector("[data-field=total]").textContent = result.total ? result.total.display : "—";
+    box.querySelector("[data-field=count-state]").textContent = result.state + (result.cancelled ? " (cancelled)" : "");
+    var body = box.querySelector("#builder-sites tbody");
+    clear(body);
+    (result.sites || []).forEach(function (site) {
+      var tr = body.insertRow();
+      var progress = site.progress || {};
+      var state = site.state === "running" && progress.total ? site.state + " (" + progress.step + "/" + progress.total + ")" : site.state;
+      [site.site + " (" + site.source + ")", state, site.persons ? site.persons.display : "—", site.privacy.description]
+        .forEach(function (text, i) {
+          var td = tr.insertCell();
+          td.textContent = text;
+          if (i === 2) {
+            td.className = "num";
+          }
+        });
+    });
+    box.querySelector("[data-action=cancel]").hidden = !result.can_cancel;
+    var link = box.querySelector("[data-field=result-link]");
+    if (runUrl) {
+      link.href = runUrl;
+      link.hidden = false;
+    }
+  }
+
+  function poll(statusUrl, runUrl, token) {
+    fetch(statusUrl, { credentials: "same-origin", headers: { Accept: "application/json" }, cache: "no-store" })
+      .then(function (response) {
+        if (!response.ok) {
+          throw new Error(String(response.status));
+        }
+        return response.json();
+      })
+      .then(function (result) {
+        if (polling !== token) {
+          return;
+        }
+        showRun(result, runUrl);
+        if (!result.finished) {
+          window.setTimeout(function () { poll(statusUrl, runUrl, token); }, POLL_MS);
+        }
+      })
+      .catch(function () {
+        if (polling === token) {
+          window.setTimeout(function () { poll(statusUrl, runUrl, token); }, 3 * POLL_MS);
+        }
+      });
+  }
+
+  function startRun() {
+    var data = new FormData();
+    var chosen = sources.filter(function (source) {
+      var box = document.getElementById("source-" + source.id);
+      return box && box.checked;
+    });
+    if (!chosen.length) {
+      showErrors([{ block: "general", path: "", message: "Choose at least one site to count on." }]);
+      return;
+    }
+    chosen.forEach(function (source) { data.append("sources", String(source.id)); });
+    data.append("kind", "count");
+    fetch(urls.run, { method: "POST", body: data, credentials: "same-origin", headers: { Accept: "application/json", "X-CSRFToken": csrf() } })
+      .then(function (response) {
+        return response.json().then(function (answer) { return { status: response.status, data: answer }; });
+      })
+      .then(function (answer) {
+        if (answer.status !== 201) {
+          showErrors([{ block: "general", path: "", message: answer.data.error || "The count was not started." }]);
+          return;
+        }
+        var token = {};
+        polling = token;
+        var box = region("count");
+        box.dataset.cancelUrl = answer.data.status_url.replace(/status\.json$/, "cancel/");
+        poll(answer.data.status_url, answer.data.url, token);
+      });
+  }
+
+  function count() {
+    window.clearTimeout(autoTimer);
+    if (definition && savedJson === JSON.stringify(expr)) {
+      startRun();
+      return;
+    }
+    save(definition ? "saved to count" : "").then(startRun, function () {});
+  }
+
+  var autoCount = form.querySelector("[data-field=auto-count]");
+  form.querySelector("[data-action=save]").addEventListener("click", function () {
+    save().catch(function () {});
+  });
+  form.querySelector("[data-action=count]").addEventListener("click", count);
+  form.querySelector("[data-action=cancel]").addEventListener("click", function () {
+    var box = region("count");
+    var data = new FormData();
+    fetch(box.dataset.cancelUrl, { method: "POST", body: data, credentials: "same-origin", headers: { Accept: "application/json", "X-CSRFToken": csrf() } })
+      .then(function (response) { return response.json(); })
+      .then(function (result) { showRun(result); });
+  });
+  form.addEventListener("submit", function (event) {
+    event.preventDefault();
+  });
+
+  var projectSelect = document.getElementById("builder-project");
+  if (projectSelect) {
+    (config.projects || []).forEach(function (project) {
+      var option = el("option", null, project.title);
+      option.value = String(project.id);
+      projectSelect.appendChild(option);
+    });
+    if (config.projects && config.projects.length === 1) {
+      projectSelect.value = String(config.projects[0].id);
+    }
+  }
+  renderSources();
+  render();
+  describe();
+})();
