@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export SHARED_DATA ?= ../shared/data
 
-.PHONY: run test lint format install install-dev browser-deps check-deploy clean-demo
+.PHONY: run test lint format install install-dev browser-deps check-deploy clean-demo messages
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,11 +22,11 @@ install: $(VENV)/.runtime-installed
 install-dev: $(VENV)/.dev-installed
 
 ## The embedded demo: SQLite portal DB, 10,000-person synthetic DuckDB warehouse, a real Celery worker.
-run: install
+run: install messages
 	bash scripts/run_demo.sh
 
 ## The whole test suite (lint included) on PostgreSQL and Redis (see README for DATABASE_URL and REDIS_URL).
-test: install-dev browser-deps
+test: install-dev browser-deps messages
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy --strict cohorts/compiler cohorts/expression
@@ -40,6 +40,10 @@ lint: install-dev
 format: install-dev
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+## Translations: locale/*/LC_MESSAGES/django.po -> .mo with polib (no GNU gettext needed); .mo files are not committed.
+messages: install
+	$(BIN)/python scripts/compile_messages.py
 
 ## Chromium for the browser tests comes from the system packages (no browser download at test time).
 browser-deps:

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import timedelta
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.contrib.contenttypes.models import ContentType
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Lower
 from django.http import Http404
+from django.utils import timezone
+from guardian.models import GroupObjectPermission, UserObjectPermission
 
+from accounts.choices import AccountStatus, MembershipStatus
+from accounts.models import Project, ProjectGroup, User
 from accounts.permissions import (
     account_is_usable,
     filter_by_permission,
@@ -17,8 +24,8 @@ from accounts.permissions import (
     projects_for_user,
     user_can,
 )
-from cohorts.choices import RunState
-from cohorts.models import CohortDefinition, CohortRun, RunRequest
+from cohorts.choices import RunKind, RunState
+from cohorts.models import CohortDefinition, CohortDefinitionVersion, CohortRun, RunRequest
 from cohorts.privacy import (
     FederatedTotal,
     PrivacyRule,
@@ -292,3 +299,218 @@ def run_result_csv(result: dict[str, Any], table: str) -> str:
         # Cells starting with = + - @ would be formulas in a spreadsheet: prefix them (CSV injection).
         writer.writerow([f"'{v}" if isinstance(v, str) and v[:1] in ("=", "+", "-", "@") else v for v in row])
     return buffer.getvalue()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The definitions list, versions, shares, latest counts (the definition pages and the homes).
+# ---------------------------------------------------------------------------------------------------------------
+
+#: Sort keys of the definitions list: what the page offers → ORDER BY (ties broken by id, newest first).
+DEFINITION_SORTS: dict[str, tuple[str, ...]] = {
+    "-updated": ("-updated_at", "-id"),
+    "updated": ("updated_at", "id"),
+    "name": ("name_lower", "-id"),
+    "-name": ("-name_lower", "-id"),
+    "owner": ("owner__username", "-updated_at", "-id"),
+    "project": ("project__title", "-updated_at", "-id"),
+}
+
+
+def definitions_listed_for_user(
+    user: Any, *, project: Any = None, search: str = "", owner: str = "", sort: str = "-updated"
+) -> QuerySet[CohortDefinition]:
+    """The definitions the user may view, for the list page: narrowed (project, text in the name or description,
+    ``owner`` = "me" / "others" / a user name), sorted, and annotated in the same query with the latest version
+    number, its author and time — so a page of 50 costs a fixed number of queries, not one per row."""
+    latest = CohortDefinitionVersion.objects.filter(definition=OuterRef("pk")).order_by("-number")
+    queryset = (
+        definitions_for_user(user, project=project, search=search)
+        .select_related("project")
+        .annotate(
+            latest_number=Subquery(latest.values("number")[:1]),
+            latest_author=Subquery(latest.values("author__username")[:1]),
+            latest_saved_at=Subquery(latest.values("created_at")[:1]),
+            name_lower=Lower("name"),
+        )
+    )
+    if owner == "me":
+        queryset = queryset.filter(owner=user)
+    elif owner == "others":
+        queryset = queryset.exclude(owner=user)
+    elif owner:
+        queryset = queryset.filter(owner__username__iexact=owner)
+    return queryset.order_by(*DEFINITION_SORTS.get(sort, DEFINITION_SORTS["-updated"]))
+
+
+def definition_versions(definition: CohortDefinition) -> QuerySet[CohortDefinitionVersion]:
+    """Every version of a definition the caller already reached through ``definition_get_for_user``, newest
+    first, with its author."""
+    return definition.versions.select_related("author").order_by("-number")
+
+
+def definition_version_get(definition: CohortDefinition, number: Any) -> CohortDefinitionVersion:
+    """Version ``number`` of a definition the caller may view; Http404 when there is none."""
+    try:
+        number = int(number)
+    except (TypeError, ValueError):
+        raise Http404("No such version.") from None
+    version = definition.versions.select_related("author").filter(number=number).first()
+    if version is None:
+        raise Http404("No such version.")
+    return version
+
+
+def definition_shares(definition: CohortDefinition) -> dict[str, list[Any]]:
+    """Who the definition is shared with: ``projects`` whose groups hold its view permission and ``users``
+    holding it directly (the owner excluded: owning is not a share). For people who may share it."""
+    content_type = ContentType.objects.get_for_model(CohortDefinition)
+    object_pk = str(definition.pk)
+    group_ids = GroupObjectPermission.objects.filter(
+        content_type=content_type, object_pk=object_pk, permission__codename=VIEW
+    ).values("group_id")
+    project_ids = ProjectGroup.objects.filter(group_id__in=group_ids).values("project_id")
+    user_ids = UserObjectPermission.objects.filter(
+        content_type=content_type, object_pk=object_pk, permission__codename=VIEW
+    ).values("user_id")
+    users = User.objects.filter(pk__in=user_ids).exclude(pk=definition.owner_id).order_by("username")
+    return {"projects": list(Project.objects.filter(pk__in=project_ids).order_by("title")), "users": list(users)}
+
+
+def share_candidates(user: Any, definition: CohortDefinition) -> dict[str, QuerySet[Any]]:
+    """Whom ``user`` may share the definition with: projects they work in (its own project only, when it has
+    one) and the approved people of those projects (themselves and the owner left out)."""
+    projects = projects_for_user(user)
+    if definition.project_id is not None:
+        projects = projects.filter(pk=definition.project_id)
+    people = (
+        User.objects.filter(
+            memberships__project__in=projects.values("pk"), memberships__status=MembershipStatus.APPROVED
+        )
+        .filter(status=AccountStatus.APPROVED, is_active=True)
+        .exclude(pk__in=[user.pk, definition.owner_id])
+        .distinct()
+        .order_by("username")
+    )
+    return {"projects": projects.order_by("title"), "users": people}
+
+
+def latest_counts(definition_ids: list[int], *, role: str) -> dict[int, dict[str, Any]]:
+    """The latest finished count of each definition, protected for ``role`` exactly as a result page would
+    show it (each site's rule, then the federated total): ``{definition id: {"display", "at", "request"}}``.
+
+    Three queries for any number of definitions (newest count request with a succeeded run per definition, the
+    persons of its succeeded runs, their sources); portable SQL, so the SQLite demo database answers it too.
+    """
+    if not definition_ids:
+        return {}
+    newest = (
+        RunRequest.objects.filter(
+            version__definition=OuterRef("pk"),
+            kind=RunKind.COUNT,
+            cancelled_at__isnull=True,
+            runs__state=RunState.SUCCEEDED,
+        )
+        .order_by("-created_at", "-id")
+        .values("pk")[:1]
+    )
+    pairs = dict(
+        CohortDefinition.objects.filter(pk__in=definition_ids)
+        .annotate(request_id=Subquery(newest))
+        .exclude(request_id=None)
+        .values_list("request_id", "pk")
+    )
+    # Only the columns needed, without building model instances: this runs for every row of a list page.
+    runs = CohortRun.objects.filter(requests__in=list(pairs), state=RunState.SUCCEEDED).values_list(
+        "requests__id", "source_id", "result__persons", "finished_at"
+    )
+    by_request: dict[int, list[tuple[int, int, Any]]] = {}
+    for request_id, source_id, persons, finished_at in runs:
+        if persons is not None:
+            by_request.setdefault(request_id, []).append((source_id, int(persons), finished_at))
+    sources = Source.objects.in_bulk({source_id for rows in by_request.values() for source_id, _, _ in rows})
+    counts: dict[int, dict[str, Any]] = {}
+    for request_id, rows in by_request.items():
+        rules = [rule_for(source=sources[source_id], role=role) for source_id, _, _ in rows]
+        total, _ = protect_federated([persons for _, persons, _ in rows], rules)
+        counts[pairs[request_id]] = {
+            "display": total.as_dict()["display"],
+            "at": max((at for _, _, at in rows if at), default=None),
+            "request": request_id,
+            "sites": len(rows),
+        }
+    return counts
+
+
+def latest_counts_per_site(definition: CohortDefinition, *, role: str) -> list[dict[str, Any]]:
+    """For the printable summary: per site, the latest succeeded count of the definition's latest version (or of
+    an earlier version if the latest was never counted there), protected by the site's rule for ``role``."""
+    runs = (
+        CohortRun.objects.filter(version__definition=definition, kind=RunKind.COUNT, state=RunState.SUCCEEDED)
+        .select_related("source", "version")
+        .order_by("source__key", "-version__number", "-finished_at", "-id")
+    )
+    rows: list[dict[str, Any]] = []
+    seen: set[int] = set()
+    for run in runs:
+        if run.source_id in seen:
+            continue
+        seen.add(run.source_id)
+        rule = rule_for(source=run.source, role=role)
+        rows.append(
+            {
+                "source": run.source,
+                "version": run.version.number,
+                "persons": protect(int((run.result or {}).get("persons", 0)), rule).as_dict(),
+                "privacy": rule.describe(),
+                "finished_at": run.finished_at,
+            }
+        )
+    return rows
+
+
+def run_request_state(request: RunRequest) -> str:
+    """One word for a request's progress, from its (prefetched) runs: cancelled, running, queued, failed (every
+    site failed), partial (some sites failed) or finished."""
+    if request.cancelled_at is not None:
+        return "cancelled"
+    states = [run.state for run in request.runs.all()]
+    if RunState.RUNNING in states:
+        return "running"
+    if RunState.QUEUED in states:
+        return "queued"
+    failed = sum(1 for state in states if state in (RunState.FAILED, RunState.CANCELLED))
+    if states and failed == len(states):
+        return "failed"
+    return "partial" if failed else "finished"
+
+
+def site_health(user: Any, *, hours: int = 24) -> list[dict[str, Any]]:
+    """For admins (every source) and stewards (their organisation's): each site's engine, CDM version, last load,
+    fingerprint, statement timeout, privacy rule, and its runs and failures of the last ``hours``. Nothing for
+    anybody else. Aggregated in one query, whatever the number of runs."""
+    if is_admin(user):
+        sources = Source.objects.all()
+    elif account_is_usable(user) and user.role == "steward" and user.organisation_id is not None:
+        sources = Source.objects.filter(organisation_id=user.organisation_id)
+    else:
+        return []
+    since = timezone.now() - timedelta(hours=hours)
+    sources = sources.annotate(
+        runs_recent=Count("runs", filter=Q(runs__queued_at__gte=since)),
+        failures_recent=Count("runs", filter=Q(runs__queued_at__gte=since, runs__state=RunState.FAILED)),
+    ).order_by("key")
+    rows = []
+    for source in sources:
+        researcher_rule = rule_for(source=source, role="researcher")
+        partner_rule = rule_for(source=source, role="partner")
+        rows.append(
+            {
+                "source": source,
+                "fingerprint": (source.fingerprint or "")[:12],
+                "privacy": researcher_rule.describe(),
+                "partner_privacy": partner_rule.describe(),
+                "runs": source.runs_recent,
+                "failures": source.failures_recent,
+            }
+        )
+    return rows

@@ -12,7 +12,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from accounts.permissions import account_is_usable, grant, projects_for_user, user_can
+from accounts.permissions import account_is_usable, grant, projects_for_user, revoke, user_can
 from audit.services import audit_record
 from cohorts.choices import ACTIVE_STATES, RunKind, RunState
 from cohorts.errors import BrokerUnavailable, RunLimitReached, RunNotCancellable, SourceNotReady
@@ -298,3 +298,104 @@ def run_result_viewed(*, request: RunRequest, user: Any, ip_address: str | None 
         ip_address=ip_address,
         detail={"request": request.pk, **({"table": export} if export else {})},
     )
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Unsharing, duplicating, restoring.
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def definition_unshare(
+    *,
+    definition: CohortDefinition,
+    by: Any,
+    from_user: Any = None,
+    from_project: Any = None,
+    ip_address: str | None = None,
+) -> None:
+    """Take back a share (audited): what ``definition_share`` gave a person or a project is revoked.
+
+    The owner's own permissions are never touched (they are not a share). Raises PermissionDenied when ``by``
+    may not share the definition, ValidationError when asked to unshare from its owner.
+    """
+    if (from_user is None) == (from_project is None):
+        raise ValueError("give exactly one of the user or the project")
+    if not user_can(by, "share_cohortdefinition", definition):
+        raise PermissionDenied("You may not change who sees this definition.")
+    if from_project is not None:
+        revoke(definition, codenames=SHARE_PROJECT_CODENAMES, from_project=from_project)
+        target = {"project": from_project.pk}
+    else:
+        if from_user.pk == definition.owner_id:
+            raise ValidationError("The owner keeps their definition; it cannot be unshared from them.")
+        revoke(definition, codenames=SHARE_USER_CODENAMES, from_user=from_user)
+        target = {"user": from_user.username}
+    audit_record(action="definition_unshare", actor=by, obj=definition, ip_address=ip_address, detail=target)
+
+
+@transaction.atomic
+def definition_duplicate(
+    *, definition: CohortDefinition, by: Any, project: Any = None, name: str = "", ip_address: str | None = None
+) -> CohortDefinition:
+    """A new definition owned by ``by`` whose version 1 is a copy of the latest version of ``definition``.
+
+    The copy lives in ``project`` if given, else in the original's project; either must be a project ``by``
+    works in today (a definition without a project may be copied without one). Sharing is not copied: the copy
+    starts private to its owner. Audited on both definitions' trail (``definition_duplicate`` with the source).
+    """
+    if not user_can(by, "view_cohortdefinition", definition):
+        raise PermissionDenied("You may not see this definition.")
+    if not definition_create_allowed(by):
+        raise PermissionDenied("Your role does not create cohort definitions.")
+    target_project = project if project is not None else definition.project
+    if target_project is not None and not projects_for_user(by).filter(pk=target_project.pk).exists():
+        raise ValidationError("Copy it into a project you work in.")
+    latest = definition.latest_version()
+    if latest is None:
+        raise ValidationError("This definition has no saved version to copy.")
+    copy_name = (name or "").strip() or f"Copy of {definition.name}"[:200]
+    copy = CohortDefinition.objects.create(
+        name=copy_name, description=definition.description, owner=by, project=target_project
+    )
+    _version_add(
+        definition=copy,
+        expression=latest.expression,
+        author=by,
+        note=f"copy of definition {definition.pk} version {latest.number}"[:500],
+    )
+    grant(copy, codenames=OWNER_CODENAMES, to_user=by)
+    audit_record(
+        action="definition_duplicate",
+        actor=by,
+        obj=copy,
+        ip_address=ip_address,
+        detail={"from_definition": definition.pk, "from_version": latest.number},
+    )
+    return copy
+
+
+@transaction.atomic
+def version_restore(
+    *, definition: CohortDefinition, number: int, by: Any, ip_address: str | None = None
+) -> CohortDefinitionVersion:
+    """Make an old version current again by saving its expression as a new version (history is never
+    rewritten: the versions in between stay). Needs the change permission (the owner's)."""
+    if not user_can(by, "change_cohortdefinition", definition):
+        raise PermissionDenied("Only the owner can restore an earlier version.")
+    # Lock first so a concurrent save cannot take the same number.
+    CohortDefinition.objects.select_for_update().get(pk=definition.pk)
+    old = definition.versions.filter(number=number).first()
+    if old is None:
+        raise ValidationError(f"There is no version {number}.")
+    version = _version_add(
+        definition=definition, expression=old.expression, author=by, note=f"restored from version {number}"
+    )
+    audit_record(
+        action="definition_restore",
+        actor=by,
+        obj=definition,
+        ip_address=ip_address,
+        detail={"restored": number, "version": version.number},
+    )
+    return version

@@ -16,9 +16,11 @@ import plotly
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.translation import gettext as _
 from django.views.decorators.cache import cache_control, never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -26,22 +28,18 @@ from accounts.models import User
 from accounts.permissions import user_can
 from audit.http import client_ip
 from cohorts import selectors, services
-from cohorts.builder import DOMAINS, expression_summary
+from cohorts.builder import expression_summary
 from cohorts.charts import plotly_page
 from cohorts.errors import BrokerUnavailable, RunLimitReached, RunNotCancellable, SourceNotReady
 from cohorts.expression import ExpressionError
-from cohorts.forms import BuilderForm, DefinitionFilterForm, DefinitionImportForm, RuleFormSet, RunForm, ShareForm
+from cohorts.forms import DefinitionImportForm, RunForm, ShareForm
+from cohorts.forms_definitions import CompareForm, DefinitionListForm, DuplicateForm, UnshareForm
+from cohorts.versions import expression_diff
+
+DEFINITIONS_PER_PAGE = 50
 
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 PLOTLY_VERSION = package_version("plotly")
-
-#: Concepts offered as one-click picks in the builder (real OMOP standard concepts, present in the demo warehouse).
-QUICK_CONCEPTS = [
-    {"id": 201826, "name": "Type 2 diabetes mellitus", "domain": "condition"},
-    {"id": 320128, "name": "Essential hypertension", "domain": "condition"},
-    {"id": 1503297, "name": "Metformin", "domain": "drug"},
-    {"id": 3004410, "name": "Hemoglobin A1c (LOINC)", "domain": "measurement"},
-]
 
 
 def _wants_json(request: HttpRequest) -> bool:
@@ -63,14 +61,23 @@ def _refused(request: HttpRequest, *, message: str, status: int, definition: Any
 @login_required
 @require_GET
 def definition_list(request: HttpRequest) -> HttpResponse:
-    form = DefinitionFilterForm(request.GET or None, user=request.user)
-    project, search = None, ""
-    if form.is_valid():
-        project, search = form.cleaned_data["project"], form.cleaned_data["q"]
-    definitions = selectors.definitions_for_user(request.user, project=project, search=search)
+    """Definitions the user may see: searched, filtered, sorted, 50 a page, each with its latest version and its
+    latest count (protected for the user's role)."""
+    form = DefinitionListForm(request.GET or None, user=request.user)
+    filters = form.filters()
+    definitions = selectors.definitions_listed_for_user(request.user, **filters)
+    page = Paginator(definitions, DEFINITIONS_PER_PAGE).get_page(request.GET.get("page"))
+    counts = selectors.latest_counts([d.pk for d in page.object_list], role=request.user.role)
+    rows = [{"definition": d, "count": counts.get(d.pk)} for d in page.object_list]
+    query = request.GET.copy()
+    query.pop("page", None)
     context = {
         "form": form,
-        "definitions": definitions[:200],
+        "page": page,
+        "rows": rows,
+        "definitions": page.object_list,
+        "query": query.urlencode(),
+        "filtered": bool(filters["search"] or filters["project"] or filters["owner"]),
         "can_create": selectors.definition_create_allowed(request.user),
     }
     return render(request, "cohorts/definition_list.html", context)
@@ -89,24 +96,6 @@ def definition_import(request: HttpRequest) -> HttpResponse:
             return redirect("cohorts:definition_detail", pk=definition.pk)
     status = 400 if request.method == "POST" else 200
     return render(request, "cohorts/definition_import.html", {"form": form}, status=status)
-
-
-@login_required
-@require_http_methods(["GET", "POST"])
-def definition_new(request: HttpRequest) -> HttpResponse:
-    if not selectors.definition_create_allowed(request.user):
-        raise Http404("No such page.")
-    form = BuilderForm(request.POST or None, user=request.user)
-    rules = RuleFormSet(request.POST or None, prefix="rule")
-    if request.method == "POST" and form.is_valid() and rules.is_valid():
-        expression = form.build([row for row in rules.cleaned_data if row])
-        if expression is not None:
-            definition = _create(request, form, expression)
-            if definition is not None:
-                messages.success(request, f"Definition “{definition.name}” saved.")
-                return redirect("cohorts:definition_detail", pk=definition.pk)
-    context = {"form": form, "rules": rules, "quick_concepts": QUICK_CONCEPTS, "domains": DOMAINS}
-    return render(request, "cohorts/definition_builder.html", context, status=400 if form.errors else 200)
 
 
 def _create(request: HttpRequest, form: Any, expression: dict[str, Any]) -> Any:
@@ -135,6 +124,7 @@ def definition_detail(request: HttpRequest, pk: int) -> HttpResponse:
     versions = list(definition.versions.select_related("author").order_by("-number"))
     latest = versions[0] if versions else None
     sources = selectors.sources_for_user_and_definition(request.user, definition)
+    can_share = user_can(request.user, "share_cohortdefinition", definition)
     context = {
         "definition": definition,
         "versions": versions,
@@ -143,8 +133,12 @@ def definition_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "run_form": RunForm(sources=sources, initial={"sources": list(sources)}),
         "can_run": user_can(request.user, selectors.RUN, definition),
         "has_sources": sources.exists(),
-        "can_share": user_can(request.user, "share_cohortdefinition", definition),
+        "can_share": can_share,
         "share_form": ShareForm(),
+        "shares": selectors.definition_shares(definition) if can_share else None,
+        "share_candidates": selectors.share_candidates(request.user, definition) if can_share else None,
+        "can_duplicate": selectors.definition_create_allowed(request.user),
+        "duplicate_form": DuplicateForm(user=request.user),
         "runs": selectors.run_requests_for_user(request.user, definition=definition)[:10],
     }
     return render(request, "cohorts/definition_detail.html", context)
@@ -171,6 +165,9 @@ def definition_export(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def definition_share(request: HttpRequest, pk: int) -> HttpResponse:
     definition = selectors.definition_get_for_user(request.user, pk, codename="share_cohortdefinition")
+    project_pk = request.POST.get("project", "")
+    if project_pk:
+        return _share_with_project(request, definition, project_pk)
     form = ShareForm(request.POST)
     if not form.is_valid():
         messages.error(request, " ".join(form.non_field_errors()) or "Choose whom to share with.")
@@ -195,6 +192,175 @@ def definition_share(request: HttpRequest, pk: int) -> HttpResponse:
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
     return redirect("cohorts:definition_detail", pk=pk)
+
+
+def _share_with_project(request: HttpRequest, definition: Any, project_pk: str) -> HttpResponse:
+    """Share with a project chosen from the list of projects the sharer works in (any other id: a message)."""
+    candidates = selectors.share_candidates(request.user, definition)["projects"]
+    project = candidates.filter(pk=int(project_pk)).first() if project_pk.isdigit() else None
+    if project is None:
+        messages.error(request, _("Choose a project you work in."))
+        return redirect("cohorts:definition_detail", pk=definition.pk)
+    try:
+        services.definition_share(
+            definition=definition, by=request.user, to_project=project, ip_address=client_ip(request)
+        )
+        messages.success(request, _("Shared with the members of “%(project)s”.") % {"project": project})
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    return redirect("cohorts:definition_detail", pk=definition.pk)
+
+
+@login_required
+@require_POST
+def definition_unshare(request: HttpRequest, pk: int) -> HttpResponse:
+    """Take a share back from a project or a person listed on the page."""
+    definition = selectors.definition_get_for_user(request.user, pk, codename="share_cohortdefinition")
+    form = UnshareForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, " ".join(form.non_field_errors()) or _("Choose one project or one person."))
+        return redirect("cohorts:definition_detail", pk=pk)
+    shares = selectors.definition_shares(definition)
+    try:
+        if form.cleaned_data["project"] is not None:
+            project = next((p for p in shares["projects"] if p.pk == form.cleaned_data["project"]), None)
+            if project is None:
+                raise ValidationError(_("It is not shared with that project."))
+            services.definition_unshare(
+                definition=definition, by=request.user, from_project=project, ip_address=client_ip(request)
+            )
+            messages.success(request, _("No longer shared with “%(project)s”.") % {"project": project})
+        else:
+            person = next((u for u in shares["users"] if u.pk == form.cleaned_data["user"]), None)
+            if person is None:
+                raise ValidationError(_("It is not shared with that person."))
+            services.definition_unshare(
+                definition=definition, by=request.user, from_user=person, ip_address=client_ip(request)
+            )
+            messages.success(request, _("No longer shared with %(user)s.") % {"user": person.username})
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    return redirect("cohorts:definition_detail", pk=pk)
+
+
+@login_required
+@require_POST
+def definition_duplicate(request: HttpRequest, pk: int) -> HttpResponse:
+    """Copy the latest version into a new definition owned by the user (in a project they work in)."""
+    definition = selectors.definition_get_for_user(request.user, pk)
+    if not selectors.definition_create_allowed(request.user):
+        raise PermissionDenied(_("Your role does not create cohort definitions."))
+    form = DuplicateForm(request.POST, user=request.user)
+    if not form.is_valid():
+        messages.error(request, _("Choose a project you work in."))
+        return redirect("cohorts:definition_detail", pk=pk)
+    try:
+        copy = services.definition_duplicate(
+            definition=definition,
+            by=request.user,
+            project=form.cleaned_data["project"],
+            name=form.cleaned_data["name"],
+            ip_address=client_ip(request),
+        )
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+        return redirect("cohorts:definition_detail", pk=pk)
+    messages.success(request, _("Copied as “%(name)s”; the copy is yours.") % {"name": copy.name})
+    return redirect("cohorts:definition_detail", pk=copy.pk)
+
+
+# --- versions and the printable summary ------------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def definition_versions(request: HttpRequest, pk: int) -> HttpResponse:
+    """Every version with its author and time, and the form to compare two of them."""
+    definition = selectors.definition_get_for_user(request.user, pk)
+    versions = list(selectors.definition_versions(definition))
+    initial = {"b": versions[0].number, "a": versions[1].number} if len(versions) > 1 else {}
+    context = {
+        "definition": definition,
+        "versions": versions,
+        "compare_form": CompareForm(initial=initial),
+        "can_restore": user_can(request.user, "change_cohortdefinition", definition),
+    }
+    return render(request, "cohorts/versions.html", context)
+
+
+@login_required
+@require_GET
+def version_compare(request: HttpRequest, pk: int) -> HttpResponse:
+    """Two versions compared in words (``cohorts.versions``); bad numbers → the versions page's form again."""
+    definition = selectors.definition_get_for_user(request.user, pk)
+    form = CompareForm(request.GET)
+    if not form.is_valid():
+        versions = list(selectors.definition_versions(definition))
+        context = {"definition": definition, "versions": versions, "compare_form": form, "can_restore": False}
+        return render(request, "cohorts/versions.html", context, status=400)
+    old = selectors.definition_version_get(definition, form.cleaned_data["a"])
+    new = selectors.definition_version_get(definition, form.cleaned_data["b"])
+    changes = expression_diff(old.expression, new.expression)
+    sections: dict[str, list[str]] = {}
+    for change in changes:
+        sections.setdefault(change.section, []).append(change.text)
+    context = {"definition": definition, "old": old, "new": new, "sections": sections, "changes": changes}
+    return render(request, "cohorts/versions_compare.html", context)
+
+
+@login_required
+@require_POST
+def version_restore(request: HttpRequest, pk: int, number: int) -> HttpResponse:
+    """Save version ``number`` again as the newest version (owner only: others see the page, 403 here)."""
+    definition = selectors.definition_get_for_user(request.user, pk)
+    if not user_can(request.user, "change_cohortdefinition", definition):
+        raise PermissionDenied(_("Only the owner can restore an earlier version."))
+    selectors.definition_version_get(definition, number)
+    version = services.version_restore(
+        definition=definition, number=number, by=request.user, ip_address=client_ip(request)
+    )
+    messages.success(
+        request, _("Version %(old)d restored as version %(new)d.") % {"old": number, "new": version.number}
+    )
+    return redirect("cohorts:definition_versions", pk=pk)
+
+
+@login_required
+@require_GET
+def definition_summary(request: HttpRequest, pk: int) -> HttpResponse:
+    """A printable page: the definition, its expression in sentences, its concept sets and the latest counts
+    per site, with the privacy rule of the reader's role applied."""
+    definition = selectors.definition_get_for_user(request.user, pk)
+    latest = selectors.definition_versions(definition).first()
+    context = {
+        "definition": definition,
+        "latest": latest,
+        "summary": expression_summary(latest.expression) if latest else None,
+        "concept_sets": _concept_sets(latest.expression) if latest else [],
+        "counts": selectors.latest_counts_per_site(definition, role=request.user.role),
+    }
+    return render(request, "cohorts/summary.html", context)
+
+
+def _concept_sets(expression: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    for concept_set in expression.get("ConceptSets") or []:
+        items = []
+        for item in (concept_set.get("expression") or {}).get("items") or []:
+            concept = item.get("concept") or {}
+            items.append(
+                {
+                    "id": concept.get("CONCEPT_ID"),
+                    "name": concept.get("CONCEPT_NAME") or "",
+                    "vocabulary": concept.get("VOCABULARY_ID") or "",
+                    "code": concept.get("CONCEPT_CODE") or "",
+                    "descendants": bool(item.get("includeDescendants")),
+                    "mapped": bool(item.get("includeMapped")),
+                    "excluded": bool(item.get("isExcluded")),
+                }
+            )
+        rows.append({"id": concept_set.get("id"), "name": concept_set.get("name") or "", "items": items})
+    return rows
 
 
 # --- runs -------------------------------------------------------------------------------------------------------

@@ -15,13 +15,17 @@ admin.site.login = secure_admin_login(admin.site.login)
 urlpatterns = [
     path("", views.home, name="home"),
     path("health/", views.health, name="health"),
+    # Django's set_language (POST language + next): the language switcher of base.html.
+    path("i18n/", include("django.conf.urls.i18n")),
     # Sign-in and sign-out are django-allauth's; the names "login" and "logout" stay for LOGIN_URL and the
     # templates. They come before allauth's own URLs, which resolve to the same paths.
     path("accounts/login/", allauth_views.login, name="login"),
     path("accounts/logout/", allauth_views.logout, name="logout"),
     path("accounts/", include("allauth.urls")),
+    path("api/", include("portal.api_urls")),
     path("audit/", include("audit.urls")),
     path("cohorts/", include("cohorts.urls")),
+    path("datasets/", include("datasets.urls")),
     path("", include("accounts.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -59,6 +59,8 @@ SKIPPED: dict[str, str] = {
     "accounts/ (allauth.urls)": "django-allauth's own sign-up, password, e-mail and MFA management pages: "
     "per-person pages of the signed-in account, with no project object behind them",
     "static/": "static files (whitenoise / staticfiles), no data",
+    "api/": "the REST API has its own matrix, same people and projects, token authentication: "
+    "tests/api/test_api_matrix.py (it fails on any API route without rows)",
 }
 
 
@@ -67,6 +69,8 @@ def _skip_reason(route: str, pattern: Any) -> str | None:
         return SKIPPED["admin/"]
     if route.startswith(("static/", "media/")):
         return SKIPPED["static/"]
+    if route.startswith("api/"):
+        return SKIPPED["api/"]
     if isinstance(pattern, URLResolver) and getattr(pattern.urlconf_module, "__name__", "") == "allauth.urls":
         return SKIPPED["accounts/ (allauth.urls)"]
     return None
@@ -118,8 +122,67 @@ def _finished_request(definition: Any, user: Any, source: Any) -> RunRequest:
     return request
 
 
+def _dataset_objects(definition: Any, requester: Any, source: Any, root: Any) -> dict[str, Any]:
+    """A dataset request under review at the source (projection done), with its document and a pending extract."""
+    from accounts.permissions import grant
+    from datasets.models import DatasetRequest, Extract, SiteReview
+
+    root.joinpath("documents").mkdir(parents=True, exist_ok=True)
+    document = f"documents/authz-{definition.pk}.pdf"
+    root.joinpath(document).write_bytes(b"%PDF-1.4 authz")
+    request = DatasetRequest.objects.create(
+        version=definition.latest_version(),
+        project=definition.project,
+        requester=requester,
+        selection={"person": ["gender_concept_id"]},
+        purpose="authz",
+        legal_basis="irb",
+        document_path=document,
+        document_type="application/pdf",
+        state="under_review",
+    )
+    request.sites.set([source])
+    grant(request, codenames=["view_datasetrequest"], to_user=requester)
+    review = SiteReview.objects.create(
+        request=request, source=source, projection_state="done", cohort_persons=42, projected_rows={"person": 42}
+    )
+    extract = Extract.objects.create(request=request, source=source)
+    return {"dataset_request": request, "review": review, "extract": extract}
+
+
+def _concept_sets(bob: Any, project_p: Any, dave: Any, project_q: Any) -> tuple[Any, Any]:
+    """One concept set in each project (bob's in P, dave's in Q), over a one-concept vocabulary."""
+    from cohorts.concept_sets import concept_set_create
+    from warehouse.models import Concept
+
+    Concept.objects.get_or_create(
+        concept_id=201826,
+        defaults={
+            "concept_name": "Type 2 diabetes mellitus",
+            "domain_id": "Condition",
+            "vocabulary_id": "SNOMED",
+            "concept_class_id": "Clinical Finding",
+            "standard_concept": "S",
+            "concept_code": "44054006",
+        },
+    )
+    expression = {"items": [{"concept": {"CONCEPT_ID": 201826}, "includeDescendants": True}]}
+    return (
+        concept_set_create(user=bob, project=project_p, name="P diabetes", expression=expression),
+        concept_set_create(user=dave, project=project_q, name=Q_DEFINITION, expression=expression),
+    )
+
+
 @pytest.fixture
-def world(db) -> World:
+def world(db, settings, tmp_path) -> World:
+    settings.SOYANG_DATASET_ROOT = tmp_path / "datasets"
+    return build_world()
+
+
+def build_world() -> World:
+    """The world itself, for fixtures of other scopes (tests/api builds it once per module)."""
+    from django.conf import settings
+
     hospital = OrganisationFactory(name="Soyang University Hospital")
     other_hospital = OrganisationFactory(name="Chuncheon Regional Hospital")
     source = _ready_source("syuh", hospital)
@@ -143,6 +206,7 @@ def world(db) -> World:
     make_member(project=project_p, user=bob, owner=alice, steward=steward)
     make_member(project=project_p, user=partner, owner=alice, steward=steward)
 
+    from accounts.api.tokens import token_create
     from accounts.services import membership_request
 
     def_p = definition_create(owner=alice, name=P_DEFINITION, expression=EXPRESSION, project=project_p)
@@ -161,21 +225,29 @@ def world(db) -> World:
             "admin": admin,
         }
     )
+    set_p, set_q = _concept_sets(bob, project_p, dave, project_q)
     w.P = {
+        "concept_set": set_p,
         "project": project_p,
         "definition": def_p,
         "run": _finished_request(def_p, bob, source),
         "membership": membership_request(project=project_p, user=erin),
         # An account the site's steward reviews: pending, of the steward's own hospital.
         "account": pending,
+        # A personal API token of the member's (tokens are their owner's alone, whatever the role).
+        "token": token_create(user=bob, name="bob's notebook", days=30).token,
+        **_dataset_objects(def_p, partner, source, settings.SOYANG_DATASET_ROOT),
     }
     w.Q = {
+        "concept_set": set_q,
         "project": project_q,
         "definition": def_q,
         "run": _finished_request(def_q, dave, other_source),
         "membership": membership_request(project=project_q, user=frank),
         # An approved researcher of the other hospital: not the hospital steward's to suspend.
         "account": dave,
+        "token": token_create(user=dave, name="dave's notebook", days=30).token,
+        **_dataset_objects(def_q, dave, other_source, settings.SOYANG_DATASET_ROOT),
     }
     return w
 
@@ -195,7 +267,7 @@ OUT = "login"
 @dataclass(frozen=True)
 class Row:
     name: str
-    obj: str | None  # "definition", "run", "project", "membership", "account" or None
+    obj: str | None  # "definition", "run", "project", "membership", "account", "dataset_request"… or None
     side: str  # "P" (own), "Q" (other) or "-" (no object)
     method: str
     expect: dict[str, Expect]
@@ -222,6 +294,10 @@ MATRIX: list[Row] = [
     row("login",                       None,        "-", "GET",  200, 200,  302,  302,  302,  302,  302),
     row("logout",                      None,        "-", "GET",  302, OUT,  200,  200,  200,  200,  200),
     row("logout",                      None,        "-", "POST", 302, OUT,  302,  302,  302,  302,  302),
+    # Django's language switcher: public (the sign-in page has it too); it only sets a cookie and redirects.
+    row("set_language",                None,        "-", "GET",  302, 302,  302,  302,  302,  302,  302),
+    row("set_language",                None,        "-", "POST", 302, 302,  302,  302,  302,  302,  302,
+        body={"language": "ko", "next": "/"}),
     # --- projects and approvals (accounts) ---
     row("accounts:project_list",       None,        "-", "GET",  L,   OUT,  200,  200,  200,  200,  200),
     row("accounts:project_create",     None,        "-", "GET",  L,   OUT,  404,  404,  404,  200,  200),
@@ -243,6 +319,12 @@ MATRIX: list[Row] = [
     row("accounts:account_decide",     "account",   "P", "GET",  L,   OUT,  405,  405,  405,  405,  405),
     row("accounts:account_decide",     "account",   "P", "POST", L,   OUT,  404,  404,  404,  302,  302),
     row("accounts:account_decide",     "account",   "Q", "POST", L,   OUT,  404,  404,  404,  404,  302),
+    # Personal API tokens: everybody's own page; an empty form is refused (400); only the owner revokes.
+    row("accounts:tokens",             None,        "-", "GET",  L,   OUT,  200,  200,  200,  200,  200),
+    row("accounts:tokens",             None,        "-", "POST", L,   OUT,  400,  400,  400,  400,  400),
+    row("accounts:token_revoke",       "token",     "P", "GET",  L,   OUT,  405,  405,  405,  405,  405),
+    row("accounts:token_revoke",       "token",     "P", "POST", L,   OUT,  302,  404,  404,  404,  404),
+    row("accounts:token_revoke",       "token",     "Q", "POST", L,   OUT,  404,  404,  404,  404,  404),
     # --- audit ---
     row("audit:event_list",            None,        "-", "GET",  L,   OUT,  404,  404,  404,  200,  200),
     row("audit:export",                None,        "-", "GET",  L,   OUT,  404,  404,  404,  200,  200),
@@ -252,8 +334,18 @@ MATRIX: list[Row] = [
     row("cohorts:definition_import",   None,        "-", "GET",  L,   OUT,  200,  404,  200,  200,  200),
     row("cohorts:definition_import",   None,        "-", "POST", L,   OUT,  400,  404,  400,  400,  400),
     row("cohorts:definition_new",      None,        "-", "GET",  L,   OUT,  200,  404,  200,  200,  200),
-    row("cohorts:definition_new",      None,        "-", "POST", L,   OUT,  OK_FORM_ERR, 404, OK_FORM_ERR,
-        OK_FORM_ERR, OK_FORM_ERR),
+    # The builder page only renders; it saves through builder_create (JSON body: a form body is refused, 400).
+    row("cohorts:definition_new",      None,        "-", "POST", L,   OUT,  405,  405,  405,  405,  405),
+    row("cohorts:builder_create",      None,        "-", "GET",  L,   OUT,  405,  405,  405,  405,  405),
+    row("cohorts:builder_create",      None,        "-", "POST", L,   OUT,  400,  404,  400,  400,  400),
+    row("cohorts:builder_describe",    None,        "-", "GET",  L,   OUT,  405,  405,  405,  405,  405),
+    row("cohorts:builder_describe",    None,        "-", "POST", L,   OUT,  400,  404,  400,  400,  400),
+    # Editing needs the change permission (owner's, admins'): a viewer of a shared definition gets 403.
+    row("cohorts:definition_edit",     "definition", "P", "GET", L,   OUT,  403,  403,  404,  404,  200),
+    row("cohorts:definition_edit",     "definition", "Q", "GET", L,   OUT,  404,  404,  404,  404,  200),
+    row("cohorts:builder_save",        "definition", "P", "GET", L,   OUT,  405,  405,  405,  405,  405),
+    row("cohorts:builder_save",        "definition", "P", "POST", L,  OUT,  403,  403,  404,  404,  400),
+    row("cohorts:builder_save",        "definition", "Q", "POST", L,  OUT,  404,  404,  404,  404,  400),
     row("cohorts:definition_detail",   "definition", "P", "GET", L,   OUT,  200,  200,  404,  404,  200),
     row("cohorts:definition_detail",   "definition", "Q", "GET", L,   OUT,  404,  404,  404,  404,  200),
     row("cohorts:definition_export",   "definition", "P", "GET", L,   OUT,  200,  200,  404,  404,  200),
@@ -262,6 +354,28 @@ MATRIX: list[Row] = [
     row("cohorts:definition_share",    "definition", "P", "GET", L,   OUT,  405,  405,  405,  405,  405),
     row("cohorts:definition_share",    "definition", "P", "POST", L,  OUT,  404,  404,  404,  404,  302),
     row("cohorts:definition_share",    "definition", "Q", "POST", L,  OUT,  404,  404,  404,  404,  302),
+    # Unsharing needs the share permission, like sharing; an empty body is refused with a message (302).
+    row("cohorts:definition_unshare",  "definition", "P", "GET", L,   OUT,  405,  405,  405,  405,  405),
+    row("cohorts:definition_unshare",  "definition", "P", "POST", L,  OUT,  404,  404,  404,  404,  302),
+    row("cohorts:definition_unshare",  "definition", "Q", "POST", L,  OUT,  404,  404,  404,  404,  302),
+    # Duplicating: whoever sees the definition and may write definitions (partners see it but do not write → 403).
+    row("cohorts:definition_duplicate", "definition", "P", "GET", L,  OUT,  405,  405,  405,  405,  405),
+    row("cohorts:definition_duplicate", "definition", "P", "POST", L, OUT,  302,  403,  404,  404,  302),
+    row("cohorts:definition_duplicate", "definition", "Q", "POST", L, OUT,  404,  404,  404,  404,  302),
+    row("cohorts:definition_versions", "definition", "P", "GET", L,   OUT,  200,  200,  404,  404,  200),
+    row("cohorts:definition_versions", "definition", "Q", "GET", L,   OUT,  404,  404,  404,  404,  200),
+    # No version numbers given: past the access check the form refuses (400).
+    row("cohorts:version_compare",     "definition", "P", "GET", L,   OUT,  400,  400,  404,  404,  400),
+    row("cohorts:version_compare",     "definition", "Q", "GET", L,   OUT,  404,  404,  404,  404,  400),
+    # Restoring is the owner's (change permission): a viewer sees the versions but may not restore → 403.
+    row("cohorts:version_restore",     "definition", "P", "GET", L,   OUT,  405,  405,  405,  405,  405,
+        extra_kwargs={"number": 1}),
+    row("cohorts:version_restore",     "definition", "P", "POST", L,  OUT,  403,  403,  404,  404,  302,
+        extra_kwargs={"number": 1}),
+    row("cohorts:version_restore",     "definition", "Q", "POST", L,  OUT,  404,  404,  404,  404,  302,
+        extra_kwargs={"number": 1}),
+    row("cohorts:definition_summary",  "definition", "P", "GET", L,   OUT,  200,  200,  404,  404,  200),
+    row("cohorts:definition_summary",  "definition", "Q", "GET", L,   OUT,  404,  404,  404,  404,  200),
     # --- counts ---
     # Empty body: past the access check the form refuses (400). Partner viewers view; they do not run counts
     # (accounts/permissions.py: partner_viewer holds view_project only; grant(..., project_roles=["owner",
@@ -286,6 +400,61 @@ MATRIX: list[Row] = [
         extra_kwargs={"table": "sites"}),
     # The plotting library's code: public, no data.
     row("cohorts:plotly_js",           None,        "-", "GET",  200, 200,  200,  200,  200,  200,  200),
+    # --- vocabulary search and concept sets --- The vocabulary is public to every approved account; counts per
+    # site inside it are filtered per person (cohorts/tests/test_concepts.py). An unknown concept answers 404, an
+    # empty search 400. Concept sets: P's members view (partner too), owner/analysts change, the creator (bob)
+    # deletes; the outsider, steward and everybody for Q's set get 404. Creating needs an owner/analyst project.
+    row("cohorts:concept_search_page", None,        "-", "GET",  L,   OUT,  200,  200,  200,  200,  200),
+    row("cohorts:concept_search_json", None,        "-", "GET",  L,   OUT,  400,  400,  400,  400,  400),
+    row("cohorts:concept_search_json", None,        "-", "POST", L,   OUT,  405,  405,  405,  405,  405),
+    row("cohorts:concept_detail_page", None,        "-", "GET",  L,   OUT,  404,  404,  404,  404,  404,
+        extra_kwargs={"concept_id": 1}),
+    row("cohorts:concept_detail_json", None,        "-", "GET",  L,   OUT,  404,  404,  404,  404,  404,
+        extra_kwargs={"concept_id": 1}),
+    row("cohorts:concept_set_list",    None,        "-", "GET",  L,   OUT,  200,  200,  200,  200,  200),
+    row("cohorts:concept_set_new",     None,        "-", "GET",  L,   OUT,  200,  404,  404,  404,  200),
+    row("cohorts:concept_set_new",     None,        "-", "POST", L,   OUT,  400,  404,  404,  404,  400),
+    row("cohorts:concept_set_resolve", None,        "-", "GET",  L,   OUT,  405,  405,  405,  405,  405),
+    row("cohorts:concept_set_resolve", None,        "-", "POST", L,   OUT,  400,  400,  400,  400,  400),
+    row("cohorts:concept_set_edit",    "concept_set", "P", "GET", L,  OUT,  200,  200,  404,  404,  200),
+    row("cohorts:concept_set_edit",    "concept_set", "Q", "GET", L,  OUT,  404,  404,  404,  404,  200),
+    row("cohorts:concept_set_edit",    "concept_set", "P", "POST", L, OUT,  400,  403,  404,  404,  400),
+    row("cohorts:concept_set_edit",    "concept_set", "Q", "POST", L, OUT,  404,  404,  404,  404,  400),
+    row("cohorts:concept_set_json",    "concept_set", "P", "GET", L,  OUT,  200,  200,  404,  404,  200),
+    row("cohorts:concept_set_json",    "concept_set", "Q", "GET", L,  OUT,  404,  404,  404,  404,  200),
+    row("cohorts:concept_set_delete",  "concept_set", "P", "GET", L,  OUT,  405,  405,  405,  405,  405),
+    row("cohorts:concept_set_delete",  "concept_set", "P", "POST", L, OUT,  302,  403,  404,  404,  302),
+    row("cohorts:concept_set_delete",  "concept_set", "Q", "POST", L, OUT,  404,  404,  404,  404,  302),
+    # --- dataset requests --- P's request is the partner's, under review at the steward's site; Q's is dave's.
+    # A request is seen by its requester, the stewards of its sites and admins (404 for anybody else); seeing is
+    # not acting: only the requester submits and downloads, only the site's steward decides (403 otherwise).
+    row("datasets:request_list",       None,        "-", "GET",  L,   OUT,  200,  200,  200,  200,  200),
+    # Requesting needs request_dataset on the definition, in a running project of one's own (admins: any).
+    row("datasets:request_new",        "definition", "P", "GET", L,   OUT,  200,  200,  404,  404,  200),
+    row("datasets:request_new",        "definition", "P", "POST", L,  OUT,  400,  400,  404,  404,  400),
+    row("datasets:request_new",        "definition", "Q", "GET", L,   OUT,  404,  404,  404,  404,  200),
+    row("datasets:request_new",        "definition", "Q", "POST", L,  OUT,  404,  404,  404,  404,  400),
+    row("datasets:request_detail",     "dataset_request", "P", "GET", L, OUT, 404, 200,  404,  200,  200),
+    row("datasets:request_detail",     "dataset_request", "Q", "GET", L, OUT, 404, 404,  404,  404,  200),
+    # Already submitted: the requester gets the refusal as a message (302).
+    row("datasets:request_submit",     "dataset_request", "P", "GET", L, OUT, 405, 405,  405,  405,  405),
+    row("datasets:request_submit",     "dataset_request", "P", "POST", L, OUT, 404, 302, 404,  403,  403),
+    row("datasets:request_submit",     "dataset_request", "Q", "POST", L, OUT, 404, 404, 404,  404,  403),
+    row("datasets:request_document",   "dataset_request", "P", "GET", L, OUT, 404, 200,  404,  200,  200),
+    row("datasets:request_document",   "dataset_request", "Q", "GET", L, OUT, 404, 404,  404,  404,  200),
+    # Revoking is for the site's stewards and admins; an empty reason is refused with a message (302).
+    row("datasets:request_revoke",     "dataset_request", "P", "GET", L, OUT, 405, 405,  405,  405,  405),
+    row("datasets:request_revoke",     "dataset_request", "P", "POST", L, OUT, 404, 403, 404,  302,  302),
+    row("datasets:request_revoke",     "dataset_request", "Q", "POST", L, OUT, 404, 404, 404,  404,  302),
+    # Deciding: the site's steward only; the requester never (own request) and the admin neither → 403.
+    row("datasets:review",             "review",    "P", "GET",  L,   OUT,  404,  403,  404,  200,  403),
+    row("datasets:review",             "review",    "P", "POST", L,   OUT,  404,  403,  404,  400,  403),
+    row("datasets:review",             "review",    "Q", "GET",  L,   OUT,  404,  404,  404,  404,  403),
+    row("datasets:review",             "review",    "Q", "POST", L,   OUT,  404,  404,  404,  404,  403),
+    # Downloading: the requester only; not ready yet → 410 with the reason.
+    row("datasets:extract_download",   "extract",   "P", "GET",  L,   OUT,  405,  405,  405,  405,  405),
+    row("datasets:extract_download",   "extract",   "P", "POST", L,   OUT,  404,  410,  404,  403,  403),
+    row("datasets:extract_download",   "extract",   "Q", "POST", L,   OUT,  404,  404,  404,  404,  403),
 ]  # fmt: skip
 
 
@@ -318,7 +487,7 @@ def _client(user: Any) -> Client:
 
 def _url(r: Row, world: World) -> str:
     if r.obj is None:
-        return reverse(r.name)
+        return reverse(r.name, kwargs=r.extra_kwargs or None)
     objects = world.P if r.side == "P" else world.Q
     return reverse(r.name, kwargs={"pk": objects[r.obj].pk, **r.extra_kwargs})
 

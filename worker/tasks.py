@@ -10,7 +10,9 @@ from celery import shared_task
 
 from cohorts.execution import run_execute as run_execute_service
 from cohorts.execution import run_give_up
+from datasets import services as dataset_services
 from warehouse.engines import TransientEngineError
+from warehouse.vocabulary import concept_counts_refresh_for_source
 
 #: How often a run is retried when its site's database is unreachable or locked, before it fails.
 TRANSIENT_RETRIES = 6
@@ -37,3 +39,57 @@ def run_execute(self, *, run_id: int) -> str:
         # the run ends when that worker finishes it or dies.
         raise self.retry(countdown=outcome.retry_in, max_retries=None)
     return outcome.state
+
+
+# --- dataset requests (datasets/) ---------------------------------------------------------------------------------
+
+
+@shared_task(
+    name="worker.tasks.datasets_project_site",
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    max_retries=TRANSIENT_RETRIES,
+)
+def datasets_project_site(self, *, review_id: int) -> str:
+    """On the site's queue: the cohort and projected row counts of a dataset request."""
+    try:
+        return dataset_services.projection_execute(review_id=review_id)
+    except TransientEngineError as exc:
+        if self.request.retries >= TRANSIENT_RETRIES:
+            dataset_services.projection_give_up(review_id=review_id, reason=str(exc))
+            return "failed"
+        raise self.retry(exc=exc, countdown=min(60, 2**self.request.retries)) from exc
+
+
+@shared_task(
+    name="worker.tasks.datasets_extract_site",
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    max_retries=TRANSIENT_RETRIES,
+)
+def datasets_extract_site(self, *, extract_id: int) -> str:
+    """On the site's queue: build the de-identified extract of an approved request."""
+    try:
+        return dataset_services.extraction_execute(extract_id=extract_id)
+    except TransientEngineError as exc:
+        if self.request.retries >= TRANSIENT_RETRIES:
+            dataset_services.extraction_fail(extract_id=extract_id, reason=f"The site could not be reached: {exc}")
+            return "failed"
+        raise self.retry(exc=exc, countdown=min(60, 2**self.request.retries)) from exc
+
+
+@shared_task(name="worker.tasks.datasets_expire", acks_late=True)
+def datasets_expire() -> int:
+    """Celery beat: delete the files of expired datasets and mark them expired."""
+    return dataset_services.requests_expire()
+
+
+# --- vocabulary (warehouse/) ---------------------------------------------------------------------------------------
+
+
+@shared_task(name="worker.tasks.concept_counts_refresh", acks_late=True, reject_on_worker_lost=True)
+def concept_counts_refresh(*, source_id: int) -> int:
+    """On the site's queue: records and persons per standard concept, stored as aggregates in the portal."""
+    return concept_counts_refresh_for_source(source_id=source_id)

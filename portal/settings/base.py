@@ -24,6 +24,9 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "csp",
     "rest_framework",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "guardian",
     "allauth",
     "allauth.account",
@@ -43,6 +46,8 @@ MIDDLEWARE = [
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # After sessions, before common: the language comes from the switcher's cookie, else Accept-Language.
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -128,6 +133,10 @@ CONTENT_SECURITY_POLICY = {
 }
 
 LANGUAGE_CODE = "en"
+# English is complete; Korean covers the main screens (locale/ko). Compiled .mo files are built from the .po by
+# `make run` / `make test` (scripts/compile_messages.py), never committed.
+LANGUAGES = [("en", "English"), ("ko", "한국어")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = env_str("TIME_ZONE") or "Asia/Seoul"
 USE_I18N = True
 USE_TZ = True
@@ -167,9 +176,46 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 # Warehouse defaults.
 SOYANG_STATEMENT_TIMEOUT_SECONDS = env_int("SOYANG_STATEMENT_TIMEOUT_SECONDS", 600)
 
+# The REST API (/api/v1/, docs/api.md). The shared machinery is in accounts/api/: token first, so an anonymous
+# call answers 401 with a WWW-Authenticate header; sessions (CSRF enforced) for the browser.
 REST_FRAMEWORK = {
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "accounts.api.authentication.ApiTokenAuthentication",
+        "accounts.api.authentication.CsrfSessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["accounts.api.permissions.IsApprovedAccount"],
+    "DEFAULT_PAGINATION_CLASS": "accounts.api.pagination.PagePagination",
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_THROTTLE_CLASSES": ["accounts.api.throttling.PerUserThrottle"],
+    "DEFAULT_PARSER_CLASSES": ["accounts.api.parsers.LimitedJSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "EXCEPTION_HANDLER": "accounts.api.exceptions.api_exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+SOYANG_API_USER_RATE = env_str("SOYANG_API_USER_RATE") or "3000/hour"
+SOYANG_API_ANON_RATE = env_str("SOYANG_API_ANON_RATE") or "300/hour"
+# Bigger bodies are refused with 413 before they are parsed (an ATLAS expression of a few thousand criteria fits).
+SOYANG_API_MAX_BODY_BYTES = env_int("SOYANG_API_MAX_BODY_BYTES", 2 * 1024 * 1024)
+SOYANG_API_TOKEN_MAX_DAYS = env_int("SOYANG_API_TOKEN_MAX_DAYS", 365)
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Soyang API",
+    "DESCRIPTION": "Cohort discovery over OMOP CDM sites: sources, projects, cohort definitions, runs with privacy "
+    "applied, approvals and the audit log. Authenticate with `Authorization: Token <secret>` (docs/api.md).",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # The schema and its viewers describe the API and hold no data: public, so tools can read them unsigned.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "accounts.api.schema.add_error_responses",
+    ],
 }
 
 GUARDIAN_RAISE_403 = False
@@ -226,3 +272,19 @@ AXES_VERBOSE = False
 AUDIT_RETENTION_DAYS = env_int("AUDIT_RETENTION_DAYS", 3650)
 AUDIT_RETENTION_MIN_DAYS = 730
 AUDIT_PAGE_SIZE = 100
+
+# --- dataset requests (datasets/) ---
+# Extracts and approval documents live here: outside STATIC_ROOT and MEDIA_ROOT, served only through the
+# request's access check. SOYANG_DATASET_KEY (a Fernet key) encrypts the extracts at rest when set.
+SOYANG_DATASET_ROOT = Path(env_str("SOYANG_DATASET_ROOT") or VAR_DIR / "datasets")
+SOYANG_DATASET_KEY = env_str("SOYANG_DATASET_KEY") or ""
+SOYANG_DATASET_MAX_UPLOAD_BYTES = env_int("SOYANG_DATASET_MAX_UPLOAD_BYTES", 10 * 1024 * 1024)
+# Celery beat (run the worker with -B, or a separate beat process): expired datasets are deleted.
+CELERY_BEAT_SCHEDULE = {
+    "datasets-expire": {
+        "task": "worker.tasks.datasets_expire",
+        "schedule": env_int("SOYANG_DATASET_EXPIRY_INTERVAL_SECONDS", 600),
+        "options": {"queue": "portal"},
+    },
+}
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
