@@ -18,27 +18,14 @@ from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import serializers, viewsets
 from rest_framework.request import Request
 
-from audit.models import AuditEvent
+from audit.models import EVENT_COLUMNS, AuditEvent
 from audit.selectors import can_read_audit, events_visible_to
 
 
 class AuditEventSerializer(serializers.ModelSerializer):
     class Meta:
         model = AuditEvent
-        fields = [
-            "id",
-            "at",
-            "actor_username",
-            "actor_role",
-            "ip_address",
-            "action",
-            "object_type",
-            "object_id",
-            "object_repr",
-            "source_key",
-            "outcome",
-            "detail",
-        ]
+        fields = ["id", *EVENT_COLUMNS]
         read_only_fields = fields
 
 

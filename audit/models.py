@@ -5,6 +5,22 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+# What an event shows to its readers, in this order: the page's CSV export and the API both list these, so the
+# two never drift apart (the API adds the row id in front).
+EVENT_COLUMNS: tuple[str, ...] = (
+    "at",
+    "actor_username",
+    "actor_role",
+    "ip_address",
+    "action",
+    "object_type",
+    "object_id",
+    "object_repr",
+    "source_key",
+    "outcome",
+    "detail",
+)
+
 
 class AuditEvent(models.Model):
     """One thing somebody did, written in the same transaction as the action itself.

@@ -16,23 +16,11 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from audit.http import client_ip
-from audit.models import AuditEvent
+from audit.models import EVENT_COLUMNS, AuditEvent
 from audit.selectors import actions_visible_to, audit_filter_from_params, can_read_audit, events_filtered
 from audit.services import audit_record
 
-CSV_COLUMNS = [
-    "at",
-    "actor_username",
-    "actor_role",
-    "ip_address",
-    "action",
-    "object_type",
-    "object_id",
-    "object_repr",
-    "source_key",
-    "outcome",
-    "detail",
-]
+CSV_COLUMNS = EVENT_COLUMNS
 
 
 def _require_reader(request: HttpRequest) -> None:

@@ -8,6 +8,7 @@ it, its owners and analysts change it, its creator (and admins) delete it. Objec
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -30,7 +31,14 @@ from audit.services import audit_record
 from cohorts.models import ConceptSet
 from cohorts.privacy import protect, rule_for
 from warehouse.models import Concept, Source
-from warehouse.vocabulary import SetItem, concept_as_dict, concept_counts, concept_set_resolve
+from warehouse.vocabulary import (
+    SetItem,
+    concept_as_dict,
+    concept_counts,
+    concept_query,
+    concept_search,
+    concept_set_resolve,
+)
 
 VIEW = "view_conceptset"
 CHANGE = "change_conceptset"
@@ -79,6 +87,30 @@ def concept_counts_for_user(user: Any, concept_ids: list[int]) -> dict[int, list
             )
         out[cid] = entries
     return out
+
+
+def concept_search_for_user(user: Any, params: Mapping[str, Any]) -> dict[str, Any]:
+    """The search payload shared by search.json and the API: hits for raw query-string parameters, each with the
+    counts per site the user may see. ``ValueError`` with a message for bad parameters."""
+    query = concept_query(
+        q=params.get("q"),
+        domain=params.get("domain"),
+        vocabulary=params.get("vocabulary"),
+        standard=params.get("standard") or "any",
+        include_invalid=params.get("invalid"),
+        limit=params.get("limit"),
+        offset=params.get("offset"),
+    )
+    found = concept_search(query)
+    counts = concept_counts_for_user(user, [c.concept_id for c in found])
+    results = [{**concept_as_dict(c), "counts": counts.get(c.concept_id, [])} for c in found]
+    return {
+        "query": query.text,
+        "total_shown": len(results),
+        "results": results,
+        "limit": query.limit,
+        "offset": query.offset,
+    }
 
 
 def _shown(value: int, rule: Any) -> int | str:

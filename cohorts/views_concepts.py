@@ -27,8 +27,6 @@ from warehouse.vocabulary import (
     concept_as_dict,
     concept_get,
     concept_hierarchy,
-    concept_query,
-    concept_search,
     vocabulary_filters,
 )
 
@@ -43,37 +41,13 @@ def _usable(request: HttpRequest) -> None:
         raise Http404
 
 
-def _search(request: HttpRequest) -> dict[str, Any]:
-    """The search payload of the JSON contract; ValueError with a message for bad parameters."""
-    params = request.GET
-    query = concept_query(
-        q=params.get("q"),
-        domain=params.get("domain"),
-        vocabulary=params.get("vocabulary"),
-        standard=params.get("standard") or "any",
-        include_invalid=params.get("invalid"),
-        limit=params.get("limit"),
-        offset=params.get("offset"),
-    )
-    found = concept_search(query)
-    counts = concept_sets.concept_counts_for_user(request.user, [c.concept_id for c in found])
-    results = [{**concept_as_dict(c), "counts": counts.get(c.concept_id, [])} for c in found]
-    return {
-        "query": query.text,
-        "total_shown": len(results),
-        "results": results,
-        "limit": query.limit,
-        "offset": query.offset,
-    }
-
-
 @login_required
 @require_GET
 def concept_search_json(request: HttpRequest) -> JsonResponse:
     """GET search.json?q=&domain=&vocabulary=&standard=S|C|N|any&limit=25&offset=0 (contract of the builder)."""
     _usable(request)
     try:
-        return JsonResponse(_search(request))
+        return JsonResponse(concept_sets.concept_search_for_user(request.user, request.GET))
     except ValueError as exc:
         return _bad_request(str(exc))
 
@@ -93,7 +67,7 @@ def concept_search_page(request: HttpRequest) -> HttpResponse:
     status = 200
     if request.GET.get("q", "").strip():
         try:
-            context["payload"] = _search(request)
+            context["payload"] = concept_sets.concept_search_for_user(request.user, request.GET)
         except ValueError as exc:
             context["error"] = str(exc)
             status = 400

@@ -10,6 +10,7 @@ request in the wrong state answers 409. The approval document is a multipart upl
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
@@ -279,6 +280,23 @@ GONE = OpenApiResponse(ErrorSerializer, description="Not (or no longer) availabl
 CONFLICT = OpenApiResponse(ErrorSerializer, description="The request is not in a state that allows this.")
 
 
+def _review_action(verb: str, *, summary: str, request: type) -> Callable[[Callable[..., Any]], Any]:
+    """A site's decision on a request, POST .../reviews/<site key>/<verb>: the route and schema both verbs share."""
+
+    def decorate(view: Callable[..., Any]) -> Any:
+        routed = action(
+            detail=True,
+            methods=["post"],
+            url_path=rf"reviews/(?P<source>{SOURCE_KEY})/{verb}",
+            url_name=f"review-{verb}",
+        )(view)
+        return extend_schema(
+            summary=summary, request=request, responses={200: DatasetRequestDetailSerializer, 409: CONFLICT}
+        )(routed)
+
+    return decorate
+
+
 @extend_schema_view(
     list=extend_schema(
         summary="Dataset requests you may see (yours; your sites' as a steward; all as an admin)",
@@ -384,16 +402,10 @@ class DatasetRequestViewSet(
             raise _refused(exc) from None
         return self._detail(review.request)
 
-    @extend_schema(
+    @_review_action(
+        "approve",
         summary="Approve for your site, optionally narrowing the columns or the window (the site's stewards)",
         request=ApproveSerializer,
-        responses={200: DatasetRequestDetailSerializer, 409: CONFLICT},
-    )
-    @action(
-        detail=True,
-        methods=["post"],
-        url_path=rf"reviews/(?P<source>{SOURCE_KEY})/approve",
-        url_name="review-approve",
     )
     def review_approve(self, request: Request, pk: int, source: str) -> Response:
         review = self._review(pk, source)
@@ -409,16 +421,10 @@ class DatasetRequestViewSet(
             narrowed_days_after=values.get("days_after"),
         )
 
-    @extend_schema(
+    @_review_action(
+        "reject",
         summary="Reject for your site with a reason (the site's stewards); the request is rejected",
         request=DatasetReasonSerializer,
-        responses={200: DatasetRequestDetailSerializer, 409: CONFLICT},
-    )
-    @action(
-        detail=True,
-        methods=["post"],
-        url_path=rf"reviews/(?P<source>{SOURCE_KEY})/reject",
-        url_name="review-reject",
     )
     def review_reject(self, request: Request, pk: int, source: str) -> Response:
         review = self._review(pk, source)

@@ -32,8 +32,6 @@ from warehouse.vocabulary import (
     concept_as_dict,
     concept_get,
     concept_hierarchy,
-    concept_query,
-    concept_search,
 )
 
 
@@ -116,31 +114,11 @@ class ConceptViewSet(viewsets.ViewSet):
     lookup_value_regex = r"[0-9]{1,10}"
 
     def list(self, request: Request) -> Response:
-        params = request.query_params
         try:
-            query = concept_query(
-                q=params.get("q"),
-                domain=params.get("domain"),
-                vocabulary=params.get("vocabulary"),
-                standard=params.get("standard") or "any",
-                include_invalid=params.get("invalid"),
-                limit=params.get("limit"),
-                offset=params.get("offset"),
-            )
+            payload = concept_sets.concept_search_for_user(request.user, request.query_params)
         except ValueError as exc:
             raise ValidationError({"non_field_errors": [f"{str(exc)[:1].upper()}{str(exc)[1:]}."]}) from None
-        found = concept_search(query)
-        counts = concept_sets.concept_counts_for_user(request.user, [c.concept_id for c in found])
-        results = [{**concept_as_dict(c), "counts": counts.get(c.concept_id, [])} for c in found]
-        return Response(
-            {
-                "query": query.text,
-                "total_shown": len(results),
-                "results": results,
-                "limit": query.limit,
-                "offset": query.offset,
-            }
-        )
+        return Response(payload)
 
     def retrieve(self, request: Request, concept_id: str) -> Response:
         number = int(concept_id)

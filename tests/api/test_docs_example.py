@@ -4,19 +4,16 @@ prints the number — the oracle's number for that cohort on GiBleed."""
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import re
 from pathlib import Path
 
 import pytest
-from django.utils import timezone
 
 from accounts.api.tokens import token_create
 from accounts.choices import Role
-from accounts.services import project_create
 from cohorts.services import site_queue
-from worker.tests.helpers import make_source, make_user
+from worker.tests.helpers import make_running_project, make_source, make_user
 
 pytestmark = pytest.mark.django_db(transaction=True)
 DOC = Path(__file__).resolve().parents[2] / "docs" / "api.md"
@@ -35,15 +32,11 @@ def test_the_documented_example_imports_counts_and_prints_the_oracle_count(
     source = make_source(cdm_gibleed_pg)
     admin = make_user(role=Role.ADMIN)
     researcher = make_user()
-    today = timezone.localdate()
-    project = project_create(
+    project = make_running_project(
+        investigator=researcher,
+        sources=[source],
         title="GI bleed",
         purpose="docs example",
-        approval_number="IRB-1",
-        principal_investigator=researcher,
-        starts_on=today - dt.timedelta(days=1),
-        expires_on=today + dt.timedelta(days=30),
-        sources=[source],
         created_by=admin,
     )
     start_worker(site_queue(source.key))

@@ -11,6 +11,7 @@ import pytest
 
 from conftest import REPO_ROOT
 from worker.tests.conftest import cdm_gibleed_duckdb_private, start_worker  # noqa: F401
+from worker.tests.helpers import PASSWORD
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -52,3 +53,18 @@ def chromium() -> Callable[[], Any]:
 def screenshots() -> Path:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     return SCREENSHOTS
+
+
+def watch(page: Any, errors: list[str], failed: list[str]) -> None:
+    """Collects the page's console errors, uncaught exceptions and failed responses into the two lists."""
+    page.on("response", lambda r: failed.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+    page.on("console", lambda m: errors.append(f"{page.url}: {m.text}") if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(f"{page.url}: uncaught {e}"))
+
+
+def sign_in(page: Any, base: str, username: str, password: str = PASSWORD) -> None:
+    page.goto(f"{base}/accounts/login/")
+    page.get_by_label("User name or e-mail").fill(username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_load_state()

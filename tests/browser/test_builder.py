@@ -6,27 +6,23 @@ identical."""
 from __future__ import annotations
 
 import copy
-import datetime as dt
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
-from django.utils import timezone
 
-from accounts.choices import Role
-from accounts.services import project_create
 from cohorts.builder import empty_expression
 from cohorts.generation import generate_cohort
 from cohorts.models import CohortDefinition
 from cohorts.services import definition_create, site_queue
+from tests.browser.conftest import sign_in, watch
 from warehouse.synthetic.synthesis import write_cdm
 from warehouse.vocabulary import vocabulary_load_from_directory
-from worker.tests.helpers import make_source, make_user
+from worker.tests.helpers import make_running_project, make_source, make_user
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-PASSWORD = "a long test password 1"  # make_user's
 TIMEOUT_MS = 30_000
 T2DM, METFORMIN = 201826, 1503297
 IMPORTED = "h06_pharyngitis_at_least_two_nested"
@@ -82,35 +78,17 @@ def expected_expression() -> dict[str, Any]:
     return expression
 
 
-def watch(page: Any, errors: list[str], failed: list[str]) -> None:
-    page.on("response", lambda r: failed.append(f"{r.status} {r.url}") if r.status >= 400 else None)
-    page.on("console", lambda m: errors.append(f"{page.url}: {m.text}") if m.type == "error" else None)
-    page.on("pageerror", lambda e: errors.append(f"{page.url}: uncaught {e}"))
-
-
-def sign_in(page: Any, base: str, username: str) -> None:
-    page.goto(f"{base}/accounts/login/")
-    page.get_by_label("User name or e-mail").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_load_state()
-
-
 def test_a_researcher_builds_counts_and_saves_a_two_block_cohort(
     live_server: Any, start_worker: Any, demo_site: Any, chromium: Any, screenshots: Path
 ) -> None:
     source = make_source(demo_site)
     researcher = make_user()
-    today = timezone.localdate()
-    project = project_create(
+    project = make_running_project(
+        investigator=researcher,
+        sources=[source],
         title="Metformin before diabetes",
         purpose="browser test",
         approval_number="IRB-B2",
-        principal_investigator=researcher,
-        starts_on=today - dt.timedelta(days=1),
-        expires_on=today + dt.timedelta(days=30),
-        sources=[source],
-        created_by=make_user(role=Role.ADMIN),
     )
     with demo_site.connect() as engine:
         expected = generate_cohort(

@@ -12,7 +12,6 @@ response; each main page is screenshotted under var/screenshots/.
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 import time
 from pathlib import Path
@@ -20,11 +19,10 @@ from typing import Any
 
 import pytest
 from allauth.mfa.totp.internal.auth import format_hotp_value, hotp_value
-from django.utils import timezone
 
 from accounts.choices import AccountStatus, Role
 from accounts.models import User
-from accounts.services import membership_approve, membership_request, organisation_get_or_create, project_create
+from accounts.services import membership_approve, membership_request, organisation_get_or_create
 from accounts.tests.factories import PASSWORD as FACTORY_PASSWORD
 from accounts.tests.factories import UserFactory, enroll_totp
 from cohorts.builder import empty_expression
@@ -32,13 +30,13 @@ from cohorts.generation import generate_cohort
 from cohorts.models import CohortDefinition
 from cohorts.selectors import definition_shares
 from cohorts.services import site_queue
+from tests.browser.conftest import sign_in
 from warehouse.synthetic.synthesis import write_cdm
 from warehouse.vocabulary import vocabulary_load_from_directory
-from worker.tests.helpers import make_source, make_user
+from worker.tests.helpers import make_running_project, make_source, make_user
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-PASSWORD = "a long test password 1"  # make_user's
 TIMEOUT_MS = 60_000
 T2DM, METFORMIN = 201826, 1503297
 ROUNDED = re.compile(r"^(<10|[1-9][0-9,]*0)$")
@@ -114,14 +112,6 @@ def new_page(browser: Any, watcher: Watcher) -> tuple[Any, Any]:
     return context, watcher.watch(context.new_page())
 
 
-def sign_in(page: Any, base: str, username: str, password: str = PASSWORD) -> None:
-    page.goto(f"{base}/accounts/login/")
-    page.get_by_label("User name or e-mail").fill(username)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_load_state()
-
-
 def test_a_researcher_builds_counts_and_shares_a_cohort_a_partner_sees_it_rounded_and_an_admin_approves_an_account(
     live_server: Any, start_worker: Any, two_sites: list[Any], chromium: Any, screenshots: Path
 ) -> None:
@@ -129,15 +119,12 @@ def test_a_researcher_builds_counts_and_shares_a_cohort_a_partner_sees_it_rounde
     researcher = make_user()
     admin = make_user(role=Role.ADMIN)
     secret = enroll_totp(admin)
-    today = timezone.localdate()
-    project = project_create(
+    project = make_running_project(
+        investigator=researcher,
+        sources=sources,
         title="Diabetes on metformin",
         purpose="browser journeys",
         approval_number="IRB-J1",
-        principal_investigator=researcher,
-        starts_on=today - dt.timedelta(days=1),
-        expires_on=today + dt.timedelta(days=30),
-        sources=sources,
         created_by=admin,
     )
     partner = make_user(role=Role.PARTNER)

@@ -3,24 +3,19 @@ see the site's number drawn by run.js while the site's real Celery worker runs t
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
-from django.utils import timezone
 
-from accounts.choices import Role
-from accounts.services import project_create
 from cohorts.models import CohortDefinition
 from cohorts.services import site_queue
-from worker.tests.helpers import make_source, make_user, oracle_expected
+from worker.tests.helpers import PASSWORD, make_running_project, make_source, make_user, oracle_expected
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 COHORT = "h04_gibleed_censored_by_acetaminophen"
-PASSWORD = "a long test password 1"  # make_user's
 TIMEOUT_MS = 30_000
 
 
@@ -36,16 +31,12 @@ def test_a_researcher_imports_a_cohort_and_counts_it_on_the_site(
     assert expected >= 10  # shown as a number, not "<10"
     source = make_source(cdm_gibleed_duckdb_private)
     researcher = make_user()
-    today = timezone.localdate()
-    project = project_create(
+    project = make_running_project(
+        investigator=researcher,
+        sources=[source],
         title="Bleeding after acetaminophen",
         purpose="browser test",
         approval_number="IRB-B1",
-        principal_investigator=researcher,
-        starts_on=today - dt.timedelta(days=1),
-        expires_on=today + dt.timedelta(days=30),
-        sources=[source],
-        created_by=make_user(role=Role.ADMIN),
     )
     start_worker(site_queue(source.key))
     atlas_json = (oracle_dir / "cohorts" / f"{COHORT}.json").read_text()

@@ -5,25 +5,20 @@ under var/screenshots/ and must fit the width, and the skip link is the first th
 from __future__ import annotations
 
 import copy
-import datetime as dt
 from pathlib import Path
 from typing import Any
 
 import pytest
-from django.utils import timezone
 
-from accounts.choices import Role
-from accounts.services import project_create
 from accounts.tests.factories import SourceFactory
 from cohorts.models import CohortDefinition
 from cohorts.selectors import definition_shares
 from cohorts.services import definition_create, definition_save_version
 from cohorts.tests.conftest import oracle_definition
-from worker.tests.helpers import make_user
+from worker.tests.helpers import PASSWORD, make_running_project, make_user
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-PASSWORD = "a long test password 1"  # make_user's
 TIMEOUT_MS = 30_000
 WIDTH, HEIGHT = 1280, 800
 
@@ -32,16 +27,12 @@ def test_a_researcher_searches_compares_duplicates_and_shares_a_definition(
     live_server: Any, chromium: Any, screenshots: Path
 ) -> None:
     researcher = make_user()
-    today = timezone.localdate()
-    project = project_create(
+    project = make_running_project(
+        investigator=researcher,
+        sources=[SourceFactory(key="bsite", fingerprint="b" * 64)],
         title="Dementia outcomes",
         purpose="browser test",
         approval_number="IRB-B2",
-        principal_investigator=researcher,
-        starts_on=today - dt.timedelta(days=1),
-        expires_on=today + dt.timedelta(days=30),
-        sources=[SourceFactory(key="bsite", fingerprint="b" * 64)],
-        created_by=make_user(role=Role.ADMIN),
     )
     first = oracle_definition("pl_3385")
     definition = definition_create(owner=researcher, name="Alzheimer's disease", expression=first, project=project)

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
+from django.utils import timezone
+
 from accounts.choices import Role
-from accounts.services import account_create_approved, organisation_get_or_create
+from accounts.services import account_create_approved, organisation_get_or_create, project_create
 from cohorts.models import CohortRun, RunRequest
 from cohorts.services import definition_create
 from warehouse.models import Source
+
+PASSWORD = "a long test password 1"
 
 
 def make_user(username: str | None = None, role: str = Role.RESEARCHER) -> Any:
@@ -20,7 +25,7 @@ def make_user(username: str | None = None, role: str = Role.RESEARCHER) -> Any:
     return account_create_approved(
         username=username,
         email=f"{username}@example.org",
-        password="a long test password 1",
+        password=PASSWORD,
         role=role,
         organisation=organisation_get_or_create(name="Test Hospital"),
     )
@@ -47,6 +52,29 @@ def make_source(cdm: Any, *, key: str | None = None, **fields: Any) -> Source:
     }
     values.update(fields)
     return Source.objects.create(**values)
+
+
+def make_running_project(
+    *,
+    investigator: Any,
+    sources: list[Source],
+    title: str,
+    purpose: str = "test",
+    approval_number: str = "IRB-1",
+    created_by: Any = None,
+) -> Any:
+    """A project running today (started yesterday, for thirty days) on the given sites, created by an admin."""
+    today = timezone.localdate()
+    return project_create(
+        title=title,
+        purpose=purpose,
+        approval_number=approval_number,
+        principal_investigator=investigator,
+        starts_on=today - dt.timedelta(days=1),
+        expires_on=today + dt.timedelta(days=30),
+        sources=sources,
+        created_by=created_by or make_user(role=Role.ADMIN),
+    )
 
 
 def oracle_definition(oracle_dir: Path, name: str, owner: Any) -> Any:

@@ -3,22 +3,19 @@ while the site's real worker process runs it, and get the same number as generat
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import time
 
 import pytest
 from django.test import Client
 from django.urls import reverse
-from django.utils import timezone
 
 from accounts.choices import Role
-from accounts.services import project_create
 from cohorts.builder import BuilderSpec, RuleSpec, build_expression
 from cohorts.generation import generate_cohort
 from cohorts.models import CohortDefinition
 from cohorts.services import site_queue
-from worker.tests.helpers import make_source, make_user
+from worker.tests.helpers import make_running_project, make_source, make_user
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -30,15 +27,10 @@ def test_a_count_started_from_the_browser_finishes_with_generate_cohorts_number(
     source = make_source(cdm_gibleed_pg)
     admin = make_user(role=Role.ADMIN)
     researcher = make_user()
-    today = timezone.localdate()
-    project = project_create(
-        title="Osteoarthritis and analgesics",
-        purpose="test",
-        approval_number="IRB-1",
-        principal_investigator=researcher,
-        starts_on=today - dt.timedelta(days=1),
-        expires_on=today + dt.timedelta(days=30),
+    project = make_running_project(
+        investigator=researcher,
         sources=[source],
+        title="Osteoarthritis and analgesics",
         created_by=admin,
     )
     client = Client()
