@@ -47,5 +47,7 @@ class AccessGuardMiddleware:
             reverse("account_reauthenticate"),
             settings.STATIC_URL,
             reverse("health"),
+            # The translations of the page scripts, which the TOTP set-up page itself loads.
+            reverse("javascript-catalog"),
         )
         return path.startswith(allowed)

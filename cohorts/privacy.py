@@ -43,9 +43,15 @@ class ProtectedCount:
     value: int | None  # None when hidden
     display: str
     hidden: bool
+    # Hidden only so that another hidden cell cannot be recovered by subtraction: its value may be at or above
+    # the minimum cell size, so "<10" would be a lie about it.
+    complementary: bool = False
 
     def as_dict(self) -> dict[str, Any]:
-        return {"value": self.value, "display": self.display, "hidden": self.hidden}
+        out: dict[str, Any] = {"value": self.value, "display": self.display, "hidden": self.hidden}
+        if self.complementary:
+            out["complementary"] = True
+        return out
 
 
 def rule_for(*, source: Any, role: str) -> PrivacyRule:
@@ -76,8 +82,8 @@ def protect(count: int, rule: PrivacyRule) -> ProtectedCount:
     return ProtectedCount(count, f"{count:,}", False)
 
 
-def hidden(rule: PrivacyRule) -> ProtectedCount:
-    return ProtectedCount(None, f"<{rule.min_cell}" if rule.min_cell > 1 else "hidden", True)
+def hidden(rule: PrivacyRule, *, complementary: bool = False) -> ProtectedCount:
+    return ProtectedCount(None, f"<{rule.min_cell}" if rule.min_cell > 1 else "hidden", True, complementary)
 
 
 def protect_group(
@@ -96,7 +102,7 @@ def protect_group(
         )
         if candidates:
             _, j = candidates[0]
-            protected[j] = hidden(rule)
+            protected[j] = hidden(rule, complementary=True)
         else:
             shown_total = hidden(rule)
     return shown_total, protected
@@ -123,15 +129,21 @@ class FederatedTotal:
 
 
 def protect_federated(
-    counts: Sequence[int], rules: Sequence[PrivacyRule]
+    counts: Sequence[int], rules: Sequence[PrivacyRule], parts: Sequence[ProtectedCount] | None = None
 ) -> tuple[FederatedTotal, list[ProtectedCount]]:
     """Protect each site's count with its own rule, and the total with the strictest rule.
 
     Why no complementary suppression between sites: the total does not include hidden sites exactly, so no
     subtraction recovers them; hiding a second site would only lose information. The visible part is protected
     like any count (rounded for aggregate-only roles), so it reveals no more than the sites shown beside it.
+
+    ``parts``, when given, are the sites' counts as each site already protected them (a bucket of a group, after
+    complementary suppression): a part hidden there stays out of the visible sum here. A part hidden only by
+    complementary suppression may be 10 or more, so it is said "hidden", never "<10".
     """
-    parts = [protect(count, rule) for count, rule in zip(counts, rules, strict=True)]
+    if parts is None:
+        parts = [protect(count, rule) for count, rule in zip(counts, rules, strict=True)]
+    parts = list(parts)
     merged = strictest(rules)
     hidden_sites = sum(1 for p in parts if p.hidden)
     if not hidden_sites:
@@ -139,7 +151,14 @@ def protect_federated(
         return FederatedTotal(exact.value, exact.display, exact.hidden, exact.value or 0, 0), parts
     visible_sum = sum(count for count, part in zip(counts, parts, strict=True) if not part.hidden)
     visible = protect(visible_sum, merged)
-    under = f"<{merged.min_cell}" if hidden_sites == 1 else f"{hidden_sites} × <{merged.min_cell}"
+    small = sum(1 for p in parts if p.hidden and not p.complementary)
+    suppressed = hidden_sites - small
+    pieces = []
+    if small:
+        pieces.append(f"<{merged.min_cell}" if small == 1 else f"{small} × <{merged.min_cell}")
+    if suppressed:
+        pieces.append("hidden" if suppressed == 1 else f"{suppressed} × hidden")
+    under = " + ".join(pieces)
     if visible_sum == 0:
         display = under
     elif visible.hidden:

@@ -81,6 +81,84 @@ def _protected_demographics(demo: dict[str, Any], rule: PrivacyRule) -> dict[str
     return out
 
 
+#: The buckets of each demographic group, keyed as the sites name them: the same key at two sites is one bucket.
+_BUCKET_KEYS: dict[str, tuple[str, ...]] = {
+    "age_pyramid": ("age_group", "gender_concept_id"),
+    "gender": ("concept_id",),
+    "race": ("concept_id",),
+    "ethnicity": ("concept_id",),
+    "index_year": ("year",),
+}
+
+
+def merged_demographics(parts: list[tuple[dict[str, Any], PrivacyRule]]) -> dict[str, Any]:
+    """The demographics of several sites summed bucket by bucket, protected so that no hidden value returns.
+
+    Each site's buckets are first protected as that site shows them (its rule, complementary suppression in its
+    group); a bucket hidden at a site stays out of the merged number, which is then "visible sites + <10" (or
+    "+ hidden" where the site hid it only to protect another cell). So the merged bucket minus the other sites'
+    shown buckets is the hidden site's shown value — never its hidden one (privacy.protect_federated).
+    """
+    rules = [rule for _, rule in parts]
+    merged_rule = strictest(rules)
+    totals = [int(demo.get("persons", 0)) for demo, _ in parts]
+    persons, _ = protect_federated(totals, rules)
+    out: dict[str, Any] = {"persons": persons.as_dict()}
+    for key, id_fields in _BUCKET_KEYS.items():
+        buckets: dict[tuple[Any, ...], dict[str, Any]] = {}
+        site_cells: list[dict[tuple[Any, ...], tuple[int, ProtectedCount]]] = []
+        for (demo, rule), total in zip(parts, totals, strict=True):
+            cells = demo.get(key, [])
+            _, protected = protect_group(total, [int(c["persons"]) for c in cells], rule)
+            own: dict[tuple[Any, ...], tuple[int, ProtectedCount]] = {}
+            for cell, shown in zip(cells, protected, strict=True):
+                bucket = tuple(cell.get(f) for f in id_fields)
+                buckets.setdefault(bucket, {k: v for k, v in cell.items() if k != "persons"})
+                own[bucket] = (int(cell["persons"]), shown)
+            site_cells.append(own)
+        rows = []
+        for bucket, labels in sorted(buckets.items(), key=lambda item: tuple(str(v) for v in item[0])):
+            # A bucket a site does not list has no person there: a true zero, shown as such by the site too.
+            counts = [own.get(bucket, (0, protect(0, merged_rule)))[0] for own in site_cells]
+            shown = [own.get(bucket, (0, protect(0, merged_rule)))[1] for own in site_cells]
+            federated, _ = protect_federated(counts, rules, shown)
+            rows.append({**labels, "persons": federated.as_dict()})
+        if key in ("gender", "race", "ethnicity"):
+            rows.sort(key=lambda row: -(row["persons"]["lower_bound"] or 0))
+        out[key] = rows
+    out["top_at_index"] = {}
+    labels_seen = {label for demo, _ in parts for label in demo.get("top_at_index", {})}
+    for label in sorted(labels_seen):
+        names: dict[int, dict[str, Any]] = {}
+        listed: list[dict[int, int]] = []
+        for demo, _ in parts:
+            own_top: dict[int, int] = {}
+            for row in demo.get("top_at_index", {}).get(label, []):
+                names.setdefault(int(row["concept_id"]), {k: v for k, v in row.items() if k != "persons"})
+                own_top[int(row["concept_id"])] = int(row["persons"])
+            listed.append(own_top)
+        top_rows = []
+        for concept_id, concept in names.items():
+            # A site lists only its top concepts: where this one is missing its count is unknown, not zero, so
+            # the merged number covers the listing sites only and says how many sites it leaves out.
+            at = [i for i, own_top in enumerate(listed) if concept_id in own_top]
+            federated, _ = protect_federated([listed[i][concept_id] for i in at], [rules[i] for i in at])
+            persons_dict = federated.as_dict()
+            missing = len(parts) - len(at)
+            if missing:
+                persons_dict.update(
+                    value=None,
+                    display=f"{persons_dict['display']} + {missing} × not in top",
+                    partial_sites=missing,
+                )
+            top_rows.append({**concept, "persons": persons_dict})
+        top_rows.sort(key=lambda row: (-(row["persons"]["lower_bound"] or 0), row.get("concept_id") or 0))
+        out["top_at_index"][label] = top_rows
+    out["index_lookback_days"] = parts[0][0].get("index_lookback_days")
+    out["privacy"] = merged_rule.as_dict()
+    return out
+
+
 def run_request_result(*, request: RunRequest, role: str) -> dict[str, Any]:
     """The merged result of a request as a user of ``role`` may see it.
 
@@ -115,9 +193,10 @@ def run_request_result(*, request: RunRequest, role: str) -> dict[str, Any]:
             site["attrition"] = _protected_steps(run.result.get("attrition", []), own_rule)
             if "demographics" in run.result:
                 site["demographics"] = _protected_demographics(run.result["demographics"], own_rule)
+    with_demographics = [(run.result["demographics"], rule) for run, rule in succeeded if "demographics" in run.result]
     states = {run.state for run in runs}
     finished = all(run.is_final for run in runs)
-    return {
+    result: dict[str, Any] = {
         "request": request.pk,
         "kind": request.kind,
         "definition": request.version.definition_id,
@@ -130,6 +209,9 @@ def run_request_result(*, request: RunRequest, role: str) -> dict[str, Any]:
         "sites_answered": len(succeeded),
         "sites": sites,
     }
+    if len(with_demographics) >= 2:
+        result["merged_demographics"] = merged_demographics(with_demographics)
+    return result
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -229,6 +311,14 @@ RESULT_TABLES = (
 )
 
 
+#: The "site" column of merged rows in CSV tables.
+MERGED_SOURCE = "all sites"
+
+
+def _merged_rule(result: dict[str, Any]) -> str:
+    return f"{result['merged_demographics']['privacy']['description']} (strictest of the sites' rules)"
+
+
 def _cell(protected: dict[str, Any]) -> str:
     # "<10" stays "<10": a hidden count is never written as a number, not even as an empty one that sums.
     return protected["display"]
@@ -267,6 +357,11 @@ def run_result_table(result: dict[str, Any], table: str) -> tuple[list[str], lis
                         site["privacy"]["description"],
                     ]
                 )
+        merged = result.get("merged_demographics")
+        for item in (merged or {}).get("top_at_index", {}).get(label, []):
+            rows.append(
+                [MERGED_SOURCE, item.get("concept_id"), item.get("name"), _cell(item["persons"]), _merged_rule(result)]
+            )
         return header, rows
     columns = {
         "age_pyramid": ["age_group", "gender"],
@@ -286,6 +381,8 @@ def run_result_table(result: dict[str, Any], table: str) -> tuple[list[str], lis
                     site["privacy"]["description"],
                 ]
             )
+    for item in result.get("merged_demographics", {}).get(table, []):
+        rows.append([MERGED_SOURCE, *[item.get(c) for c in columns], _cell(item["persons"]), _merged_rule(result)])
     return header, rows
 
 

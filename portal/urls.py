@@ -6,6 +6,7 @@ from allauth.account import views as allauth_views
 from allauth.account.decorators import secure_admin_login
 from django.contrib import admin
 from django.urls import include, path
+from django.views.i18n import JavaScriptCatalog
 
 from portal import views
 
@@ -17,6 +18,8 @@ urlpatterns = [
     path("health/", views.health, name="health"),
     # Django's set_language (POST language + next): the language switcher of base.html.
     path("i18n/", include("django.conf.urls.i18n")),
+    # The djangojs catalogue (gettext/interpolate for static/js), public like the switcher: the sign-in page uses it.
+    path("jsi18n/", JavaScriptCatalog.as_view(), name="javascript-catalog"),
     # Sign-in and sign-out are django-allauth's; the names "login" and "logout" stay for LOGIN_URL and the
     # templates. They come before allauth's own URLs, which resolve to the same paths.
     path("accounts/login/", allauth_views.login, name="login"),

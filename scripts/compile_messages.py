@@ -1,5 +1,6 @@
 """Compile every locale/<lang>/LC_MESSAGES/*.po into its .mo, with polib (pure Python: GNU gettext's msgfmt is not
-needed on the machine). Run by `make run` and `make test`; the .mo files are build output and not committed.
+needed on the machine): django.po for templates and Python, djangojs.po for static/js through /jsi18n/. Run by
+`make run` and `make test`; the .mo files are build output and not committed.
 
 Usage: python scripts/compile_messages.py [--check]   (--check: fail if a .po has an error or a fuzzy entry)
 """

@@ -3,6 +3,7 @@ Korean catalogue is compiled from locale/ko/LC_MESSAGES/django.po by scripts/com
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 from typing import Any
@@ -156,3 +157,32 @@ def test_a_korean_steward_sees_the_approvals_page_in_korean(steward):
     body = client_for(steward, accept_language="ko").get(reverse("accounts:approvals")).content.decode()
     assert "<h1>승인</h1>" in body and "승인 대기 중인 계정" in body and "프로젝트 참여 요청" in body
     assert "Accounts waiting for approval" not in body
+
+
+@pytest.mark.django_db
+def test_the_javascript_catalogue_in_korean_translates_the_run_page_and_builder_text():
+    korean = Client(headers={"accept_language": "ko"}).get(reverse("javascript-catalog"))
+    assert korean.status_code == 200
+    assert korean["Content-Type"].startswith("text/javascript")
+    body = korean.content.decode()
+    # The catalogue is a JSON object (non-ASCII escaped) inside the script Django generates.
+    catalogue = json.loads(re.search(r"const newcatalog = (\{.*?\n  \});", body, re.S).group(1))
+    for english, translated in (
+        ("All sites (merged)", "모든 기관 (합산)"),
+        ("%(answered)s of %(sites)s site(s) answered", "%(sites)s개 기관 중 %(answered)s개 응답"),
+        ("Age group by gender", "성별 연령대"),
+        ("Add an inclusion rule", "포함 규칙 추가"),
+        ("Saved as version %s.", "버전 %s(으)로 저장했습니다."),
+    ):
+        assert catalogue[english] == translated, english
+    english_body = Client(headers={"accept_language": "en"}).get(reverse("javascript-catalog")).content.decode()
+    assert "All sites (merged)" not in english_body  # English needs no catalogue: the scripts' text is the source
+
+
+def test_every_string_the_scripts_translate_has_korean():
+    po = {entry.msgid: entry.msgstr for entry in polib.pofile(str(PO_FILE.with_name("djangojs.po")))}
+    scripts = [settings.BASE_DIR / "static" / "js" / name for name in ("run.js", "cohort_builder.js")]
+    wrapped = {m for path in scripts for m in re.findall(r'\b_\("((?:[^"\\]|\\.)*)"\)', path.read_text())}
+    assert len(wrapped) > 100
+    missing = sorted(m.replace("\\'", "'") for m in wrapped if not po.get(m.replace("\\'", "'")))
+    assert not missing, missing

@@ -206,3 +206,67 @@ def test_every_look_at_a_result_and_every_download_is_in_the_audit_log(alice, de
     assert viewed.source_key == exported.source_key == ready_source.key
     assert viewed.detail == {"request": request.pk}
     assert exported.detail == {"request": request.pk, "table": "gender"}
+
+
+def add_site_run(request: RunRequest, source: Any, user: Any, *, persons: int, race: list[tuple[int, int]]) -> None:
+    """A second site's succeeded demographics run on ``request``: race buckets (concept id, persons)."""
+    source.fingerprint = "e" * 64
+    source.save(update_fields=["fingerprint"])
+    demographics = {
+        "persons": persons,
+        "age_pyramid": [{"age_group": "40-49", "gender_concept_id": 8532, "gender": "FEMALE", "persons": persons}],
+        "gender": [{"concept_id": 8532, "name": "FEMALE", "persons": persons}],
+        "race": [{"concept_id": concept_id, "name": f"race {concept_id}", "persons": n} for concept_id, n in race],
+        "ethnicity": [],
+        "index_year": [{"year": 2020, "persons": persons}],
+        "top_at_index": {"conditions": [{"concept_id": 201826, "name": "=HYPERLINK()", "persons": persons}]},
+    }
+    run = CohortRun.objects.create(
+        version=request.version,
+        source=source,
+        kind=RunKind.DEMOGRAPHICS,
+        cache_key=f"k{CohortRun.objects.count()}-second",
+        source_fingerprint=source.fingerprint,
+        requested_by=user,
+        state=RunState.SUCCEEDED,
+        result={
+            "persons": persons,
+            "rows": persons,
+            "inclusion_rules": [],
+            "attrition": [],
+            "demographics": demographics,
+        },
+    )
+    request.runs.add(run)
+
+
+def test_status_merges_the_demographics_of_two_sites_without_revealing_a_hidden_site(
+    alice, definition, ready_source, other_source
+):
+    request = make_request(definition, alice, ready_source, state=RunState.SUCCEEDED, persons=7)
+    add_site_run(request, other_source, alice, persons=60, race=[(8527, 45), (8515, 15)])
+    status = client_for(alice).get(reverse("cohorts:run_status", args=[request.pk])).json()
+    merged = status["merged_demographics"]
+    assert merged["persons"]["display"] == "60 + <10" and merged["persons"]["value"] is None
+    assert merged["gender"][0]["persons"]["display"] == "60 + <10"
+    assert {row["concept_id"]: row["persons"]["display"] for row in merged["race"]} == {8527: "45", 8515: "15"}
+    assert merged["privacy"]["description"] == "counts under 10 hidden"
+    assert "67" not in str(merged)
+
+
+def test_a_single_site_result_has_no_merged_demographics(alice, definition, ready_source):
+    request = make_request(definition, alice, ready_source, state=RunState.SUCCEEDED, persons=70)
+    assert "merged_demographics" not in client_for(alice).get(reverse("cohorts:run_status", args=[request.pk])).json()
+
+
+@pytest.mark.parametrize("table", ["age_pyramid", "gender", "race", "index_year", "top_conditions"])
+def test_csv_adds_the_merged_rows_as_all_sites(alice, definition, ready_source, other_source, table):
+    request = make_request(definition, alice, ready_source, state=RunState.SUCCEEDED, persons=7)
+    add_site_run(request, other_source, alice, persons=60, race=[(8527, 45), (8515, 15)])
+    body = client_for(alice).get(reverse("cohorts:run_table_csv", args=[request.pk, table])).content.decode()
+    merged_rows = [line for line in body.splitlines() if line.startswith("all sites,")]
+    assert merged_rows
+    assert all("strictest of the sites' rules" in line for line in merged_rows)
+    if table in ("age_pyramid", "gender", "index_year", "top_conditions"):
+        assert any("60 + <10" in line for line in merged_rows)
+    assert ",67," not in body and ",7," not in body

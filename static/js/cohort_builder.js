@@ -12,6 +12,13 @@
 (function () {
   "use strict";
 
+  // Django's JavaScript catalogue (/jsi18n/, loaded before this file) translates; without it, English.
+  const _ = window.gettext || ((s) => s);
+  const interpolate = window.interpolate || ((fmt, args, named) => {
+    let i = 0;
+    return named ? fmt.replace(/%\((\w+)\)s/g, (m, key) => String(args[key])) : fmt.replace(/%s/g, () => String(args[i++]));
+  });
+
   var form = document.getElementById("builder");
   var configNode = document.getElementById("builder-config");
   if (!form || !configNode) {
@@ -39,9 +46,9 @@
     ConditionEra: "EraStartDate", DrugEra: "EraStartDate", DoseEra: "EraStartDate",
     ObservationPeriod: "PeriodStartDate", PayerPlanPeriod: "PeriodStartDate", VisitDetail: "VisitDetailStartDate"
   };
-  var NUMBER_OPS = [["", "any"], ["gt", "above"], ["gte", "at least"], ["lt", "below"], ["lte", "at most"],
-    ["eq", "equal to"], ["bt", "between"]];
-  var LIMITS = [["First", "the earliest event per person"], ["All", "all events"], ["Last", "the latest event per person"]];
+  var NUMBER_OPS = [["", _("any")], ["gt", _("above")], ["gte", _("at least")], ["lt", _("below")], ["lte", _("at most")],
+    ["eq", _("equal to")], ["bt", _("between")]];
+  var LIMITS = [["First", _("the earliest event per person")], ["All", _("all events")], ["Last", _("the latest event per person")]];
 
   // --- small DOM helpers --------------------------------------------------------------------------------------
 
@@ -178,11 +185,11 @@
   // --- blocks ---------------------------------------------------------------------------------------------------
 
   function setLabel(set) {
-    return (set.name || "concept set") + " (#" + set.id + ")";
+    return (set.name || _("concept set")) + " (#" + set.id + ")";
   }
 
   function setOptions() {
-    return [["", "any concept"]].concat((expr.ConceptSets || []).map(function (set) {
+    return [["", _("any concept")]].concat((expr.ConceptSets || []).map(function (set) {
       return [set.id, setLabel(set)];
     }));
   }
@@ -221,9 +228,9 @@
     }, "structural"));
     if (range.Op) {
       var make = type === "date" ? function (fid, flabel, value, onSet) { return textField(fid, flabel, value, onSet, "date"); } : numberField;
-      box.appendChild(make(id + "-value", label + ": value", range.Value, function (v) { setOrDelete(holder[key], "Value", v); }));
+      box.appendChild(make(id + "-value", interpolate(_("%s: value"), [label]), range.Value, function (v) { setOrDelete(holder[key], "Value", v); }));
       if (range.Op === "bt" || range.Op === "!bt") {
-        box.appendChild(make(id + "-extent", label + ": and", range.Extent, function (v) { setOrDelete(holder[key], "Extent", v); }));
+        box.appendChild(make(id + "-extent", interpolate(_("%s: and"), [label]), range.Extent, function (v) { setOrDelete(holder[key], "Extent", v); }));
       }
     }
     return box;
@@ -233,7 +240,7 @@
     var chosen = (holder.Gender || []).map(function (g) { return g.CONCEPT_ID; });
     var box = el("div", "builder-range");
     [[MALE, "male"], [FEMALE, "female"]].forEach(function (pair) {
-      box.appendChild(checkField(id + "-" + pair[1], "Gender: " + pair[1], chosen.indexOf(pair[0]) !== -1, function (on) {
+      box.appendChild(checkField(id + "-" + pair[1], interpolate(_("Gender: %s"), [_(pair[1])]), chosen.indexOf(pair[0]) !== -1, function (on) {
         var list = (holder.Gender || []).filter(function (g) { return g.CONCEPT_ID !== pair[0]; });
         if (on) {
           list.push({ CONCEPT_ID: pair[0], CONCEPT_NAME: pair[1].toUpperCase() });
@@ -254,7 +261,7 @@
     if (!domains.some(function (d) { return d[0] === domain; })) {
       domains.unshift([domain, domain]);  // a domain the builder does not offer is shown as it is, not replaced
     }
-    row.appendChild(selectField(id + "-domain", "Domain", domains, domain, function (value) {
+    row.appendChild(selectField(id + "-domain", _("Domain"), domains, domain, function (value) {
       if (value === domain) {
         return;
       }
@@ -269,23 +276,23 @@
       criterion[value] = moved;
     }, "structural"));
     if (domain !== "ObservationPeriod" && domain !== "PayerPlanPeriod") {
-      row.appendChild(setSelect(id + "-set", "Concept set", attrs.CodesetId, function (value) {
+      row.appendChild(setSelect(id + "-set", _("Concept set"), attrs.CodesetId, function (value) {
         setOrDelete(attrs, "CodesetId", value === "" ? null : Number(value));
       }));
     }
     if (NO_FIRST.indexOf(domain) === -1) {
-      row.appendChild(checkField(id + "-first", "First occurrence in the person's history", attrs.First, function (on) {
+      row.appendChild(checkField(id + "-first", _("First occurrence in the person's history"), attrs.First, function (on) {
         setOrDelete(attrs, "First", on || null);
       }));
     }
     box.appendChild(row);
     var filters = el("div", "builder-row");
-    filters.appendChild(rangeEditor(id + "-age", "Age", attrs, ERA_AGE.indexOf(domain) !== -1 ? "AgeAtStart" : "Age", "number"));
+    filters.appendChild(rangeEditor(id + "-age", _("Age"), attrs, ERA_AGE.indexOf(domain) !== -1 ? "AgeAtStart" : "Age", "number"));
     filters.appendChild(genderEditor(id + "-gender", attrs));
     if (VALUE_DOMAINS.indexOf(domain) !== -1) {
-      filters.appendChild(rangeEditor(id + "-value", "Value as number", attrs, "ValueAsNumber", "number"));
+      filters.appendChild(rangeEditor(id + "-value", _("Value as number"), attrs, "ValueAsNumber", "number"));
     }
-    filters.appendChild(rangeEditor(id + "-start", "Start date", attrs, START_DATE[domain] || "OccurrenceStartDate", "date"));
+    filters.appendChild(rangeEditor(id + "-start", _("Start date"), attrs, START_DATE[domain] || "OccurrenceStartDate", "date"));
     box.appendChild(filters);
     return box;
   }
@@ -296,7 +303,7 @@
     tr.appendChild(el("td", "num", concept.CONCEPT_ID));
     tr.appendChild(el("td", null, concept.CONCEPT_NAME || ""));
     tr.appendChild(el("td", null, [concept.DOMAIN_ID, concept.VOCABULARY_ID].filter(Boolean).join(" · ")));
-    [["includeDescendants", "descendants"], ["includeMapped", "mapped"], ["isExcluded", "exclude"]].forEach(function (pair) {
+    [["includeDescendants", _("descendants")], ["includeMapped", _("mapped")], ["isExcluded", _("exclude")]].forEach(function (pair) {
       var td = el("td");
       td.appendChild(checkField(id + "-" + pair[0], pair[1] + " (" + concept.CONCEPT_ID + ")", item[pair[0]], function (on) {
         item[pair[0]] = on;
@@ -304,7 +311,7 @@
       tr.appendChild(td);
     });
     var td = el("td");
-    td.appendChild(button("Remove", function () {
+    td.appendChild(button(_("Remove"), function () {
       set.expression.items.splice(index, 1);
     }, "builder-small", id + "-remove"));
     tr.appendChild(td);
@@ -334,7 +341,7 @@
     var state = searchState[setIndex];
     var query = "?q=" + encodeURIComponent(state.q || "") + "&domain=" + encodeURIComponent(state.domain || "") +
       "&standard=any&limit=25";
-    state.message = "Searching…";
+    state.message = _("Searching…");
     render();
     fetch(urls.search + query, { credentials: "same-origin", headers: { Accept: "application/json" } })
       .then(function (response) {
@@ -345,12 +352,12 @@
       })
       .then(function (data) {
         state.results = data.results || [];
-        state.message = state.results.length ? "" : "No concept found.";
+        state.message = state.results.length ? "" : _("No concept found.");
         render();
       })
       .catch(function () {
         state.results = [];
-        state.message = "Vocabulary search unavailable: add concepts by their id.";
+        state.message = _("Vocabulary search unavailable: add concepts by their id.");
         render();
       });
   }
@@ -375,7 +382,7 @@
         changed();
       })
       .catch(function () {
-        showErrors([{ block: "concept-sets", path: "", message: "Saved concept set " + pk + " could not be loaded." }]);
+        showErrors([{ block: "concept-sets", path: "", message: interpolate(_("Saved concept set %s could not be loaded."), [pk]) }]);
       });
   }
 
@@ -386,13 +393,13 @@
       var id = "cs" + i;
       var box = el("fieldset", "builder-set");
       box.dataset.block = "concept-set-" + i;
-      box.appendChild(el("legend", null, "Concept set #" + set.id));
+      box.appendChild(el("legend", null, interpolate(_("Concept set #%s"), [set.id])));
       var head = el("div", "builder-row");
-      head.appendChild(textField(id + "-name", "Name", set.name, function (v) {
+      head.appendChild(textField(id + "-name", _("Name"), set.name, function (v) {
         set.name = v;
         refreshSetLabels();
       }));
-      head.appendChild(button("Remove concept set", function () {
+      head.appendChild(button(_("Remove concept set"), function () {
         expr.ConceptSets.splice(i, 1);
         searchState = {};  // search results are kept per position; positions just moved
       }, "builder-small", id + "-drop"));
@@ -401,14 +408,14 @@
       if (items.length) {
         var table = el("table", "grid builder-items");
         var hr = table.createTHead().insertRow();
-        ["Concept", "Name", "Domain · vocabulary", "Descendants", "Mapped", "Exclude", ""].forEach(function (h) { hr.appendChild(el("th", null, h)); });
+        [_("Concept"), _("Name"), _("Domain · vocabulary"), _("Descendants"), _("Mapped"), _("Exclude"), ""].forEach(function (h) { hr.appendChild(el("th", null, h)); });
         var body = table.createTBody();
         items.forEach(function (item, j) { body.appendChild(itemRow(set, item, j, id + "-i" + j)); });
         box.appendChild(table);
       }
       var state = searchState[i] = searchState[i] || { q: "", domain: "", results: [], message: "" };
       var finder = el("div", "builder-row builder-search");
-      var queryField = textField(id + "-q", "Search the vocabulary", state.q, function (v) { state.q = v; }, "search", "ui");
+      var queryField = textField(id + "-q", _("Search the vocabulary"), state.q, function (v) { state.q = v; }, "search", "ui");
       queryField.querySelector("input").addEventListener("keydown", function (event) {
         if (event.key === "Enter") {
           event.preventDefault();
@@ -417,10 +424,10 @@
         }
       });
       finder.appendChild(queryField);
-      finder.appendChild(selectField(id + "-qdomain", "Domain", [["", "any"], ["Condition", "Condition"], ["Drug", "Drug"],
+      finder.appendChild(selectField(id + "-qdomain", _("Domain"), [["", _("any")], ["Condition", "Condition"], ["Drug", "Drug"],
         ["Measurement", "Measurement"], ["Procedure", "Procedure"], ["Observation", "Observation"], ["Device", "Device"], ["Visit", "Visit"]],
         state.domain, function (v) { state.domain = v; }, "ui"));
-      var go = el("button", "builder-small", "Search");
+      var go = el("button", "builder-small", _("Search"));
       go.type = "button";
       go.id = id + "-go";
       go.addEventListener("click", function () { search(i); });
@@ -428,9 +435,9 @@
       var byId = el("input");
       byId.type = "number";
       byId.min = "1";
-      var addWrap = labelled(id + "-byid", "Concept id", byId, true);
+      var addWrap = labelled(id + "-byid", _("Concept id"), byId, true);
       finder.appendChild(addWrap);
-      var add = el("button", "builder-small", "Add by id");
+      var add = el("button", "builder-small", _("Add by id"));
       add.type = "button";
       add.id = id + "-add";
       add.addEventListener("click", function () {
@@ -444,8 +451,8 @@
       var saved = el("input");
       saved.type = "number";
       saved.min = "1";
-      finder.appendChild(labelled(id + "-saved", "Saved set #", saved, true));
-      var load = el("button", "builder-small", "Load");
+      finder.appendChild(labelled(id + "-saved", _("Saved set #"), saved, true));
+      var load = el("button", "builder-small", _("Load"));
       load.type = "button";
       load.id = id + "-load";
       load.addEventListener("click", function () {
@@ -462,8 +469,8 @@
         var list = el("ul", "builder-results");
         state.results.forEach(function (hit, k) {
           var li = el("li");
-          var addHit = button("Add", function () { addConcept(set, fromSearch(hit)); }, "builder-small", id + "-hit" + k);
-          addHit.setAttribute("aria-label", "Add " + hit.concept_name + " (" + hit.concept_id + ")");
+          var addHit = button(_("Add"), function () { addConcept(set, fromSearch(hit)); }, "builder-small", id + "-hit" + k);
+          addHit.setAttribute("aria-label", interpolate(_("Add %s (%s)"), [hit.concept_name, hit.concept_id]));
           li.appendChild(addHit);
           li.appendChild(el("span", null, " " + hit.concept_name + " (" + hit.concept_id + ") · " + hit.domain_id + " · " +
             hit.vocabulary_id + " " + hit.concept_code + (hit.standard_concept === "S" ? " · standard" : "")));
@@ -479,7 +486,7 @@
       box.appendChild(errors);
       container.appendChild(box);
     });
-    container.appendChild(button("Add a concept set", function () {
+    container.appendChild(button(_("Add a concept set"), function () {
       expr.ConceptSets = expr.ConceptSets || [];
       var next = expr.ConceptSets.reduce(function (max, set) { return Math.max(max, set.id); }, -1) + 1;
       expr.ConceptSets.push({ id: next, name: "Concept set " + (next + 1), expression: { items: [] } });
@@ -492,18 +499,18 @@
     var primary = expr.PrimaryCriteria || {};
     (primary.CriteriaList || []).forEach(function (criterion, i) {
       var box = el("div", "builder-item");
-      box.appendChild(el("h3", null, i === 0 ? "Entry event" : "…or entry event"));
+      box.appendChild(el("h3", null, i === 0 ? _("Entry event") : _("…or entry event")));
       box.appendChild(criterionEditor(criterion, "entry" + i));
-      box.appendChild(button("Remove entry event", function () { primary.CriteriaList.splice(i, 1); }, "builder-small", "entry" + i + "-drop"));
+      box.appendChild(button(_("Remove entry event"), function () { primary.CriteriaList.splice(i, 1); }, "builder-small", "entry" + i + "-drop"));
       container.appendChild(box);
     });
-    container.appendChild(button("Add an entry event", function () {
+    container.appendChild(button(_("Add an entry event"), function () {
       expr.PrimaryCriteria = primary;
       (primary.CriteriaList = primary.CriteriaList || []).push({ ConditionOccurrence: { CodesetId: firstSetId() } });
     }, "builder-add", "entry-new"));
     var obsWindow = primary.ObservationWindow || {};
     var row = el("div", "builder-row");
-    row.appendChild(numberField("entry-prior", "Days of observation before the event", obsWindow.PriorDays || 0, function (v) {
+    row.appendChild(numberField("entry-prior", _("Days of observation before the event"), obsWindow.PriorDays || 0, function (v) {
       expr.PrimaryCriteria = primary;
       primary.ObservationWindow = primary.ObservationWindow || { PriorDays: 0, PostDays: 0 };
       primary.ObservationWindow.PriorDays = v || 0;
@@ -515,16 +522,16 @@
     }, 0));
     container.appendChild(row);
     var limits = el("div", "builder-row");
-    limits.appendChild(selectField("entry-limit", "Entry events kept", LIMITS, (primary.PrimaryCriteriaLimit || {}).Type || "First", function (v) {
+    limits.appendChild(selectField("entry-limit", _("Entry events kept"), LIMITS, (primary.PrimaryCriteriaLimit || {}).Type || "First", function (v) {
       expr.PrimaryCriteria = primary;
       primary.PrimaryCriteriaLimit = primary.PrimaryCriteriaLimit || {};
       primary.PrimaryCriteriaLimit.Type = v;
     }));
-    limits.appendChild(selectField("entry-qualified", "After the rules, keep", LIMITS, (expr.QualifiedLimit || {}).Type || "First", function (v) {
+    limits.appendChild(selectField("entry-qualified", _("After the rules, keep"), LIMITS, (expr.QualifiedLimit || {}).Type || "First", function (v) {
       expr.QualifiedLimit = expr.QualifiedLimit || {};
       expr.QualifiedLimit.Type = v;
     }));
-    limits.appendChild(selectField("entry-expression", "In the cohort, keep", LIMITS, (expr.ExpressionLimit || {}).Type || "All", function (v) {
+    limits.appendChild(selectField("entry-expression", _("In the cohort, keep"), LIMITS, (expr.ExpressionLimit || {}).Type || "All", function (v) {
       expr.ExpressionLimit = expr.ExpressionLimit || {};
       expr.ExpressionLimit.Type = v;
     }));
@@ -537,8 +544,8 @@
     var endpoint = win[key] || { Days: 0, Coeff: key === "Start" ? -1 : 1 };
     var mode = endpoint.Days === null || endpoint.Days === undefined ? (endpoint.Coeff < 0 ? "B" : "A") : (endpoint.Coeff < 0 ? "b" : "a");
     var box = el("span", "builder-range");
-    box.appendChild(selectField(id + "-mode", label, [["b", "days before index"], ["a", "days after index"],
-      ["B", "any time before"], ["A", "any time after"]], mode, function (v) {
+    box.appendChild(selectField(id + "-mode", label, [["b", _("days before index")], ["a", _("days after index")],
+      ["B", _("any time before")], ["A", _("any time after")]], mode, function (v) {
       win[key] = endpoint;
       endpoint.Coeff = v === "b" || v === "B" ? -1 : 1;
       if (v === "B" || v === "A") {
@@ -559,8 +566,8 @@
   function windowEditor(id, label, win) {
     var box = el("div", "builder-row builder-window");
     box.appendChild(el("span", "builder-label", label));
-    box.appendChild(endpointEditor(id + "-start", label + " from", win, "Start"));
-    box.appendChild(endpointEditor(id + "-end", label + " to", win, "End"));
+    box.appendChild(endpointEditor(id + "-start", interpolate(_("%s from"), [label]), win, "Start"));
+    box.appendChild(endpointEditor(id + "-end", interpolate(_("%s to"), [label]), win, "End"));
     return box;
   }
 
@@ -568,7 +575,7 @@
     var box = el("div", "builder-item");
     var occurrence = correlated.Occurrence || { Type: 2, Count: 1 };
     var head = el("div", "builder-row");
-    head.appendChild(selectField(id + "-occ", "Occurs", [[2, "at least"], [1, "at most"], [0, "exactly"]], occurrence.Type, function (v) {
+    head.appendChild(selectField(id + "-occ", _("Occurs"), [[2, _("at least")], [1, _("at most")], [0, _("exactly")]], occurrence.Type, function (v) {
       correlated.Occurrence = occurrence;
       occurrence.Type = Number(v);
     }));
@@ -581,30 +588,30 @@
       box.appendChild(criterionEditor(correlated.Criteria, id + "-c"));
     }
     if (correlated.StartWindow) {
-      box.appendChild(windowEditor(id + "-sw", "Starting", correlated.StartWindow));
+      box.appendChild(windowEditor(id + "-sw", _("Starting"), correlated.StartWindow));
     }
     var options = el("div", "builder-row");
-    options.appendChild(checkField(id + "-ew-on", "Also limit when it ends", Boolean(correlated.EndWindow), function (on) {
+    options.appendChild(checkField(id + "-ew-on", _("Also limit when it ends"), Boolean(correlated.EndWindow), function (on) {
       if (on) {
         correlated.EndWindow = { Start: { Coeff: -1 }, End: { Coeff: 1 }, UseIndexEnd: false, UseEventEnd: true };
       } else {
         delete correlated.EndWindow;
       }
     }, "structural"));
-    options.appendChild(checkField(id + "-visit", "In the same visit", correlated.RestrictVisit, function (on) { correlated.RestrictVisit = on; }));
-    options.appendChild(checkField(id + "-obs", "Ignore the observation period", correlated.IgnoreObservationPeriod, function (on) { correlated.IgnoreObservationPeriod = on; }));
+    options.appendChild(checkField(id + "-visit", _("In the same visit"), correlated.RestrictVisit, function (on) { correlated.RestrictVisit = on; }));
+    options.appendChild(checkField(id + "-obs", _("Ignore the observation period"), correlated.IgnoreObservationPeriod, function (on) { correlated.IgnoreObservationPeriod = on; }));
     box.appendChild(options);
     if (correlated.EndWindow) {
-      box.appendChild(windowEditor(id + "-ew", "Ending", correlated.EndWindow));
+      box.appendChild(windowEditor(id + "-ew", _("Ending"), correlated.EndWindow));
     }
-    box.appendChild(button("Remove criterion", function () { group.CriteriaList.splice(index, 1); }, "builder-small", id + "-drop"));
+    box.appendChild(button(_("Remove criterion"), function () { group.CriteriaList.splice(index, 1); }, "builder-small", id + "-drop"));
     return box;
   }
 
   function groupEditor(group, id, onRemove) {
     var box = el("div", "builder-group");
     var head = el("div", "builder-row");
-    head.appendChild(selectField(id + "-type", "Persons must meet", [["ALL", "all of"], ["ANY", "any of"], ["AT_LEAST", "at least"], ["AT_MOST", "at most"]],
+    head.appendChild(selectField(id + "-type", _("Persons must meet"), [["ALL", _("all of")], ["ANY", _("any of")], ["AT_LEAST", _("at least")], ["AT_MOST", _("at most")]],
       (group.Type || "ALL").toUpperCase(), function (v) {
         group.Type = v;
         if (v === "AT_LEAST" || v === "AT_MOST") {
@@ -623,34 +630,34 @@
     });
     (group.DemographicCriteriaList || []).forEach(function (demographic, i) {
       var item = el("div", "builder-item");
-      item.appendChild(el("h4", null, "Age and gender at the index date"));
+      item.appendChild(el("h4", null, _("Age and gender at the index date")));
       var row = el("div", "builder-row");
-      row.appendChild(rangeEditor(id + "-d" + i + "-age", "Age", demographic, "Age", "number"));
+      row.appendChild(rangeEditor(id + "-d" + i + "-age", _("Age"), demographic, "Age", "number"));
       row.appendChild(genderEditor(id + "-d" + i + "-gender", demographic));
       item.appendChild(row);
-      item.appendChild(button("Remove age/gender", function () { group.DemographicCriteriaList.splice(i, 1); }, "builder-small", id + "-d" + i + "-drop"));
+      item.appendChild(button(_("Remove age/gender"), function () { group.DemographicCriteriaList.splice(i, 1); }, "builder-small", id + "-d" + i + "-drop"));
       box.appendChild(item);
     });
     (group.Groups || []).forEach(function (nested, i) {
       var item = el("div", "builder-item builder-nested");
-      item.appendChild(el("h4", null, "Nested group"));
+      item.appendChild(el("h4", null, _("Nested group")));
       item.appendChild(groupEditor(nested, id + "-g" + i, function () { group.Groups.splice(i, 1); }));
       box.appendChild(item);
     });
     var actions = el("div", "builder-row");
-    actions.appendChild(button("Add criterion", function () {
+    actions.appendChild(button(_("Add criterion"), function () {
       (group.CriteriaList = group.CriteriaList || []).push({
         Criteria: { ConditionOccurrence: { CodesetId: firstSetId() } },
         StartWindow: { Start: { Days: 365, Coeff: -1 }, End: { Days: 0, Coeff: 1 }, UseIndexEnd: false, UseEventEnd: false },
         Occurrence: { Type: 2, Count: 1 }
       });
     }, "builder-small", id + "-addc"));
-    actions.appendChild(button("Add age/gender", function () { (group.DemographicCriteriaList = group.DemographicCriteriaList || []).push({}); }, "builder-small", id + "-addd"));
-    actions.appendChild(button("Add nested group", function () {
+    actions.appendChild(button(_("Add age/gender"), function () { (group.DemographicCriteriaList = group.DemographicCriteriaList || []).push({}); }, "builder-small", id + "-addd"));
+    actions.appendChild(button(_("Add nested group"), function () {
       (group.Groups = group.Groups || []).push({ Type: "ALL", CriteriaList: [], DemographicCriteriaList: [], Groups: [] });
     }, "builder-small", id + "-addg"));
     if (onRemove) {
-      actions.appendChild(button("Remove group", onRemove, "builder-small", id + "-drop"));
+      actions.appendChild(button(_("Remove group"), onRemove, "builder-small", id + "-drop"));
     }
     box.appendChild(actions);
     return box;
@@ -663,10 +670,10 @@
       var id = "rule" + i;
       var box = el("fieldset", "builder-rule");
       box.dataset.block = "rule-" + i;
-      box.appendChild(el("legend", null, "Rule " + (i + 1) + (rule.name ? ": " + rule.name : "")));
+      box.appendChild(el("legend", null, interpolate(_("Rule %s"), [i + 1]) + (rule.name ? ": " + rule.name : "")));
       var head = el("div", "builder-row");
-      head.appendChild(textField(id + "-name", "Rule name", rule.name, function (v) { rule.name = v; }));
-      head.appendChild(textField(id + "-description", "Description", rule.description, function (v) { setOrDelete(rule, "description", v); }));
+      head.appendChild(textField(id + "-name", _("Rule name"), rule.name, function (v) { rule.name = v; }));
+      head.appendChild(textField(id + "-description", _("Description"), rule.description, function (v) { setOrDelete(rule, "description", v); }));
       box.appendChild(head);
       if (rule.expression) {
         box.appendChild(groupEditor(rule.expression, id, null));
@@ -677,10 +684,10 @@
       var errors = el("ul", "builder-errors");
       errors.dataset.errors = "rule-" + i;
       box.appendChild(errors);
-      box.appendChild(button("Remove rule", function () { expr.InclusionRules.splice(i, 1); }, "builder-small", id + "-drop"));
+      box.appendChild(button(_("Remove rule"), function () { expr.InclusionRules.splice(i, 1); }, "builder-small", id + "-drop"));
       container.appendChild(box);
     });
-    container.appendChild(button("Add an inclusion rule", function () {
+    container.appendChild(button(_("Add an inclusion rule"), function () {
       expr.InclusionRules = expr.InclusionRules || [];
       expr.InclusionRules.push({ name: "Rule " + (expr.InclusionRules.length + 1),
         expression: { Type: "ALL", CriteriaList: [], DemographicCriteriaList: [], Groups: [] } });
@@ -692,8 +699,8 @@
     clear(container);
     var end = expr.EndStrategy || {};
     var strategy = end.DateOffset ? "offset" : end.CustomEra ? "era" : "observation";
-    container.appendChild(selectField("exit-strategy", "The person leaves the cohort", [["observation", "at the end of the observation period"],
-      ["offset", "a fixed number of days after the entry event"], ["era", "at the end of continuous drug exposure"]], strategy, function (v) {
+    container.appendChild(selectField("exit-strategy", _("The person leaves the cohort"), [["observation", _("at the end of the observation period")],
+      ["offset", _("a fixed number of days after the entry event")], ["era", _("at the end of continuous drug exposure")]], strategy, function (v) {
       if (v === "observation") {
         delete expr.EndStrategy;
       } else if (v === "offset") {
@@ -705,33 +712,33 @@
     var row = el("div", "builder-row");
     if (strategy === "offset") {
       var offset = end.DateOffset;
-      row.appendChild(selectField("exit-field", "Counted from the event's", [["StartDate", "start date"], ["EndDate", "end date"]], offset.DateField || "StartDate", function (v) { offset.DateField = v; }));
-      row.appendChild(numberField("exit-offset", "Days after", offset.Offset || 0, function (v) { offset.Offset = v === null ? 0 : Math.round(v); }));
+      row.appendChild(selectField("exit-field", _("Counted from the event's"), [["StartDate", _("start date")], ["EndDate", _("end date")]], offset.DateField || "StartDate", function (v) { offset.DateField = v; }));
+      row.appendChild(numberField("exit-offset", _("Days after"), offset.Offset || 0, function (v) { offset.Offset = v === null ? 0 : Math.round(v); }));
     } else if (strategy === "era") {
       var era = end.CustomEra;
-      row.appendChild(setSelect("exit-drug", "Drug concept set", era.DrugCodesetId, function (v) { setOrDelete(era, "DrugCodesetId", v === "" ? null : Number(v)); }));
-      row.appendChild(numberField("exit-gap", "Gap days allowed", era.GapDays || 0, function (v) { era.GapDays = v === null ? 0 : Math.round(v); }, 0));
-      row.appendChild(numberField("exit-era-offset", "Days added at the end", era.Offset || 0, function (v) { era.Offset = v === null ? 0 : Math.round(v); }));
+      row.appendChild(setSelect("exit-drug", _("Drug concept set"), era.DrugCodesetId, function (v) { setOrDelete(era, "DrugCodesetId", v === "" ? null : Number(v)); }));
+      row.appendChild(numberField("exit-gap", _("Gap days allowed"), era.GapDays || 0, function (v) { era.GapDays = v === null ? 0 : Math.round(v); }, 0));
+      row.appendChild(numberField("exit-era-offset", _("Days added at the end"), era.Offset || 0, function (v) { era.Offset = v === null ? 0 : Math.round(v); }));
     }
     container.appendChild(row);
     (expr.CensoringCriteria || []).forEach(function (criterion, i) {
       var box = el("div", "builder-item");
-      box.appendChild(el("h3", null, "Censoring event: the person leaves at"));
+      box.appendChild(el("h3", null, _("Censoring event: the person leaves at")));
       box.appendChild(criterionEditor(criterion, "censor" + i));
-      box.appendChild(button("Remove censoring event", function () { expr.CensoringCriteria.splice(i, 1); }, "builder-small", "censor" + i + "-drop"));
+      box.appendChild(button(_("Remove censoring event"), function () { expr.CensoringCriteria.splice(i, 1); }, "builder-small", "censor" + i + "-drop"));
       container.appendChild(box);
     });
-    container.appendChild(button("Add a censoring event", function () {
+    container.appendChild(button(_("Add a censoring event"), function () {
       (expr.CensoringCriteria = expr.CensoringCriteria || []).push({ DrugExposure: { CodesetId: firstSetId() } });
     }, "builder-add", "censor-new"));
     var more = el("div", "builder-row");
     var collapse = expr.CollapseSettings || {};
-    more.appendChild(numberField("exit-pad", "Join cohort periods less than … days apart", collapse.EraPad || 0, function (v) {
+    more.appendChild(numberField("exit-pad", _("Join cohort periods less than … days apart"), collapse.EraPad || 0, function (v) {
       expr.CollapseSettings = expr.CollapseSettings || { CollapseType: "ERA" };
       expr.CollapseSettings.EraPad = v === null ? 0 : Math.max(0, Math.round(v));
     }, 0));
     var censorWindow = expr.CensorWindow || {};
-    more.appendChild(textField("exit-window-start", "Cut cohort periods from", censorWindow.StartDate, function (v) {
+    more.appendChild(textField("exit-window-start", _("Cut cohort periods from"), censorWindow.StartDate, function (v) {
       expr.CensorWindow = expr.CensorWindow || {};
       setOrDelete(expr.CensorWindow, "StartDate", v);
     }, "date"));
@@ -746,7 +753,7 @@
     var container = region("sources");
     clear(container);
     if (!sources.length) {
-      container.appendChild(el("p", "hint", definition ? "No site to count on: the definition's project has no loaded site you may use." : "Save the definition first; its project decides the sites."));
+      container.appendChild(el("p", "hint", definition ? _("No site to count on: the definition's project has no loaded site you may use.") : _("Save the definition first; its project decides the sites.")));
       return;
     }
     sources.forEach(function (source) {
@@ -797,7 +804,7 @@
       body: JSON.stringify(body)
     }).then(function (response) {
       return response.json().then(function (data) { return { status: response.status, data: data }; },
-        function () { return { status: response.status, data: { errors: [{ block: "general", path: "", message: "The server answered " + response.status + "." }] } }; });
+        function () { return { status: response.status, data: { errors: [{ block: "general", path: "", message: interpolate(_("The server answered %s."), [response.status]) }] } }; });
     });
   }
 
@@ -869,11 +876,11 @@
       body.project = document.getElementById("builder-project").value || null;
       body.description = document.getElementById("builder-description").value;
     }
-    status.textContent = "Saving…";
+    status.textContent = _("Saving…");
     return postJson(url, body).then(function (answer) {
       if (answer.status !== 201) {
         showErrors(answer.data.errors);
-        status.textContent = "Not saved: see the messages.";
+        status.textContent = _("Not saved: see the messages.");
         throw new Error("not saved");
       }
       var created = !definition;
@@ -882,7 +889,7 @@
       sources = answer.data.sources || [];
       savedJson = JSON.stringify(expr);
       showErrors([]);
-      status.textContent = "Saved as version " + definition.version + ".";
+      status.textContent = interpolate(_("Saved as version %s."), [definition.version]);
       document.getElementById("builder-note").value = "";
       if (created) {
         window.history.replaceState(null, "", urls.edit);
@@ -904,7 +911,7 @@
     var box = region("count");
     box.hidden = false;
     box.querySelector("[data-field=total]").textContent = result.total ? result.total.display : "—";
-    box.querySelector("[data-field=count-state]").textContent = result.state + (result.cancelled ? " (cancelled)" : "");
+    box.querySelector("[data-field=count-state]").textContent = result.state + (result.cancelled ? " (" + _("cancelled") + ")" : "");
     var body = box.querySelector("#builder-sites tbody");
     clear(body);
     (result.sites || []).forEach(function (site) {
@@ -959,7 +966,7 @@
       return box && box.checked;
     });
     if (!chosen.length) {
-      showErrors([{ block: "general", path: "", message: "Choose at least one site to count on." }]);
+      showErrors([{ block: "general", path: "", message: _("Choose at least one site to count on.") }]);
       return;
     }
     chosen.forEach(function (source) { data.append("sources", String(source.id)); });
@@ -970,7 +977,7 @@
       })
       .then(function (answer) {
         if (answer.status !== 201) {
-          showErrors([{ block: "general", path: "", message: answer.data.error || "The count was not started." }]);
+          showErrors([{ block: "general", path: "", message: answer.data.error || _("The count was not started.") }]);
           return;
         }
         var token = {};

@@ -9,6 +9,13 @@
 (function () {
   "use strict";
 
+  // Django's JavaScript catalogue (/jsi18n/, loaded before this file) translates; without it, English.
+  const _ = window.gettext || ((s) => s);
+  const interpolate = window.interpolate || ((fmt, args, named) => {
+    let i = 0;
+    return named ? fmt.replace(/%\((\w+)\)s/g, (m, key) => String(args[key])) : fmt.replace(/%s/g, () => String(args[i++]));
+  });
+
   var root = document.getElementById("run");
   if (!root) {
     return;
@@ -17,14 +24,14 @@
   var POLL_MS = 1000;
   var RETRY_MS = 3000;
   var DEMOGRAPHIC_TABLES = {
-    age_pyramid: { title: "Age group by gender", columns: [["age_group", "Age"], ["gender", "Gender"]] },
-    gender: { title: "Gender", columns: [["name", "Gender"]] },
-    race: { title: "Race", columns: [["name", "Race"]] },
-    ethnicity: { title: "Ethnicity", columns: [["name", "Ethnicity"]] },
-    index_year: { title: "Year of index date", columns: [["year", "Year"]] },
-    top_conditions: { title: "Top conditions at index", columns: [["concept_id", "Concept"], ["name", "Name"]], top: "conditions" },
-    top_drugs: { title: "Top drugs at index", columns: [["concept_id", "Concept"], ["name", "Name"]], top: "drugs" },
-    top_measurements: { title: "Top measurements at index", columns: [["concept_id", "Concept"], ["name", "Name"]], top: "measurements" }
+    age_pyramid: { title: _("Age group by gender"), columns: [["age_group", _("Age")], ["gender", _("Gender")]] },
+    gender: { title: _("Gender"), columns: [["name", _("Gender")]] },
+    race: { title: _("Race"), columns: [["name", _("Race")]] },
+    ethnicity: { title: _("Ethnicity"), columns: [["name", _("Ethnicity")]] },
+    index_year: { title: _("Year of index date"), columns: [["year", _("Year")]] },
+    top_conditions: { title: _("Top conditions at index"), columns: [["concept_id", _("Concept")], ["name", _("Name")]], top: "conditions" },
+    top_drugs: { title: _("Top drugs at index"), columns: [["concept_id", _("Concept")], ["name", _("Name")]], top: "drugs" },
+    top_measurements: { title: _("Top measurements at index"), columns: [["concept_id", _("Concept")], ["name", _("Name")]], top: "measurements" }
   };
   var MALE = 8507;
 
@@ -53,7 +60,7 @@
     if (!rows.length) {
       var empty = body.insertRow().insertCell();
       empty.colSpan = headers.length;
-      empty.textContent = "Nothing to show.";
+      empty.textContent = _("Nothing to show.");
     }
     rows.forEach(function (row) {
       var tr = body.insertRow();
@@ -80,13 +87,13 @@
   function progressText(site) {
     var p = site.progress || {};
     if (site.state === "running" && p.total) {
-      return (p.label || "Running") + " (" + p.step + "/" + p.total + ")";
+      return (p.label || _("Running")) + " (" + p.step + "/" + p.total + ")";
     }
     return p.label || "";
   }
 
   function renderSites(result) {
-    root.querySelector("[data-field=state]").textContent = result.state + (result.cancelled ? " (cancelled)" : "");
+    root.querySelector("[data-field=state]").textContent = result.state + (result.cancelled ? " (" + _("cancelled") + ")" : "");
     var body = root.querySelector("#sites tbody");
     replace(body, null);
     result.sites.forEach(function (site) {
@@ -111,10 +118,10 @@
       });
     });
     root.querySelector("[data-field=sites-answered]").textContent =
-      result.sites_answered + " of " + result.sites.length + " site(s) answered";
+      interpolate(_("%(answered)s of %(sites)s site(s) answered"), { answered: result.sites_answered, sites: result.sites.length }, true);
     root.querySelector("[data-field=total]").textContent = result.total ? result.total.display : "—";
     root.querySelector("[data-field=total-privacy]").textContent =
-      result.total_privacy.description + (result.sites.length > 1 ? " (strictest of the sites' rules)" : "");
+      result.total_privacy.description + (result.sites.length > 1 ? " " + _("(strictest of the sites' rules)") : "");
     var cancel = document.getElementById("cancel-form");
     if (cancel && !result.can_cancel) {
       cancel.hidden = true;
@@ -158,9 +165,9 @@
       window.Plotly.react(chart, traces, { margin: { l: 260, r: 20, t: 10, b: 30 }, height: 120 + 50 * traces[0].y.length },
         { displaylogo: false, responsive: true });
     } else if (!traces.some(function (t) { return t.y.length; })) {
-      replace(chart, el("p", "This definition has no rules: every person with an entry event is in the cohort.", "hint"));
+      replace(chart, el("p", _("This definition has no rules: every person with an entry event is in the cohort."), "hint"));
     }
-    replace(section.querySelector("[data-table=attrition]"), table(["Site", "Step", "Rule", "Persons", "Privacy rule"], rows, 3));
+    replace(section.querySelector("[data-table=attrition]"), table([_("Site"), _("Step"), _("Rule"), _("Persons"), _("Privacy rule")], rows, 3));
     section.querySelector("[data-csv=attrition]").href = csvUrl("attrition");
   }
 
@@ -176,7 +183,7 @@
   function renderPyramid(sites) {
     var container = document.getElementById("pyramid-chart");
     if (!window.Plotly) {
-      replace(container, el("p", "The chart library did not load; the tables below hold the same numbers.", "hint"));
+      replace(container, el("p", _("The chart library did not load; the tables below hold the same numbers."), "hint"));
       return;
     }
     replace(container, null);
@@ -188,7 +195,9 @@
         if (!byGender[g]) {
           byGender[g] = { male: cell.gender_concept_id === MALE, y: [], x: [], text: [] };
         }
-        var value = cell.persons.hidden ? 0 : cell.persons.value;
+        // A merged bucket with a hidden site is drawn at what the shown sites add up to (its lower bound).
+        var value = cell.persons.value !== null && cell.persons.value !== undefined ? cell.persons.value :
+          (cell.persons.lower_bound || 0);
         byGender[g].y.push(cell.age_group);
         byGender[g].x.push(byGender[g].male ? -value : value);
         byGender[g].text.push(cell.persons.display);
@@ -206,19 +215,61 @@
         bargap: 0.1,
         margin: { l: 60, r: 20, t: 10, b: 40 },
         height: 360,
-        xaxis: { title: { text: "persons (men to the left)" }, tickformat: "d" },
+        xaxis: { title: { text: _("persons (men to the left)") }, tickformat: "d" },
         yaxis: { type: "category", categoryorder: "category ascending" }
       }, { displaylogo: false, responsive: true });
     });
   }
+
+  /* What the demographics section can show: with 2+ sites, "All sites (merged)" first (the server's merged
+   * numbers, already protected), then every site side by side, then each site alone. */
+  function demographicViews(result, sites) {
+    var views = [];
+    var merged = result.merged_demographics;
+    if (merged && sites.length > 1) {
+      views.push({ id: "merged", label: _("All sites (merged)"),
+        sites: [{ site: _("All sites (merged)"), source: _("all sites"), demographics: merged,
+          privacy: { description: merged.privacy.description + " " + _("(strictest of the sites' rules)") } }] });
+      views.push({ id: "each", label: _("Each site"), sites: sites });
+      sites.forEach(function (site) {
+        views.push({ id: "site-" + site.source, label: site.site + " (" + site.source + ")", sites: [site] });
+      });
+    } else {
+      views.push({ id: "each", label: _("Each site"), sites: sites });
+    }
+    return views;
+  }
+
+  var demographicsResult = null;
 
   function renderDemographics(result) {
     var sites = answered(result).filter(function (site) { return site.demographics; });
     if (!sites.length) {
       return;
     }
+    demographicsResult = result;
     var section = document.getElementById("demographics");
     section.hidden = false;
+    var views = demographicViews(result, sites);
+    var picker = document.getElementById("demographics-site");
+    var chosen = picker && picker.value;
+    if (picker) {
+      replace(picker, null);
+      views.forEach(function (view) {
+        var option = el("option", view.label);
+        option.value = view.id;
+        picker.appendChild(option);
+      });
+      if (views.some(function (view) { return view.id === chosen; })) {
+        picker.value = chosen;
+      }
+      picker.closest("[data-field=demographics-site]").hidden = views.length < 2;
+    }
+    var view = views.filter(function (v) { return picker && v.id === picker.value; })[0] || views[0];
+    drawDemographics(section, view.sites);
+  }
+
+  function drawDemographics(section, sites) {
     renderPyramid(sites);
     Object.keys(DEMOGRAPHIC_TABLES).forEach(function (key) {
       var spec = DEMOGRAPHIC_TABLES[key];
@@ -226,12 +277,21 @@
       sites.forEach(function (site) {
         rows = rows.concat(demographicRows(site, key));
       });
-      var headers = ["Site"].concat(spec.columns.map(function (c) { return c[1]; }), ["Persons", "Privacy rule"]);
+      var headers = [_("Site")].concat(spec.columns.map(function (c) { return c[1]; }), [_("Persons"), _("Privacy rule")]);
       var holder = section.querySelector("[data-table=" + key + "]");
       if (holder) {
         replace(holder, table(headers, rows, headers.length - 2));
         section.querySelector("[data-title=" + key + "]").textContent = spec.title;
         section.querySelector("[data-csv=" + key + "]").href = csvUrl(key);
+      }
+    });
+  }
+
+  var demographicsPicker = document.getElementById("demographics-site");
+  if (demographicsPicker) {
+    demographicsPicker.addEventListener("change", function () {
+      if (demographicsResult) {
+        renderDemographics(demographicsResult);
       }
     });
   }
