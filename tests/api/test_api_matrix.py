@@ -10,7 +10,6 @@ one JSON shape. ``test_every_api_route_is_classified`` fails on any API route wi
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -18,30 +17,11 @@ from django.db import transaction
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from rest_framework.test import APIClient
 
-from tests.test_authorization_matrix import Q_DEFINITION, ROLES, World
+from tests.test_authorization_matrix import Q_DEFINITION, ROLES, Row, World, row
 
 pytestmark = pytest.mark.django_db
 
-Expect = int | frozenset[int]
-
-
-@dataclass(frozen=True)
-class Row:
-    name: str
-    obj: str | None  # key of world.P / world.Q, "own-token" (the caller's own token), or None
-    side: str
-    method: str
-    expect: dict[str, Expect]
-    body: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def id(self) -> str:
-        return f"{self.method} {self.name} {self.side}"
-
-
-def row(name: str, obj: str | None, side: str, method: str, *expected: Expect, **options: Any) -> Row:
-    assert len(expected) == len(ROLES), name
-    return Row(name=name, obj=obj, side=side, method=method, expect=dict(zip(ROLES, expected, strict=True)), **options)
+# Rows are those of the HTML matrix (Row.obj may also be "own-token": the caller's own token).
 
 
 REASON = {"reason": "Not this study."}
