@@ -14,8 +14,9 @@ database ``soyang_r_bench`` on 127.0.0.1, created when missing). DuckDB: ``--duc
 Each oracle definition of the chosen data set runs ``--repeat`` times with Soyang (``generate_cohort``, wall
 time including compilation) and with Circe (circe-be's SQL through ``cohorts/tests/circe_reference.py``, the SQL
 alone), alternately; the table shows the median times, their ratio (Soyang / Circe, below 1 = Soyang faster)
-and whether the cohort rows are identical. Before each definition the results tables of both are VACUUMed
-on PostgreSQL (untimed), so that neither pays for the other's or earlier runs' dead rows. Circe runs with its
+and whether the cohort rows are identical. Each generation (of either engine) writes under a new cohort id, as the
+worker writes each run under its own; before each definition the results tables of both are emptied (and VACUUMed
+on PostgreSQL), untimed, so that neither pays for the other's or earlier runs' rows. Circe runs with its
 same-day ties broken by event id, so that the rows of a correct engine are comparable (see
 ``circe_reference.break_ties``). The Synthea definitions of the oracle run on Synthea27Nj at x1 with
 ``--synthea``.
@@ -221,14 +222,14 @@ def prepare_synthetic(engine: Any, persons: int, seed: int) -> str:
 # --- the measurement --------------------------------------------------------------------------------------------
 
 
-def vacuum_results(engine: Any, schemas: list[str]) -> None:
-    """VACUUM the results tables of both engines' runs (PostgreSQL, outside the timed window).
+def reset_results(engine: Any, schemas: list[str]) -> None:
+    """Empty the results tables of both engines' runs and, on PostgreSQL, VACUUM them (outside the timed window).
 
-    Every run deletes and re-inserts its cohort's rows; where autovacuum is off (as on the benchmark server)
-    the dead rows pile up across runs and each DELETE then scans all of them, whichever SQL is measured.
+    Every definition then starts from empty tables, whatever ran before: neither engine pays for the other's or
+    earlier definitions' rows, nor (where autovacuum is off, as on the benchmark server) for their dead rows.
+    Circe's cohort table gets the index on ``cohort_definition_id`` that Soyang's has, so both DELETEs of a
+    cohort id are index look-ups.
     """
-    if engine.kind != "postgresql":
-        return
     from warehouse.engines import quote_ident
 
     for schema in schemas:
@@ -239,7 +240,12 @@ def vacuum_results(engine: Any, schemas: list[str]) -> None:
         )
         for (table,) in tables:
             # Names from the catalog, quoted; VACUUM runs outside a transaction (the engine is autocommit).
-            engine.execute(f"VACUUM {quote_ident(schema)}.{quote_ident(table)}", None)
+            name = f"{quote_ident(schema)}.{quote_ident(table)}"
+            engine.execute(f"DELETE FROM {name}", None)  # noqa: S608
+            if engine.kind == "postgresql":
+                if table == "cohort":
+                    engine.execute(f"CREATE INDEX IF NOT EXISTS ix_bench_cohort_id ON {name} (cohort_definition_id)")
+                engine.execute(f"VACUUM {name}", None)
 
 
 def measure(
@@ -248,22 +254,26 @@ def measure(
     """Run ``expression`` ``repeat`` times with Soyang and with Circe on ``cdm_schema``, alternately."""
     from cohorts.expression import parse_expression
     from cohorts.generation import cohort_rows, generate_cohort
-    from cohorts.tests.circe_reference import circe_reference, circe_results_schema
+    from cohorts.tests.circe_reference import circe_reference, circe_results_schema, ensure_circe_tables
     from warehouse.engines import quote_ident
 
     results_schema = f"bench_results_{cdm_schema}"
     engine.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(results_schema)}", None)
-    vacuum_results(engine, [results_schema, circe_results_schema(results_schema)])
+    ensure_circe_tables(engine, circe_results_schema(results_schema))
+    reset_results(engine, [results_schema, circe_results_schema(results_schema)])
     schemas = {"cdm_schema": cdm_schema, "vocabulary_schema": cdm_schema, "results_schema": results_schema}
     outcome = Measurement(definition=name, engine=engine.kind, data=cdm_schema)
     parsed = parse_expression(expression)
     result = reference = None
-    for _ in range(repeat):
+    cohort_id = COHORT_ID
+    for attempt in range(repeat):
+        # A new cohort id per generation, as the worker generates each run under its own id (both engines alike).
+        cohort_id = COHORT_ID + attempt
         started = time.perf_counter()
         result = generate_cohort(
             engine,
             parsed,
-            cohort_id=COHORT_ID,
+            cohort_id=cohort_id,
             cdm_schema=cdm_schema,
             vocabulary_schema=cdm_schema,
             results_schema=results_schema,
@@ -272,14 +282,14 @@ def measure(
         reference = circe_reference(
             engine,
             expression,
-            cohort_id=COHORT_ID,
+            cohort_id=cohort_id,
             deterministic=True,
             postgresql_settings=circe_settings,
             **schemas,
         )
         outcome.circe_seconds.append(reference.seconds)
     assert result is not None and reference is not None
-    rows = [tuple(r) for r in cohort_rows(engine, results_schema=results_schema, cohort_id=COHORT_ID)]
+    rows = [tuple(r) for r in cohort_rows(engine, results_schema=results_schema, cohort_id=cohort_id)]
     outcome.soyang_rows, outcome.circe_rows = len(rows), len(reference.rows)
     outcome.rows_equal = rows == [tuple(r) for r in reference.rows]
     outcome.stats_equal = [(n, int(c)) for n, c in result.inclusion_rules] == [

@@ -229,4 +229,9 @@ class RunResultSerializer(serializers.Serializer):
     total_privacy = PrivacyRuleSerializer()
     sites_answered = serializers.IntegerField()
     sites = SiteResultSerializer(many=True)
+    merged_demographics = serializers.DictField(
+        required=False,
+        help_text="Demographics summed over the sites that answered (two or more): a bucket is exact only where "
+        "every site shows it, else its visible part plus how much is hidden, never a subtracted number.",
+    )
     can_cancel = serializers.BooleanField()

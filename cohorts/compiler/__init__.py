@@ -6,7 +6,14 @@ placeholders and the bound values beside it; dialect differences live in ``diale
 
 from __future__ import annotations
 
-from cohorts.compiler.cohort import RESULTS_TABLES, CompiledCohort, compile_cohort, results_setup
+from cohorts.compiler.cohort import (
+    RESULTS_TABLES,
+    CompiledCohort,
+    codesets_query,
+    compile_cohort,
+    results_present,
+    results_setup,
+)
 from cohorts.compiler.dialects import DIALECTS, Dialect, DuckDBDialect, PostgresDialect
 
 __all__ = [
@@ -16,6 +23,8 @@ __all__ = [
     "Dialect",
     "DuckDBDialect",
     "PostgresDialect",
+    "codesets_query",
     "compile_cohort",
+    "results_present",
     "results_setup",
 ]

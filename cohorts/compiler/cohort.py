@@ -16,13 +16,14 @@ best-event orderings), the primary-event ordinal (``event_id``) breaks them, so 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from cohorts.compiler.concept_sets import codesets_statement
 from cohorts.compiler.context import (
     CODESETS,
+    ENTRY_EVENTS,
     FINAL_COHORT,
     INCLUSION_EVENTS,
     QUALIFIED_EVENTS,
@@ -89,6 +90,27 @@ def results_setup(dialect: str, results_schema: str) -> list[Statement]:
     return out
 
 
+def results_present(dialect: str, results_schema: str) -> Statement | None:
+    """A one-row query, true when the results tables (and indexes) of ``results_schema`` exist; None when the
+    engine has no such check and ``results_setup`` is simply run."""
+    sql_dialect = dialect_for(dialect)
+    query = sql_dialect.results_present(sql_dialect.quote_schema(results_schema))
+    return None if query is None else (query, {})
+
+
+def codesets_query(
+    expression: CohortExpression | dict[str, Any] | str, *, dialect: str, vocabulary_schema: str
+) -> Statement:
+    """The query resolving every concept set of ``expression``: rows ``(codeset_id, concept_id)``. Its answer,
+    grouped by codeset, is what ``compile_cohort`` takes as ``codeset_values``."""
+    if not isinstance(expression, CohortExpression):
+        expression = parse_expression(expression)
+    sql_dialect = dialect_for(dialect)
+    quoted = sql_dialect.quote_schema(vocabulary_schema)
+    ctx = Context(dialect=sql_dialect, cdm=quoted, vocabulary=quoted, results=quoted)
+    return ctx.statement(codesets_statement(ctx, expression))
+
+
 def compile_cohort(
     expression: CohortExpression | dict[str, Any] | str,
     *,
@@ -97,8 +119,12 @@ def compile_cohort(
     vocabulary_schema: str,
     results_schema: str,
     cohort_id: int,
+    codeset_values: Mapping[int, Sequence[int]] | None = None,
 ) -> CompiledCohort:
     """Compile ``expression`` for engine ``dialect`` ("postgresql" | "duckdb").
+
+    ``codeset_values``: the concept ids of each concept set, as ``codesets_query`` resolved them on the same
+    database; the statements then carry them as bound arrays instead of resolving them again.
 
     Raises ``ExpressionError`` for an invalid or unsupported expression, ``ValueError`` for a bad schema name.
     """
@@ -113,6 +139,13 @@ def compile_cohort(
         vocabulary=sql_dialect.quote_schema(vocabulary_schema),
         results=sql_dialect.quote_schema(results_schema),
     )
+    if codeset_values is not None:
+        known = {cs.id for cs in expression.concept_sets}
+        ctx.codeset_values = {
+            int(codeset): [int(concept) for concept in concepts]
+            for codeset, concepts in codeset_values.items()
+            if codeset in known
+        }
     return _CohortCompiler(ctx, expression, cohort_id).compile()
 
 
@@ -123,6 +156,8 @@ class _CohortCompiler:
         self.cohort_id = cohort_id
         # Event relations with one row per (person_id, event_id): an EXISTS semi-join may replace GROUP BY there.
         self.unique_events: set[str] = {QUALIFIED_EVENTS}
+        # The entry events' statement where the dialect stages them (set by ``qualified_events``).
+        self.entry_events: str | None = None
 
     # ---- criteria with nested correlated criteria -------------------------------------------------------------
     def criterion_sql(self, criterion: Criterion, extras: Sequence[str] = ()) -> str:
@@ -305,6 +340,12 @@ class _CohortCompiler:
         e, ctx = self.e, self.ctx
         pc = e.primary_criteria
         entries = "\nUNION ALL\n".join(self.criterion_sql(c) for c in pc.criteria_list)
+        if ctx.dialect.stage_entry_events:
+            # Written (with the CTEs of the criteria) to a temp table of their own by the statement before.
+            self.entry_events = with_ctes(ctx.take_ctes(), entries)
+            source = ENTRY_EVENTS
+        else:
+            source = f"(\n{entries}\n)"
         order = "DESC" if pc.limit == "LAST" else "ASC"
         limit = "" if pc.limit == "ALL" else "\nWHERE P.ordinal = 1"
         primary = ctx.add_cte(
@@ -315,7 +356,7 @@ class _CohortCompiler:
             f"row_number() OVER (PARTITION BY E.person_id ORDER BY E.sort_date {order}, E.event_id) AS ordinal, "
             "OP.observation_period_start_date AS op_start_date, OP.observation_period_end_date AS op_end_date, "
             "CAST(E.visit_occurrence_id AS BIGINT) AS visit_occurrence_id\n"
-            f"FROM (\n{entries}\n) E\nJOIN {ctx.table('observation_period')} OP ON E.person_id = OP.person_id "
+            f"FROM {source} E\nJOIN {ctx.table('observation_period')} OP ON E.person_id = OP.person_id "
             "AND E.start_date >= OP.observation_period_start_date AND E.start_date <= OP.observation_period_end_date\n"
             f"WHERE {ctx.dialect.date_add('OP.observation_period_start_date', pc.prior_days)} <= E.start_date "
             f"AND {ctx.dialect.date_add('E.start_date', pc.post_days)} <= OP.observation_period_end_date\n"
@@ -326,16 +367,20 @@ class _CohortCompiler:
         if e.additional_criteria is not None and not e.additional_criteria.is_empty():
             matches = self.group_sql(e.additional_criteria, primary)
             join = f"\nJOIN (\n{matches}\n) AC ON AC.person_id = pe.person_id AND AC.event_id = pe.event_id"
-        order = "DESC" if e.qualified_limit == "LAST" else "ASC"
-        # As Circe: the qualified limit applies only when the expression has an AdditionalCriteria object.
-        limit = "\nWHERE QE.ordinal = 1" if e.has_additional_criteria and e.qualified_limit != "ALL" else ""
-        select = (
-            "SELECT event_id, person_id, start_date, end_date, op_start_date, op_end_date, visit_occurrence_id\n"
-            "FROM (\nSELECT pe.event_id, pe.person_id, pe.start_date, pe.end_date, pe.op_start_date, pe.op_end_date, "
-            "pe.visit_occurrence_id, "
-            f"row_number() OVER (PARTITION BY pe.person_id ORDER BY pe.start_date {order}, pe.event_id) AS ordinal\n"
-            f"FROM {primary} pe{join}\n) QE{limit}"
-        )
+        columns = "pe.event_id, pe.person_id, pe.start_date, pe.end_date, pe.op_start_date, pe.op_end_date, "
+        columns += "pe.visit_occurrence_id"
+        # As Circe: the qualified limit applies only when the expression has an AdditionalCriteria object; after a
+        # First/Last entry limit every person has one event left, so there is nothing to rank.
+        if e.has_additional_criteria and e.qualified_limit != "ALL" and pc.limit == "ALL":
+            order = "DESC" if e.qualified_limit == "LAST" else "ASC"
+            select = (
+                "SELECT event_id, person_id, start_date, end_date, op_start_date, op_end_date, visit_occurrence_id\n"
+                f"FROM (\nSELECT {columns}, row_number() OVER (PARTITION BY pe.person_id "
+                f"ORDER BY pe.start_date {order}, pe.event_id) AS ordinal\n"
+                f"FROM {primary} pe{join}\n) QE\nWHERE QE.ordinal = 1"
+            )
+        else:
+            select = f"SELECT {columns}\nFROM {primary} pe{join}"
         return with_ctes(ctx.take_ctes(), select)
 
     def inclusion_events(self) -> str:
@@ -445,12 +490,11 @@ class _CohortCompiler:
                 "COALESCE(de.drug_exposure_end_date, (de.drug_exposure_start_date + CAST(de.days_supply AS INTEGER)), "
                 "(de.drug_exposure_start_date + 1))"
             )
-        codeset = lit(strategy.drug_codeset_id)
         exposures = "\nUNION ALL\n".join(
             f"SELECT de.person_id, de.drug_exposure_start_date AS start_date, {end} AS end_date\n"
             f"FROM {ctx.table('drug_exposure')} de\n"
             "JOIN (SELECT DISTINCT person_id FROM included_events) pp ON de.person_id = pp.person_id\n"
-            f"WHERE {ctx.dialect.in_codeset(f'de.{column}', codeset, CODESETS)}"
+            f"WHERE {ctx.in_codeset(f'de.{column}', strategy.drug_codeset_id)}"
             for column in ("drug_concept_id", "drug_source_concept_id")
         )
         ctx.ctes.append(("drug_target", exposures))
@@ -497,6 +541,15 @@ class _CohortCompiler:
                 f"SELECT CAST({cid} AS BIGINT), CAST(0 AS BIGINT), COUNT(DISTINCT person_id), 1 "
                 f"FROM {QUALIFIED_EVENTS} HAVING COUNT(*) > 0"
             )
+        if self.one_event_per_person():
+            # Each person's best event is their only one: the by-person masks are the by-event masks.
+            return (
+                f"INSERT INTO {self.ctx.results}.cohort_inclusion_result "
+                "(cohort_definition_id, inclusion_rule_mask, person_count, mode_id)\n"
+                f"SELECT * FROM (\nWITH counted AS (SELECT mask, COUNT(*) AS n FROM {INCLUSION_EVENTS} GROUP BY mask)\n"
+                f"SELECT CAST({cid} AS BIGINT), mask, n, 0 FROM counted\nUNION ALL\n"
+                f"SELECT CAST({cid} AS BIGINT), mask, n, 1 FROM counted\n) S"
+            )
         return (
             f"INSERT INTO {self.ctx.results}.cohort_inclusion_result "
             "(cohort_definition_id, inclusion_rule_mask, person_count, mode_id)\n"
@@ -508,6 +561,20 @@ class _CohortCompiler:
             f"SELECT CAST({cid} AS BIGINT), mask, COUNT(*), 1 FROM best GROUP BY mask\n) S"
         )
 
+    def codesets(self) -> str:
+        """The SELECT of the codesets temp table: resolved here, or the ids resolved before (bound arrays)."""
+        values = self.ctx.codeset_values
+        if values is None:
+            return codesets_statement(self.ctx, self.e)
+        parts = [
+            f"SELECT CAST({lit(cs.id)} AS INTEGER) AS codeset_id, "
+            f"unnest(CAST({self.ctx.codeset_array(cs.id)} AS BIGINT[])) AS concept_id"
+            for cs in self.e.concept_sets
+        ]
+        if not parts:
+            return "SELECT CAST(NULL AS INTEGER) AS codeset_id, CAST(NULL AS BIGINT) AS concept_id WHERE 1 = 0"
+        return "\nUNION ALL\n".join(parts)
+
     def compile(self) -> CompiledCohort:
         ctx = self.ctx
         d = ctx.dialect
@@ -515,10 +582,20 @@ class _CohortCompiler:
         statements: list[Statement] = list(setup)
         statements += [(sql, {}) for sql in d.transaction_settings()]
         statements += [(sql, {}) for sql in d.drop_temp_tables(TEMP_TABLES)]
-        statements.append(ctx.statement(d.create_temp_table_as(CODESETS, codesets_statement(ctx, self.e))))
+        statements.append(ctx.statement(d.create_temp_table_as(CODESETS, self.codesets())))
         # No statistics for the codesets: every statement reads them through an array or IN list computed once.
-        statements.append(ctx.statement(d.create_temp_table_as(QUALIFIED_EVENTS, self.qualified_events())))
-        statements += [(sql, {}) for sql in d.analyze(QUALIFIED_EVENTS)]
+        qualified = self.qualified_events()
+        # Nested loops stay forbidden wherever a row estimate comes after a ranking or HAVING filter; the join of
+        # the staged (analyzed) entry events to the observation periods is not such a place.
+        additional = self.e.additional_criteria
+        loops = self.entry_events is not None and (additional is None or additional.is_empty())
+        if self.entry_events is not None:
+            # Not analyzed: the planner sizes a never-analyzed table by its pages, which is the row count it needs.
+            statements.append(ctx.statement(d.create_temp_table_as(ENTRY_EVENTS, self.entry_events)))
+        statements += [(sql, {}) for sql in d.nested_loops(True)] if loops else []
+        statements.append(ctx.statement(d.create_temp_table_as(QUALIFIED_EVENTS, qualified)))
+        statements += [(sql, {}) for sql in d.nested_loops(False)] if loops else []
+        statements += [(sql, {}) for sql in d.analyze(QUALIFIED_EVENTS, ("person_id", "event_id"))]
         if self.e.inclusion_rules:
             # Read by scans and a window only (never joined), so it needs no statistics either.
             statements.append(ctx.statement(d.create_temp_table_as(INCLUSION_EVENTS, self.inclusion_events())))
@@ -549,4 +626,12 @@ def _unquote(quoted: str) -> str:
     return ".".join(part.strip('"') for part in quoted.split("."))
 
 
-__all__ = ["RESULTS_TABLES", "CompiledCohort", "ExpressionError", "compile_cohort", "results_setup"]
+__all__ = [
+    "RESULTS_TABLES",
+    "CompiledCohort",
+    "ExpressionError",
+    "codesets_query",
+    "compile_cohort",
+    "results_present",
+    "results_setup",
+]

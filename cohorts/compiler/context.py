@@ -17,10 +17,11 @@ _PLACEHOLDER = re.compile(r"%\((\w+)\)s")
 
 #: Temp tables of one generation (per connection; dropped by the cleanup statements).
 CODESETS = "soyang_codesets"
+ENTRY_EVENTS = "soyang_entry_events"
 QUALIFIED_EVENTS = "soyang_qualified_events"
 INCLUSION_EVENTS = "soyang_inclusion_events"
 FINAL_COHORT = "soyang_final_cohort"
-TEMP_TABLES = (CODESETS, QUALIFIED_EVENTS, INCLUSION_EVENTS, FINAL_COHORT)
+TEMP_TABLES = (CODESETS, ENTRY_EVENTS, QUALIFIED_EVENTS, INCLUSION_EVENTS, FINAL_COHORT)
 
 
 def lit(value: int) -> str:
@@ -40,7 +41,11 @@ class Context:
     results: str  # quoted schema
     params: dict[str, Any] = field(default_factory=dict)
     ctes: list[tuple[str, str]] = field(default_factory=list)
+    #: Concept ids of every concept set, resolved by the database before compiling (``codesets_query``), or
+    #: None: then the statements read them from the codesets temp table.
+    codeset_values: dict[int, list[int]] | None = None
     _counter: int = 0
+    _codeset_params: dict[int, str] = field(default_factory=dict)
 
     def bind(self, value: Any) -> str:
         """A placeholder for ``value``; the value travels beside the SQL, never inside it."""
@@ -48,6 +53,21 @@ class Context:
         name = f"p{self._counter}"
         self.params[name] = value
         return f"%({name})s"
+
+    def in_codeset(self, column: str, codeset_id: int) -> str:
+        """``column`` is a concept of concept set ``codeset_id``: against the resolved ids bound as an array where
+        they are known (the planner then estimates the rows from the column's statistics, as for a literal list),
+        else through the codesets temp table as the dialect reads it."""
+        if self.codeset_values is None:
+            return self.dialect.in_codeset(column, lit(codeset_id), CODESETS)
+        return f"{column} = ANY({self.codeset_array(codeset_id)})"
+
+    def codeset_array(self, codeset_id: int) -> str:
+        """The placeholder of concept set ``codeset_id``'s resolved ids (one per concept set, however often used)."""
+        if codeset_id not in self._codeset_params:
+            values = self.codeset_values or {}
+            self._codeset_params[codeset_id] = self.bind(list(values.get(codeset_id, [])))
+        return self._codeset_params[codeset_id]
 
     def new_name(self, prefix: str) -> str:
         self._counter += 1

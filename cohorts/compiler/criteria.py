@@ -137,14 +137,13 @@ class DomainBuilder:
         """The concept-set filters on the domain table itself. Circe joins the codesets table (or uses IN for
         eras and specimens); as its (codeset_id, concept_id) rows are distinct, a semi-join keeps the same rows,
         and the dialect writes it so that the domain table's concept index is used (``Dialect.in_codeset``)."""
-        d = self.ctx.dialect
         conditions = []
         codeset_id = self.c.get("CodesetId")
         if codeset_id is not None and self.codeset_column:
-            conditions.append(d.in_codeset(f"{self.alias}.{self.codeset_column}", lit(codeset_id), CODESETS))
+            conditions.append(self.ctx.in_codeset(f"{self.alias}.{self.codeset_column}", codeset_id))
         if self.source_attribute is not None and self.c.get(self.source_attribute) is not None:
-            source = lit(self.c.get(self.source_attribute))
-            conditions.append(d.in_codeset(f"{self.alias}.{self.source_column}", source, CODESETS))
+            source = self.c.get(self.source_attribute)
+            conditions.append(self.ctx.in_codeset(f"{self.alias}.{self.source_column}", source))
         return ("\nWHERE " + "\nAND ".join(conditions)) if conditions else ""
 
     def ordinal_order(self) -> str:

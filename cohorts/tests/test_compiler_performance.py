@@ -39,7 +39,8 @@ def test_only_the_qualified_events_get_statistics_as_only_they_are_joined(dialec
     sql = statements("pl_20705", dialect)
     analyzed = [s for s in sql if s.startswith("ANALYZE")]
     # The codesets are read through arrays computed once, the per-event masks by scans and a window.
-    assert analyzed == (["ANALYZE soyang_qualified_events"] if dialect == "postgresql" else [])
+    # Only the join keys' statistics (with the row count): histograms of the dates would cost more than they give.
+    assert analyzed == (["ANALYZE soyang_qualified_events (person_id, event_id)"] if dialect == "postgresql" else [])
 
 
 def test_postgresql_raises_work_mem_for_the_transaction_without_lowering_a_larger_setting() -> None:
@@ -196,3 +197,111 @@ def test_no_occurrence_is_an_anti_join() -> None:
     sql = "\n".join(s for s, _ in compiled.statements)
     assert "WHERE NOT EXISTS (SELECT 1 FROM (" in sql
     assert "HAVING COUNT(cc.event_id) = 0" not in sql
+
+
+def test_postgresql_compiles_resolved_concept_sets_in_as_bound_arrays() -> None:
+    compiled = compile_cohort(
+        oracle_definition("h01_celecoxib_new_users_custom_era"),
+        dialect="postgresql",
+        cohort_id=1,
+        codeset_values={0: [1118084, 1118085]},
+        **SCHEMAS,
+    )
+    entries = next(sql for sql, _ in compiled.statements if "soyang_entry_events ON COMMIT DROP" in sql)
+    params = next(p for sql, p in compiled.statements if "soyang_entry_events ON COMMIT DROP" in sql)
+    # The planner sees the ids (psycopg2 sends them as an array literal), not an InitPlan over a temp table.
+    assert "de.drug_concept_id = ANY(%(p" in entries and "ARRAY(SELECT concept_id" not in entries
+    assert [1118084, 1118085] in params.values()
+    codesets = next(sql for sql, _ in compiled.statements if "soyang_codesets ON COMMIT DROP" in sql)
+    assert "unnest(CAST(%(p" in codesets and "concept_ancestor" not in codesets
+
+
+def test_generation_resolves_concept_sets_first_on_postgresql_only() -> None:
+    from cohorts.compiler.dialects import dialect_for
+
+    assert dialect_for("postgresql").inline_codesets
+    assert not dialect_for("duckdb").inline_codesets
+
+
+def test_postgresql_allows_nested_loops_only_where_the_staged_entry_events_meet_the_periods() -> None:
+    sql = statements("pl_12401", "postgresql")
+    entries = next(i for i, s in enumerate(sql) if s.startswith("CREATE TEMPORARY TABLE soyang_entry_events"))
+    qualified = next(i for i, s in enumerate(sql) if s.startswith("CREATE TEMPORARY TABLE soyang_qualified_events"))
+    assert "FROM soyang_entry_events E" in sql[qualified]
+    assert "set_config('enable_nestloop', 'on', true)" in sql[qualified - 1]
+    assert "set_config('random_page_cost'" in sql[qualified - 1]
+    after = sql[qualified + 1]
+    assert "set_config('enable_nestloop', 'off', true)" in after
+    assert "current_setting('soyang.random_page_cost')" in after
+    assert entries < qualified
+    # With additional criteria the qualified events' statement also groups matches: nested loops stay off.
+    guarded = statements("pl_2078", "postgresql")
+    assert not any("'enable_nestloop', 'on'" in s for s in guarded)
+    # DuckDB reads the entry events inline.
+    assert not any("soyang_entry_events AS" in s for s in statements("pl_12401", "duckdb"))
+
+
+def test_no_qualified_ranking_without_a_qualified_limit_to_apply() -> None:
+    qualified = next(s for s in statements("pl_12401", "duckdb") if "soyang_qualified_events AS" in s)
+    # pl_12401: First entry event per person, so nothing to rank once the entry events are limited.
+    assert qualified.count("row_number()") == 1  # the entry limit's ranking; none for the qualified events
+    expression = oracle_definition("pl_2078")
+    assert expression.get("AdditionalCriteria")
+    expression = {**expression, "QualifiedLimit": {"Type": "First"}}
+    sql = [s for s, _ in compile_cohort(expression, dialect="duckdb", cohort_id=1, **SCHEMAS).statements]
+    ranked = next(s for s in sql if "soyang_qualified_events AS" in s)
+    assert "WHERE QE.ordinal = 1" in ranked
+
+
+def test_one_event_per_person_gives_the_by_person_masks_without_ranking() -> None:
+    stats = next(
+        s
+        for s in statements("h06_pharyngitis_at_least_two_nested", "duckdb")
+        if "cohort_inclusion_result" in s and s.startswith("INSERT")
+    )
+    assert "row_number()" not in stats and "GROUP BY mask" in stats
+    stats = next(
+        s for s in statements("pl_2078", "duckdb") if "cohort_inclusion_result" in s and s.startswith("INSERT")
+    )
+    assert "row_number() OVER (PARTITION BY person_id" in stats
+
+
+def test_results_ddl_runs_only_when_a_results_table_is_missing(cdm_gibleed_pg: Any, oracle_dir: Path) -> None:
+    cdm = cdm_gibleed_pg
+    executed: list[str] = []
+
+    class Recording:
+        kind = cdm.engine.kind
+
+        def execute(self, sql: str, params: Any = None) -> Any:
+            executed.append(sql)
+            return cdm.engine.execute(sql, params)
+
+        def fetchall(self, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
+            executed.append(sql)
+            return list(cdm.engine.fetchall(sql, params))
+
+        def transaction(self) -> Any:
+            return cdm.engine.transaction()
+
+    expression = json.loads((oracle_dir / "cohorts" / "pl_10606.json").read_text())
+    schemas = {
+        "cdm_schema": cdm.cdm_schema,
+        "vocabulary_schema": cdm.vocabulary_schema,
+        "results_schema": "results_ddl_probe",
+    }
+    cdm.engine.execute('DROP SCHEMA IF EXISTS "results_ddl_probe" CASCADE')
+    try:
+        first = generate_cohort(Recording(), expression, cohort_id=920_101, **schemas)
+        assert any(sql.startswith("CREATE TABLE IF NOT EXISTS") for sql in executed)
+        executed.clear()
+        second = generate_cohort(Recording(), expression, cohort_id=920_102, **schemas)
+        assert not any(sql.startswith(("CREATE SCHEMA", "CREATE TABLE", "DO $$")) for sql in executed)
+        assert first.rows == second.rows == 413
+        cdm.engine.execute('DROP TABLE "results_ddl_probe".cohort_inclusion_result')
+        executed.clear()
+        third = generate_cohort(Recording(), expression, cohort_id=920_103, **schemas)
+        assert any(sql.startswith("CREATE TABLE IF NOT EXISTS") for sql in executed)
+        assert third.rows == 413 and third.inclusion_rules == first.inclusion_rules
+    finally:
+        cdm.engine.execute('DROP SCHEMA IF EXISTS "results_ddl_probe" CASCADE')
