@@ -1,10 +1,10 @@
 """The dataset-request endpoints of the API: the HTML flow's every step, through the same selectors and services.
 
 Who sees what is ``selectors.requests_for_user`` (requester, the stewards of its sites, admins; anybody else 404).
-Acting on a visible request one may not act on answers 403 with the reason, as on the pages: submitting
-somebody else's request, deciding another site or one's own request, downloading somebody else's dataset. A
-request in the wrong state answers 409. The approval document is a multipart upload checked by the service
-(type by content, size), so the API accepts exactly what the form accepts.
+Acting on a visible request one may not act on answers 403 with the reason, as on the pages: submitting or
+withdrawing somebody else's request, deciding another site or one's own request, downloading somebody else's
+dataset. A request in the wrong state answers 409. The approval document is a multipart upload checked by the
+service (type by content, size), so the API accepts exactly what the form accepts.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from datasets import selectors, services
 from datasets.choices import LegalBasis, OutputFormat, RequestState
 from datasets.errors import DatasetError, DownloadRefused, InvalidTransition
 from datasets.models import DatasetRequest, SiteReview
-from datasets.services import MAX_WINDOW_DAYS
+from datasets.services import MAX_REASON_CHARS, MAX_WINDOW_DAYS
 
 SOURCE_KEY = r"[A-Za-z0-9_.-]+"
 
@@ -263,6 +263,16 @@ class DatasetReasonSerializer(serializers.Serializer):
         return value.strip()
 
 
+class DatasetWithdrawSerializer(serializers.Serializer):
+    reason = StrictCharField(
+        required=False,
+        allow_blank=True,
+        max_length=MAX_REASON_CHARS,
+        default="",
+        help_text="Why you withdraw it (optional); the stewards of its sites read it.",
+    )
+
+
 # --- the viewset -------------------------------------------------------------------------------------------------
 
 
@@ -449,6 +459,29 @@ class DatasetRequestViewSet(
         data.is_valid(raise_exception=True)
         try:
             services.request_revoke(
+                request=dataset_request,
+                user=request.user,
+                reason=data.validated_data["reason"],
+                ip_address=self.client_ip(),
+            )
+        except (DjangoValidationError, DjangoPermissionDenied, DatasetError) as exc:
+            raise _refused(exc) from None
+        return self._detail(dataset_request)
+
+    @extend_schema(
+        summary="Withdraw your request until the sites approve it (draft, submitted or under review)",
+        request=DatasetWithdrawSerializer,
+        responses={200: DatasetRequestDetailSerializer, 409: CONFLICT},
+    )
+    @action(detail=True, methods=["post"])
+    def withdraw(self, request: Request, pk: int) -> Response:
+        dataset_request = self.get_object()
+        if dataset_request.requester_id != request.user.pk:
+            raise PermissionDenied("Only the requester withdraws a request.")
+        data = DatasetWithdrawSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            services.request_withdraw(
                 request=dataset_request,
                 user=request.user,
                 reason=data.validated_data["reason"],

@@ -18,13 +18,24 @@ class RequestState(models.TextChoices):
     DOWNLOADED = "downloaded", _("Downloaded")
     EXPIRED = "expired", _("Expired")
     REVOKED = "revoked", _("Revoked")
+    WITHDRAWN = "withdrawn", _("Withdrawn")
 
 
 #: The only moves of a request. Services check every transition against this table.
 TRANSITIONS: dict[str, tuple[str, ...]] = {
-    RequestState.DRAFT: (RequestState.SUBMITTED,),
-    RequestState.SUBMITTED: (RequestState.UNDER_REVIEW, RequestState.REJECTED, RequestState.REVOKED),
-    RequestState.UNDER_REVIEW: (RequestState.APPROVED, RequestState.REJECTED, RequestState.REVOKED),
+    RequestState.DRAFT: (RequestState.SUBMITTED, RequestState.WITHDRAWN),
+    RequestState.SUBMITTED: (
+        RequestState.UNDER_REVIEW,
+        RequestState.REJECTED,
+        RequestState.REVOKED,
+        RequestState.WITHDRAWN,
+    ),
+    RequestState.UNDER_REVIEW: (
+        RequestState.APPROVED,
+        RequestState.REJECTED,
+        RequestState.REVOKED,
+        RequestState.WITHDRAWN,
+    ),
     RequestState.APPROVED: (RequestState.EXTRACTING, RequestState.REVOKED),
     RequestState.EXTRACTING: (RequestState.READY, RequestState.FAILED, RequestState.REVOKED),
     RequestState.READY: (RequestState.DOWNLOADED, RequestState.EXPIRED, RequestState.REVOKED),
@@ -33,7 +44,14 @@ TRANSITIONS: dict[str, tuple[str, ...]] = {
     RequestState.FAILED: (),
     RequestState.EXPIRED: (),
     RequestState.REVOKED: (),
+    RequestState.WITHDRAWN: (),
 }
+
+#: States from which the requester may still withdraw: before the sites approved the whole request.
+WITHDRAWABLE_STATES = tuple(state for state, targets in TRANSITIONS.items() if RequestState.WITHDRAWN in targets)
+
+#: States in which the sites' projections and reviews are still wanted (the stewards' queues list these).
+REVIEW_OPEN_STATES = (RequestState.SUBMITTED, RequestState.UNDER_REVIEW)
 
 #: States in which files may exist on disk (and must be deleted on revocation or expiry).
 DELIVERABLE_STATES = (RequestState.READY, RequestState.DOWNLOADED)

@@ -65,7 +65,7 @@ class DatasetRequest(models.Model):
     retention_days = models.PositiveIntegerField(default=7, validators=[MinValueValidator(1)])
     output_format = models.CharField(max_length=10, choices=OutputFormat.choices, default=OutputFormat.CSV)
     state = models.CharField(max_length=20, choices=RequestState.choices, default=RequestState.DRAFT, db_index=True)
-    reason = models.TextField(blank=True, help_text=_("Why it was rejected, failed or was revoked."))
+    reason = models.TextField(blank=True, help_text=_("Why it was rejected, failed, revoked or withdrawn."))
     expires_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

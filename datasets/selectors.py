@@ -14,7 +14,7 @@ from django.http import Http404
 
 from accounts.permissions import filter_by_permission, is_admin, is_steward, projects_for_user
 from cohorts.models import CohortDefinition
-from datasets.choices import RequestState, SiteDecision
+from datasets.choices import REVIEW_OPEN_STATES, WITHDRAWABLE_STATES, RequestState, SiteDecision
 from datasets.models import DatasetPolicy, DatasetRequest, Extract, SiteReview
 
 VIEW = "view_datasetrequest"
@@ -54,9 +54,21 @@ def is_site_steward(user: Any, source: Any) -> bool:
 
 def can_revoke(user: Any, request: DatasetRequest) -> bool:
     """Admins and the stewards of the request's sites revoke a request that is not finished yet."""
-    if request.state in (RequestState.REJECTED, RequestState.FAILED, RequestState.EXPIRED, RequestState.REVOKED):
+    if request.state in (
+        RequestState.REJECTED,
+        RequestState.FAILED,
+        RequestState.EXPIRED,
+        RequestState.REVOKED,
+        RequestState.WITHDRAWN,
+    ):
         return False
     return is_admin(user) or any(is_site_steward(user, s) for s in request.sites.all())
+
+
+def can_withdraw(user: Any, request: DatasetRequest) -> bool:
+    """The requester takes back their own request until the sites approved all of it (draft, submitted, under
+    review); nobody else does, not even an admin."""
+    return request.requester_id == user.pk and request.state in WITHDRAWABLE_STATES
 
 
 def review_get_for_user(user: Any, pk: int) -> SiteReview:
@@ -68,14 +80,15 @@ def review_get_for_user(user: Any, pk: int) -> SiteReview:
 
 
 def reviews_awaiting(user: Any) -> QuerySet[SiteReview]:
-    """The steward's queue: undecided reviews of their sites, of requests under review or being projected."""
+    """The steward's queue: undecided reviews of their sites, of requests under review or being projected (a
+    withdrawn, rejected or revoked request leaves the queue, its undecided reviews with it)."""
     if not is_steward(user):
         return SiteReview.objects.none()
     return (
         SiteReview.objects.filter(
             source__organisation_id=user.organisation_id,
             decision=SiteDecision.PENDING,
-            request__state__in=[RequestState.SUBMITTED, RequestState.UNDER_REVIEW],
+            request__state__in=REVIEW_OPEN_STATES,
         )
         .select_related("request__version__definition", "request__requester", "source")
         .order_by("request__created_at")

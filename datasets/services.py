@@ -1,4 +1,5 @@
-"""Writes of the datasets app: request, submit, projection, review, extraction, download, expiry, revocation.
+"""Writes of the datasets app: request, submit, withdrawal, projection, review, extraction, download, expiry,
+revocation.
 
 Every state change goes through ``_transition`` (checked against ``choices.TRANSITIONS``, recorded on the timeline,
 audited with ``audit_record`` in the same transaction, and e-mailed after the commit). Worker-side work
@@ -35,7 +36,9 @@ from cohorts.models import CohortDefinition
 from datasets import catalogue
 from datasets.choices import (
     DELIVERABLE_STATES,
+    REVIEW_OPEN_STATES,
     TRANSITIONS,
+    WITHDRAWABLE_STATES,
     JobState,
     LegalBasis,
     OutputFormat,
@@ -65,6 +68,8 @@ EXTRACT_TASK = "worker.tasks.datasets_extract_site"
 #: How long a worker holds a projection or extraction before another may take it over (its worker died).
 LEASE = timedelta(minutes=30)
 MAX_WINDOW_DAYS = 36_500
+#: Longest reason a requester gives for a withdrawal (as the API's and the forms' reasons).
+MAX_REASON_CHARS = 2000
 
 #: Accepted approval documents, recognised by their first bytes (the name and the browser's type are not trusted).
 DOCUMENT_SIGNATURES = (
@@ -96,7 +101,13 @@ def _stewards_of(sources: Iterable[Any]) -> list[str]:
 
 
 def _transition(
-    request: DatasetRequest, to_state: str, *, actor: Any = None, note: str = "", recipients: Iterable[str] = ()
+    request: DatasetRequest,
+    to_state: str,
+    *,
+    actor: Any = None,
+    note: str = "",
+    recipients: Iterable[str] = (),
+    ip_address: str | None = None,
 ) -> None:
     """Move the (locked) request to ``to_state``: checked, on the timeline, audited, notified after commit."""
     if to_state not in TRANSITIONS[request.state]:
@@ -106,7 +117,7 @@ def _transition(
         )
     from_state = request.state
     request.state = to_state
-    if note and to_state in (RequestState.REJECTED, RequestState.FAILED, RequestState.REVOKED):
+    if note and to_state in (RequestState.REJECTED, RequestState.FAILED, RequestState.REVOKED, RequestState.WITHDRAWN):
         request.reason = note
     request.save(update_fields=["state", "reason", "expires_at", "updated_at"])
     RequestTransition.objects.create(request=request, from_state=from_state, to_state=to_state, actor=actor, note=note)
@@ -114,6 +125,7 @@ def _transition(
         action=f"dataset_{to_state}",
         actor=actor,
         obj=request,
+        ip_address=ip_address,
         source_key=",".join(request.sites.order_by("key").values_list("key", flat=True)),
         detail={"from": from_state, "to": to_state, **({"note": note[:500]} if note else {})},
     )
@@ -289,11 +301,41 @@ def request_submit(*, request: DatasetRequest, user: Any) -> DatasetRequest:
     return request
 
 
+@transaction.atomic
+def request_withdraw(
+    *, request: DatasetRequest, user: Any, reason: str = "", ip_address: str | None = None
+) -> DatasetRequest:
+    """The requester takes back a request the sites have not approved yet (draft, submitted or under review).
+
+    PermissionDenied for anybody but the requester, InvalidTransition once the request was approved (extraction
+    may have begun: only a steward's or an admin's revocation ends it then) or closed; nothing changes on refusal.
+    The sites' undecided reviews stay as they are: ``review_decide`` refuses them (the request is no longer under
+    review), ``projection_execute`` skips a projection not yet started, and the stewards' queues no longer list
+    them. The approval document is kept, as on rejection: it is part of the record of what was asked and why.
+    """
+    request = _locked(request)
+    if request.requester_id != user.pk:
+        raise PermissionDenied(_("Only the requester withdraws a request."))
+    if request.state not in WITHDRAWABLE_STATES:
+        raise InvalidTransition(
+            _("A request can be withdrawn only until the sites approve it; this one is %(state)s.")
+            % {"state": request.get_state_display()}
+        )
+    reason = reason.strip()
+    if len(reason) > MAX_REASON_CHARS:
+        raise ValidationError(_("The reason is longer than %(max)s characters.") % {"max": MAX_REASON_CHARS})
+    # The stewards were told of the request when it was submitted; a draft they never heard of needs no e-mail.
+    recipients = _stewards_of(request.sites.all()) if request.state != RequestState.DRAFT else []
+    _transition(request, RequestState.WITHDRAWN, actor=user, note=reason, recipients=recipients, ip_address=ip_address)
+    return request
+
+
 # --- projection (site worker) -----------------------------------------------------------------------------------
 
 
-def _claim(model: Any, pk: int, state_field: str) -> bool:
-    """Pending → running, or running with a lapsed lease (its worker died) → running again."""
+def _claim(model: Any, pk: int, state_field: str, **conditions: Any) -> bool:
+    """Pending → running, or running with a lapsed lease (its worker died) → running again; ``conditions`` are
+    further lookups the row must match, checked in the same conditional update."""
     now = timezone.now()
     fields = {state_field: JobState.RUNNING, "lease_expires_at": now + LEASE}
     if model is Extract:
@@ -301,6 +343,7 @@ def _claim(model: Any, pk: int, state_field: str) -> bool:
     claimed = model.objects.filter(
         Q(**{state_field: JobState.PENDING}) | Q(**{state_field: JobState.RUNNING, "lease_expires_at__lt": now}),
         pk=pk,
+        **conditions,
     ).update(**fields)
     return bool(claimed)
 
@@ -313,7 +356,11 @@ def _release(model: Any, pk: int) -> None:
 def projection_execute(*, review_id: int) -> str:
     """Generate the cohort at the site and count the rows each requested table would hold. Raises
     TransientEngineError (after giving the claim back) when the site is unreachable, so the task retries."""
-    if not _claim(SiteReview, review_id, "projection_state"):
+    # Only for a request still waiting for its sites: one withdrawn (or rejected, revoked) before this site got to
+    # it is not projected, and a redelivered message skips the same way. The state is read at the claim: a
+    # projection already running when the request closes finishes harmlessly (``_projection_finish`` records it
+    # and moves the request on only while it is still submitted).
+    if not _claim(SiteReview, review_id, "projection_state", request__state__in=REVIEW_OPEN_STATES):
         return "skipped"
     review = SiteReview.objects.select_related("request__version", "source").get(pk=review_id)
     request, source = review.request, review.source

@@ -2,7 +2,7 @@
 
 Objects are reached through the access selectors: what the user may not see answers 404 exactly like what does
 not exist; 403 only when the user sees the request but may not act on it (deciding somebody else's site, one's own
-request, downloading somebody else's dataset).
+request, withdrawing or downloading somebody else's).
 
 Downloads are addressed by the extract's id, without a token in the URL: the session and the requester-only
 check in ``services.download_open`` are what protect the file, every download is counted and audited, and a URL
@@ -26,7 +26,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from accounts.permissions import is_admin
 from audit.http import client_ip
 from datasets import selectors, services
-from datasets.choices import JobState, RequestState
+from datasets.choices import JobState, RequestState, SiteDecision
 from datasets.errors import DatasetError, DownloadRefused
 from datasets.forms import DatasetRequestForm, ReviewForm
 
@@ -96,7 +96,14 @@ def request_detail(request: HttpRequest, pk: int) -> HttpResponse:
         # Counts of patients are for the site's stewards (and admins), who decide on them; the requester sees
         # the state only.
         review.can_see_counts = is_admin(request.user) or selectors.is_site_steward(request.user, review.source)
-        review.can_decide = review.can_see_counts and not is_requester and not is_admin(request.user)
+        # The review link only while the decision is still open (``review_decide`` refuses it otherwise).
+        review.can_decide = (
+            review.can_see_counts
+            and not is_requester
+            and not is_admin(request.user)
+            and dataset_request.state == RequestState.UNDER_REVIEW
+            and review.decision == SiteDecision.PENDING
+        )
     context = {
         "req": dataset_request,
         "reviews": reviews,
@@ -105,6 +112,7 @@ def request_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "is_requester": is_requester,
         "can_submit": is_requester and dataset_request.state == RequestState.DRAFT,
         "can_revoke": selectors.can_revoke(request.user, dataset_request),
+        "can_withdraw": selectors.can_withdraw(request.user, dataset_request),
         "deliverable": dataset_request.state in (RequestState.READY, RequestState.DOWNLOADED),
         "done": JobState.DONE,
     }
@@ -120,6 +128,25 @@ def request_submit(request: HttpRequest, pk: int) -> HttpResponse:
     try:
         services.request_submit(request=dataset_request, user=request.user)
         messages.success(request, _("Request submitted."))
+    except (ValidationError, DatasetError) as exc:
+        messages.error(request, _errors(exc))
+    return redirect("datasets:request_detail", pk=pk)
+
+
+@login_required
+@require_POST
+def request_withdraw(request: HttpRequest, pk: int) -> HttpResponse:
+    dataset_request = selectors.request_get_for_user(request.user, pk)
+    if dataset_request.requester_id != request.user.pk:
+        raise PermissionDenied(_("Only the requester withdraws a request."))
+    try:
+        services.request_withdraw(
+            request=dataset_request,
+            user=request.user,
+            reason=request.POST.get("reason", ""),
+            ip_address=client_ip(request),
+        )
+        messages.success(request, _("Request withdrawn: no site will review it any more."))
     except (ValidationError, DatasetError) as exc:
         messages.error(request, _errors(exc))
     return redirect("datasets:request_detail", pk=pk)

@@ -44,6 +44,7 @@ NEXT_STEP = {
     RequestState.FAILED: _("Closed: the extraction failed. Open it to read the reason."),
     RequestState.EXPIRED: _("Closed: expired."),
     RequestState.REVOKED: _("Closed: revoked. Open it to read the reason."),
+    RequestState.WITHDRAWN: _("Closed: withdrawn by you."),
 }
 
 

@@ -441,6 +441,10 @@ MATRIX: list[Row] = [
     row("datasets:request_submit",     "dataset_request", "P", "GET", L, OUT, 405, 405,  405,  405,  405),
     row("datasets:request_submit",     "dataset_request", "P", "POST", L, OUT, 404, 302, 404,  403,  403),
     row("datasets:request_submit",     "dataset_request", "Q", "POST", L, OUT, 404, 404, 404,  404,  403),
+    # Withdrawing is the requester's alone (still under review: withdrawn, 302); others who see it → 403.
+    row("datasets:request_withdraw",   "dataset_request", "P", "GET", L, OUT, 405, 405,  405,  405,  405),
+    row("datasets:request_withdraw",   "dataset_request", "P", "POST", L, OUT, 404, 302, 404,  403,  403),
+    row("datasets:request_withdraw",   "dataset_request", "Q", "POST", L, OUT, 404, 404, 404,  404,  403),
     row("datasets:request_document",   "dataset_request", "P", "GET", L, OUT, 404, 200,  404,  200,  200),
     row("datasets:request_document",   "dataset_request", "Q", "GET", L, OUT, 404, 404,  404,  404,  200),
     # Revoking is for the site's stewards and admins; an empty reason is refused with a message (302).

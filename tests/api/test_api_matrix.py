@@ -138,6 +138,9 @@ MATRIX: list[Row] = [
     # The requester's, already submitted (409); others who see it may not submit it (403).
     row("api:dataset-request-submit",     "dataset_request", "P", "POST", U, U,  404,  409,  404,  403,  403),
     row("api:dataset-request-submit",     "dataset_request", "Q", "POST", U, U,  404,  404,  404,  404,  403),
+    # The requester's, still under review (200); others who see it may not withdraw it (403).
+    row("api:dataset-request-withdraw",   "dataset_request", "P", "POST", U, U,  404,  200,  404,  403,  403),
+    row("api:dataset-request-withdraw",   "dataset_request", "Q", "POST", U, U,  404,  404,  404,  404,  403),
     # Deciding is the site's steward's: never the requester's own, never an admin's.
     row("api:dataset-request-review-approve", "dataset_request", "P", "POST", U, U, 404, 403, 404, 200, 403),
     row("api:dataset-request-review-approve", "dataset_request", "Q", "POST", U, U, 404, 404, 404, 404, 403),
