@@ -96,9 +96,12 @@ class Context:
         return f"{self.vocabulary}.{name}"
 
 
-def with_ctes(ctes: list[tuple[str, str]], select: str) -> str:
-    """``WITH a AS (...), b AS (...) select`` (or just ``select``)."""
+def with_ctes(ctes: list[tuple[str, str]], select: str, *, inline: tuple[str, str] | None = None) -> str:
+    """``WITH a AS (...), b AS (...) select`` (or just ``select``). ``inline``: ``(name, keyword)`` of a CTE the
+    engine should expand where it is used (PostgreSQL: ``NOT MATERIALIZED``) rather than compute once."""
     if not ctes:
         return select
-    body = ",\n".join(f"{name} AS (\n{sql}\n)" for name, sql in ctes)
+    body = ",\n".join(
+        f"{name} AS {inline[1] if inline is not None and inline[0] == name else ''}(\n{sql}\n)" for name, sql in ctes
+    )
     return f"WITH {body}\n{select}"

@@ -27,6 +27,8 @@ class Dialect:
     #: Whether a generation resolves the concept sets first and compiles them in as bound arrays, so that the
     #: planner estimates each criterion's rows from the column statistics (see ``PostgresDialect``).
     inline_codesets = False
+    #: The CTE keyword that asks for a CTE to be expanded where it is used instead of computed once.
+    not_materialized = ""
 
     def quote_schema(self, name: str) -> str:
         """A schema name from the Source (never from a definition), validated then quoted; ``db.schema`` allowed."""
@@ -121,6 +123,7 @@ class PostgresDialect(Dialect):
     #: pl_20766), and hashed whole tables where a few index look-ups would do. With the ids as a constant array
     #: the estimate comes from the column's statistics.
     inline_codesets = True
+    not_materialized = "NOT MATERIALIZED "
 
     def analyze(self, name: str, columns: tuple[str, ...]) -> list[str]:
         # The row count and the join keys' statistics are what the plans need; a full ANALYZE also builds

@@ -305,3 +305,41 @@ def test_results_ddl_runs_only_when_a_results_table_is_missing(cdm_gibleed_pg: A
         assert third.rows == 413 and third.inclusion_rules == first.inclusion_rules
     finally:
         cdm.engine.execute('DROP SCHEMA IF EXISTS "results_ddl_probe" CASCADE')
+
+
+def test_postgresql_expands_the_included_events_where_censoring_joins_them() -> None:
+    final = next(
+        s
+        for s in statements("h04_gibleed_censored_by_acetaminophen", "postgresql")
+        if "soyang_final_cohort ON COMMIT DROP" in s
+    )
+    # A plain filter of the analyzed qualified events: the censoring join sees their statistics.
+    assert "included_events AS NOT MATERIALIZED (" in final
+    duck = next(
+        s for s in statements("h04_gibleed_censored_by_acetaminophen", "duckdb") if "soyang_final_cohort AS" in s
+    )
+    assert "NOT MATERIALIZED" not in duck
+    # With an expression limit over several events per person the ranking is computed once, not per use.
+    limited = next(s for s in statements("pl_12396", "postgresql") if "soyang_final_cohort ON COMMIT DROP" in s)
+    assert "included_events AS (" in limited and "NOT MATERIALIZED" not in limited
+
+
+def test_a_group_of_several_members_counts_their_rows_without_joining_the_events_back() -> None:
+    masks = next(
+        s
+        for s in statements("h06_pharyngitis_at_least_two_nested", "postgresql")
+        if s.startswith("CREATE TEMPORARY TABLE soyang_inclusion_events")
+    )
+    # The rule's group (AT_LEAST 2 of three members) over the qualified events: one GROUP BY of the members.
+    assert "SELECT CQ.person_id, CQ.event_id FROM (" in masks
+    assert "HAVING COUNT(CQ.index_id) >= 2" in masks
+
+
+def test_cohort_eras_are_numbered_by_day_in_one_order() -> None:
+    final = next(s for s in statements("h12_long_observation_children", "duckdb") if "soyang_final_cohort AS" in s)
+    assert "SUM(is_start) OVER (PARTITION BY person_id ORDER BY start_date) AS group_idx" in final
+    # A custom era's drug exposures may end before they start: Circe's row-by-row numbering there.
+    custom = next(
+        s for s in statements("h01_celecoxib_new_users_custom_era", "duckdb") if "soyang_final_cohort AS" in s
+    )
+    assert "ORDER BY start_date, is_start DESC ROWS UNBOUNDED PRECEDING) AS group_idx" in custom
