@@ -266,8 +266,8 @@ def test_one_event_per_person_gives_the_by_person_masks_without_ranking() -> Non
     assert "row_number() OVER (PARTITION BY person_id" in stats
 
 
-def test_results_ddl_runs_only_when_a_results_table_is_missing(cdm_gibleed_pg: Any, oracle_dir: Path) -> None:
-    cdm = cdm_gibleed_pg
+def test_results_ddl_runs_only_when_a_results_table_is_missing(cdm_gibleed: Any, oracle_dir: Path) -> None:
+    cdm = cdm_gibleed
     executed: list[str] = []
 
     class Recording:
