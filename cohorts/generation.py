@@ -138,6 +138,8 @@ def generate_cohort(
 def statement_label(sql: str) -> str:
     """A short name of a compiled statement for progress reports: its verb and table (compiler constants only)."""
     words = sql.split()
+    if words[:3] == ["CREATE", "OR", "REPLACE"]:
+        words = ["CREATE", *words[3:]]
     if words[:3] == ["CREATE", "TEMPORARY", "TABLE"] and len(words) > 3:
         return "build " + words[3].removeprefix("soyang_").replace("_", " ")
     if words[:2] == ["INSERT", "INTO"] and len(words) > 2:

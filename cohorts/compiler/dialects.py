@@ -214,6 +214,17 @@ class DuckDBDialect(Dialect):
     def year(self, expr: str) -> str:
         return f"year({expr})"
 
+    def create_temp_table_as(self, name: str, select: str) -> str:
+        # Replaces a table of the same name left on this connection: no DROP statements before the work.
+        return f"CREATE OR REPLACE TEMPORARY TABLE {name} AS\n{select}"
+
+    def drop_temp_tables(self, names: tuple[str, ...]) -> list[str]:
+        return []
+
+    def cleanup_temp_tables(self, names: tuple[str, ...]) -> list[str]:
+        # The temp tables live as long as the connection: dropped at the end of the generation's transaction.
+        return [self.drop_temp_table(name) for name in names]
+
     def ratio(self, numerator: str, denominator: str) -> str:
         return f"(CAST({numerator} AS DOUBLE) / NULLIF(CAST({denominator} AS DOUBLE), 0))"
 

@@ -94,6 +94,7 @@ def test_cohort_ends_are_one_group_by_without_joining_the_events_again() -> None
 
 def test_statement_labels_name_the_work_never_a_value() -> None:
     assert statement_label("CREATE TEMPORARY TABLE soyang_qualified_events AS\nSELECT 1") == "build qualified events"
+    assert statement_label("CREATE OR REPLACE TEMPORARY TABLE soyang_final_cohort AS\nSELECT 1") == "build final cohort"
     assert statement_label('INSERT INTO "r".cohort (a) SELECT 1') == "write cohort"
     assert statement_label('DELETE FROM "r".cohort WHERE x = 1') == "clear cohort"
     assert statement_label("SELECT set_config('jit', 'off', true)") == "prepare"
@@ -153,7 +154,11 @@ def test_at_least_one_occurrence_is_a_semi_join_without_grouping(dialect: str) -
 
 
 def test_duckdb_writes_no_occurrence_as_except() -> None:
-    masks = next(s for s in statements("pl_22168", "duckdb") if s.startswith("CREATE TEMPORARY TABLE soyang_inclusion"))
+    masks = next(
+        s
+        for s in statements("pl_22168", "duckdb")
+        if s.startswith("CREATE OR REPLACE TEMPORARY TABLE soyang_inclusion")
+    )
     assert masks.count("\nEXCEPT\nSELECT P.person_id, P.event_id FROM soyang_qualified_events P") == 2
     assert "NOT EXISTS" not in masks
 
