@@ -64,6 +64,11 @@ def codesets_statement(ctx: Context, expression: CohortExpression) -> str:
         ]
     else:
         ctes.append(("expanded", "SELECT DISTINCT * FROM direct"))
+    mapped = any(item.include_mapped for cs in expression.concept_sets for item in cs.items)
+    excluded = any(item.is_excluded for cs in expression.concept_sets for item in cs.items)
+    if not mapped and not excluded:
+        # Nothing to map and nothing to take away (the usual concept set): the expanded concepts, once each.
+        return with_ctes(ctes, "SELECT DISTINCT codeset_id, CAST(concept_id AS BIGINT) AS concept_id FROM expanded")
     ctes += [
         (
             "mapped",
