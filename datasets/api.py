@@ -449,24 +449,16 @@ class DatasetRequestViewSet(
     )
     @action(detail=True, methods=["post"])
     def revoke(self, request: Request, pk: int) -> Response:
-        dataset_request = self.get_object()
-        may_revoke = is_admin(request.user) or any(
-            selectors.is_site_steward(request.user, s) for s in dataset_request.sites.all()
+        return self._close(
+            request,
+            # Who may revoke at all; a request already closed is the service's 409, not a 403.
+            allowed=lambda req: (
+                is_admin(request.user) or any(selectors.is_site_steward(request.user, s) for s in req.sites.all())
+            ),
+            refusal="Only a steward of one of the sites or an admin revokes a request.",
+            body=DatasetReasonSerializer,
+            service=services.request_revoke,
         )
-        if not may_revoke:
-            raise PermissionDenied("Only a steward of one of the sites or an admin revokes a request.")
-        data = DatasetReasonSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        try:
-            services.request_revoke(
-                request=dataset_request,
-                user=request.user,
-                reason=data.validated_data["reason"],
-                ip_address=self.client_ip(),
-            )
-        except (DjangoValidationError, DjangoPermissionDenied, DatasetError) as exc:
-            raise _refused(exc) from None
-        return self._detail(dataset_request)
 
     @extend_schema(
         summary="Withdraw your request until the sites approve it (draft, submitted or under review)",
@@ -475,13 +467,31 @@ class DatasetRequestViewSet(
     )
     @action(detail=True, methods=["post"])
     def withdraw(self, request: Request, pk: int) -> Response:
+        return self._close(
+            request,
+            allowed=lambda req: req.requester_id == request.user.pk,
+            refusal="Only the requester withdraws a request.",
+            body=DatasetWithdrawSerializer,
+            service=services.request_withdraw,
+        )
+
+    def _close(
+        self,
+        request: Request,
+        *,
+        allowed: Callable[[DatasetRequest], bool],
+        refusal: str,
+        body: type[serializers.Serializer],
+        service: Callable[..., DatasetRequest],
+    ) -> Response:
+        """Revoke or withdraw: who may, the reason from the body, the service; its refusals in the error shape."""
         dataset_request = self.get_object()
-        if dataset_request.requester_id != request.user.pk:
-            raise PermissionDenied("Only the requester withdraws a request.")
-        data = DatasetWithdrawSerializer(data=request.data)
+        if not allowed(dataset_request):
+            raise PermissionDenied(refusal)
+        data = body(data=request.data)
         data.is_valid(raise_exception=True)
         try:
-            services.request_withdraw(
+            service(
                 request=dataset_request,
                 user=request.user,
                 reason=data.validated_data["reason"],

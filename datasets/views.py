@@ -12,6 +12,7 @@ so that link prefetchers and scanners never use up one of the limited downloads.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib import messages
@@ -139,17 +140,27 @@ def request_withdraw(request: HttpRequest, pk: int) -> HttpResponse:
     dataset_request = selectors.request_get_for_user(request.user, pk)
     if dataset_request.requester_id != request.user.pk:
         raise PermissionDenied(_("Only the requester withdraws a request."))
+    return _close(
+        request,
+        dataset_request,
+        services.request_withdraw,
+        success=_("Request withdrawn: no site will review it any more."),
+    )
+
+
+def _close(request: HttpRequest, dataset_request: Any, service: Callable[..., Any], *, success: str) -> HttpResponse:
+    """Withdraw or revoke with the posted reason; a refusal (wrong state, bad reason) becomes the page's error."""
     try:
-        services.request_withdraw(
+        service(
             request=dataset_request,
             user=request.user,
             reason=request.POST.get("reason", ""),
             ip_address=client_ip(request),
         )
-        messages.success(request, _("Request withdrawn: no site will review it any more."))
+        messages.success(request, success)
     except (ValidationError, DatasetError) as exc:
         messages.error(request, _errors(exc))
-    return redirect("datasets:request_detail", pk=pk)
+    return redirect("datasets:request_detail", pk=dataset_request.pk)
 
 
 @login_required
@@ -171,17 +182,9 @@ def request_revoke(request: HttpRequest, pk: int) -> HttpResponse:
     dataset_request = selectors.request_get_for_user(request.user, pk)
     if not selectors.can_revoke(request.user, dataset_request):
         raise PermissionDenied(_("Only a steward of one of the sites or an admin revokes a request."))
-    try:
-        services.request_revoke(
-            request=dataset_request,
-            user=request.user,
-            reason=request.POST.get("reason", ""),
-            ip_address=client_ip(request),
-        )
-        messages.success(request, _("Request revoked; its files were deleted."))
-    except (ValidationError, DatasetError) as exc:
-        messages.error(request, _errors(exc))
-    return redirect("datasets:request_detail", pk=pk)
+    return _close(
+        request, dataset_request, services.request_revoke, success=_("Request revoked; its files were deleted.")
+    )
 
 
 def _review_form(review: Any, data: Any = None) -> ReviewForm:
