@@ -11,16 +11,19 @@ Knows nothing of users or privacy: ``cohorts`` filters which sites' counts a use
 from __future__ import annotations
 
 import csv
+import functools
 import gzip
 import re
 import time
+from array import array
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from django.db import connection, transaction
+import psycopg2
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -71,14 +74,26 @@ class VocabularyError(WarehouseError):
 
 @dataclass(frozen=True)
 class VocabularyLoadReport:
-    """Rows loaded per table and how long it took."""
+    """Rows loaded per table, how long it took, and the seconds of each step (each table's copy, the word list,
+    each index built again, ANALYZE), which scripts/bench_vocabulary_load.py prints."""
 
     rows: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    steps: dict[str, float] = field(default_factory=dict)
 
 
 def _text(value: Any) -> str:
     return "" if value is None else str(value)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _date_text(text: str) -> date:
+    # Athena writes 20070101, the CDM CSV exports 2007-01-01 (sometimes with a time). A real vocabulary has a
+    # few thousand distinct dates over millions of rows: each is parsed once.
+    text = text.strip()
+    if re.fullmatch(r"\d{8}", text):
+        return date(int(text[:4]), int(text[4:6]), int(text[6:8]))
+    return date.fromisoformat(text[:10])
 
 
 def _date(value: Any) -> date | None:
@@ -88,57 +103,58 @@ def _date(value: Any) -> date | None:
         return value.date()
     if isinstance(value, date):
         return value
-    text = str(value).strip()
-    # Athena writes 20070101, the CDM CSV exports 2007-01-01 (sometimes with a time).
-    if re.fullmatch(r"\d{8}", text):
-        return date(int(text[:4]), int(text[4:6]), int(text[6:8]))
-    return date.fromisoformat(text[:10])
+    return _date_text(str(value))
 
 
-def _concept(row: dict[str, Any]) -> Concept:
-    return Concept(
-        concept_id=int(row["concept_id"]),
-        concept_name=_text(row["concept_name"])[:255],
-        domain_id=_text(row["domain_id"]),
-        vocabulary_id=_text(row["vocabulary_id"]),
-        concept_class_id=_text(row["concept_class_id"]),
-        standard_concept=_text(row.get("standard_concept")),
-        concept_code=_text(row["concept_code"]),
-        valid_start_date=_date(row.get("valid_start_date")),
-        valid_end_date=_date(row.get("valid_end_date")),
-        invalid_reason=_text(row.get("invalid_reason")),
+# The row builders: one source row (a dict of its columns) → the values of the portal table's columns, in the
+# order of _TABLES; None for a row that is not kept. They are the one validation of the input whatever writes
+# the rows (COPY on PostgreSQL, bulk_create elsewhere); KeyError / ValueError mean a bad row.
+
+
+def _concept(row: dict[str, Any]) -> tuple[Any, ...]:
+    return (
+        int(row["concept_id"]),
+        _text(row["concept_name"])[:255],
+        _text(row["domain_id"]),
+        _text(row["vocabulary_id"]),
+        _text(row["concept_class_id"]),
+        _text(row.get("standard_concept")),
+        _text(row["concept_code"]),
+        _date(row.get("valid_start_date")),
+        _date(row.get("valid_end_date")),
+        _text(row.get("invalid_reason")),
     )
 
 
-def _ancestor(row: dict[str, Any]) -> ConceptAncestor:
-    return ConceptAncestor(
-        ancestor_concept_id=int(row["ancestor_concept_id"]),
-        descendant_concept_id=int(row["descendant_concept_id"]),
-        min_levels_of_separation=int(row["min_levels_of_separation"]),
-        max_levels_of_separation=int(row["max_levels_of_separation"]),
+def _ancestor(row: dict[str, Any]) -> tuple[Any, ...]:
+    return (
+        int(row["ancestor_concept_id"]),
+        int(row["descendant_concept_id"]),
+        int(row["min_levels_of_separation"]),
+        int(row["max_levels_of_separation"]),
     )
 
 
-def _relationship(row: dict[str, Any]) -> ConceptRelationship | None:
+def _relationship(row: dict[str, Any]) -> tuple[Any, ...] | None:
     if row["relationship_id"] not in KEPT_RELATIONSHIPS:
         return None
-    return ConceptRelationship(
-        concept_id_1=int(row["concept_id_1"]),
-        concept_id_2=int(row["concept_id_2"]),
-        relationship_id=_text(row["relationship_id"]),
-        invalid_reason=_text(row.get("invalid_reason")),
+    return (
+        int(row["concept_id_1"]),
+        int(row["concept_id_2"]),
+        _text(row["relationship_id"]),
+        _text(row.get("invalid_reason")),
     )
 
 
-def _vocabulary(row: dict[str, Any]) -> Vocabulary:
-    return Vocabulary(vocabulary_id=_text(row["vocabulary_id"]), vocabulary_name=_text(row["vocabulary_name"])[:255])
+def _vocabulary(row: dict[str, Any]) -> tuple[Any, ...]:
+    return (_text(row["vocabulary_id"]), _text(row["vocabulary_name"])[:255])
 
 
-def _domain(row: dict[str, Any]) -> Domain:
-    return Domain(domain_id=_text(row["domain_id"]), domain_name=_text(row["domain_name"])[:255])
+def _domain(row: dict[str, Any]) -> tuple[Any, ...]:
+    return (_text(row["domain_id"]), _text(row["domain_name"])[:255])
 
 
-#: table → (model, row builder, columns read from a source).
+#: table → (model, row builder, columns read from a source = the model's columns the builder fills, in order).
 _TABLES: dict[str, tuple[type, Any, tuple[str, ...]]] = {
     "vocabulary": (Vocabulary, _vocabulary, ("vocabulary_id", "vocabulary_name")),
     "domain": (Domain, _domain, ("domain_id", "domain_name")),
@@ -179,29 +195,67 @@ _KEYS = {
     "concept_relationship": ("concept_id_1", "concept_id_2", "relationship_id"),
 }
 
+#: The portal tables a load replaces (PostgreSQL names).
+_PORTAL_TABLES = (
+    "warehouse_concept",
+    "warehouse_conceptancestor",
+    "warehouse_conceptrelationship",
+    "warehouse_vocabulary",
+    "warehouse_domain",
+    "warehouse_conceptword",
+)
+
+#: How rows reach PostgreSQL: "copy" (COPY FROM STDIN) or "bulk_create" (the ORM's multi-row INSERT, what
+#: other databases always use). Only scripts/bench_vocabulary_load.py changes these two, to measure the gain.
+POSTGRESQL_WRITE = "copy"
+#: PostgreSQL: drop the secondary indexes and unique constraints during the load, build them again before the
+#: commit (``_secondary_indexes_drop``).
+REBUILD_INDEXES = True
+
+
+@dataclass(frozen=True)
+class _Input:
+    """The rows of one table, each with its position (file line, or row number in a source's table), and how a
+    message names the place: ``CONCEPT.csv, line 12`` or ``vocab.concept, row 12``."""
+
+    rows: Iterable[tuple[int, dict[str, Any]]]
+    label: str
+    unit: str
+
+    def at(self, position: int) -> str:
+        return f"{self.label}, {self.unit} {position}"
+
 
 def _clear() -> None:
     if connection.vendor == "postgresql":
-        # TRUNCATE is transactional in PostgreSQL: readers keep the old copy until the commit.
+        # TRUNCATE is transactional in PostgreSQL: a failed load leaves the old copy in place. It also takes
+        # the tables' ACCESS EXCLUSIVE lock until the commit: searches wait for the load to end, they are not
+        # served from the old copy meanwhile.
         with connection.cursor() as cursor:
-            cursor.execute(
-                "TRUNCATE warehouse_concept, warehouse_conceptancestor, warehouse_conceptrelationship, "
-                "warehouse_vocabulary, warehouse_domain, warehouse_conceptword"
-            )
+            cursor.execute(f"TRUNCATE {', '.join(_PORTAL_TABLES)}")
         return
     for model in (ConceptAncestor, ConceptRelationship, Concept, Vocabulary, Domain, ConceptWord):
         model.objects.all().delete()
 
 
-def _write(rows: Iterable[dict[str, Any]], table: str) -> int:
-    model, build, _columns = _TABLES[table]
+def _write(source: _Input, table: str) -> int:
+    if connection.vendor == "postgresql" and POSTGRESQL_WRITE == "copy":
+        return _write_copy(source, table)
+    return _write_bulk_create(source, table)
+
+
+def _write_bulk_create(source: _Input, table: str) -> int:
+    model, build, columns = _TABLES[table]
     written = 0
     batch: list[Any] = []
-    for row in rows:
-        obj = build(row)
-        if obj is None:
+    for position, row in source.rows:
+        try:
+            values = build(row)
+        except (KeyError, ValueError) as exc:
+            raise VocabularyError(f"{source.at(position)}: bad row ({exc})") from exc
+        if values is None:
             continue
-        batch.append(obj)
+        batch.append(model(**dict(zip(columns, values, strict=True))))
         if len(batch) >= BATCH_ROWS:
             model.objects.bulk_create(batch)
             written += len(batch)
@@ -212,7 +266,183 @@ def _write(rows: Iterable[dict[str, Any]], table: str) -> int:
     return written
 
 
-def _rows_from_engine(engine: Engine, schema: str, table: str) -> Iterator[dict[str, Any]]:
+#: Rows per COPY statement. Each statement streams its rows BATCH_ROWS at a time while PostgreSQL inserts the
+#: ones already sent (the client's parsing and the server's inserting overlap, on two processes); a value the
+#: server refuses is traced back to its file line through the statement's positions (8 bytes a row).
+COPY_ROWS = 1_000_000
+
+#: COPY's text format: a backslash, TAB, newline or carriage return inside a value is written as an escape.
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+_COPY_LINE_RE = re.compile(r"COPY \S+, line (\d+)")
+
+
+def _copy_line(values: tuple[Any, ...]) -> str:
+    """One row in COPY's text format (the hot loop of a load: millions of calls)."""
+    fields = []
+    for value in values:
+        if value.__class__ is str:
+            if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
+                value = value.translate(_COPY_ESCAPES)
+            fields.append(value)
+        elif value is None:
+            fields.append("\\N")
+        else:
+            fields.append(str(value))  # an int, or a date (str() is its ISO format)
+    return "\t".join(fields) + "\n"
+
+
+class _CopyStream:
+    """What one COPY statement reads: the next rows of ``source``, built and serialized BATCH_ROWS at a time
+    (memory stays bounded whatever the size of the file), at most COPY_ROWS of them."""
+
+    def __init__(self, rows: Iterator[tuple[int, dict[str, Any]]], build: Any, source: _Input) -> None:
+        self.positions = array("q")
+        self.exhausted = False
+        #: An error of ours raised inside ``read`` (psycopg2 only reports "error in .read() call").
+        self.error: Exception | None = None
+        self._rows = rows
+        self._build = build
+        self._source = source
+        self._buffer = b""
+        self._offset = 0
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            while self._offset >= len(self._buffer):
+                if self.exhausted or len(self.positions) >= COPY_ROWS:
+                    return b""
+                self._buffer, self._offset = self._next_batch(), 0
+        except Exception as exc:
+            self.error = exc
+            raise
+        end = len(self._buffer) if size < 0 else self._offset + size
+        piece = self._buffer[self._offset : end]
+        self._offset += len(piece)
+        return piece
+
+    def _next_batch(self) -> bytes:
+        lines = []
+        build, positions = self._build, self.positions
+        room = min(BATCH_ROWS, COPY_ROWS - len(positions))
+        for position, row in self._rows:
+            try:
+                values = build(row)
+            except (KeyError, ValueError) as exc:
+                raise VocabularyError(f"{self._source.at(position)}: bad row ({exc})") from exc
+            if values is None:
+                continue
+            lines.append(_copy_line(values))
+            positions.append(position)
+            if len(lines) >= room:
+                break
+        else:
+            self.exhausted = True
+        return "".join(lines).encode("utf-8")
+
+
+def _write_copy(source: _Input, table: str) -> int:
+    """COPY the built rows into ``table``, COPY_ROWS rows per statement."""
+    model, build, columns = _TABLES[table]
+    sql = f"COPY {model._meta.db_table} ({', '.join(columns)}) FROM STDIN"
+    rows = iter(source.rows)
+    written = 0
+    with connection.cursor() as cursor:
+        while True:
+            stream = _CopyStream(rows, build, source)
+            try:
+                cursor.copy_expert(sql, stream, size=1 << 20)
+            except psycopg2.Error as exc:
+                # The transaction is aborted: raising rolls the whole load back, the previous vocabulary stays.
+                if stream.error is not None:
+                    raise stream.error from None
+                if isinstance(exc, psycopg2.DataError | psycopg2.IntegrityError):
+                    raise VocabularyError(_copy_error(exc, stream.positions, source)) from exc
+                raise
+            written += len(stream.positions)
+            if stream.exhausted:
+                return written
+
+
+def _copy_error(exc: psycopg2.Error, positions: array, source: _Input) -> str:
+    """``FILE, line N: reason`` for a value PostgreSQL refused (a duplicate id, a number out of range)."""
+    diag = exc.diag
+    reason = diag.message_primary or str(exc).splitlines()[0]
+    if diag.message_detail:
+        reason += f" ({diag.message_detail})"
+    match = _COPY_LINE_RE.search(diag.context or "")
+    if match and 0 < int(match.group(1)) <= len(positions):
+        return f"{source.at(positions[int(match.group(1)) - 1])}: {reason}"
+    return f"{source.label}: {reason}"
+
+
+#: Every index of the portal's vocabulary tables but the primary keys (they check the ids as the rows arrive,
+#: so a duplicate id is reported with its line): (table, index, unique constraint it backs or NULL, definition
+#: of the constraint or of the index), names quoted.
+_SECONDARY_INDEXES_SQL = (
+    "SELECT x.indrelid::regclass::text, x.indexrelid::regclass::text, quote_ident(k.conname), "
+    "COALESCE(pg_get_constraintdef(k.oid), pg_get_indexdef(x.indexrelid)) "
+    "FROM pg_index x LEFT JOIN pg_constraint k ON k.conindid = x.indexrelid AND k.conrelid = x.indrelid "
+    "WHERE x.indrelid IN (SELECT to_regclass(t) FROM unnest(%(tables)s) AS t) AND NOT x.indisprimary "
+    "ORDER BY 1, 2"
+)
+
+
+@dataclass(frozen=True)
+class _Index:
+    table: str
+    name: str
+    constraint: str | None
+    definition: str
+
+
+def _secondary_indexes_drop() -> list[_Index]:
+    """Drop the secondary indexes (and unique constraints) of the just truncated vocabulary tables; return what
+    creates them again. Building an index once over the loaded rows is much faster than updating it row by
+    row: the trigram GIN indexes most of all, and the unique ancestry pair, whose inserts land all over a
+    b-tree of tens of millions of entries (see docs/performance.md, "Loading a vocabulary"). TRUNCATE already
+    holds the tables' exclusive lock, and DDL is transactional: no reader ever sees a table without its
+    indexes, and a failed load gets them back with the old rows."""
+    with connection.cursor() as cursor:
+        cursor.execute(_SECONDARY_INDEXES_SQL, {"tables": list(_PORTAL_TABLES)})
+        found = [_Index(*row) for row in cursor.fetchall()]
+        for index in found:
+            if index.constraint:
+                cursor.execute(f"ALTER TABLE {index.table} DROP CONSTRAINT {index.constraint}")
+            else:
+                cursor.execute(f"DROP INDEX {index.name}")
+    return found
+
+
+#: Memory for building the indexes again, for this transaction only and only ever raised: the trigram GIN
+#: index on a million names built in 13-15 s with it against 15-25 s with PostgreSQL's default 64 MB.
+INDEX_BUILD_MEMORY_KB = 256 * 1024
+
+
+def _secondary_indexes_create(indexes: list[_Index], labels: dict[str, str], steps: dict[str, float]) -> None:
+    """Build the dropped indexes again, same names and definitions (``steps`` receives the seconds of each). A
+    duplicate the unique constraint finds now is reported with the file (``labels``: portal table → file name)
+    and the duplicated key, not its line."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT setting::bigint FROM pg_settings WHERE name = 'maintenance_work_mem'")
+        if cursor.fetchone()[0] < INDEX_BUILD_MEMORY_KB:
+            cursor.execute(f"SET LOCAL maintenance_work_mem = '{INDEX_BUILD_MEMORY_KB}kB'")
+        for index in indexes:
+            started = time.monotonic()
+            if not index.constraint:
+                cursor.execute(index.definition)
+            else:
+                try:
+                    cursor.execute(f"ALTER TABLE {index.table} ADD CONSTRAINT {index.constraint} {index.definition}")
+                except IntegrityError as exc:
+                    diag = getattr(exc.__cause__, "diag", None)
+                    detail = f" ({diag.message_detail})" if diag is not None and diag.message_detail else ""
+                    raise VocabularyError(
+                        f"{labels.get(index.table, index.table)}: {str(exc).splitlines()[0]}{detail}"
+                    ) from exc
+            steps[f"index {index.name}"] = time.monotonic() - started
+
+
+def _rows_from_engine(engine: Engine, schema: str, table: str) -> Iterator[tuple[int, dict[str, Any]]]:
     _model, _build, columns = _TABLES[table]
     keys = _KEYS[table]
     select = ", ".join(quote_ident(c) for c in columns)
@@ -222,6 +452,7 @@ def _rows_from_engine(engine: Engine, schema: str, table: str) -> Iterator[dict[
     if table == "concept_relationship":
         where = "relationship_id IN ('Maps to', 'Mapped from')"
     last: tuple[Any, ...] | None = None
+    position = 0
     while True:
         conditions = [where] if where else []
         params: dict[str, Any] = {}
@@ -234,40 +465,58 @@ def _rows_from_engine(engine: Engine, schema: str, table: str) -> Iterator[dict[
         if not batch:
             return
         for values in batch:
-            yield dict(zip(columns, values, strict=True))
+            position += 1
+            yield position, dict(zip(columns, values, strict=True))
         last = tuple(batch[-1][columns.index(k)] for k in keys)
         if len(batch) < BATCH_ROWS:
             return
 
 
-def _rows_from_file(path: Path, delimiter: str) -> Iterator[dict[str, Any]]:
+def _rows_from_file(path: Path, delimiter: str) -> Iterator[tuple[int, dict[str, Any]]]:
     opener = gzip.open if path.name.lower().endswith(".gz") else open
     with opener(path, "rt", encoding="utf-8-sig", newline="") as handle:  # type: ignore[operator]
         # Athena's TAB-separated files do not quote: a quote character is part of a concept name there.
         quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
         reader = csv.reader(handle, delimiter=delimiter, quoting=quoting)
         header = [name.strip().lower() for name in next(reader)]
-        for line, values in enumerate(reader, start=2):
-            if not values:
-                continue
-            if len(values) != len(header):
-                raise VocabularyError(f"{path.name}, line {line}: {len(values)} fields, expected {len(header)}")
-            yield dict(zip(header, values, strict=True))
-
-
-def _load(tables: dict[str, Iterable[dict[str, Any]]]) -> dict[str, int]:
-    _clear()
-    rows: dict[str, int] = {}
-    for table, source_rows in tables.items():
+        line = 1
         try:
-            rows[table] = _write(source_rows, table)
-        except (KeyError, ValueError) as exc:
-            raise VocabularyError(f"{table}: bad row ({exc})") from exc
+            for line, values in enumerate(reader, start=2):
+                if not values:
+                    continue
+                if len(values) != len(header):
+                    raise VocabularyError(f"{path.name}, line {line}: {len(values)} fields, expected {len(header)}")
+                yield line, dict(zip(header, values, strict=True))
+        except (csv.Error, UnicodeDecodeError, EOFError, OSError) as exc:
+            raise VocabularyError(f"{path.name}, after line {line}: cannot read the file ({exc})") from exc
+
+
+def _load(tables: dict[str, _Input], steps: dict[str, float]) -> dict[str, int]:
+    """Replace the vocabulary tables with ``tables``' rows, inside the caller's transaction; ``steps`` receives
+    the seconds of each step. On PostgreSQL the rows go in with COPY into tables without their secondary
+    indexes, which are built again once at the end."""
+    _clear()
+    postgresql = connection.vendor == "postgresql"
+    rebuilt = _secondary_indexes_drop() if postgresql and REBUILD_INDEXES else []
+    rows: dict[str, int] = {}
+    for table, source in tables.items():
+        started = time.monotonic()
+        rows[table] = _write(source, table)
+        steps[table] = time.monotonic() - started
+    started = time.monotonic()
     rows["concept_word"] = words_rebuild()
-    if connection.vendor == "postgresql":
+    steps["concept_word"] = time.monotonic() - started
+    if rebuilt:
+        started = time.monotonic()
+        labels = {_TABLES[table][0]._meta.db_table: source.label for table, source in tables.items()}
+        _secondary_indexes_create(rebuilt, labels, steps)
+        steps["indexes"] = time.monotonic() - started
+    if postgresql:
+        started = time.monotonic()
         with connection.cursor() as cursor:
             cursor.execute("ANALYZE warehouse_concept")
             cursor.execute("ANALYZE warehouse_conceptword")
+        steps["analyze"] = time.monotonic() - started
     return rows
 
 
@@ -311,27 +560,38 @@ def vocabulary_load_from_source(*, source: Source, engine: Engine, actor: Any = 
     }
     if "concept" not in present:
         raise VocabularyError(f"source {source.key} has no concept table in schema {schema}")
-    tables = {table: _rows_from_engine(engine, schema, table) for table in _TABLES if table in present}
-    rows = _load(tables)
+    tables = {
+        table: _Input(rows=_rows_from_engine(engine, schema, table), label=f"{schema}.{table}", unit="row")
+        for table in _TABLES
+        if table in present
+    }
+    steps: dict[str, float] = {}
+    rows = _load(tables, steps)
     audit_record(action="vocabulary_load", actor=actor, source_key=source.key, detail={"rows": rows})
-    return VocabularyLoadReport(rows=rows, seconds=time.monotonic() - started)
+    return VocabularyLoadReport(rows=rows, seconds=time.monotonic() - started, steps=steps)
 
 
 @transaction.atomic
 def vocabulary_load_from_directory(*, directory: Path, actor: Any = None) -> VocabularyLoadReport:
     """Replace the portal's vocabulary with the OMOP CSV files in ``directory`` (CDM comma CSV or Athena TAB
-    files, plain or gzipped). Raises ``VocabularyError`` naming the file at fault; nothing is changed then."""
+    files, plain or gzipped). Raises ``VocabularyError`` naming the file (and line) at fault; nothing is changed
+    then."""
     started = time.monotonic()
-    rows = vocabulary_copy_from_directory(directory=directory)
+    steps: dict[str, float] = {}
+    rows = _copy_from_directory(Path(directory), steps)
     audit_record(action="vocabulary_load", actor=actor, detail={"rows": rows, "directory": str(directory)})
-    return VocabularyLoadReport(rows=rows, seconds=time.monotonic() - started)
+    return VocabularyLoadReport(rows=rows, seconds=time.monotonic() - started, steps=steps)
 
 
 def vocabulary_copy_from_directory(*, directory: Path) -> dict[str, int]:
     """The copy itself, without its transaction and audit event (the service above adds both): for callers
     that manage their own, such as test fixtures shared by a module."""
+    return _copy_from_directory(Path(directory), {})
+
+
+def _copy_from_directory(directory: Path, steps: dict[str, float]) -> dict[str, int]:
     try:
-        files = find_csv_files(Path(directory))
+        files = find_csv_files(directory)
     except WarehouseError as exc:
         raise VocabularyError(str(exc)) from exc
     if "concept" not in files:
@@ -342,8 +602,14 @@ def vocabulary_copy_from_directory(*, directory: Path) -> dict[str, int]:
         missing = set(_TABLES[table][2]) - {"standard_concept", "invalid_reason"} - set(csv_file.columns)
         if missing:
             raise VocabularyError(f"{csv_file.path.name}: missing columns {', '.join(sorted(missing))}")
-    tables = {table: _rows_from_file(files[table].path, files[table].delimiter) for table in _TABLES if table in files}
-    return _load(tables)
+    tables = {
+        table: _Input(
+            rows=_rows_from_file(files[table].path, files[table].delimiter), label=files[table].path.name, unit="line"
+        )
+        for table in _TABLES
+        if table in files
+    }
+    return _load(tables, steps)
 
 
 # ---------------------------------------------------------------------------------------------------------------
