@@ -410,21 +410,30 @@ def _name(domain: str, vocabulary: str, rng: random.Random) -> str:
     return name[0].upper() + name[1:]
 
 
+LAYOUT_WEIGHTS = [share for *_rest, share, _std in LAYOUT]
+
+
+def concept_draw(rng: random.Random, n: int) -> tuple[str, str, str, str, str, str, str]:
+    """Concept ``n`` drawn from ``rng``: (domain, vocabulary, class, standard, invalid reason, name, code)."""
+    domain, vocabulary, concept_class, _share, standard_ratio = rng.choices(LAYOUT, LAYOUT_WEIGHTS)[0]
+    standard = "S" if rng.random() < standard_ratio else ""
+    if vocabulary == "ATC":
+        standard = "C"
+    invalid = rng.choice("DU") if rng.random() < 0.02 else ""
+    if invalid:
+        standard = ""
+    name = _name(domain, vocabulary, rng)
+    return domain, vocabulary, concept_class, standard, invalid, name, _code(vocabulary, rng, n)
+
+
 def _rows(count: int, seed: int) -> Any:
     rng = random.Random(seed)
-    weights = [share for *_rest, share, _std in LAYOUT]
     for n in range(1, count + 1):
-        domain, vocabulary, concept_class, _share, standard_ratio = rng.choices(LAYOUT, weights)[0]
-        standard = "S" if rng.random() < standard_ratio else ""
-        if vocabulary == "ATC":
-            standard = "C"
-        invalid = rng.choice("DU") if rng.random() < 0.02 else ""
-        if invalid:
-            standard = ""
-        name = _name(domain, vocabulary, rng).replace("\t", " ")
+        domain, vocabulary, concept_class, standard, invalid, name, code = concept_draw(rng, n)
+        name = name.replace("\t", " ")
         yield (
             f"{n}\t{name}\t{domain}\t{vocabulary}\t{concept_class}\t{standard}\t"
-            f"{_code(vocabulary, rng, n)}\t1970-01-01\t2099-12-31\t{invalid}\n"
+            f"{code}\t1970-01-01\t2099-12-31\t{invalid}\n"
         )
 
 

@@ -40,7 +40,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from scripts.bench_vocabulary import LAYOUT, _code, _name  # noqa: E402
+from scripts.bench_vocabulary import LAYOUT, concept_draw  # noqa: E402
 
 #: Concept ids scattered over the integer range, in no particular order (as in a real download): the n-th
 #: concept gets (n × MULTIPLIER) mod PRIME, a permutation of 1 … PRIME - 1.
@@ -79,7 +79,6 @@ def generate(directory: Path, concepts: int, seed: int) -> dict[str, int]:
     """Write the five files; returns the rows of each."""
     rng = random.Random(seed)
     directory.mkdir(parents=True, exist_ok=True)
-    weights = [share for *_rest, share, _std in LAYOUT]
     parent = array("i", [0]) * (concepts + 1)  # 0: a root
     standard_of_domain: dict[str, array] = {}
     counts = {"concept": 0, "concept_ancestor": 0, "concept_relationship": 0, "maps_to": 0}
@@ -117,22 +116,14 @@ def generate(directory: Path, concepts: int, seed: int) -> dict[str, int]:
                 lines.clear()
 
     for n in range(1, concepts + 1):
-        domain, vocabulary, concept_class, _share, standard_ratio = rng.choices(LAYOUT, weights)[0]
-        standard = "S" if rng.random() < standard_ratio else ""
-        if vocabulary == "ATC":
-            standard = "C"
-        invalid = rng.choice("DU") if rng.random() < 0.02 else ""
-        if invalid:
-            standard = ""
-        name = _name(domain, vocabulary, rng)
+        domain, vocabulary, concept_class, standard, invalid, name, code = concept_draw(rng, n)
         if rng.random() < 0.01:
             name += rng.choice(DECORATIONS)
         cid = concept_id(n)
         start = _date(rng)
         end = "20991231" if not invalid else _date(rng)
         concept_lines.append(
-            f"{cid}\t{name}\t{domain}\t{vocabulary}\t{concept_class}\t{standard}\t{_code(vocabulary, rng, n)}\t"
-            f"{start}\t{end}\t{invalid}\n"
+            f"{cid}\t{name}\t{domain}\t{vocabulary}\t{concept_class}\t{standard}\t{code}\t{start}\t{end}\t{invalid}\n"
         )
         pool = standard_of_domain.setdefault(domain, array("i"))
         if standard:

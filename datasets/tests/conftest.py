@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
 
 from accounts.choices import Role
 from accounts.tests.factories import OrganisationFactory, UserFactory, enroll_totp, make_member, make_project
@@ -118,6 +119,13 @@ def request_form_data(world: World, *, action: str = "submit", **overrides: Any)
     data["document"].name = "irb.pdf"
     data.update(overrides)
     return data
+
+
+def signed_in_client(user: Any) -> Client:
+    """A page client signed in as ``user``."""
+    client = Client()
+    client.force_login(user)
+    return client
 
 
 def files_under(root: Path) -> list[Path]:

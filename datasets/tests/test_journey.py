@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 from celery import current_app
 from cryptography.fernet import Fernet
-from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
@@ -27,15 +26,10 @@ from datasets.choices import JobState, RequestState
 from datasets.extraction import zip_members
 from datasets.models import DatasetPolicy, DatasetRequest, Extract
 from datasets.tests.conftest import World, build_world, files_under, request_form_data
+from datasets.tests.conftest import signed_in_client as _client
 from worker.tests.helpers import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def _client(user: Any) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def _state(request: DatasetRequest, *states: str) -> bool:

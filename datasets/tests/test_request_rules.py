@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 from django.core import mail
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
@@ -29,6 +28,7 @@ from datasets.extraction import zip_members
 from datasets.models import DatasetPolicy, DatasetRequest, SiteReview
 from datasets.selectors import requests_for_user
 from datasets.tests.conftest import PDF, SELECTION, World, build_world, files_under, pdf_upload, request_form_data
+from datasets.tests.conftest import signed_in_client as _client
 
 pytestmark = pytest.mark.django_db
 
@@ -36,12 +36,6 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def world(cdm_gibleed_pg: Any, oracle_dir: Path, dataset_root: Path) -> World:
     return build_world([cdm_gibleed_pg], oracle_dir)
-
-
-def _client(user: Any) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def _submitted(world: World, requester: Any = None, **fields: Any) -> DatasetRequest:

@@ -14,7 +14,6 @@ import pytest
 from django.contrib.messages import get_messages
 from django.core import mail
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.test import Client
 from django.urls import reverse
 from rest_framework.test import APIClient
 
@@ -26,6 +25,7 @@ from datasets.errors import InvalidTransition
 from datasets.models import DatasetRequest, RequestTransition
 from datasets.selectors import reviews_awaiting
 from datasets.tests.conftest import SELECTION, World, build_world, pdf_upload
+from datasets.tests.conftest import signed_in_client as _client
 
 pytestmark = pytest.mark.django_db
 
@@ -35,12 +35,6 @@ REASON = "The study was cancelled by the sponsor."
 @pytest.fixture
 def world(cdm_gibleed_pg: Any, oracle_dir: Path, dataset_root: Path) -> World:
     return build_world([cdm_gibleed_pg], oracle_dir)
-
-
-def _client(user: Any) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def _api(user: Any) -> APIClient:
