@@ -40,6 +40,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from scripts.bench_pages import _setup  # noqa: E402
 from scripts.bench_vocabulary import LAYOUT, concept_draw  # noqa: E402
 
 #: Concept ids scattered over the integer range, in no particular order (as in a real download): the n-th
@@ -192,21 +193,6 @@ def ensure_files(directory: Path, concepts: int, seed: int) -> dict[str, int]:
         file=sys.stderr,
     )
     return rows
-
-
-def _setup(db_name: str) -> Any:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings.test")
-    os.environ["TEST_DATABASE_NAME"] = db_name
-    import django
-
-    django.setup()
-    from django.db import connection
-    from django.test.utils import setup_test_environment
-
-    setup_test_environment()
-    # The test runner's own machinery: a database created (and migrated) from scratch under db_name.
-    connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=False)
-    return connection
 
 
 def _backend_cpu_seconds(connection: Any) -> float | None:
