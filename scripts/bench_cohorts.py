@@ -227,8 +227,6 @@ def reset_results(engine: Any, schemas: list[str]) -> None:
 
     Every definition then starts from empty tables, whatever ran before: neither engine pays for the other's or
     earlier definitions' rows, nor (where autovacuum is off, as on the benchmark server) for their dead rows.
-    Circe's cohort table gets the index on ``cohort_definition_id`` that Soyang's has, so both DELETEs of a
-    cohort id are index look-ups.
     """
     from warehouse.engines import quote_ident
 
@@ -243,9 +241,19 @@ def reset_results(engine: Any, schemas: list[str]) -> None:
             name = f"{quote_ident(schema)}.{quote_ident(table)}"
             engine.execute(f"DELETE FROM {name}", None)  # noqa: S608
             if engine.kind == "postgresql":
-                if table == "cohort":
-                    engine.execute(f"CREATE INDEX IF NOT EXISTS ix_bench_cohort_id ON {name} (cohort_definition_id)")
                 engine.execute(f"VACUUM {name}", None)
+
+
+def circe_cohort_index(table: str) -> str:
+    """The index of Soyang's results ``cohort`` table (``PostgresDialect.results_indexes``), put on Circe's
+    ``table`` under its own name."""
+    from cohorts.compiler.dialects import dialect_for
+
+    soyang = dialect_for("postgresql").results_indexes('"schema"')[0]
+    create = soyang[soyang.index("CREATE INDEX") : soyang.index("; DROP INDEX")]
+    create = create.replace("brin_cohort_definition", "brin_bench_cohort_id").replace('"schema".cohort', table)
+    create = create.replace("int8_minmax", "int4_minmax")  # Circe's cohort_definition_id is an INTEGER
+    return create
 
 
 def measure(
@@ -259,8 +267,16 @@ def measure(
 
     results_schema = f"bench_results_{cdm_schema}"
     engine.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(results_schema)}", None)
-    ensure_circe_tables(engine, circe_results_schema(results_schema))
-    reset_results(engine, [results_schema, circe_results_schema(results_schema)])
+    circe_schema = circe_results_schema(results_schema)
+    ensure_circe_tables(engine, circe_schema)
+    if engine.kind == "postgresql":
+        # Circe's cohort table gets the index Soyang's has (a BRIN on the cohort id), so both pay the same to
+        # write their rows and to delete a cohort id's. Earlier versions of this script put a b-tree on both
+        # cohort tables (Soyang's then had two indexes to maintain).
+        for schema in (results_schema, circe_schema):
+            engine.execute(f"DROP INDEX IF EXISTS {quote_ident(schema)}.ix_bench_cohort_id")
+        engine.execute(circe_cohort_index(f"{quote_ident(circe_schema)}.cohort"))
+    reset_results(engine, [results_schema, circe_schema])
     schemas = {"cdm_schema": cdm_schema, "vocabulary_schema": cdm_schema, "results_schema": results_schema}
     outcome = Measurement(definition=name, engine=engine.kind, data=cdm_schema)
     parsed = parse_expression(expression)

@@ -177,12 +177,21 @@ class PostgresDialect(Dialect):
         ]
 
     def results_indexes(self, schema: str) -> list[str]:
-        # Every generation deletes its cohort id's rows from tables that hold every cohort of the site. The
-        # catalog is looked up first because CREATE INDEX takes a SHARE lock on the table even when the index
-        # exists, which would make this generation wait for another one's uncommitted insert.
+        # Every generation deletes its cohort id's rows from tables that hold every cohort of the site, and the
+        # demographics and dataset extraction read one id's rows. A BRIN index serves them because the rows of
+        # one generation are written together and run ids only grow: a range of 16 pages covers few ids (the
+        # multi-minmax summary keeps the far-apart ids of dataset cohorts from widening a range to all ids). A
+        # b-tree cost about 1.2 us per written row (GiBleed x10: 30-50 ms of h01's 18,000 and h12's 26,940 rows,
+        # a third of the generation) where the BRIN costs about a fifth of that; ranges not yet summarized are
+        # scanned, so a DELETE of a new id reads only the tail written since the last summary. The catalog is
+        # looked up first because CREATE INDEX takes a SHARE lock on the table even when the index exists,
+        # which would make this generation wait for another one's uncommitted insert. The b-tree of earlier
+        # versions is dropped once, by the first generation that finds the BRIN missing.
         return [
-            f"DO $$ BEGIN IF to_regclass('{schema}.ix_{table}_definition') IS NULL THEN "
-            f"CREATE INDEX IF NOT EXISTS ix_{table}_definition ON {schema}.{table} (cohort_definition_id); "
+            f"DO $$ BEGIN IF to_regclass('{schema}.brin_{table}_definition') IS NULL THEN "
+            f"CREATE INDEX IF NOT EXISTS brin_{table}_definition ON {schema}.{table} "
+            "USING brin (cohort_definition_id int8_minmax_multi_ops) WITH (pages_per_range = 16, autosummarize = on); "
+            f"DROP INDEX IF EXISTS {schema}.ix_{table}_definition; "
             "END IF; END $$"
             for table in ("cohort", "cohort_inclusion_result")
         ]
@@ -190,7 +199,7 @@ class PostgresDialect(Dialect):
     def results_present(self, schema: str) -> str | None:
         # to_regclass of a validated, quoted schema and compiler constants: NULL when the relation is missing.
         names = [f"{schema}.{table}" for table in ("cohort", "cohort_inclusion_result")]
-        names += [f"{schema}.ix_{table}_definition" for table in ("cohort", "cohort_inclusion_result")]
+        names += [f"{schema}.brin_{table}_definition" for table in ("cohort", "cohort_inclusion_result")]
         return "SELECT " + " AND ".join(f"to_regclass('{name}') IS NOT NULL" for name in names)
 
     def lock_cohort(self, cohort_id: int) -> list[str]:

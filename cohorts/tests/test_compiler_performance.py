@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from cohorts.compiler import compile_cohort
+from cohorts.compiler.cohort import RESULTS_TABLES
 from cohorts.compiler.context import TEMP_TABLES
 from cohorts.generation import generate_cohort, statement_label
 from cohorts.tests.conftest import oracle_definition
@@ -52,10 +53,55 @@ def test_postgresql_raises_work_mem_for_the_transaction_without_lowering_a_large
 def test_postgresql_results_tables_are_indexed_by_cohort_id_for_the_delete() -> None:
     sql = statements("pl_2078", "postgresql")
     assert (
-        "DO $$ BEGIN IF to_regclass('\"results\".ix_cohort_definition') IS NULL THEN "
-        'CREATE INDEX IF NOT EXISTS ix_cohort_definition ON "results".cohort (cohort_definition_id); END IF; END $$'
+        "DO $$ BEGIN IF to_regclass('\"results\".brin_cohort_definition') IS NULL THEN "
+        'CREATE INDEX IF NOT EXISTS brin_cohort_definition ON "results".cohort '
+        "USING brin (cohort_definition_id int8_minmax_multi_ops) WITH (pages_per_range = 16, autosummarize = on); "
+        'DROP INDEX IF EXISTS "results".ix_cohort_definition; END IF; END $$'
     ) in sql
     assert not any("CREATE INDEX" in s for s in statements("pl_2078", "duckdb"))
+
+
+def test_postgresql_results_btree_of_earlier_versions_gives_way_to_the_brin(
+    cdm_gibleed_pg: Any, oracle_dir: Path
+) -> None:
+    cdm = cdm_gibleed_pg
+    schema = "results_brin_probe"
+    expression = json.loads((oracle_dir / "cohorts" / "pl_10606.json").read_text())
+    schemas = {"cdm_schema": cdm.cdm_schema, "vocabulary_schema": cdm.vocabulary_schema, "results_schema": schema}
+    cdm.engine.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    # The results tables as an earlier version left them: b-tree indexes by cohort id, and rows of older runs.
+    cdm.engine.execute(f'CREATE SCHEMA "{schema}"')
+    for table, columns in RESULTS_TABLES.items():
+        cdm.engine.execute(f'CREATE TABLE "{schema}".{table} ({columns})')
+        cdm.engine.execute(f'CREATE INDEX ix_{table}_definition ON "{schema}".{table} (cohort_definition_id)')
+    try:
+        first = generate_cohort(cdm.engine, expression, cohort_id=920_201, **schemas)
+        indexes = dict(
+            cdm.engine.fetchall(
+                "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = %(schema)s", {"schema": schema}
+            )
+        )
+        assert sorted(indexes) == ["brin_cohort_definition", "brin_cohort_inclusion_result_definition"]
+        assert all("USING brin (cohort_definition_id int8_minmax_multi_ops)" in d for d in indexes.values())
+        second = generate_cohort(cdm.engine, expression, cohort_id=920_202, **schemas)
+        again = generate_cohort(cdm.engine, expression, cohort_id=920_201, **schemas)
+        assert first.rows == second.rows == again.rows == 413
+        counts = cdm.engine.fetchall(
+            f'SELECT cohort_definition_id, COUNT(*) FROM "{schema}".cohort GROUP BY 1 ORDER BY 1'  # noqa: S608
+        )
+        assert [(int(c), int(n)) for c, n in counts] == [(920_201, 413), (920_202, 413)]
+        cdm.engine.execute(f'VACUUM "{schema}".cohort')  # summarizes the ranges, as autovacuum would
+        with cdm.engine.transaction():
+            cdm.engine.execute("SET LOCAL enable_seqscan = off")
+            plan = "\n".join(
+                line
+                for (line,) in cdm.engine.fetchall(
+                    f'EXPLAIN DELETE FROM "{schema}".cohort WHERE cohort_definition_id = 920202'  # noqa: S608
+                )
+            )
+        assert "Bitmap Index Scan on brin_cohort_definition" in plan
+    finally:
+        cdm.engine.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 def test_masks_are_computed_once_per_event_and_no_rule_means_no_mask_table() -> None:
