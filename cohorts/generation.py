@@ -100,9 +100,11 @@ def generate_cohort(
     ensure_results_tables(engine, results_schema=results_schema)
     fetched: list[tuple[Any, ...]] = []
     with engine.transaction():
+        work = compiled.statements[len(compiled.setup) :]
         if dialect.inline_codesets:
             # The concept sets resolved first (under the generation's planner settings), then compiled in.
-            for sql in dialect.transaction_settings():
+            settings = dialect.transaction_settings()
+            for sql in settings:
                 engine.execute(sql)
             values: dict[int, list[int]] = {}
             for codeset, concept in engine.fetchall(
@@ -112,7 +114,9 @@ def generate_cohort(
             compiled = compile_cohort(
                 parsed, dialect=engine.kind, cohort_id=cohort_id, codeset_values=values, **schemas
             )
-        work = compiled.statements[len(compiled.setup) :]
+            work = compiled.statements[len(compiled.setup) :]
+            if [sql for sql, _ in work[: len(settings)]] == settings:
+                work = work[len(settings) :]  # the compiled statements open with the settings already in force
         # Temp tables live as long as the connection: dropped in the transaction (PostgreSQL: ON COMMIT DROP).
         steps = [*work, *compiled.cleanup]
         read_at = len(work)

@@ -606,6 +606,7 @@ class _CohortCompiler:
         statements: list[Statement] = list(setup)
         statements += [(sql, {}) for sql in d.transaction_settings()]
         statements += [(sql, {}) for sql in d.drop_temp_tables(TEMP_TABLES)]
+        codesets_at = len(statements)
         statements.append(ctx.statement(d.create_temp_table_as(CODESETS, self.codesets())))
         # No statistics for the codesets: every statement reads them through an array or IN list computed once.
         qualified = self.qualified_events()
@@ -631,6 +632,10 @@ class _CohortCompiler:
         statements.append(ctx.statement(self.cohort_insert(start, end, where)))
         statements.append((f"DELETE FROM {ctx.results}.cohort_inclusion_result WHERE cohort_definition_id = {cid}", {}))
         statements.append(ctx.statement(self.stats_insert()))
+        if ctx.codeset_values is not None and not any(CODESETS in sql for sql, _ in statements[codesets_at + 1 :]):
+            # With the ids resolved before and bound as arrays, only type and source-concept selections still
+            # read the codesets table; where none does, writing it is a statement for nothing.
+            del statements[codesets_at]
         cleanup: list[Statement] = [(sql, {}) for sql in d.cleanup_temp_tables(TEMP_TABLES)]
         # The counts come from the final cohort temp table (same rows as the insert), the by-person masks from
         # the few rows just written: one round trip, and no scan of the results cohort table.

@@ -153,7 +153,9 @@ class PostgresDialect(Dialect):
         return f"CREATE TEMPORARY TABLE {name} ON COMMIT DROP AS\n{select}"
 
     def drop_temp_tables(self, names: tuple[str, ...]) -> list[str]:
-        return [f"DROP TABLE IF EXISTS {', '.join(names)}"]  # one statement
+        # Every temp table of a generation goes with its transaction's COMMIT or ROLLBACK, so none is left at
+        # the start of the next one on the same connection: nothing to drop first.
+        return []
 
     def cleanup_temp_tables(self, names: tuple[str, ...]) -> list[str]:
         return []

@@ -171,8 +171,8 @@ def test_postgresql_temp_tables_go_with_the_commit_and_need_no_cleanup() -> None
     creates = [sql for sql, _ in compiled.statements if sql.startswith("CREATE TEMPORARY TABLE")]
     assert creates and all(" ON COMMIT DROP AS\n" in sql for sql in creates)
     assert compiled.cleanup == []
-    drops = [sql for sql, _ in compiled.statements if sql.startswith("DROP")]
-    assert len(drops) == 1  # leftovers of an older engine, in one statement
+    # Nothing of an earlier generation can be left on the connection, so nothing is dropped first.
+    assert not any(sql.startswith("DROP") for sql, _ in compiled.statements)
     duck = compile_cohort(oracle_definition("pl_20705"), dialect="duckdb", cohort_id=1, **SCHEMAS)
     assert [sql for sql, _ in duck.cleanup] == [f"DROP TABLE IF EXISTS {name}" for name in TEMP_TABLES]
 
@@ -263,8 +263,38 @@ def test_postgresql_compiles_resolved_concept_sets_in_as_bound_arrays() -> None:
     # The planner sees the ids (psycopg2 sends them as an array literal), not an InitPlan over a temp table.
     assert "de.drug_concept_id = ANY(%(p" in entries and "ARRAY(SELECT concept_id" not in entries
     assert [1118084, 1118085] in params.values()
+    # Nothing reads the codesets table then: it is not written.
+    assert not any("soyang_codesets" in sql for sql, _ in compiled.statements)
+    # A type-concept selection still reads it: written from the bound arrays, not resolved again.
+    expression = oracle_definition("h01_celecoxib_new_users_custom_era")
+    drug = expression["PrimaryCriteria"]["CriteriaList"][0]["DrugExposure"]
+    expression["PrimaryCriteria"]["CriteriaList"][0]["DrugExposure"] = {
+        **drug,
+        "DrugTypeCS": {"CodesetId": 0, "IsExclusion": False},
+    }
+    compiled = compile_cohort(expression, dialect="postgresql", cohort_id=1, codeset_values={0: [1118084]}, **SCHEMAS)
     codesets = next(sql for sql, _ in compiled.statements if "soyang_codesets ON COMMIT DROP" in sql)
     assert "unnest(CAST(%(p" in codesets and "concept_ancestor" not in codesets
+    assert sum("FROM soyang_codesets" in sql or "from soyang_codesets" in sql for sql, _ in compiled.statements) >= 1
+
+
+def test_postgresql_generation_sets_up_once_and_drops_nothing_first(cdm_gibleed_pg: Any, oracle_dir: Path) -> None:
+    cdm = cdm_gibleed_pg
+    executed: list[str] = []
+    expression = json.loads((oracle_dir / "cohorts" / "pl_10606.json").read_text())
+    schemas = {"cdm_schema": cdm.cdm_schema, "vocabulary_schema": cdm.vocabulary_schema}
+    for cohort_id in (920_301, 920_302):  # the second on a connection that ran a generation before
+        executed.clear()
+        result = generate_cohort(
+            Recording(cdm.engine, executed),
+            expression,
+            cohort_id=cohort_id,
+            results_schema=cdm.results_schema,
+            **schemas,
+        )
+        assert result.rows == 413
+        assert sum("set_config('jit', 'off', true)" in sql for sql in executed) == 1
+        assert not any(sql.startswith("DROP") or "soyang_codesets" in sql for sql in executed)
 
 
 def test_generation_resolves_concept_sets_first_on_postgresql_only() -> None:
@@ -317,23 +347,27 @@ def test_one_event_per_person_gives_the_by_person_masks_without_ranking() -> Non
     assert "row_number() OVER (PARTITION BY person_id" in stats
 
 
+class Recording:
+    """An engine that notes every statement it passes on."""
+
+    def __init__(self, engine: Any, executed: list[str]) -> None:
+        self.engine, self.executed, self.kind = engine, executed, engine.kind
+
+    def execute(self, sql: str, params: Any = None) -> Any:
+        self.executed.append(sql)
+        return self.engine.execute(sql, params)
+
+    def fetchall(self, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
+        self.executed.append(sql)
+        return list(self.engine.fetchall(sql, params))
+
+    def transaction(self) -> Any:
+        return self.engine.transaction()
+
+
 def test_results_ddl_runs_only_when_a_results_table_is_missing(cdm_gibleed: Any, oracle_dir: Path) -> None:
     cdm = cdm_gibleed
     executed: list[str] = []
-
-    class Recording:
-        kind = cdm.engine.kind
-
-        def execute(self, sql: str, params: Any = None) -> Any:
-            executed.append(sql)
-            return cdm.engine.execute(sql, params)
-
-        def fetchall(self, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
-            executed.append(sql)
-            return list(cdm.engine.fetchall(sql, params))
-
-        def transaction(self) -> Any:
-            return cdm.engine.transaction()
 
     expression = json.loads((oracle_dir / "cohorts" / "pl_10606.json").read_text())
     schemas = {
@@ -343,15 +377,15 @@ def test_results_ddl_runs_only_when_a_results_table_is_missing(cdm_gibleed: Any,
     }
     cdm.engine.execute('DROP SCHEMA IF EXISTS "results_ddl_probe" CASCADE')
     try:
-        first = generate_cohort(Recording(), expression, cohort_id=920_101, **schemas)
+        first = generate_cohort(Recording(cdm.engine, executed), expression, cohort_id=920_101, **schemas)
         assert any(sql.startswith("CREATE TABLE IF NOT EXISTS") for sql in executed)
         executed.clear()
-        second = generate_cohort(Recording(), expression, cohort_id=920_102, **schemas)
+        second = generate_cohort(Recording(cdm.engine, executed), expression, cohort_id=920_102, **schemas)
         assert not any(sql.startswith(("CREATE SCHEMA", "CREATE TABLE", "DO $$")) for sql in executed)
         assert first.rows == second.rows == 413
         cdm.engine.execute('DROP TABLE "results_ddl_probe".cohort_inclusion_result')
         executed.clear()
-        third = generate_cohort(Recording(), expression, cohort_id=920_103, **schemas)
+        third = generate_cohort(Recording(cdm.engine, executed), expression, cohort_id=920_103, **schemas)
         assert any(sql.startswith("CREATE TABLE IF NOT EXISTS") for sql in executed)
         assert third.rows == 413 and third.inclusion_rules == first.inclusion_rules
     finally:
