@@ -121,6 +121,26 @@ def request_form_data(world: World, *, action: str = "submit", **overrides: Any)
     return data
 
 
+def create_request(world: World, **fields: Any) -> Any:
+    """A draft dataset request of ``world``'s definition on both sites by the partner (a year either side of the
+    index date, an IRB approval attached); ``fields`` override any argument of ``services.request_create``."""
+    from datasets import services
+
+    arguments: dict[str, Any] = {
+        "requester": world.partner,
+        "definition": world.definition,
+        "sites": world.sites,
+        "selection": SELECTION,
+        "days_before": 365,
+        "days_after": 365,
+        "purpose": "GI bleeding",
+        "legal_basis": "irb",
+        "retention_days": 7,
+        "document": pdf_upload(),
+    }
+    return services.request_create(**{**arguments, **fields})
+
+
 def signed_in_client(user: Any) -> Client:
     """A page client signed in as ``user``."""
     client = Client()

@@ -13,7 +13,7 @@ from django.urls import reverse
 from datasets import services
 from datasets.choices import JobState, RequestState
 from datasets.models import DatasetRequest
-from datasets.tests.conftest import SELECTION, World, build_world, files_under, pdf_upload
+from datasets.tests.conftest import SELECTION, World, build_world, create_request, files_under
 from worker.tests.helpers import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -25,18 +25,14 @@ def _state(request: DatasetRequest, *states: str) -> bool:
 
 
 def _approved(world: World, selection: dict[str, list[str]]) -> DatasetRequest:
-    request = services.request_create(
-        requester=world.partner,
-        definition=world.definition,
-        sites=world.sites,
+    request = create_request(
+        world,
         selection=selection,
         days_before=3650,
         days_after=3650,
-        purpose="GI bleeding",
         legal_basis="dua",
         retention_days=3,
         output_format="parquet",
-        document=pdf_upload(),
     )
     services.request_submit(request=request, user=world.partner)
     wait_for(lambda: _state(request, RequestState.UNDER_REVIEW), timeout=120, what="the projection")

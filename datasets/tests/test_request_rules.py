@@ -27,7 +27,16 @@ from datasets.choices import JobState, RequestState
 from datasets.extraction import zip_members
 from datasets.models import DatasetPolicy, DatasetRequest, SiteReview
 from datasets.selectors import requests_for_user
-from datasets.tests.conftest import PDF, SELECTION, World, build_world, files_under, pdf_upload, request_form_data
+from datasets.tests.conftest import (
+    PDF,
+    SELECTION,
+    World,
+    build_world,
+    create_request,
+    files_under,
+    pdf_upload,
+    request_form_data,
+)
 from datasets.tests.conftest import signed_in_client as _client
 
 pytestmark = pytest.mark.django_db
@@ -39,19 +48,7 @@ def world(cdm_gibleed_pg: Any, oracle_dir: Path, dataset_root: Path) -> World:
 
 
 def _submitted(world: World, requester: Any = None, **fields: Any) -> DatasetRequest:
-    request = services.request_create(
-        requester=requester or world.partner,
-        definition=world.definition,
-        sites=world.sites,
-        selection=SELECTION,
-        days_before=365,
-        days_after=365,
-        purpose="GI bleeding",
-        legal_basis="irb",
-        retention_days=7,
-        document=pdf_upload(),
-        **fields,
-    )
+    request = create_request(world, requester=requester or world.partner, **fields)
     services.request_submit(request=request, user=requester or world.partner)
     return request
 

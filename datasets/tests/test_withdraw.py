@@ -24,7 +24,7 @@ from datasets.choices import WITHDRAWABLE_STATES, JobState, RequestState, SiteDe
 from datasets.errors import InvalidTransition
 from datasets.models import DatasetRequest, RequestTransition
 from datasets.selectors import reviews_awaiting
-from datasets.tests.conftest import SELECTION, World, build_world, pdf_upload
+from datasets.tests.conftest import World, build_world, create_request
 from datasets.tests.conftest import signed_in_client as _client
 
 pytestmark = pytest.mark.django_db
@@ -44,18 +44,7 @@ def _api(user: Any) -> APIClient:
 
 
 def _draft(world: World) -> DatasetRequest:
-    return services.request_create(
-        requester=world.partner,
-        definition=world.definition,
-        sites=world.sites,
-        selection=SELECTION,
-        days_before=365,
-        days_after=365,
-        purpose="GI bleeding",
-        legal_basis="irb",
-        retention_days=7,
-        document=pdf_upload(),
-    )
+    return create_request(world)
 
 
 def _submitted(world: World) -> DatasetRequest:
