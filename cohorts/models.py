@@ -81,6 +81,8 @@ class CohortRun(models.Model):
     with a lease it renews while the query runs; a redelivered message (its worker was killed) takes the run
     over only once the lease has lapsed, so a run has exactly one result. ``result`` holds aggregates only
     (never a patient row), before privacy rules: they are applied when the result leaves the service layer.
+    Its cohort rows at the site (``<results>.cohort`` under ``cohort_definition_id = pk``) are deleted once it has
+    been final for the retention period (``cohorts.retention``), which sets ``rows_pruned_at``.
     """
 
     version = models.ForeignKey(CohortDefinitionVersion, on_delete=models.PROTECT, related_name="runs")
@@ -104,6 +106,7 @@ class CohortRun(models.Model):
     database_seconds = models.FloatField(null=True, blank=True)
     error = models.TextField(blank=True)
     result = models.JSONField(null=True, blank=True)
+    rows_pruned_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-queued_at", "-id"]
@@ -111,6 +114,15 @@ class CohortRun(models.Model):
             # Two identical requests arriving together run once: at most one active run per cache key.
             models.UniqueConstraint(
                 fields=["cache_key"], condition=models.Q(state__in=ACTIVE_STATES), name="one_active_run_per_cache_key"
+            )
+        ]
+        indexes = [
+            # The hourly prune looks for a site's runs whose rows are still at the site: once pruned, a run
+            # leaves this index, so the look-up stays as small as the last day's runs however many accumulate.
+            models.Index(
+                fields=["source", "finished_at"],
+                condition=models.Q(rows_pruned_at__isnull=True),
+                name="run_rows_not_pruned",
             )
         ]
 

@@ -56,6 +56,19 @@ REVIEW_OPEN_STATES = (RequestState.SUBMITTED, RequestState.UNDER_REVIEW)
 #: States in which files may exist on disk (and must be deleted on revocation or expiry).
 DELIVERABLE_STATES = (RequestState.READY, RequestState.DOWNLOADED)
 
+#: States in which no projection or extraction of the request starts any more at any site: every state reachable
+#: from these is one of them too. Only then are the request's cohort rows at the sites no longer needed; before,
+#: an approval would start an extraction that writes and reads them (``cohorts.retention``).
+SITE_WORK_OVER_STATES = (
+    RequestState.REJECTED,
+    RequestState.FAILED,
+    RequestState.READY,
+    RequestState.DOWNLOADED,
+    RequestState.EXPIRED,
+    RequestState.REVOKED,
+    RequestState.WITHDRAWN,
+)
+
 
 class LegalBasis(models.TextChoices):
     IRB = "irb", _("IRB approval")

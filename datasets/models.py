@@ -98,7 +98,11 @@ class RequestTransition(models.Model):
 
 class SiteReview(models.Model):
     """A request at one site: the projection (cohort count and rows per table) computed by the site's worker,
-    and the decision of the site's data steward, who may narrow the columns and the window."""
+    and the decision of the site's data steward, who may narrow the columns and the window.
+
+    The projection and the extraction write the request's cohort at the site under ``DATASET_COHORT_BASE + pk``;
+    those rows are deleted once no job of the request runs there any more (``cohorts.retention``), which sets
+    ``rows_pruned_at``."""
 
     request = models.ForeignKey(DatasetRequest, on_delete=models.CASCADE, related_name="reviews")
     source = models.ForeignKey("warehouse.Source", on_delete=models.PROTECT, related_name="+")
@@ -117,6 +121,7 @@ class SiteReview(models.Model):
     narrowed_days_before = models.PositiveIntegerField(null=True, blank=True)
     narrowed_days_after = models.PositiveIntegerField(null=True, blank=True)
     decided_at = models.DateTimeField(null=True, blank=True)
+    rows_pruned_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["source__key"]

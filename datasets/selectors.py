@@ -7,14 +7,21 @@ request that does not exist.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import Http404
 
 from accounts.permissions import filter_by_permission, is_admin, is_steward, projects_for_user
 from cohorts.models import CohortDefinition
-from datasets.choices import REVIEW_OPEN_STATES, WITHDRAWABLE_STATES, RequestState, SiteDecision
+from datasets.choices import (
+    REVIEW_OPEN_STATES,
+    SITE_WORK_OVER_STATES,
+    WITHDRAWABLE_STATES,
+    RequestState,
+    SiteDecision,
+)
 from datasets.models import DatasetPolicy, DatasetRequest, Extract, SiteReview
 
 VIEW = "view_datasetrequest"
@@ -92,6 +99,36 @@ def reviews_awaiting(user: Any) -> QuerySet[SiteReview]:
         )
         .select_related("request__version__definition", "request__requester", "source")
         .order_by("request__created_at")
+    )
+
+
+def reviews_rows_due(*, source: Any, cutoff: datetime) -> QuerySet[SiteReview]:
+    """The reviews at ``source`` whose cohort rows (id ``DATASET_COHORT_BASE + pk``) the site may delete: rows not
+    yet pruned, of a request where no job starts any more (``SITE_WORK_OVER_STATES``, absorbing) since before
+    ``cutoff``, and no projection or extraction of it at this site finished after ``cutoff`` or holds a lease
+    running past it.
+
+    A worker holds its job by a lease (``services.LEASE``) cleared when it finishes: a lease still live means a
+    worker may still be writing or reading the rows (a revocation or another site's failure marks a running
+    extract deleted while its worker goes on). The projection records no end time of its own: the retention counts
+    from the request's last move (``updated_at``), its closing (a later move, a download or the expiry, only
+    postpones the prune). A projection still running at a withdrawal, rejection or revocation is covered by its
+    lease while it runs; once it has finished, its rows may go sooner after its end than the retention says, but
+    nothing reads them any more: the request is closed.
+    """
+    busy_extract = Extract.objects.filter(request=OuterRef("request"), source=OuterRef("source")).filter(
+        Q(lease_expires_at__gt=cutoff) | Q(finished_at__gt=cutoff)
+    )
+    return (
+        SiteReview.objects.filter(
+            source=source,
+            rows_pruned_at__isnull=True,
+            request__state__in=SITE_WORK_OVER_STATES,
+            request__updated_at__lte=cutoff,
+        )
+        .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lte=cutoff))
+        .exclude(Exists(busy_extract))
+        .order_by("pk")
     )
 
 

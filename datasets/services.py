@@ -743,3 +743,9 @@ def requests_expire(*, now: Any = None) -> int:
             )
             expired += 1
     return expired
+
+
+def reviews_rows_pruned(*, review_ids: Iterable[int], at: Any) -> int:
+    """Record that the site deleted the cohort rows of these reviews (``cohorts.retention``); returns how many were
+    not recorded yet. Conditional: a review another prune recorded first keeps its time and is not counted."""
+    return SiteReview.objects.filter(pk__in=list(review_ids), rows_pruned_at__isnull=True).update(rows_pruned_at=at)

@@ -10,6 +10,8 @@ from celery import shared_task
 
 from cohorts.execution import run_execute as run_execute_service
 from cohorts.execution import run_give_up
+from cohorts.retention import results_prune as results_prune_service
+from cohorts.retention import results_prune_enqueue
 from datasets import services as dataset_services
 from warehouse.engines import TransientEngineError
 from warehouse.vocabulary import concept_counts_refresh_for_source
@@ -84,6 +86,27 @@ def datasets_extract_site(self, *, extract_id: int) -> str:
 def datasets_expire() -> int:
     """Celery beat: delete the files of expired datasets and mark them expired."""
     return dataset_services.requests_expire()
+
+
+# --- results retention (cohorts/) ----------------------------------------------------------------------------------
+
+
+@shared_task(name="worker.tasks.results_prune", acks_late=True)
+def results_prune() -> int:
+    """Celery beat, on the portal: one prune task on each active site's queue."""
+    return results_prune_enqueue()
+
+
+@shared_task(name="worker.tasks.results_prune_site", acks_late=True, reject_on_worker_lost=True)
+def results_prune_site(*, source_id: int) -> str:
+    """On the site's queue: delete the rows of the site's cohorts past their retention. Not retried: a prune
+    stopped by the site's database leaves the rest unrecorded, and the next beat's prune takes it up."""
+    report = results_prune_service(source_id=source_id)
+    if report.busy:
+        return "busy"
+    if report.error:
+        return f"stopped after {len(report.pruned)} of {report.due} cohorts: {report.error}"
+    return f"{len(report.pruned)} cohorts, {report.rows} rows"
 
 
 # --- vocabulary (warehouse/) ---------------------------------------------------------------------------------------

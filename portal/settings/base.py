@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from django.core.exceptions import ImproperlyConfigured
+
 from portal.settings.env import env_bool, env_database, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -233,6 +235,12 @@ SOYANG_MAX_CONCURRENT_RUNS = env_int("SOYANG_MAX_CONCURRENT_RUNS", 3)
 # over by another once it lapses.
 SOYANG_RUN_LEASE_SECONDS = env_int("SOYANG_RUN_LEASE_SECONDS", 30)
 SOYANG_RUN_POLL_SECONDS = 0.2
+# The rows a run writes into its site's results tables are deleted once the run has been final (succeeded, failed,
+# cancelled) this many hours; 0 deletes them at the first prune after it ends (cohorts.retention). Dataset
+# cohorts go as long after their request's work at the site is over.
+SOYANG_RESULTS_RETENTION_HOURS = env_int("SOYANG_RESULTS_RETENTION_HOURS", 24)
+if SOYANG_RESULTS_RETENTION_HOURS < 0:
+    raise ImproperlyConfigured("SOYANG_RESULTS_RETENTION_HOURS must be 0 or more")
 
 # --- accounts and access ---
 # Sign-up (django-allauth): e-mail verified before anything; the account then waits, pending, until an admin or
@@ -279,11 +287,18 @@ AUDIT_PAGE_SIZE = 100
 SOYANG_DATASET_ROOT = Path(env_str("SOYANG_DATASET_ROOT") or VAR_DIR / "datasets")
 SOYANG_DATASET_KEY = env_str("SOYANG_DATASET_KEY") or ""
 SOYANG_DATASET_MAX_UPLOAD_BYTES = env_int("SOYANG_DATASET_MAX_UPLOAD_BYTES", 10 * 1024 * 1024)
-# Celery beat (run the worker with -B, or a separate beat process): expired datasets are deleted.
+# Celery beat (run the worker with -B, or a separate beat process): expired datasets are deleted, and each site's
+# worker is asked to prune its results tables (the portal task puts one prune on every active site's queue).
+SOYANG_RESULTS_PRUNE_INTERVAL_SECONDS = env_int("SOYANG_RESULTS_PRUNE_INTERVAL_SECONDS", 3600)
 CELERY_BEAT_SCHEDULE = {
     "datasets-expire": {
         "task": "worker.tasks.datasets_expire",
         "schedule": env_int("SOYANG_DATASET_EXPIRY_INTERVAL_SECONDS", 600),
+        "options": {"queue": "portal"},
+    },
+    "results-prune": {
+        "task": "worker.tasks.results_prune",
+        "schedule": SOYANG_RESULTS_PRUNE_INTERVAL_SECONDS,
         "options": {"queue": "portal"},
     },
 }
