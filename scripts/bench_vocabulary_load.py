@@ -15,13 +15,14 @@ rows the loader skips), VOCABULARY.csv and DOMAIN.csv. TAB-separated, unquoted, 
 Load: a throwaway PostgreSQL database (``--db-name`` on the server of ``DATABASE_URL``) is created and migrated
 with the portal's migrations (as the test runner does), then ``warehouse.vocabulary.vocabulary_load_from_directory``
 is timed once, the way ``manage.py load_vocabulary --directory`` runs it; one search checks the result. The
-script prints rows/s per table, the seconds of the index rebuild, word list and ANALYZE, and the total, with the
-CPU seconds of this Python process and of the PostgreSQL backend that served it (when the server runs on this
-machine): the split shows which side bounds the load. The database is dropped at the end unless ``--keep``.
+script prints rows/s per table, the seconds of the index builds, word list, ANALYZE and the swap (the only time
+searches wait for a load), and the total, with the CPU seconds of this Python process and of the PostgreSQL
+backend that served it (when the server runs on this machine): the split shows which side bounds the load. The
+database is dropped at the end unless ``--keep``.
 
-``--write bulk_create`` times the ORM path (Django ``bulk_create`` of 10,000 rows) instead of COPY;
-``--keep-indexes`` keeps the secondary indexes during the load instead of building them again at the end (both
-together: the loader as it was before COPY).
+``--write bulk_create`` times the ORM path instead of the staged COPY: Django ``bulk_create`` of 10,000 rows into
+the emptied live tables, their indexes kept (the loader as it was before COPY); ``--keep-indexes`` builds the
+staging tables' secondary indexes before the copy instead of after it.
 """
 
 from __future__ import annotations
@@ -218,7 +219,9 @@ def _print_report(report: Any, seconds: float, python_cpu: float, backend_cpu: f
         if step == "indexes":
             slowest = sorted(indexes.items(), key=lambda item: item[1], reverse=True)
             detail = ", ".join(f"{name} {spent:.1f}" for name, spent in slowest[:6])
-            print(f"| {len(indexes)} indexes built again (slowest: {detail}) | | {spent:.1f} | |")
+            print(f"| {len(indexes)} indexes built after the copy (slowest: {detail}) | | {spent:.1f} | |")
+        elif step == "swap":
+            print(f"| swap (searches wait for it) | | {spent:.3f} | |")
         elif rows is None:
             print(f"| {step} | | {spent:.1f} | |")
         else:
@@ -236,7 +239,9 @@ def main() -> int:
     parser.add_argument("--work-dir", type=Path, help="default var/bench/vocabulary_<N>_seed<S>")
     parser.add_argument("--db-name", default="soyang_bench_vocabulary_load")
     parser.add_argument("--write", choices=("copy", "bulk_create"), default="copy")
-    parser.add_argument("--keep-indexes", action="store_true", help="do not drop and rebuild the secondary indexes")
+    parser.add_argument(
+        "--keep-indexes", action="store_true", help="build the secondary indexes before the copy, not after it"
+    )
     parser.add_argument("--generate-only", action="store_true")
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     args = parser.parse_args()
@@ -255,7 +260,7 @@ def main() -> int:
         vocabulary.REBUILD_INDEXES = not args.keep_indexes
         print(
             f"loading {directory.name} with {args.write}"
-            f"{', indexes kept' if args.keep_indexes else ', indexes rebuilt'}; load average "
+            f"{', indexes before the copy' if args.keep_indexes else ', indexes after the copy'}; load average "
             f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} cores",
             file=sys.stderr,
             flush=True,

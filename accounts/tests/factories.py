@@ -61,6 +61,20 @@ def SourceFactory(**kwargs: Any) -> Any:  # noqa: N802 (reads like the other fac
     return source_model.objects.create(key=key, **defaults)
 
 
+def gibleed_pg_source(cdm: Any, **kwargs: Any) -> Any:
+    """The source of the PostgreSQL GiBleed test warehouse ``cdm`` (the ``cdm_gibleed_pg`` fixture)."""
+    fields = {
+        "key": "gibleed",
+        "engine": "postgresql",
+        "url": cdm.url,
+        "cdm_schema": "gibleed",
+        "vocabulary_schema": "gibleed",
+        "results_schema": "gibleed_results",
+        "fingerprint": "f" * 64,
+    }
+    return SourceFactory(**{**fields, **kwargs})
+
+
 def enroll_totp(user: User) -> str:
     """Give the user an authenticator app; returns its secret."""
     secret = generate_totp_secret()

@@ -17,7 +17,7 @@ from django.test import Client
 from django.urls import reverse
 
 from accounts.choices import Role
-from accounts.tests.factories import SourceFactory, UserFactory, make_member, make_project
+from accounts.tests.factories import UserFactory, gibleed_pg_source, make_member, make_project
 from accounts.tests.fixtures import *  # noqa: F403  (alice, bob, charlie, steward, hospital …)
 from audit.models import AuditEvent
 from cohorts.models import ConceptSet
@@ -49,17 +49,7 @@ def gibleed_vocabulary(django_db_setup: Any, django_db_blocker: Any, shared_data
 
 @pytest.fixture
 def site(gibleed_vocabulary: None, cdm_gibleed_pg: Any, hospital: Any) -> Any:
-    source = SourceFactory(
-        key="gibleed",
-        name="GiBleed hospital",
-        organisation=hospital,
-        engine="postgresql",
-        url=cdm_gibleed_pg.url,
-        cdm_schema="gibleed",
-        vocabulary_schema="gibleed",
-        results_schema="gibleed_results",
-        fingerprint="f" * 64,
-    )
+    source = gibleed_pg_source(cdm_gibleed_pg, name="GiBleed hospital", organisation=hospital)
     assert Concept.objects.count() == 444
     concept_counts_refresh(source=source, engine=cdm_gibleed_pg.engine)
     return source

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from accounts.tests.factories import SourceFactory
+from accounts.tests.factories import gibleed_pg_source
 from cohorts.compiler.concept_sets import codesets_statement
 from cohorts.compiler.context import Context
 from cohorts.compiler.dialects import dialect_for
@@ -41,15 +41,7 @@ CHRONIC_SINUSITIS = 257012
 
 @pytest.fixture
 def gibleed_source(cdm_gibleed_pg: Any) -> Any:
-    return SourceFactory(
-        key="gibleed",
-        engine="postgresql",
-        url=cdm_gibleed_pg.url,
-        cdm_schema="gibleed",
-        vocabulary_schema="gibleed",
-        results_schema="gibleed_results",
-        fingerprint="f" * 64,
-    )
+    return gibleed_pg_source(cdm_gibleed_pg)
 
 
 @pytest.fixture
