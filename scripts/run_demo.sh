@@ -35,8 +35,8 @@ echo "Broker: ${CELERY_BROKER_URL%%@*}"
 "$PY" manage.py demo_setup
 
 WORKER_LOG=var/log/worker.log
-# -B: the worker also runs Celery beat, which deletes expired datasets and prunes the demo site's results rows
-# (CELERY_BEAT_SCHEDULE).
+# -B: the worker also runs Celery beat, which deletes expired datasets and sessions and prunes the demo site's results
+# rows (CELERY_BEAT_SCHEDULE).
 "$PY" -m celery -A worker worker -B -Q portal,site.demo --concurrency 1 --loglevel INFO --hostname demo@%h >"$WORKER_LOG" 2>&1 &
 WORKER_PID=$!
 trap 'kill "$WORKER_PID" 2>/dev/null || true; wait "$WORKER_PID" 2>/dev/null || true' EXIT INT TERM

@@ -13,6 +13,7 @@ from cohorts.execution import run_give_up
 from cohorts.retention import results_prune as results_prune_service
 from cohorts.retention import results_prune_enqueue
 from datasets import services as dataset_services
+from portal import services as portal_services
 from warehouse.engines import TransientEngineError
 from warehouse.vocabulary import concept_counts_refresh_for_source
 
@@ -107,6 +108,15 @@ def results_prune_site(*, source_id: int) -> str:
     if report.error:
         return f"stopped after {len(report.pruned)} of {report.due} cohorts: {report.error}"
     return f"{len(report.pruned)} cohorts, {report.rows} rows"
+
+
+# --- sessions (portal/) ---------------------------------------------------------------------------------------------
+
+
+@shared_task(name="worker.tasks.sessions_clear", acks_late=True)
+def sessions_clear() -> int:
+    """Celery beat, on the portal: delete the sessions that have expired; returns how many there were."""
+    return portal_services.sessions_clear_expired()
 
 
 # --- vocabulary (warehouse/) ---------------------------------------------------------------------------------------

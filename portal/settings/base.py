@@ -287,8 +287,9 @@ AUDIT_PAGE_SIZE = 100
 SOYANG_DATASET_ROOT = Path(env_str("SOYANG_DATASET_ROOT") or VAR_DIR / "datasets")
 SOYANG_DATASET_KEY = env_str("SOYANG_DATASET_KEY") or ""
 SOYANG_DATASET_MAX_UPLOAD_BYTES = env_int("SOYANG_DATASET_MAX_UPLOAD_BYTES", 10 * 1024 * 1024)
-# Celery beat (run the worker with -B, or a separate beat process): expired datasets are deleted, and each site's
-# worker is asked to prune its results tables (the portal task puts one prune on every active site's queue).
+# Celery beat (run the worker with -B, or a separate beat process): expired datasets are deleted, each site's
+# worker is asked to prune its results tables (the portal task puts one prune on every active site's queue), and
+# expired sessions are deleted.
 SOYANG_RESULTS_PRUNE_INTERVAL_SECONDS = env_int("SOYANG_RESULTS_PRUNE_INTERVAL_SECONDS", 3600)
 CELERY_BEAT_SCHEDULE = {
     "datasets-expire": {
@@ -299,6 +300,13 @@ CELERY_BEAT_SCHEDULE = {
     "results-prune": {
         "task": "worker.tasks.results_prune",
         "schedule": SOYANG_RESULTS_PRUNE_INTERVAL_SECONDS,
+        "options": {"queue": "portal"},
+    },
+    # Every request saves the session and every sign-in makes a new one; Django never deletes the expired rows
+    # itself (its clearsessions command does), so the session table would grow with every sign-in for ever.
+    "sessions-clear": {
+        "task": "worker.tasks.sessions_clear",
+        "schedule": env_int("SOYANG_SESSIONS_CLEAR_INTERVAL_SECONDS", 24 * 3600),
         "options": {"queue": "portal"},
     },
 }
