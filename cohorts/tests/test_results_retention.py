@@ -196,9 +196,9 @@ def test_the_dry_run_prints_what_would_go_and_changes_nothing_then_the_command_d
     call_command("prune_results", "--source", site.source.key, "--dry-run", stdout=out)
 
     printed = out.getvalue()
-    assert f"cohort {old.pk} (run {old.pk} (count, succeeded)): would delete {rows:,} rows" in printed
+    assert f"cohort {old.pk}, run {old.pk} (count, succeeded): would delete {rows:,} rows" in printed
     assert f"and {inclusion:,} inclusion rows" in printed
-    assert f"cohort {recent.pk} " not in printed
+    assert f"cohort {recent.pk}," not in printed
     assert site_rows(cdm_gibleed_duckdb, old.pk) == (rows, inclusion)
     old.refresh_from_db()
     assert old.rows_pruned_at is None
@@ -208,8 +208,8 @@ def test_the_dry_run_prints_what_would_go_and_changes_nothing_then_the_command_d
     out = io.StringIO()
     call_command("prune_results", "--source", site.source.key, "--older-than-hours", "1", stdout=out)
 
-    assert f"cohort {old.pk} (run {old.pk} (count, succeeded)): deleted {rows:,} rows" in out.getvalue()
-    assert f"cohort {recent.pk} (run {recent.pk} (count, failed)): deleted" in out.getvalue()
+    assert f"cohort {old.pk}, run {old.pk} (count, succeeded): deleted {rows:,} rows" in out.getvalue()
+    assert f"cohort {recent.pk}, run {recent.pk} (count, failed): deleted" in out.getvalue()
     assert site_rows(cdm_gibleed_duckdb, old.pk) == site_rows(cdm_gibleed_duckdb, recent.pk) == (0, 0)
     assert CohortRun.objects.filter(pk__in=[old.pk, recent.pk], rows_pruned_at__isnull=False).count() == 2
     assert AuditEvent.objects.get(action="results_prune").detail["trigger"] == "command"

@@ -44,7 +44,7 @@ class Command(BaseCommand):
         verb = "would delete" if dry_run else "deleted"
         for pruned in report.pruned:
             self.stdout.write(
-                f"cohort {pruned.cohort.cohort_id} ({pruned.cohort.label}): {verb} {pruned.rows:,} rows "
+                f"cohort {pruned.cohort.cohort_id}, {pruned.cohort.label}: {verb} {pruned.rows:,} rows "
                 f"and {pruned.inclusion_rows:,} inclusion rows"
             )
         self.stdout.write(
