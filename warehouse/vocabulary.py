@@ -17,6 +17,7 @@ import re
 import time
 from array import array
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -244,6 +245,14 @@ def _built_rows(source: _Input, build: Any) -> Iterator[tuple[int, tuple[Any, ..
             yield position, values
 
 
+@contextmanager
+def _timed(steps: dict[str, float], name: str) -> Iterator[None]:
+    """Record in ``steps[name]`` the seconds the block took (when it completes: a failed load reports no steps)."""
+    started = time.monotonic()
+    yield
+    steps[name] = time.monotonic() - started
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # The in-place load: other databases, and the ORM reference on PostgreSQL
 # ---------------------------------------------------------------------------------------------------------------
@@ -282,18 +291,14 @@ def _load_in_place(tables: dict[str, _Input], steps: dict[str, float]) -> dict[s
     _clear()
     rows: dict[str, int] = {}
     for table, source in tables.items():
-        started = time.monotonic()
-        rows[table] = _write_bulk_create(source, table)
-        steps[table] = time.monotonic() - started
-    started = time.monotonic()
-    rows["concept_word"] = words_rebuild()
-    steps["concept_word"] = time.monotonic() - started
+        with _timed(steps, table):
+            rows[table] = _write_bulk_create(source, table)
+    with _timed(steps, "concept_word"):
+        rows["concept_word"] = words_rebuild()
     if connection.vendor == "postgresql":
-        started = time.monotonic()
-        with connection.cursor() as cursor:
+        with _timed(steps, "analyze"), connection.cursor() as cursor:
             cursor.execute("ANALYZE warehouse_concept")
             cursor.execute("ANALYZE warehouse_conceptword")
-        steps["analyze"] = time.monotonic() - started
     return rows
 
 
@@ -639,16 +644,14 @@ def _indexes_create(
             for index in staging.indexes:
                 if index.primary != primary:
                     continue
-                started = time.monotonic()
-                try:
-                    cursor.execute(index.create)
-                except IntegrityError as exc:
-                    diag = getattr(exc.__cause__, "diag", None)
-                    detail = f" ({diag.message_detail})" if diag is not None and diag.message_detail else ""
-                    message = _in_live_names(str(exc).splitlines()[0], staged.values())
-                    raise VocabularyError(f"{labels.get(table, table)}: {message}{detail}") from exc
-                if steps is not None:
-                    steps[f"index {index.name}"] = time.monotonic() - started
+                with _timed({} if steps is None else steps, f"index {index.name}"):
+                    try:
+                        cursor.execute(index.create)
+                    except IntegrityError as exc:
+                        diag = getattr(exc.__cause__, "diag", None)
+                        detail = f" ({diag.message_detail})" if diag is not None and diag.message_detail else ""
+                        message = _in_live_names(str(exc).splitlines()[0], staged.values())
+                        raise VocabularyError(f"{labels.get(table, table)}: {message}{detail}") from exc
 
 
 def _lock_for_swap(cursor: Any, tables: str) -> None:
@@ -707,11 +710,9 @@ def _load_staged(tables: dict[str, _Input], steps: dict[str, float]) -> dict[str
         _indexes_create(staged, primary=False, labels=labels, steps=None)
     rows: dict[str, int] = {}
     for table, source in tables.items():
-        started = time.monotonic()
-        rows[table] = _write_copy(source, table, staged)
-        steps[table] = time.monotonic() - started
-    started = time.monotonic()
-    with connection.cursor() as cursor:
+        with _timed(steps, table):
+            rows[table] = _write_copy(source, table, staged)
+    with _timed(steps, "concept_word"), connection.cursor() as cursor:
         # Built from the staging concepts, swapped with them: the word list always matches the names searched.
         cursor.execute(
             _words_insert_sql(
@@ -720,20 +721,15 @@ def _load_staged(tables: dict[str, _Input], steps: dict[str, float]) -> dict[str
             {"min": MIN_WORD},
         )
         rows["concept_word"] = cursor.rowcount
-    steps["concept_word"] = time.monotonic() - started
     if REBUILD_INDEXES:
-        started = time.monotonic()
-        _indexes_create(staged, primary=False, labels=labels, steps=steps)
-        steps["indexes"] = time.monotonic() - started
-    started = time.monotonic()
-    with connection.cursor() as cursor:
+        with _timed(steps, "indexes"):
+            _indexes_create(staged, primary=False, labels=labels, steps=steps)
+    with _timed(steps, "analyze"), connection.cursor() as cursor:
         # Before the swap: the first searches on the new tables are planned with their statistics.
         for table in staged.values():
             cursor.execute(f"ANALYZE {table.staging}")
-    steps["analyze"] = time.monotonic() - started
-    started = time.monotonic()
-    _swap(staged)
-    steps["swap"] = time.monotonic() - started
+    with _timed(steps, "swap"):
+        _swap(staged)
     return rows
 
 
