@@ -121,11 +121,7 @@ def floor_steps(engine: Any, expression: dict[str, Any], *, cdm_schema: str, rep
         f"FROM {results}.cohort WHERE cohort_definition_id = {last_id}"
     )
     engine.execute(f"CREATE TABLE {FLOOR_TARGET} (LIKE {results}.cohort)")
-    soyang_index = dialect.results_indexes('"schema"')[0]
-    index = soyang_index[soyang_index.index("CREATE INDEX") : soyang_index.index("; DROP INDEX")]
-    engine.execute(
-        index.replace("brin_cohort_definition", "brin_floor_cohort").replace('"schema".cohort', FLOOR_TARGET)
-    )
+    engine.execute(bench_cohorts.cohort_index_like_soyang(FLOOR_TARGET, "brin_floor_cohort"))
     written = iter(range(1, 10**6))
 
     def write() -> None:

@@ -244,16 +244,15 @@ def reset_results(engine: Any, schemas: list[str]) -> None:
                 engine.execute(f"VACUUM {name}", None)
 
 
-def circe_cohort_index(table: str) -> str:
-    """The index of Soyang's results ``cohort`` table (``PostgresDialect.results_indexes``), put on Circe's
-    ``table`` under its own name."""
+def cohort_index_like_soyang(table: str, name: str, *, id_type: str = "int8") -> str:
+    """The index of Soyang's results ``cohort`` table (``PostgresDialect.results_indexes``), as a CREATE INDEX
+    ``name`` on ``table`` (whose ``cohort_definition_id`` is of ``id_type``: Circe's is an INTEGER, int4)."""
     from cohorts.compiler.dialects import dialect_for
 
     soyang = dialect_for("postgresql").results_indexes('"schema"')[0]
     create = soyang[soyang.index("CREATE INDEX") : soyang.index("; DROP INDEX")]
-    create = create.replace("brin_cohort_definition", "brin_bench_cohort_id").replace('"schema".cohort', table)
-    create = create.replace("int8_minmax", "int4_minmax")  # Circe's cohort_definition_id is an INTEGER
-    return create
+    create = create.replace("brin_cohort_definition", name).replace('"schema".cohort', table)
+    return create.replace("int8_minmax", f"{id_type}_minmax")
 
 
 def measure(
@@ -275,7 +274,9 @@ def measure(
         # cohort tables (Soyang's then had two indexes to maintain).
         for schema in (results_schema, circe_schema):
             engine.execute(f"DROP INDEX IF EXISTS {quote_ident(schema)}.ix_bench_cohort_id")
-        engine.execute(circe_cohort_index(f"{quote_ident(circe_schema)}.cohort"))
+        engine.execute(
+            cohort_index_like_soyang(f"{quote_ident(circe_schema)}.cohort", "brin_bench_cohort_id", id_type="int4")
+        )
     reset_results(engine, [results_schema, circe_schema])
     schemas = {"cdm_schema": cdm_schema, "vocabulary_schema": cdm_schema, "results_schema": results_schema}
     outcome = Measurement(definition=name, engine=engine.kind, data=cdm_schema)
