@@ -1,7 +1,7 @@
 """Retention of a site's results rows: the cohorts Soyang wrote at a site are deleted once nothing needs them.
 
 A run writes its cohort into the site's own ``<results>.cohort`` and ``<results>.cohort_inclusion_result`` under
-``cohort_definition_id = run.pk`` (``cohorts.execution``); a dataset request under ``DATASET_COHORT_BASE +
+``cohort_definition_id = run.pk`` (``cohorts.runs.execution``); a dataset request under ``DATASET_COHORT_BASE +
 review.pk`` (``datasets.services``). Only the task that wrote the rows reads them: a run's demographics are
 computed in the run's own task, and a dataset extraction generates its cohort again rather than reading the
 projection's. Kept for ever, they would fill the site's results tables without bound.
@@ -38,10 +38,10 @@ from django.db import DatabaseError, connection
 from django.utils import timezone
 
 from audit.services import audit_record
-from cohorts.choices import FINAL_STATES
 from cohorts.compiler import RESULTS_TABLES
-from cohorts.models import CohortRun
-from cohorts.services import site_queue
+from cohorts.runs.choices import FINAL_STATES
+from cohorts.runs.models import CohortRun
+from cohorts.runs.services import site_queue
 from datasets.extraction import DATASET_COHORT_BASE
 from datasets.selectors import reviews_rows_due
 from datasets.services import reviews_rows_pruned

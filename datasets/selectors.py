@@ -14,7 +14,7 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import Http404
 
 from accounts.permissions import filter_by_permission, is_admin, is_steward, projects_for_user
-from cohorts.models import CohortDefinition
+from cohorts.definitions.models import CohortDefinition
 from datasets.choices import (
     REVIEW_OPEN_STATES,
     SITE_WORK_OVER_STATES,

@@ -30,9 +30,9 @@ from accounts.choices import AccountStatus, Role
 from accounts.models import User
 from accounts.permissions import grant, is_admin, projects_for_user, user_can
 from audit.services import audit_record
+from cohorts.definitions.models import CohortDefinition
 from cohorts.expression import ExpressionError
-from cohorts.generation import generate_cohort
-from cohorts.models import CohortDefinition
+from cohorts.runs.generation import generate_cohort
 from datasets import catalogue
 from datasets.choices import (
     DELIVERABLE_STATES,

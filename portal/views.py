@@ -16,14 +16,8 @@ from django.views.decorators.http import require_GET
 from accounts.choices import Role
 from accounts.permissions import projects_for_user
 from accounts.selectors import accounts_pending_review, membership_requests_awaiting
-from cohorts.selectors import (
-    definition_create_allowed,
-    definitions_for_user,
-    latest_counts,
-    run_request_state,
-    run_requests_for_user,
-    site_health,
-)
+from cohorts.definitions.selectors import definition_create_allowed, definitions_for_user
+from cohorts.runs.selectors import latest_counts, run_request_state, run_requests_for_user, site_health
 from datasets.choices import RequestState
 from datasets.selectors import requests_for_user, reviews_awaiting
 from warehouse.models import Source

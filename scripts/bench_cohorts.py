@@ -260,7 +260,7 @@ def measure(
 ) -> Measurement:
     """Run ``expression`` ``repeat`` times with Soyang and with Circe on ``cdm_schema``, alternately."""
     from cohorts.expression import parse_expression
-    from cohorts.generation import cohort_rows, generate_cohort
+    from cohorts.runs.generation import cohort_rows, generate_cohort
     from cohorts.tests.circe_reference import circe_reference, circe_results_schema, ensure_circe_tables
     from warehouse.engines import quote_ident
 

@@ -51,9 +51,9 @@ def _fill(definitions: int) -> dict[str, Any]:
     from accounts.choices import Role
     from accounts.services import membership_approve, membership_request, project_create
     from accounts.tests.factories import OrganisationFactory, SourceFactory, UserFactory, enroll_totp
-    from cohorts.choices import RunKind, RunState
-    from cohorts.models import CohortRun, RunRequest
-    from cohorts.services import definition_create, definition_save_version, definition_share
+    from cohorts.definitions.services import definition_create, definition_save_version, definition_share
+    from cohorts.runs.choices import RunKind, RunState
+    from cohorts.runs.models import CohortRun, RunRequest
     from cohorts.tests.conftest import oracle_definition
 
     hospital = OrganisationFactory(name="Bench Hospital")

@@ -36,9 +36,9 @@ from accounts.tests.factories import (
     make_member,
     make_project,
 )
-from cohorts.choices import RunKind, RunState
-from cohorts.models import CohortRun, RunRequest
-from cohorts.services import definition_create, definition_share
+from cohorts.definitions.services import definition_create, definition_share
+from cohorts.runs.choices import RunKind, RunState
+from cohorts.runs.models import CohortRun, RunRequest
 from cohorts.tests.test_views_definitions import EXPRESSION
 
 pytestmark = pytest.mark.django_db
@@ -152,7 +152,7 @@ def _dataset_objects(definition: Any, requester: Any, source: Any, root: Any) ->
 
 def _concept_sets(bob: Any, project_p: Any, dave: Any, project_q: Any) -> tuple[Any, Any]:
     """One concept set in each project (bob's in P, dave's in Q), over a one-concept vocabulary."""
-    from cohorts.concept_sets import concept_set_create
+    from cohorts.concept_sets.services import concept_set_create
     from warehouse.models import Concept
 
     Concept.objects.get_or_create(
@@ -391,7 +391,7 @@ MATRIX: list[Row] = [
     row("cohorts:run_detail",          "run",       "Q", "GET",  L,   OUT,  404,  404,  404,  404,  200),
     row("cohorts:run_status",          "run",       "P", "GET",  L,   OUT,  200,  200,  404,  404,  200),
     row("cohorts:run_status",          "run",       "Q", "GET",  L,   OUT,  404,  404,  404,  404,  200),
-    # Cancelling somebody else's visible count is refused with 403 by design (cohorts/views.py run_cancel).
+    # Cancelling somebody else's visible count is refused with 403 by design (cohorts/runs/views.py run_cancel).
     row("cohorts:run_cancel",          "run",       "P", "GET",  L,   OUT,  405,  405,  405,  405,  405),
     row("cohorts:run_cancel",          "run",       "P", "POST", L,   OUT,  302,  403,  404,  404,  403),
     row("cohorts:run_cancel",          "run",       "Q", "POST", L,   OUT,  404,  404,  404,  404,  403),

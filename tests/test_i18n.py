@@ -16,9 +16,9 @@ from django.urls import reverse
 from django.utils.translation import trans_real
 
 from accounts.tests.fixtures import *  # noqa: F403  (alice, project …)
-from cohorts.choices import RunKind, RunState
-from cohorts.models import CohortRun, RunRequest
-from cohorts.services import definition_create
+from cohorts.definitions.services import definition_create
+from cohorts.runs.choices import RunKind, RunState
+from cohorts.runs.models import CohortRun, RunRequest
 from cohorts.tests.test_views_definitions import EXPRESSION
 
 PO_FILE = settings.BASE_DIR / "locale" / "ko" / "LC_MESSAGES" / "django.po"

@@ -58,8 +58,8 @@ def test_no_template_uses_inline_script_event_handlers_or_style_attributes() -> 
 def test_pages_drawing_charts_allow_plotlys_own_style_elements_by_hash_and_nothing_inline(client) -> None:
     from accounts.choices import Role
     from accounts.tests.factories import OrganisationFactory, SourceFactory, UserFactory, make_project
-    from cohorts.charts import PLOTLY_STYLE_HASHES
-    from cohorts.services import definition_create
+    from cohorts.definitions.services import definition_create
+    from cohorts.runs.charts import PLOTLY_STYLE_HASHES
     from cohorts.tests.test_privacy_differencing import _request
     from cohorts.tests.test_views_definitions import EXPRESSION
 

@@ -1291,7 +1291,7 @@ class SetItem:
 
 
 def concept_set_resolve(items: Iterable[SetItem]) -> list[int]:
-    """The concept ids a concept set stands for, sorted, exactly as ``cohorts.compiler.concept_sets`` resolves
+    """The concept ids a concept set stands for, sorted, exactly as ``cohorts.compiler.codesets`` resolves
     it on a site: each item that exists in CONCEPT, its valid descendants (CONCEPT_ANCESTOR) when
     ``include_descendants``, the concepts that 'Maps to' any of those when ``include_mapped``; the excluded
     items expanded the same way are taken out."""

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from cohorts.execution import run_execute as run_execute_service
-from cohorts.execution import run_give_up
 from cohorts.retention import results_prune as results_prune_service
 from cohorts.retention import results_prune_enqueue
+from cohorts.runs.execution import run_execute as run_execute_service
+from cohorts.runs.execution import run_give_up
 from datasets import services as dataset_services
 from portal import services as portal_services
 from warehouse.engines import TransientEngineError

@@ -22,8 +22,9 @@ from rest_framework.response import Response
 from accounts.api.fields import StrictCharField, StrictIntegerField
 from accounts.api.viewsets import RestrictedGenericViewSet
 from accounts.permissions import user_can
-from cohorts import concept_sets
-from cohorts.models import ConceptSet
+from cohorts.concept_sets import selectors as concept_set_selectors
+from cohorts.concept_sets import services as concept_set_services
+from cohorts.concept_sets.models import ConceptSet
 from warehouse.vocabulary import (
     INT_MAX,
     MAX_LIMIT,
@@ -115,7 +116,7 @@ class ConceptViewSet(viewsets.ViewSet):
 
     def list(self, request: Request) -> Response:
         try:
-            payload = concept_sets.concept_search_for_user(request.user, request.query_params)
+            payload = concept_set_selectors.concept_search_for_user(request.user, request.query_params)
         except ValueError as exc:
             raise ValidationError({"non_field_errors": [f"{str(exc)[:1].upper()}{str(exc)[1:]}."]}) from None
         return Response(payload)
@@ -125,7 +126,7 @@ class ConceptViewSet(viewsets.ViewSet):
         concept = concept_get(number) if number <= INT_MAX else None
         if concept is None:
             raise Http404(f"No concept with id {concept_id}.")
-        counts = concept_sets.concept_counts_for_user(request.user, [number])
+        counts = concept_set_selectors.concept_counts_for_user(request.user, [number])
         return Response({**concept_as_dict(concept), "counts": counts[number], **concept_hierarchy(number)})
 
 
@@ -152,7 +153,7 @@ class ConceptSetSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_can_change(self, concept_set: ConceptSet) -> bool:
-        return user_can(self.context["request"].user, concept_sets.CHANGE, concept_set)
+        return user_can(self.context["request"].user, concept_set_selectors.CHANGE, concept_set)
 
 
 class ConceptSetCreateSerializer(serializers.Serializer):
@@ -174,7 +175,7 @@ class ExpressionSerializer(serializers.Serializer):
 
 class ResolvedSerializer(serializers.Serializer):
     size = serializers.IntegerField(help_text="How many concepts the set stands for.")
-    concepts = ConceptSerializer(many=True, help_text=f"The first {concept_sets.PREVIEW_SIZE}.")
+    concepts = ConceptSerializer(many=True, help_text=f"The first {concept_set_selectors.PREVIEW_SIZE}.")
 
 
 @extend_schema_view(
@@ -191,7 +192,7 @@ class ConceptSetViewSet(
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
     def restrict(self, user: Any) -> QuerySet[ConceptSet]:
-        return concept_sets.concept_sets_for_user(user)
+        return concept_set_selectors.concept_sets_for_user(user)
 
     def _out(self, concept_set: ConceptSet, code: int = status.HTTP_200_OK) -> Response:
         return Response(ConceptSetSerializer(concept_set, context=self.get_serializer_context()).data, status=code)
@@ -202,7 +203,7 @@ class ConceptSetViewSet(
         responses={201: ConceptSetSerializer},
     )
     def create(self, request: Request) -> Response:
-        projects = concept_sets.concept_set_projects_for_user(request.user)
+        projects = concept_set_selectors.concept_set_projects_for_user(request.user)
         if not projects.exists():
             raise PermissionDenied("You save concept sets in no project (owners and analysts of a project do).")
         data = ConceptSetCreateSerializer(data=request.data)
@@ -212,7 +213,7 @@ class ConceptSetViewSet(
         if project is None:
             raise ValidationError({"project": ["Choose a project where you are owner or analyst."]})
         try:
-            created = concept_sets.concept_set_create(
+            created = concept_set_services.concept_set_create(
                 user=request.user,
                 project=project,
                 name=values["name"],
@@ -229,12 +230,14 @@ class ConceptSetViewSet(
         responses={200: ConceptSetSerializer},
     )
     def partial_update(self, request: Request, pk: int) -> Response:
-        concept_set = concept_sets.concept_set_get_for_user(request.user, self.get_object().pk, concept_sets.CHANGE)
+        concept_set = concept_set_selectors.concept_set_get_for_user(
+            request.user, self.get_object().pk, concept_set_selectors.CHANGE
+        )
         data = ConceptSetUpdateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
         try:
-            concept_sets.concept_set_update(
+            concept_set_services.concept_set_update(
                 user=request.user,
                 concept_set=concept_set,
                 name=values.get("name"),
@@ -246,8 +249,10 @@ class ConceptSetViewSet(
         return self._out(concept_set)
 
     def destroy(self, request: Request, pk: int) -> Response:
-        concept_set = concept_sets.concept_set_get_for_user(request.user, self.get_object().pk, concept_sets.DELETE)
-        concept_sets.concept_set_delete(user=request.user, concept_set=concept_set)
+        concept_set = concept_set_selectors.concept_set_get_for_user(
+            request.user, self.get_object().pk, concept_set_selectors.DELETE
+        )
+        concept_set_services.concept_set_delete(user=request.user, concept_set=concept_set)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(summary="The resolved set: its size and first concepts", responses=ResolvedSerializer)
@@ -256,7 +261,7 @@ class ConceptSetViewSet(
         concept_set = self.get_object()
         # Stored expressions were normalized when saved: resolved as they are (a concept since removed from the
         # vocabulary simply resolves to nothing, as on a site).
-        return Response(concept_sets.expression_resolve(concept_set.expression))
+        return Response(concept_set_selectors.expression_resolve(concept_set.expression))
 
     @extend_schema(
         summary="Resolve an expression without saving it (the editor's preview)",
@@ -268,7 +273,7 @@ class ConceptSetViewSet(
         data = ExpressionSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         try:
-            expression = concept_sets.expression_normalize(data.validated_data["expression"])
+            expression = concept_set_services.expression_normalize(data.validated_data["expression"])
         except DjangoValidationError as exc:
             raise ValidationError({"expression": [str(m) for m in exc.messages]}) from None
-        return Response(concept_sets.expression_resolve(expression))
+        return Response(concept_set_selectors.expression_resolve(expression))

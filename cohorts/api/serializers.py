@@ -11,9 +11,10 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from accounts.api.fields import StrictCharField, StrictIntegerField
-from cohorts.choices import RunKind
-from cohorts.models import CohortDefinition, CohortDefinitionVersion, RunRequest
+from cohorts.definitions.models import CohortDefinition, CohortDefinitionVersion
 from cohorts.privacy import rule_for
+from cohorts.runs.choices import RunKind
+from cohorts.runs.models import RunRequest
 from warehouse.models import Source
 
 #: ATLAS exports a few kilobytes; two megabytes of JSON is far past any real definition (the parser's own limits,

@@ -22,7 +22,6 @@ from accounts.api.schema import ErrorSerializer
 from accounts.api.viewsets import RestrictedGenericViewSet, RestrictedReadOnlyViewSet
 from accounts.models import Project, User
 from accounts.permissions import is_admin, projects_for_user, user_can
-from cohorts import selectors, services
 from cohorts.api.serializers import (
     DefinitionCreateSerializer,
     DefinitionDetailSerializer,
@@ -37,10 +36,15 @@ from cohorts.api.serializers import (
     VersionCreateSerializer,
     VersionSerializer,
 )
-from cohorts.choices import RunKind
-from cohorts.errors import BrokerUnavailable, RunLimitReached, RunNotCancellable, SourceNotReady
+from cohorts.definitions import selectors as definition_selectors
+from cohorts.definitions import services as definition_services
+from cohorts.definitions.models import CohortDefinition
 from cohorts.expression import ExpressionError
-from cohorts.models import CohortDefinition, RunRequest
+from cohorts.runs import selectors as run_selectors
+from cohorts.runs import services as run_services
+from cohorts.runs.choices import RunKind
+from cohorts.runs.errors import BrokerUnavailable, RunLimitReached, RunNotCancellable, SourceNotReady
+from cohorts.runs.models import RunRequest
 from warehouse.models import Source
 
 
@@ -101,7 +105,7 @@ class DefinitionViewSet(RestrictedReadOnlyViewSet):
 
     def restrict(self, user: Any) -> QuerySet[CohortDefinition]:
         # The list page's selector: permission-filtered, with the latest version number annotated (no N+1).
-        return selectors.definitions_listed_for_user(user)
+        return definition_selectors.definitions_listed_for_user(user)
 
     def get_serializer_class(self) -> type:
         return DefinitionDetailSerializer if self.action == "retrieve" else DefinitionSerializer
@@ -115,13 +119,13 @@ class DefinitionViewSet(RestrictedReadOnlyViewSet):
         return project
 
     def _create(self, serializer_class: type) -> Response:
-        if not selectors.definition_create_allowed(self.request.user):
+        if not definition_selectors.definition_create_allowed(self.request.user):
             raise PermissionDenied("Your role does not create cohort definitions.")
         data = serializer_class(data=self.request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
         try:
-            definition = services.definition_create_for_user(
+            definition = definition_services.definition_create_for_user(
                 owner=self.request.user,
                 name=values["name"],
                 description=values["description"],
@@ -160,7 +164,7 @@ class DefinitionViewSet(RestrictedReadOnlyViewSet):
         definition = self.get_object()
         number = request.query_params.get("version")
         version = (
-            selectors.definition_version_get(definition, number)
+            definition_selectors.definition_version_get(definition, number)
             if number is not None
             else definition.versions.order_by("-number").first()
         )
@@ -179,14 +183,14 @@ class DefinitionViewSet(RestrictedReadOnlyViewSet):
     def versions(self, request: Request, pk: int) -> Response:
         definition = self.get_object()
         if request.method == "GET":
-            page = self.paginate_queryset(selectors.definition_versions(definition))
+            page = self.paginate_queryset(definition_selectors.definition_versions(definition))
             return self.get_paginated_response(VersionSerializer(page, many=True).data)
         if not user_can(request.user, "change_cohortdefinition", definition):
             raise PermissionDenied("Only the owner saves new versions; import a copy to change it.")
         data = VersionCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         try:
-            version = services.definition_save_version(
+            version = definition_services.definition_save_version(
                 definition=definition,
                 expression=data.validated_data["expression"],
                 author=request.user,
@@ -204,20 +208,20 @@ class DefinitionViewSet(RestrictedReadOnlyViewSet):
     @action(detail=True, methods=["post"])
     def share(self, request: Request, pk: int) -> Response:
         # Without the share permission the definition is as good as missing, as on the page.
-        definition = selectors.definition_get_for_user(
+        definition = definition_selectors.definition_get_for_user(
             request.user, self.get_object().pk, codename="share_cohortdefinition"
         )
         data = ShareSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         if "project" in data.validated_data:
             project = (
-                selectors.share_candidates(request.user, definition)["projects"]
+                definition_selectors.share_candidates(request.user, definition)["projects"]
                 .filter(pk=data.validated_data["project"])
                 .first()
             )
             if project is None:
                 raise ValidationError({"project": ["Choose a project you work in (the definition's own, if any)."]})
-            services.definition_share(
+            definition_services.definition_share(
                 definition=definition, by=request.user, to_project=project, ip_address=self.client_ip()
             )
         else:
@@ -226,12 +230,12 @@ class DefinitionViewSet(RestrictedReadOnlyViewSet):
             if recipient is None or recipient.pk == request.user.pk:
                 raise ValidationError({"username": ["No such person can receive this definition."]})
             try:
-                services.definition_share(
+                definition_services.definition_share(
                     definition=definition, by=request.user, to_user=recipient, ip_address=self.client_ip()
                 )
             except DjangoValidationError:
                 raise ValidationError({"username": ["No such person can receive this definition."]}) from None
-        shares = selectors.definition_shares(definition)
+        shares = definition_selectors.definition_shares(definition)
         return Response(
             {"projects": [p.pk for p in shares["projects"]], "users": [u.username for u in shares["users"]]}
         )
@@ -250,7 +254,7 @@ class RunFilter(django_filters.FilterSet):
 
 
 def _result(request: Request, run_request: RunRequest) -> dict[str, Any]:
-    result = selectors.run_request_result(request=run_request, role=request.user.role)
+    result = run_selectors.run_request_result(request=run_request, role=request.user.role)
     result["can_cancel"] = run_request.requested_by_id == request.user.pk and not (
         result["finished"] or result["cancelled"]
     )
@@ -264,11 +268,11 @@ class RunViewSet(mixins.ListModelMixin, RestrictedGenericViewSet):
     filterset_class = RunFilter
 
     def restrict(self, user: Any) -> QuerySet[RunRequest]:
-        return selectors.run_requests_for_user(user).select_related("version")
+        return run_selectors.run_requests_for_user(user).select_related("version")
 
     def _visible(self, pk: int) -> RunRequest:
         # Not only the caller's own requests: a count of a definition shared with them is visible, as on the page.
-        return selectors.run_request_get_for_user(self.request.user, pk)
+        return run_selectors.run_request_get_for_user(self.request.user, pk)
 
     @extend_schema(
         summary="Start a count, attrition or demographics of a definition's latest version on chosen sites",
@@ -282,8 +286,10 @@ class RunViewSet(mixins.ListModelMixin, RestrictedGenericViewSet):
         data = RunCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
-        definition = selectors.definition_get_for_user(request.user, values["definition"], codename=selectors.RUN)
-        offered = {s.key: s for s in selectors.sources_for_user_and_definition(request.user, definition)}
+        definition = definition_selectors.definition_get_for_user(
+            request.user, values["definition"], codename=definition_selectors.RUN
+        )
+        offered = {s.key: s for s in run_selectors.sources_for_user_and_definition(request.user, definition)}
         unknown = sorted({key for key in values["sources"] if key not in offered})
         if unknown:
             raise ValidationError({"sources": [f"You cannot count this definition on: {', '.join(unknown[:10])}."]})
@@ -292,7 +298,7 @@ class RunViewSet(mixins.ListModelMixin, RestrictedGenericViewSet):
             raise Http404("This definition has no version to run.")
         sources = [offered[key] for key in dict.fromkeys(values["sources"])]
         try:
-            run_request = services.run_request_create(
+            run_request = run_services.run_request_create(
                 user=request.user, version=version, sources=sources, kind=values["kind"]
             )
         except RunLimitReached as exc:
@@ -311,7 +317,7 @@ class RunViewSet(mixins.ListModelMixin, RestrictedGenericViewSet):
         run_request = self._visible(pk)
         result = _result(request, run_request)
         if result["finished"]:
-            services.run_result_viewed(request=run_request, user=request.user, ip_address=self.client_ip())
+            run_services.run_result_viewed(request=run_request, user=request.user, ip_address=self.client_ip())
         return Response(result)
 
     @extend_schema(
@@ -325,7 +331,7 @@ class RunViewSet(mixins.ListModelMixin, RestrictedGenericViewSet):
         if run_request.requested_by_id != request.user.pk:
             raise PermissionDenied("Only the person who asked for a count can cancel it.")
         try:
-            services.run_request_cancel(request=run_request, user=request.user)
+            run_services.run_request_cancel(request=run_request, user=request.user)
         except RunNotCancellable as exc:
             raise ApiError(409, "conflict", str(exc)) from None
         return Response(_result(request, run_request))

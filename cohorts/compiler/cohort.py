@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from cohorts.compiler.concept_sets import codesets_statement
+from cohorts.compiler.codesets import codesets_statement
 from cohorts.compiler.context import (
     CODESETS,
     ENTRY_EVENTS,

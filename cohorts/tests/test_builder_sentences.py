@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cohorts.builder import (
+from cohorts.definitions.builder import (
     correlated_sentence,
     describe_expression,
     empty_expression,

@@ -20,8 +20,8 @@ from accounts.choices import Role
 from accounts.tests.factories import UserFactory, make_member
 from accounts.tests.fixtures import *  # noqa: F403  (alice, bob, charlie, steward, project, bob_member …)
 from audit.models import AuditEvent
-from cohorts.models import CohortDefinition, CohortDefinitionVersion
-from cohorts.services import definition_create, definition_share
+from cohorts.definitions.models import CohortDefinition, CohortDefinitionVersion
+from cohorts.definitions.services import definition_create, definition_share
 from cohorts.tests.conftest import oracle_manifest
 from cohorts.tests.test_views_definitions import EXPRESSION
 

@@ -9,7 +9,7 @@ import pytest
 
 from cohorts.compiler import compile_cohort
 from cohorts.expression import ExpressionError, parse_expression
-from cohorts.generation import generate_cohort
+from cohorts.runs.generation import generate_cohort
 from cohorts.tests.conftest import CDM_FIXTURES, oracle_definition, oracle_manifest
 from cohorts.tests.test_expression import minimal, rule, window_criterion
 

@@ -11,7 +11,7 @@ import pytest
 from cohorts.compiler import compile_cohort
 from cohorts.compiler.cohort import RESULTS_TABLES
 from cohorts.compiler.context import TEMP_TABLES
-from cohorts.generation import generate_cohort, statement_label
+from cohorts.runs.generation import generate_cohort, statement_label
 from cohorts.tests.conftest import oracle_definition
 
 SCHEMAS = {"cdm_schema": "cdm", "vocabulary_schema": "vocab", "results_schema": "results"}

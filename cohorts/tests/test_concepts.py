@@ -20,7 +20,7 @@ from accounts.choices import Role
 from accounts.tests.factories import UserFactory, gibleed_pg_source, make_member, make_project
 from accounts.tests.fixtures import *  # noqa: F403  (alice, bob, charlie, steward, hospital …)
 from audit.models import AuditEvent
-from cohorts.models import ConceptSet
+from cohorts.concept_sets.models import ConceptSet
 from warehouse.models import Concept
 from warehouse.vocabulary import concept_counts_refresh, vocabulary_copy_from_directory
 

@@ -29,7 +29,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from cohorts.expression import parse_expression
-from cohorts.generation import cohort_rows, generate_cohort
+from cohorts.runs.generation import cohort_rows, generate_cohort
 from cohorts.tests.circe_reference import circe_reference
 from cohorts.tests.strategies import cohort_expressions
 

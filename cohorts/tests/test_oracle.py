@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from cohorts.expression import parse_expression
-from cohorts.generation import cohort_rows, generate_cohort
+from cohorts.runs.generation import cohort_rows, generate_cohort
 from cohorts.tests.conftest import CDM_FIXTURES, oracle_manifest
 
 #: Cohort ids of this module (other modules generate into the same results schemas).

@@ -10,10 +10,10 @@ import pytest
 
 from accounts.choices import Role
 from accounts.tests.factories import OrganisationFactory, SourceFactory, UserFactory, make_project
-from cohorts.choices import RunKind, RunState
-from cohorts.models import CohortRun, RunRequest
-from cohorts.selectors import run_request_result
-from cohorts.services import definition_create
+from cohorts.definitions.services import definition_create
+from cohorts.runs.choices import RunKind, RunState
+from cohorts.runs.models import CohortRun, RunRequest
+from cohorts.runs.selectors import run_request_result
 from cohorts.tests.test_views_definitions import EXPRESSION
 
 pytestmark = pytest.mark.django_db
@@ -71,7 +71,7 @@ def test_subtracting_a_request_on_fewer_sites_does_not_reveal_the_hidden_site(tw
 
 
 def test_every_number_handed_out_for_a_hidden_site_is_withheld_in_the_csv_too(two_sites) -> None:
-    from cohorts.selectors import run_result_table
+    from cohorts.runs.selectors import run_result_table
 
     version, alice, big, small = two_sites
     result = run_request_result(request=_request(version, alice, {big: 123, small: 4}), role="researcher")

@@ -10,7 +10,7 @@ import re
 from typing import Any
 
 from cohorts.privacy import PrivacyRule, protect, protect_federated, protect_group
-from cohorts.selectors import merged_demographics
+from cohorts.runs.selectors import merged_demographics
 
 RULE = PrivacyRule()
 PARTNER = PrivacyRule(round_to=10)

@@ -23,10 +23,10 @@ from django.utils import timezone
 
 from accounts.tests.factories import SourceFactory
 from audit.models import AuditEvent
-from cohorts.choices import RunKind, RunState
-from cohorts.generation import generate_cohort
-from cohorts.models import CohortRun
 from cohorts.retention import results_prune, results_prune_enqueue
+from cohorts.runs.choices import RunKind, RunState
+from cohorts.runs.generation import generate_cohort
+from cohorts.runs.models import CohortRun
 from worker.tasks import results_prune_site
 from worker.tests.helpers import make_source, make_user, oracle_definition
 

@@ -1,4 +1,4 @@
-"""Two versions compared in words (cohorts.versions), on real ATLAS expressions from the shared oracle.
+"""Two versions compared in words (cohorts.definitions.versions), on real ATLAS expressions from the shared oracle.
 
 Each test takes one oracle definition as version 1, edits it the way a researcher would in the builder or in
 ATLAS, and checks the sentence that says so — and that nothing else is said.
@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
+from cohorts.definitions.versions import expression_diff
 from cohorts.tests.conftest import oracle_definition
-from cohorts.versions import expression_diff
 
 
 def texts(old: dict[str, Any], new: dict[str, Any]) -> list[str]:

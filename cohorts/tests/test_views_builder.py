@@ -12,9 +12,16 @@ from typing import Any
 
 import pytest
 
-from cohorts.builder import BuilderError, BuilderSpec, RuleSpec, build_expression, expression_summary, parse_concept_ids
+from cohorts.definitions.builder import (
+    BuilderError,
+    BuilderSpec,
+    RuleSpec,
+    build_expression,
+    expression_summary,
+    parse_concept_ids,
+)
 from cohorts.expression import parse_expression
-from cohorts.generation import generate_cohort
+from cohorts.runs.generation import generate_cohort
 
 OSTEOARTHRITIS = 80180
 ACETAMINOPHEN = 1125315  # ingredient: its clinical drugs are descendants

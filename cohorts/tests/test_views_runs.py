@@ -14,9 +14,9 @@ from django.test import Client
 from django.urls import reverse
 
 from accounts.tests.fixtures import *  # noqa: F403  (alice, bob, charlie, steward, project, bob_member …)
-from cohorts.choices import RunKind, RunState
-from cohorts.models import CohortRun, RunRequest
-from cohorts.services import definition_create, definition_share
+from cohorts.definitions.services import definition_create, definition_share
+from cohorts.runs.choices import RunKind, RunState
+from cohorts.runs.models import CohortRun, RunRequest
 from cohorts.tests.test_views_definitions import EXPRESSION
 
 pytestmark = pytest.mark.django_db

@@ -19,7 +19,7 @@ from django.test import Client
 
 from accounts.choices import Role
 from accounts.tests.factories import OrganisationFactory, UserFactory, enroll_totp, make_member, make_project
-from cohorts.services import definition_share
+from cohorts.definitions.services import definition_share
 from worker.tests.conftest import cdm_gibleed_duckdb_private, start_worker  # noqa: F401 (fixtures)
 from worker.tests.helpers import make_source, oracle_definition
 

@@ -12,8 +12,8 @@ import pytest
 from django.utils import timezone
 
 from audit.models import AuditEvent
-from cohorts.generation import generate_cohort
 from cohorts.retention import results_prune
+from cohorts.runs.generation import generate_cohort
 from datasets.choices import REVIEW_OPEN_STATES, SITE_WORK_OVER_STATES, TRANSITIONS, JobState, RequestState
 from datasets.extraction import DATASET_COHORT_BASE
 from datasets.models import DatasetRequest, Extract, SiteReview

@@ -168,7 +168,7 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_TIMEOUT = env_int("CELERY_BROKER_CONNECTION_TIMEOUT", 3)
 # A message unacknowledged this long (its worker died) is delivered again; runs hold a renewed lease, so a
-# redelivered message for a live run only waits (see cohorts.execution).
+# redelivered message for a live run only waits (see cohorts.runs.execution).
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 120),
     "unacked_restore_interval": env_int("CELERY_RESTORE_INTERVAL", 10),

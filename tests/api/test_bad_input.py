@@ -22,7 +22,9 @@ from rest_framework.test import APIClient
 from accounts.api.tokens import token_create
 from accounts.models import ApiToken, ProjectMembership, User
 from audit.models import AuditEvent
-from cohorts.models import CohortDefinition, CohortDefinitionVersion, CohortRun, ConceptSet, RunRequest
+from cohorts.concept_sets.models import ConceptSet
+from cohorts.definitions.models import CohortDefinition, CohortDefinitionVersion
+from cohorts.runs.models import CohortRun, RunRequest
 from cohorts.tests.test_views_definitions import EXPRESSION
 from datasets.models import DatasetRequest, SiteReview
 from tests.test_authorization_matrix import World

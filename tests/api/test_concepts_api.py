@@ -16,7 +16,7 @@ from rest_framework.test import APIClient
 from accounts.api.tokens import token_create
 from accounts.tests.fixtures import *  # noqa: F403  (alice, bob, charlie, steward, hospital …)
 from audit.models import AuditEvent
-from cohorts.models import ConceptSet
+from cohorts.concept_sets.models import ConceptSet
 from cohorts.tests import test_concepts as concept_page_tests
 from cohorts.tests.test_concepts import ASTHMA, CHILDHOOD_ASTHMA, GI_BLEED, GI_BLEED_ICD10, ITEMS
 

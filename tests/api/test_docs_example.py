@@ -12,7 +12,7 @@ import pytest
 
 from accounts.api.tokens import token_create
 from accounts.choices import Role
-from cohorts.services import site_queue
+from cohorts.runs.services import site_queue
 from worker.tests.helpers import make_running_project, make_source, make_user
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -14,8 +14,9 @@ from rest_framework.test import APIClient
 
 from accounts.choices import AccountStatus, MembershipStatus
 from audit.models import AuditEvent
-from cohorts.choices import RunKind, RunState
-from cohorts.models import CohortDefinition, CohortRun, RunRequest
+from cohorts.definitions.models import CohortDefinition
+from cohorts.runs.choices import RunKind, RunState
+from cohorts.runs.models import CohortRun, RunRequest
 from cohorts.tests.test_views_definitions import EXPRESSION
 from tests.test_authorization_matrix import World
 
@@ -274,7 +275,7 @@ def test_lists_are_paginated(api_world: World, api_client: Clients) -> None:
 def test_listing_definitions_costs_the_same_queries_for_one_or_many(
     api_world: World, api_client: Clients, django_assert_max_num_queries: Any
 ) -> None:
-    from cohorts.services import definition_create
+    from cohorts.definitions.services import definition_create
 
     member = api_client("member")
     with django_assert_max_num_queries(20) as few:

@@ -12,10 +12,11 @@ from typing import Any
 
 import pytest
 
-from cohorts.builder import empty_expression
-from cohorts.generation import generate_cohort
-from cohorts.models import CohortDefinition
-from cohorts.services import definition_create, site_queue
+from cohorts.definitions.builder import empty_expression
+from cohorts.definitions.models import CohortDefinition
+from cohorts.definitions.services import definition_create
+from cohorts.runs.generation import generate_cohort
+from cohorts.runs.services import site_queue
 from tests.browser.conftest import sign_in, watch
 from warehouse.synthetic.synthesis import write_cdm
 from warehouse.vocabulary import vocabulary_load_from_directory

@@ -1,5 +1,5 @@
 """The demographics of a request on two sites, in Chromium: the run page's "Show" selector offers the sites'
-merged numbers and each site alone, the tables show exactly what ``cohorts.selectors`` protected (a hidden cell
+merged numbers and each site alone, the tables show exactly what ``cohorts.runs.selectors`` protected (a hidden cell
 as its text, never a number worked out from the others), and the selector reads in Korean once the language is
 switched, so the page's script text really goes through Django's JavaScript catalogue.
 
@@ -16,10 +16,11 @@ from typing import Any
 
 import pytest
 
-from cohorts.choices import RunKind
-from cohorts.models import RunRequest
-from cohorts.selectors import run_request_result
-from cohorts.services import definition_create, site_queue
+from cohorts.definitions.services import definition_create
+from cohorts.runs.choices import RunKind
+from cohorts.runs.models import RunRequest
+from cohorts.runs.selectors import run_request_result
+from cohorts.runs.services import site_queue
 from tests.browser.conftest import sign_in, watch
 from worker.tests.helpers import make_running_project, make_source, make_user
 

@@ -25,11 +25,11 @@ from accounts.models import User
 from accounts.services import membership_approve, membership_request, organisation_get_or_create
 from accounts.tests.factories import PASSWORD as FACTORY_PASSWORD
 from accounts.tests.factories import UserFactory, enroll_totp
-from cohorts.builder import empty_expression
-from cohorts.generation import generate_cohort
-from cohorts.models import CohortDefinition
-from cohorts.selectors import definition_shares
-from cohorts.services import site_queue
+from cohorts.definitions.builder import empty_expression
+from cohorts.definitions.models import CohortDefinition
+from cohorts.definitions.selectors import definition_shares
+from cohorts.runs.generation import generate_cohort
+from cohorts.runs.services import site_queue
 from tests.browser.conftest import sign_in
 from warehouse.synthetic.synthesis import write_cdm
 from warehouse.vocabulary import vocabulary_load_from_directory

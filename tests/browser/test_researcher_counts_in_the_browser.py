@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from cohorts.models import CohortDefinition
-from cohorts.services import site_queue
+from cohorts.definitions.models import CohortDefinition
+from cohorts.runs.services import site_queue
 from worker.tests.helpers import PASSWORD, make_running_project, make_source, make_user, oracle_expected
 
 pytestmark = pytest.mark.django_db(transaction=True)

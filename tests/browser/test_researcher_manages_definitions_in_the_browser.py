@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from accounts.tests.factories import SourceFactory
-from cohorts.models import CohortDefinition
-from cohorts.selectors import definition_shares
-from cohorts.services import definition_create, definition_save_version
+from cohorts.definitions.models import CohortDefinition
+from cohorts.definitions.selectors import definition_shares
+from cohorts.definitions.services import definition_create, definition_save_version
 from cohorts.tests.conftest import oracle_definition
 from worker.tests.helpers import PASSWORD, make_running_project, make_user
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from accounts.tests.factories import gibleed_pg_source
-from cohorts.compiler.concept_sets import codesets_statement
+from cohorts.compiler.codesets import codesets_statement
 from cohorts.compiler.context import Context
 from cohorts.compiler.dialects import dialect_for
 from cohorts.expression import parse_expression

@@ -13,8 +13,8 @@ from django.utils import timezone
 
 from accounts.choices import Role
 from accounts.services import account_create_approved, organisation_get_or_create, project_create
-from cohorts.models import CohortRun, RunRequest
-from cohorts.services import definition_create
+from cohorts.definitions.services import definition_create
+from cohorts.runs.models import CohortRun, RunRequest
 from warehouse.models import Source
 
 PASSWORD = "a long test password 1"

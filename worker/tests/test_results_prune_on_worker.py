@@ -10,9 +10,9 @@ from celery import current_app
 from django.utils import timezone
 
 from audit.models import AuditEvent
-from cohorts.choices import RunState
-from cohorts.models import CohortRun
-from cohorts.services import run_request_create, site_queue
+from cohorts.runs.choices import RunState
+from cohorts.runs.models import CohortRun
+from cohorts.runs.services import run_request_create, site_queue
 from worker.tests.helpers import make_source, make_user, oracle_definition, wait_final, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)

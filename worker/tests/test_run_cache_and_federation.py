@@ -8,11 +8,11 @@ import pytest
 from celery import Celery, current_app
 from django.db import connection
 
-from cohorts.choices import RunState
-from cohorts.errors import BrokerUnavailable, RunLimitReached
-from cohorts.models import CohortRun, RunRequest
-from cohorts.selectors import run_request_result
-from cohorts.services import run_request_create, site_queue
+from cohorts.runs.choices import RunState
+from cohorts.runs.errors import BrokerUnavailable, RunLimitReached
+from cohorts.runs.models import CohortRun, RunRequest
+from cohorts.runs.selectors import run_request_result
+from cohorts.runs.services import run_request_create, site_queue
 from warehouse.services import source_load_omop
 from worker.tests.helpers import make_source, make_user, oracle_definition, oracle_expected, wait_final
 

@@ -8,9 +8,9 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 
-from cohorts.choices import RunKind, RunState
-from cohorts.selectors import run_request_result
-from cohorts.services import run_request_create, site_queue
+from cohorts.runs.choices import RunKind, RunState
+from cohorts.runs.selectors import run_request_result
+from cohorts.runs.services import run_request_create, site_queue
 from worker.tests.helpers import make_source, make_user, oracle_definition, oracle_expected, wait_final
 
 pytestmark = pytest.mark.django_db(transaction=True)

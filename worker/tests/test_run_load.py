@@ -16,9 +16,10 @@ import pytest
 from django.db import connection
 from django.db.models import Count
 
-from cohorts.choices import RunKind, RunState
-from cohorts.models import CohortRun, RunRequest
-from cohorts.services import definition_create, run_request_create, site_queue
+from cohorts.definitions.services import definition_create
+from cohorts.runs.choices import RunKind, RunState
+from cohorts.runs.models import CohortRun, RunRequest
+from cohorts.runs.services import run_request_create, site_queue
 from worker.tests.helpers import make_source, make_user, wait_final
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -13,9 +13,9 @@ from collections.abc import Iterator
 import psycopg2
 import pytest
 
-from cohorts.choices import RunKind, RunState
-from cohorts.models import CohortRun
-from cohorts.services import run_request_cancel, run_request_create, site_queue
+from cohorts.runs.choices import RunKind, RunState
+from cohorts.runs.models import CohortRun
+from cohorts.runs.services import run_request_cancel, run_request_create, site_queue
 from worker.tests.helpers import make_source, make_user, oracle_definition, oracle_expected, wait_final, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -21,7 +21,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from cohorts.expression import ExpressionError, parse_expression
-from cohorts.generation import cohort_rows, generate_cohort
+from cohorts.runs.generation import cohort_rows, generate_cohort
 
 #: Command-line cohort ids live in [1e9, 2e9) so they never meet the run ids the portal's worker uses.
 _CLI_ID_BASE = 1_000_000_000

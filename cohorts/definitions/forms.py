@@ -1,4 +1,4 @@
-"""Forms of the cohort pages. They validate input and build expressions; the services write."""
+"""Forms of the definition pages: import, list filters, sharing, versions, duplicate."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from typing import Any
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy as _
 
 from accounts.permissions import projects_for_user
-from cohorts.choices import RunKind
 from cohorts.expression import ExpressionError, parse_expression
 
 MAX_IMPORT_BYTES = 2 * 1024 * 1024
@@ -22,17 +22,6 @@ class ProjectChoiceMixin:
         field = self.fields["project"]  # type: ignore[attr-defined]
         field.queryset = projects_for_user(user).order_by("title")
         field.required = required
-
-
-class DefinitionFilterForm(forms.Form):
-    """The list's search box and project filter (GET)."""
-
-    q = forms.CharField(required=False, label="Search", max_length=200)
-    project = forms.ModelChoiceField(queryset=None, required=False, empty_label="All projects")
-
-    def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.fields["project"].queryset = projects_for_user(user).order_by("title")
 
 
 class DefinitionImportForm(ProjectChoiceMixin, forms.Form):
@@ -89,26 +78,6 @@ class DefinitionImportForm(ProjectChoiceMixin, forms.Form):
         return cleaned
 
 
-class RunForm(forms.Form):
-    """Sites to count on, and the kind of result asked for (the button pressed)."""
-
-    sources = forms.ModelMultipleChoiceField(
-        queryset=None,
-        widget=forms.CheckboxSelectMultiple,
-        label="Sites",
-        error_messages={"required": "Choose at least one site."},
-    )
-    kind = forms.ChoiceField(
-        choices=[(k.value, k.label) for k in (RunKind.COUNT, RunKind.ATTRITION, RunKind.DEMOGRAPHICS)],
-        initial=RunKind.COUNT,
-    )
-
-    def __init__(self, *args: Any, sources: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.fields["sources"].queryset = sources
-        self.fields["sources"].label_from_instance = lambda s: f"{s.name} ({s.key})"
-
-
 class ShareForm(forms.Form):
     """Share with the definition's project, or with one person by user name."""
 
@@ -119,4 +88,71 @@ class ShareForm(forms.Form):
         cleaned = super().clean()
         if bool(cleaned.get("with_project")) == bool((cleaned.get("username") or "").strip()):
             raise ValidationError("Choose the project or give one user name.")
+        return cleaned
+
+
+SORT_CHOICES = [
+    ("-updated", _("Recently updated")),
+    ("updated", _("Least recently updated")),
+    ("name", _("Name A–Z")),
+    ("-name", _("Name Z–A")),
+    ("owner", _("Owner")),
+    ("project", _("Project")),
+]
+
+
+OWNER_CHOICES = [("", _("Anyone")), ("me", _("Mine")), ("others", _("Shared with me"))]
+
+
+class DefinitionListForm(forms.Form):
+    """The list's search box and filters (GET). Invalid values fall back to the defaults, never to an error
+    page: a stale bookmark still shows the list."""
+
+    q = forms.CharField(required=False, label=_("Search name or description"), max_length=200)
+    project = forms.ModelChoiceField(queryset=None, required=False, empty_label=_("All projects"), label=_("Project"))
+    owner = forms.ChoiceField(required=False, choices=OWNER_CHOICES, label=_("Owner"))
+    sort = forms.ChoiceField(required=False, choices=SORT_CHOICES, label=_("Sort by"))
+
+    def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["project"].queryset = projects_for_user(user).order_by("title")
+
+    def filters(self) -> dict[str, Any]:
+        data = self.cleaned_data if self.is_valid() else {}
+        return {
+            "project": data.get("project"),
+            "search": data.get("q") or "",
+            "owner": data.get("owner") or "",
+            "sort": data.get("sort") or "-updated",
+        }
+
+
+class CompareForm(forms.Form):
+    """Two version numbers to compare: ``a`` (older) and ``b`` (newer)."""
+
+    a = forms.IntegerField(min_value=1, label=_("From version"))
+    b = forms.IntegerField(min_value=1, label=_("To version"))
+
+
+class DuplicateForm(forms.Form):
+    """Where the copy goes and what it is called."""
+
+    name = forms.CharField(required=False, max_length=200, label=_("Name of the copy"))
+    project = forms.ModelChoiceField(queryset=None, required=False, empty_label=_("Same project"), label=_("Project"))
+
+    def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["project"].queryset = projects_for_user(user).order_by("title")
+
+
+class UnshareForm(forms.Form):
+    """Whom to take a share back from: one project or one person (by id, from the list on the page)."""
+
+    project = forms.IntegerField(required=False, min_value=1)
+    user = forms.IntegerField(required=False, min_value=1)
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if (cleaned.get("project") is None) == (cleaned.get("user") is None):
+            raise forms.ValidationError(_("Choose one project or one person."))
         return cleaned

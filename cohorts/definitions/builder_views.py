@@ -21,9 +21,11 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.permissions import projects_for_user, user_can
-from cohorts import selectors, services
-from cohorts.builder import BUILDER_DOMAINS, describe_expression, empty_expression, error_block
+from cohorts.definitions import selectors as definition_selectors
+from cohorts.definitions import services as definition_services
+from cohorts.definitions.builder import BUILDER_DOMAINS, describe_expression, empty_expression, error_block
 from cohorts.expression import ExpressionError, parse_expression
+from cohorts.runs import selectors as run_selectors
 
 CHANGE = "change_cohortdefinition"
 MAX_NAME = 200
@@ -71,7 +73,7 @@ def _note(data: dict[str, Any]) -> str:
 
 def _editable(user: Any, pk: int) -> Any:
     """The definition if the user may change it: 404 when they may not even see it, 403 when they only see it."""
-    definition = selectors.definition_get_for_user(user, pk)
+    definition = definition_selectors.definition_get_for_user(user, pk)
     if not user_can(user, CHANGE, definition):
         raise PermissionDenied(_("Only the owner of this definition can change it; duplicate it to build your own."))
     return definition
@@ -80,7 +82,7 @@ def _editable(user: Any, pk: int) -> Any:
 def _sources(user: Any, definition: Any) -> list[dict[str, Any]]:
     return [
         {"id": s.pk, "label": f"{s.name} ({s.key})"}
-        for s in selectors.sources_for_user_and_definition(user, definition).order_by("name")
+        for s in run_selectors.sources_for_user_and_definition(user, definition).order_by("name")
     ]
 
 
@@ -120,7 +122,7 @@ def _page(request: HttpRequest, *, definition: Any, expression: dict[str, Any]) 
 @require_GET
 def definition_new(request: HttpRequest) -> HttpResponse:
     """The builder for a new definition, starting from one empty entry event."""
-    if not selectors.definition_create_allowed(request.user):
+    if not definition_selectors.definition_create_allowed(request.user):
         raise Http404("No such page.")
     return _page(request, definition=None, expression=empty_expression())
 
@@ -141,7 +143,7 @@ def definition_edit(request: HttpRequest, pk: int) -> HttpResponse:
 def builder_describe(request: HttpRequest) -> JsonResponse:
     """Sentences for each block, the fragments the builder does not show, and the validation errors (if any) of
     the expression posted. Computes only; writes nothing."""
-    if not selectors.definition_create_allowed(request.user):
+    if not definition_selectors.definition_create_allowed(request.user):
         raise Http404("No such page.")
     try:
         data = _body(request)
@@ -160,7 +162,7 @@ def builder_describe(request: HttpRequest) -> JsonResponse:
 @require_POST
 def builder_create(request: HttpRequest) -> JsonResponse:
     """Create a definition from the builder: ``{"name", "project", "description", "expression"}`` → 201."""
-    if not selectors.definition_create_allowed(request.user):
+    if not definition_selectors.definition_create_allowed(request.user):
         raise Http404("No such page.")
     try:
         data = _body(request)
@@ -175,7 +177,7 @@ def builder_create(request: HttpRequest) -> JsonResponse:
             if project is None:
                 raise _BadRequest([{"path": "", "message": _("Choose a project you work in."), "block": "name"}])
         expression = _validated(data)
-        definition = services.definition_create_for_user(
+        definition = definition_services.definition_create_for_user(
             owner=request.user,
             name=name,
             expression=expression,
@@ -199,7 +201,7 @@ def builder_save(request: HttpRequest, pk: int) -> JsonResponse:
         expression = _validated(data)
     except _BadRequest as exc:
         return JsonResponse({"errors": exc.errors}, status=400)
-    services.definition_save_version(
+    definition_services.definition_save_version(
         definition=definition, expression=expression, author=request.user, note=_note(data) or "saved in the builder"
     )
     return _saved(request, definition, status=201)

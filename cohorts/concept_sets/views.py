@@ -21,7 +21,8 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.permissions import account_is_usable, user_can
-from cohorts import concept_sets
+from cohorts.concept_sets import selectors as concept_set_selectors
+from cohorts.concept_sets import services as concept_set_services
 from warehouse.vocabulary import (
     STANDARD_CHOICES,
     concept_as_dict,
@@ -47,7 +48,7 @@ def concept_search_json(request: HttpRequest) -> JsonResponse:
     """GET search.json?q=&domain=&vocabulary=&standard=S|C|N|any&limit=25&offset=0 (contract of the builder)."""
     _usable(request)
     try:
-        return JsonResponse(concept_sets.concept_search_for_user(request.user, request.GET))
+        return JsonResponse(concept_set_selectors.concept_search_for_user(request.user, request.GET))
     except ValueError as exc:
         return _bad_request(str(exc))
 
@@ -67,11 +68,11 @@ def concept_search_page(request: HttpRequest) -> HttpResponse:
     status = 200
     if request.GET.get("q", "").strip():
         try:
-            context["payload"] = concept_sets.concept_search_for_user(request.user, request.GET)
+            context["payload"] = concept_set_selectors.concept_search_for_user(request.user, request.GET)
         except ValueError as exc:
             context["error"] = str(exc)
             status = 400
-    sources = list(concept_sets.count_sources_for_user(request.user))
+    sources = list(concept_set_selectors.count_sources_for_user(request.user))
     context["sources"] = sources
     return render(request, "cohorts/concepts/search.html", context, status=status)
 
@@ -81,7 +82,7 @@ def _concept_payload(request: HttpRequest, concept_id: int) -> dict[str, Any]:
     if concept is None:
         raise Http404(_("No such concept."))
     hierarchy = concept_hierarchy(concept_id)
-    counts = concept_sets.concept_counts_for_user(request.user, [concept_id])
+    counts = concept_set_selectors.concept_counts_for_user(request.user, [concept_id])
     return {**concept_as_dict(concept), "counts": counts[concept_id], **hierarchy}
 
 
@@ -127,14 +128,14 @@ def concept_set_list(request: HttpRequest) -> HttpResponse:
     """The concept sets the user may view, grouped by project."""
     _usable(request)
     context = {
-        "concept_sets": concept_sets.concept_sets_for_user(request.user),
-        "can_create": concept_sets.concept_set_projects_for_user(request.user).exists(),
+        "concept_sets": concept_set_selectors.concept_sets_for_user(request.user),
+        "can_create": concept_set_selectors.concept_set_projects_for_user(request.user).exists(),
     }
     return render(request, "cohorts/concepts/set_list.html", context)
 
 
 def _editor(request: HttpRequest, concept_set: Any) -> HttpResponse:
-    can_change = concept_set is None or user_can(request.user, concept_sets.CHANGE, concept_set)
+    can_change = concept_set is None or user_can(request.user, concept_set_selectors.CHANGE, concept_set)
     config = {
         "urls": {
             "search": reverse("cohorts:concept_search_json"),
@@ -166,7 +167,7 @@ def _editor(request: HttpRequest, concept_set: Any) -> HttpResponse:
     }
     context = {
         "concept_set": concept_set,
-        "projects": concept_sets.concept_set_projects_for_user(request.user),
+        "projects": concept_set_selectors.concept_set_projects_for_user(request.user),
         "config": config,
         "can_change": can_change,
         "filters": vocabulary_filters(),
@@ -179,7 +180,7 @@ def _editor(request: HttpRequest, concept_set: Any) -> HttpResponse:
 def concept_set_new(request: HttpRequest) -> HttpResponse:
     """GET: an empty editor. POST (JSON {"name", "project", "description", "expression"}): create."""
     _usable(request)
-    projects = concept_sets.concept_set_projects_for_user(request.user)
+    projects = concept_set_selectors.concept_set_projects_for_user(request.user)
     if not projects.exists():
         raise Http404
     if request.method == "GET":
@@ -189,7 +190,7 @@ def concept_set_new(request: HttpRequest) -> HttpResponse:
         project = projects.filter(pk=_int(data.get("project"))).first()
         if project is None:
             raise ValidationError(_("Choose one of your projects."))
-        created = concept_sets.concept_set_create(
+        created = concept_set_services.concept_set_create(
             user=request.user,
             project=project,
             name=data.get("name"),
@@ -215,11 +216,11 @@ def concept_set_edit(request: HttpRequest, pk: int) -> HttpResponse:
     """GET: the editor (read-only for those who may only view). POST (JSON): save the set."""
     _usable(request)
     if request.method == "GET":
-        return _editor(request, concept_sets.concept_set_get_for_user(request.user, pk))
-    concept_set = concept_sets.concept_set_get_for_user(request.user, pk, concept_sets.CHANGE)
+        return _editor(request, concept_set_selectors.concept_set_get_for_user(request.user, pk))
+    concept_set = concept_set_selectors.concept_set_get_for_user(request.user, pk, concept_set_selectors.CHANGE)
     try:
         data = _json_body(request)
-        concept_sets.concept_set_update(
+        concept_set_services.concept_set_update(
             user=request.user,
             concept_set=concept_set,
             name=data.get("name", concept_set.name),
@@ -236,7 +237,7 @@ def concept_set_edit(request: HttpRequest, pk: int) -> HttpResponse:
 def concept_set_json(request: HttpRequest, pk: int) -> JsonResponse:
     """GET <pk>.json -> {"id", "name", "expression"}: what the cohort builder imports."""
     _usable(request)
-    concept_set = concept_sets.concept_set_get_for_user(request.user, pk)
+    concept_set = concept_set_selectors.concept_set_get_for_user(request.user, pk)
     return JsonResponse({"id": concept_set.pk, "name": concept_set.name, "expression": concept_set.expression})
 
 
@@ -245,10 +246,10 @@ def concept_set_json(request: HttpRequest, pk: int) -> JsonResponse:
 def concept_set_delete(request: HttpRequest, pk: int) -> HttpResponse:
     """Delete a set (its creator and admins; 403 for others who see it)."""
     _usable(request)
-    concept_set = concept_sets.concept_set_get_for_user(request.user, pk)
-    if not user_can(request.user, concept_sets.DELETE, concept_set):
+    concept_set = concept_set_selectors.concept_set_get_for_user(request.user, pk)
+    if not user_can(request.user, concept_set_selectors.DELETE, concept_set):
         raise PermissionDenied(_("Only the creator of a concept set deletes it."))
-    concept_sets.concept_set_delete(user=request.user, concept_set=concept_set)
+    concept_set_services.concept_set_delete(user=request.user, concept_set=concept_set)
     messages.success(request, _("Concept set deleted."))
     return redirect("cohorts:concept_set_list")
 
@@ -260,7 +261,7 @@ def concept_set_resolve(request: HttpRequest) -> JsonResponse:
     _usable(request)
     try:
         data = _json_body(request)
-        expression = concept_sets.expression_normalize(data.get("expression"))
+        expression = concept_set_services.expression_normalize(data.get("expression"))
     except ValidationError as exc:
         return _bad_request(_message(exc))
-    return JsonResponse(concept_sets.expression_resolve(expression))
+    return JsonResponse(concept_set_selectors.expression_resolve(expression))

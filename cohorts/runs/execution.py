@@ -26,11 +26,11 @@ from django.db import close_old_connections
 from django.db.models import F, Q
 from django.utils import timezone
 
-from cohorts.choices import RunKind, RunState
-from cohorts.demographics import cohort_demographics
 from cohorts.expression import ExpressionError, parse_expression
-from cohorts.generation import generate_cohort
-from cohorts.models import CohortRun
+from cohorts.runs.choices import RunKind, RunState
+from cohorts.runs.demographics import cohort_demographics
+from cohorts.runs.generation import generate_cohort
+from cohorts.runs.models import CohortRun
 from warehouse.engines import QueryCancelled, QueryTimeout, TransientEngineError, WarehouseError
 from warehouse.services import source_connect
 

@@ -3,7 +3,8 @@
 Two Circe (ATLAS) expressions are compared part by part — concept sets, entry events, observation window,
 limits, inclusion rules, censoring, exit strategy, era collapsing — and each difference becomes one sentence a
 researcher can read without knowing the JSON ("Inclusion rule 'HbA1c > 7%' added", "Observation window before
-index: 365 → 730 days"). Criteria are described with ``cohorts.builder.expression_summary``, so a change reads
+index: 365 → 730 days"). Criteria are described with ``cohorts.definitions.builder.expression_summary``, so a
+change reads
 the same way the definition page says the expression. Whatever this module does not know is still reported
 ("Other settings changed: …"): a diff that stays silent about a change would be worse than a vague one.
 """
@@ -17,7 +18,7 @@ from typing import Any
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
-from cohorts.builder import expression_summary
+from cohorts.definitions.builder import expression_summary
 
 #: Top-level keys compared here; any other key that differs is reported generically.
 KNOWN_KEYS = frozenset(

@@ -397,7 +397,7 @@ def rules_from_rows(rows: Iterable[dict[str, Any]]) -> tuple[RuleSpec, ...]:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# The block builder of the browser (cohorts/views_builder.py, static/js/cohort_builder.js).
+# The block builder of the browser (cohorts/definitions/builder_views.py, static/js/cohort_builder.js).
 #
 # The page edits the expression JSON itself, so whatever it does not model stays in the document untouched. Here
 # live the rules shared by the page and the server: which fields the page shows (``unmodelled_fragments`` lists

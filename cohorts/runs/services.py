@@ -1,0 +1,188 @@
+"""Writes on counts: a user's run request, one run per site shared by identical requests, cancel, viewed."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from celery import current_app
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from audit.services import audit_record
+from cohorts.definitions.models import CohortDefinitionVersion
+from cohorts.runs.cache_keys import run_cache_key
+from cohorts.runs.choices import ACTIVE_STATES, RunKind, RunState
+from cohorts.runs.errors import BrokerUnavailable, RunLimitReached, RunNotCancellable, SourceNotReady
+from cohorts.runs.models import CohortRun, RunRequest
+
+logger = logging.getLogger(__name__)
+
+RUN_TASK_NAME = "worker.tasks.run_execute"
+
+
+def site_queue(source_key: str) -> str:
+    """The Celery queue served by the worker next to the source's database."""
+    return f"site.{source_key}"
+
+
+def broker_check(timeout: float = 2.0) -> None:
+    """Fail fast with BrokerUnavailable when the broker does not answer, before anything is written."""
+    try:
+        with current_app.connection_for_write() as connection:
+            connection.ensure_connection(max_retries=1, timeout=timeout)
+    except Exception as exc:  # kombu raises several transport-specific errors
+        raise BrokerUnavailable(
+            "The task queue is not reachable right now; no count was started. Try again shortly."
+        ) from exc
+
+
+def run_request_create(
+    *, user: Any, version: CohortDefinitionVersion, sources: Sequence[Any], kind: str = RunKind.COUNT
+) -> RunRequest:
+    """Ask for one kind of result of a version on each of the sources.
+
+    Each source gets one run on its own queue. A succeeded run with the same cache key (same normalized
+    expression, same source data fingerprint, same kind) is reused instead of running again; an identical
+    run still queued or running is joined, so identical requests arriving together run once.
+    """
+    kind = RunKind(kind)
+    if not sources:
+        raise SourceNotReady("Choose at least one site.")
+    for source in sources:
+        if not source.is_active:
+            raise SourceNotReady(f"The site {source.key} is not active.")
+        if not source.fingerprint:
+            raise SourceNotReady(f"The site {source.key} has no data loaded yet.")
+    broker_check()
+    request, to_enqueue = _run_request_write(user=user, version=version, sources=sources, kind=kind)
+    for run in to_enqueue:
+        _enqueue_on_commit(run)
+    return request
+
+
+@transaction.atomic
+def _run_request_write(
+    *, user: Any, version: CohortDefinitionVersion, sources: Sequence[Any], kind: RunKind
+) -> tuple[RunRequest, list[CohortRun]]:
+    limit = settings.SOYANG_MAX_CONCURRENT_RUNS
+    active = (
+        RunRequest.objects.filter(requested_by=user, cancelled_at__isnull=True, runs__state__in=ACTIVE_STATES)
+        .distinct()
+        .count()
+    )
+    if active >= limit:
+        raise RunLimitReached(
+            f"You already have {active} counts running (the limit is {limit}). "
+            "Wait for one to finish or cancel one, then try again."
+        )
+    request = RunRequest.objects.create(version=version, kind=kind, requested_by=user)
+    to_enqueue: list[CohortRun] = []
+    for source in sources:
+        run, created = _run_for(version=version, source=source, kind=kind, user=user)
+        request.runs.add(run)
+        if created:
+            to_enqueue.append(run)
+    audit_record(
+        action="count" if kind == RunKind.COUNT else f"run_{kind.value}",
+        actor=user,
+        obj=version.definition,
+        source_key=",".join(s.key for s in sources),
+        detail={"version": version.number, "request": request.pk, "reused": len(sources) - len(to_enqueue)},
+    )
+    return request, to_enqueue
+
+
+def _run_for(*, version: CohortDefinitionVersion, source: Any, kind: RunKind, user: Any) -> tuple[CohortRun, bool]:
+    key = run_cache_key(
+        expression_sha=version.expression_hash, source_key=source.key, source_fingerprint=source.fingerprint, kind=kind
+    )
+    # Reuse a succeeded or active run with the same key; otherwise create one. The partial unique index allows
+    # one active run per key: when a concurrent identical request got there first the insert fails, and by the
+    # time we look again its run may already have succeeded, so the lookup is simply repeated.
+    for _ in range(3):
+        reusable = (
+            CohortRun.objects.filter(cache_key=key, state__in=[RunState.SUCCEEDED, *ACTIVE_STATES])
+            .order_by("-queued_at")
+            .first()
+        )
+        if reusable is not None:
+            return reusable, False
+        try:
+            with transaction.atomic():
+                run = CohortRun.objects.create(
+                    version=version,
+                    source=source,
+                    kind=kind,
+                    cache_key=key,
+                    source_fingerprint=source.fingerprint,
+                    requested_by=user,
+                )
+        except IntegrityError:
+            continue
+        return run, True
+    raise IntegrityError(f"could not reuse or create the run for cache key {key}")
+
+
+def _enqueue_on_commit(run: CohortRun) -> None:
+    def send() -> None:
+        try:
+            current_app.send_task(
+                RUN_TASK_NAME,
+                kwargs={"run_id": run.pk},
+                queue=site_queue(run.source.key),
+                retry=True,
+                retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5},
+            )
+        except Exception:  # the broker went away between the check and the commit
+            logger.exception("could not enqueue run %s", run.pk)
+            CohortRun.objects.filter(pk=run.pk, state=RunState.QUEUED).update(
+                state=RunState.FAILED,
+                finished_at=timezone.now(),
+                error="The task queue was not reachable; the run was not started. Try again shortly.",
+            )
+
+    transaction.on_commit(send)
+
+
+@transaction.atomic
+def run_request_cancel(*, request: RunRequest, user: Any) -> RunRequest:
+    """Cancel a request: each of its runs that no other active request shares is cancelled.
+
+    A queued run becomes cancelled at once; a running one gets ``cancel_requested`` and its worker cancels
+    the statement on the database and records the cancellation.
+    """
+    if request.cancelled_at is not None:
+        return request
+    runs = list(request.runs.select_for_update().all())
+    if all(run.is_final for run in runs):
+        raise RunNotCancellable("This count has already finished.")
+    request.cancelled_at = timezone.now()
+    request.save(update_fields=["cancelled_at"])
+    for run in runs:
+        if run.is_final:
+            continue
+        shared = run.requests.filter(cancelled_at__isnull=True).exclude(pk=request.pk).exists()
+        if shared:
+            continue
+        if run.state == RunState.QUEUED:
+            CohortRun.objects.filter(pk=run.pk, state=RunState.QUEUED).update(
+                state=RunState.CANCELLED, cancel_requested=True, finished_at=timezone.now(), error="Cancelled."
+            )
+        CohortRun.objects.filter(pk=run.pk, state=RunState.RUNNING).update(cancel_requested=True)
+    audit_record(action="run_cancel", actor=user, obj=request.version.definition, detail={"request": request.pk})
+    return request
+
+
+def run_result_viewed(*, request: RunRequest, user: Any, ip_address: str | None = None, export: str = "") -> None:
+    """Every look at a result is recorded: the page (``view_result``) and each CSV download (``export``)."""
+    audit_record(
+        action="export" if export else "view_result",
+        actor=user,
+        obj=request.version.definition,
+        source_key=",".join(request.runs.values_list("source__key", flat=True).order_by("source__key")),
+        ip_address=ip_address,
+        detail={"request": request.pk, **({"table": export} if export else {})},
+    )

@@ -1,0 +1,155 @@
+"""Pages of counts: start a count, follow it, cancel it, its tables as CSV, the chart library."""
+
+from __future__ import annotations
+
+from importlib.metadata import version as package_version
+from pathlib import Path
+from typing import Any
+
+import plotly
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.cache import cache_control, never_cache
+from django.views.decorators.http import require_GET, require_POST
+
+from audit.http import client_ip
+from cohorts.definitions import selectors as definition_selectors
+from cohorts.runs import selectors as run_selectors
+from cohorts.runs import services as run_services
+from cohorts.runs.charts import plotly_page
+from cohorts.runs.errors import BrokerUnavailable, RunLimitReached, RunNotCancellable, SourceNotReady
+from cohorts.runs.forms import RunForm
+
+PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+
+
+PLOTLY_VERSION = package_version("plotly")
+
+
+def _wants_json(request: HttpRequest) -> bool:
+    return "application/json" in request.headers.get("Accept", "")
+
+
+def _refused(request: HttpRequest, *, message: str, status: int, definition: Any = None) -> HttpResponse:
+    """A refused count, as JSON for scripts and as a page for people, with the service's own message."""
+    if _wants_json(request):
+        return JsonResponse({"error": message}, status=status)
+    title = {429: "Too many counts running", 503: "Counting is unavailable"}.get(status, "The count was not started")
+    context = {"title": title, "message": message, "definition": definition, "status": status}
+    return render(request, "cohorts/run_refused.html", context, status=status)
+
+
+@login_required
+@require_POST
+def run_create(request: HttpRequest, pk: int) -> HttpResponse:
+    """Start a count, attrition or demographics of the latest version on the chosen sites.
+
+    Refusals: not allowed to run → 404 (as for a definition not visible); a site not offered → 400; the user's
+    limit of concurrent counts → 429; broker down → 503. Nothing is written in any of these cases.
+    """
+    definition = definition_selectors.definition_get_for_user(request.user, pk, codename=definition_selectors.RUN)
+    sources = run_selectors.sources_for_user_and_definition(request.user, definition)
+    form = RunForm(request.POST, sources=sources)
+    if not form.is_valid():
+        errors = "; ".join(f"{', '.join(e)}" for e in form.errors.values())
+        return _refused(request, message=errors or "Choose the sites to count on.", status=400, definition=definition)
+    version = definition.latest_version()
+    if version is None:
+        raise Http404("No version to run.")
+    try:
+        run_request = run_services.run_request_create(
+            user=request.user,
+            version=version,
+            sources=list(form.cleaned_data["sources"]),
+            kind=form.cleaned_data["kind"],
+        )
+    except RunLimitReached as exc:
+        return _refused(request, message=str(exc), status=429, definition=definition)
+    except BrokerUnavailable as exc:
+        return _refused(request, message=str(exc), status=503, definition=definition)
+    except SourceNotReady as exc:
+        return _refused(request, message=str(exc), status=400, definition=definition)
+    url = reverse("cohorts:run_detail", kwargs={"pk": run_request.pk})
+    if _wants_json(request):
+        status_url = reverse("cohorts:run_status", kwargs={"pk": run_request.pk})
+        return JsonResponse({"request": run_request.pk, "url": url, "status_url": status_url}, status=201)
+    return redirect(url)
+
+
+def _status(request: HttpRequest, run_request: Any) -> dict[str, Any]:
+    result = run_selectors.run_request_result(request=run_request, role=request.user.role)
+    result["can_cancel"] = run_request.requested_by_id == request.user.pk and not (
+        result["finished"] or result["cancelled"]
+    )
+    return result
+
+
+@login_required
+@require_GET
+@plotly_page
+def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    run_request = run_selectors.run_request_get_for_user(request.user, pk)
+    definition = run_request.version.definition
+    run_services.run_result_viewed(request=run_request, user=request.user, ip_address=client_ip(request))
+    context = {
+        "run_request": run_request,
+        "definition": definition,
+        "result": _status(request, run_request),
+        "tables": run_selectors.RESULT_TABLES,
+        "plotly_version": PLOTLY_VERSION,
+    }
+    return render(request, "cohorts/run_detail.html", context)
+
+
+@login_required
+@require_GET
+@never_cache
+def run_status(request: HttpRequest, pk: int) -> JsonResponse:
+    """The request's state and its protected results, polled by ``static/js/run.js``."""
+    run_request = run_selectors.run_request_get_for_user(request.user, pk)
+    return JsonResponse(_status(request, run_request))
+
+
+@login_required
+@require_POST
+def run_cancel(request: HttpRequest, pk: int) -> HttpResponse:
+    run_request = run_selectors.run_request_get_for_user(request.user, pk)
+    if run_request.requested_by_id != request.user.pk:
+        # Visible (shared definition) but somebody else's count: seeing it is allowed, stopping it is not.
+        raise PermissionDenied("Only the person who asked for a count can cancel it.")
+    try:
+        run_services.run_request_cancel(request=run_request, user=request.user)
+        message, status = "Cancelled.", 200
+    except RunNotCancellable as exc:
+        message, status = str(exc), 409
+    if _wants_json(request):
+        return JsonResponse({"message": message, **_status(request, run_request)}, status=status)
+    (messages.success if status == 200 else messages.info)(request, message)
+    return redirect("cohorts:run_detail", pk=pk)
+
+
+@login_required
+@require_GET
+@never_cache
+def run_table_csv(request: HttpRequest, pk: int, table: str) -> HttpResponse:
+    """One table of the result as CSV: the protected numbers exactly as shown ("<10" stays "<10")."""
+    run_request = run_selectors.run_request_get_for_user(request.user, pk)
+    result = run_selectors.run_request_result(request=run_request, role=request.user.role)
+    body = run_selectors.run_result_csv(result, table)
+    run_services.run_result_viewed(request=run_request, user=request.user, ip_address=client_ip(request), export=table)
+    response = HttpResponse(body, content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="count-{run_request.pk}-{table}.csv"'
+    return response
+
+
+@require_GET
+@cache_control(public=True, max_age=31_536_000, immutable=True)
+def plotly_js(request: HttpRequest) -> FileResponse:
+    """plotly.min.js from the installed plotly package: hospitals' networks reach no CDN, and serving the file
+    from the package keeps one copy, upgraded with the package. Pages add ``?v=<version>`` so an upgrade is a new
+    URL for caches. Public: it is the library's code, no data."""
+    return FileResponse(PLOTLY_JS.open("rb"), content_type="text/javascript; charset=utf-8")
