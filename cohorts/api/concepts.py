@@ -24,15 +24,8 @@ from accounts.api.viewsets import RestrictedGenericViewSet
 from accounts.permissions import user_can
 from cohorts import concept_sets
 from cohorts.models import ConceptSet
-from warehouse.vocabulary import (
-    INT_MAX,
-    MAX_LIMIT,
-    MAX_OFFSET,
-    STANDARD_CHOICES,
-    concept_as_dict,
-    concept_get,
-    concept_hierarchy,
-)
+from warehouse.vocabulary.hierarchy import concept_get, concept_hierarchy
+from warehouse.vocabulary.search import INT_MAX, MAX_LIMIT, MAX_OFFSET, STANDARD_CHOICES, concept_as_dict
 
 
 def _django_refusal(exc: DjangoValidationError) -> ValidationError:

@@ -22,7 +22,8 @@ from accounts.tests.fixtures import *  # noqa: F403  (alice, bob, charlie, stewa
 from audit.models import AuditEvent
 from cohorts.models import ConceptSet
 from warehouse.models import Concept
-from warehouse.vocabulary import concept_counts_refresh, vocabulary_copy_from_directory
+from warehouse.vocabulary.counts import concept_counts_refresh
+from warehouse.vocabulary.load import vocabulary_copy_from_directory
 
 pytestmark = pytest.mark.django_db
 

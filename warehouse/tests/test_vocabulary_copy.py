@@ -12,9 +12,11 @@ from typing import Any
 import pytest
 from django.db import connection
 
-from warehouse import vocabulary
 from warehouse.models import Concept, ConceptAncestor, ConceptRelationship, ConceptWord, Domain, Vocabulary
-from warehouse.vocabulary import VocabularyError, concept_query, concept_search, vocabulary_load_from_directory
+from warehouse.vocabulary import load, staging
+from warehouse.vocabulary.load import vocabulary_load_from_directory
+from warehouse.vocabulary.search import concept_query, concept_search
+from warehouse.vocabulary.tables import VocabularyError
 
 pytestmark = pytest.mark.django_db
 
@@ -170,8 +172,8 @@ def write_with(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], None]:
     """Choose how a PostgreSQL load writes: "copy" (the default) or "bulk_create" (the ORM, as on SQLite)."""
 
     def choose(how: str) -> None:
-        monkeypatch.setattr(vocabulary, "POSTGRESQL_WRITE", how)
-        monkeypatch.setattr(vocabulary, "REBUILD_INDEXES", how == "copy")
+        monkeypatch.setattr(load, "POSTGRESQL_WRITE", how)
+        monkeypatch.setattr(staging, "REBUILD_INDEXES", how == "copy")
 
     return choose
 
@@ -273,7 +275,7 @@ def previous_vocabulary(tmp_path: Path) -> Iterator[dict[str, list[Any]]]:
     yield _snapshot()
 
 
-@pytest.mark.parametrize("copy_rows", [vocabulary.COPY_ROWS, 7_000], ids=["one-copy-statement", "several-statements"])
+@pytest.mark.parametrize("copy_rows", [staging.COPY_ROWS, 7_000], ids=["one-copy-statement", "several-statements"])
 @pytest.mark.parametrize(("what", "file_name", "breaks", "message"), BAD_ROWS, ids=[case[0] for case in BAD_ROWS])
 def test_a_bad_row_deep_in_a_big_file_names_its_file_and_line_and_changes_nothing(
     tmp_path: Path,
@@ -285,7 +287,7 @@ def test_a_bad_row_deep_in_a_big_file_names_its_file_and_line_and_changes_nothin
     breaks: Callable[[list[list[str]], list[list[str]], int], None],
     message: str,
 ) -> None:
-    monkeypatch.setattr(vocabulary, "COPY_ROWS", copy_rows)
+    monkeypatch.setattr(staging, "COPY_ROWS", copy_rows)
     indexes_before = _indexes_and_constraints()
     concepts = _big_concepts(BIG)
     ancestors = [[row[0], row[0], "0", "0"] for row in concepts]

@@ -28,14 +28,10 @@ from warehouse.tests.test_vocabulary_copy import (
     _snapshot,
     _vocabulary_folder,
 )
-from warehouse.vocabulary import (
-    SWAP_LOCK_TIMEOUT_MS,
-    VocabularyError,
-    concept_query,
-    search_ids_with_cursor,
-    vocabulary_load_from_directory,
-    vocabulary_load_from_source,
-)
+from warehouse.vocabulary.load import vocabulary_load_from_directory, vocabulary_load_from_source
+from warehouse.vocabulary.search import concept_query, search_ids_with_cursor
+from warehouse.vocabulary.staging import SWAP_LOCK_TIMEOUT_MS
+from warehouse.vocabulary.tables import VocabularyError
 
 GI_BLEED = 192671  # Gastrointestinal hemorrhage, in GiBleed's vocabulary
 OLD_CONCEPTS = [_concept(1, "Zebrafish hemorrhage"), _concept(2, "Zebrafish bite of the ankle")]
