@@ -39,7 +39,7 @@ from accounts.tests.factories import (
 from cohorts.choices import RunKind, RunState
 from cohorts.models import CohortRun, RunRequest
 from cohorts.services import definition_create, definition_share
-from cohorts.tests.test_views_definitions import EXPRESSION
+from cohorts.tests.expressions import EXPRESSION
 
 pytestmark = pytest.mark.django_db
 

@@ -17,13 +17,12 @@ from django.urls import reverse
 from accounts.choices import ProjectRole, Role
 from accounts.services import membership_approve, membership_request
 from accounts.tests.factories import OrganisationFactory, UserFactory
-from accounts.tests.fixtures import *  # noqa: F403  (alice, bob, charlie, steward, project, bob_member …)
 from audit.models import AuditEvent
 from cohorts.choices import RunKind, RunState
 from cohorts.models import CohortDefinition, CohortRun, RunRequest
 from cohorts.services import definition_create, definition_save_version, definition_share
 from cohorts.tests.conftest import oracle_definition
-from cohorts.tests.test_views_definitions import EXPRESSION
+from cohorts.tests.expressions import EXPRESSION
 
 pytestmark = pytest.mark.django_db
 

@@ -14,7 +14,6 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from django.core.cache import cache
 from django.db import models, transaction
 from django.test import override_settings
 from rest_framework.test import APIClient
@@ -25,14 +24,6 @@ from accounts.models import User
 from audit.services import audit_record
 from tests.test_authorization_matrix import ROLES, World, build_world
 from worker.tests.conftest import start_worker  # noqa: F401 (real worker processes, for the docs example)
-
-
-@pytest.fixture(autouse=True)
-def fresh_throttle_counts() -> Any:
-    # Throttle counters live in the cache, shared by every test of the process.
-    cache.clear()
-    yield
-    cache.clear()
 
 
 def _add_api_objects(world: World) -> World:

@@ -23,7 +23,7 @@ from accounts.api.tokens import token_create
 from accounts.models import ApiToken, ProjectMembership, User
 from audit.models import AuditEvent
 from cohorts.models import CohortDefinition, CohortDefinitionVersion, CohortRun, ConceptSet, RunRequest
-from cohorts.tests.test_views_definitions import EXPRESSION
+from cohorts.tests.expressions import EXPRESSION
 from datasets.models import DatasetRequest, SiteReview
 from tests.test_authorization_matrix import World
 

@@ -16,7 +16,7 @@ from accounts.choices import AccountStatus, MembershipStatus
 from audit.models import AuditEvent
 from cohorts.choices import RunKind, RunState
 from cohorts.models import CohortDefinition, CohortRun, RunRequest
-from cohorts.tests.test_views_definitions import EXPRESSION
+from cohorts.tests.expressions import EXPRESSION
 from tests.test_authorization_matrix import World
 
 pytestmark = pytest.mark.django_db
