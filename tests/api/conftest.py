@@ -1,4 +1,4 @@
-"""The API tests' world: the authorization matrix's people and projects P and Q (tests/test_authorization_matrix.py),
+"""The API tests' world: the authorization matrices' people and projects P and Q (tests/world.py),
 each person with a personal token, plus audit events of each site.
 
 The world is built once per test module inside a transaction that is rolled back when the module ends; each test
@@ -22,7 +22,7 @@ from accounts.api.tokens import token_create
 from accounts.choices import AccountStatus
 from accounts.models import User
 from audit.services import audit_record
-from tests.test_authorization_matrix import ROLES, World, build_world
+from tests.world import ROLES, World, build_world
 from worker.tests.conftest import start_worker  # noqa: F401 (real worker processes, for the docs example)
 
 

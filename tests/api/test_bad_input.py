@@ -25,7 +25,7 @@ from audit.models import AuditEvent
 from cohorts.models import CohortDefinition, CohortDefinitionVersion, CohortRun, ConceptSet, RunRequest
 from cohorts.tests.expressions import EXPRESSION
 from datasets.models import DatasetRequest, SiteReview
-from tests.test_authorization_matrix import World
+from tests.world import World
 
 pytestmark = pytest.mark.django_db
 API = "/api/v1"

@@ -17,7 +17,7 @@ from audit.models import AuditEvent
 from cohorts.choices import RunKind, RunState
 from cohorts.models import CohortDefinition, CohortRun, RunRequest
 from cohorts.tests.expressions import EXPRESSION
-from tests.test_authorization_matrix import World
+from tests.world import World
 
 pytestmark = pytest.mark.django_db
 API = "/api/v1"
