@@ -15,6 +15,10 @@ from typing import Any
 
 import pytest
 
+#: Fixtures shared across apps, registered once here rather than star-imported by each module that uses them:
+#: the standard people and project of the permission tests, and GiBleed's vocabulary at a site of project P.
+pytest_plugins = ["accounts.tests.fixtures", "cohorts.tests.concept_fixtures"]
+
 REPO_ROOT = Path(__file__).resolve().parent
 
 

@@ -12,8 +12,6 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 
-READER_ROLES = ("steward", "admin")
-
 
 def _is_approved(user: Any) -> bool:
     return bool(

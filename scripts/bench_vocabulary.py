@@ -11,7 +11,7 @@ PostgreSQL database of its own (``--pg-url``, default ``soyang_voc_bench`` on 12
 then indexed exactly as the portal's migration indexes it (``warehouse/migrations/0003_vocabulary.py``).
 
 Queries: ~50 representative searches (a word, two words, a prefix, a code, an id, a misspelling; with and
-without a domain filter) run through the SQL of the portal's own selector (``warehouse.vocabulary.search_sql``:
+without a domain filter) run through the SQL of the portal's own selector (``warehouse.vocabulary.search.search_sql``:
 the ranked query, then the same query with misspelled words corrected against the list of distinct words of
 the names when the page is not full, as ``concept_search`` does). Each
 query runs once to warm the cache, then ``--repeat`` times; the script prints p50 / p95 / max of the SQL time
@@ -561,7 +561,7 @@ def queries(connection: Any, rng: random.Random) -> list[dict[str, Any]]:
 
 
 def run(connection: Any, query: dict[str, Any], repeat: int) -> tuple[float, int]:
-    from warehouse.vocabulary import concept_query, search_ids_with_cursor
+    from warehouse.vocabulary.search import concept_query, search_ids_with_cursor
 
     parsed = concept_query(q=query["q"], domain=query["domain"], limit=25)
     times = []
@@ -581,7 +581,7 @@ def ensure_words(connection: Any) -> None:
     """The distinct-word list the misspelling correction uses, as the loader builds it (reused when present)."""
     import importlib
 
-    from warehouse.vocabulary import MIN_WORD, WORDS_INSERT_SQL
+    from warehouse.vocabulary.words import MIN_WORD, WORDS_INSERT_SQL
 
     with connection.cursor() as cursor:
         cursor.execute("SELECT to_regclass('warehouse_conceptword') IS NOT NULL")

@@ -13,8 +13,9 @@ non-standard concept to a standard one and from each standard concept to itself,
 rows the loader skips), VOCABULARY.csv and DOMAIN.csv. TAB-separated, unquoted, dates as 20070101.
 
 Load: a throwaway PostgreSQL database (``--db-name`` on the server of ``DATABASE_URL``) is created and migrated
-with the portal's migrations (as the test runner does), then ``warehouse.vocabulary.vocabulary_load_from_directory``
-is timed once, the way ``manage.py load_vocabulary --directory`` runs it; one search checks the result. The
+with the portal's migrations (as the test runner does), then
+``warehouse.vocabulary.load.vocabulary_load_from_directory`` is timed once, the way
+``manage.py load_vocabulary --directory`` runs it; one search checks the result. The
 script prints rows/s per table, the seconds of the index builds, word list, ANALYZE and the swap (the only time
 searches wait for a load), and the total, with the CPU seconds of this Python process and of the PostgreSQL
 backend that served it (when the server runs on this machine): the split shows which side bounds the load. The
@@ -254,10 +255,10 @@ def main() -> int:
     connection = _setup(args.db_name)
     old_name = connection.settings_dict["NAME"]
     try:
-        from warehouse import vocabulary
+        from warehouse.vocabulary import load, search, staging
 
-        vocabulary.POSTGRESQL_WRITE = args.write
-        vocabulary.REBUILD_INDEXES = not args.keep_indexes
+        load.POSTGRESQL_WRITE = args.write
+        staging.REBUILD_INDEXES = not args.keep_indexes
         print(
             f"loading {directory.name} with {args.write}"
             f"{', indexes before the copy' if args.keep_indexes else ', indexes after the copy'}; load average "
@@ -268,7 +269,7 @@ def main() -> int:
         backend_before = _backend_cpu_seconds(connection)
         python_before = time.process_time()
         started = time.monotonic()
-        report = vocabulary.vocabulary_load_from_directory(directory=directory)
+        report = load.vocabulary_load_from_directory(directory=directory)
         seconds = time.monotonic() - started
         python_cpu = time.process_time() - python_before
         backend_after = _backend_cpu_seconds(connection)
@@ -280,7 +281,7 @@ def main() -> int:
             if report.rows[table] != kept[table]:
                 raise SystemExit(f"{table}: {report.rows[table]:,} rows loaded, {kept[table]:,} expected")
         _print_report(report, seconds, python_cpu, backend_cpu)
-        found = vocabulary.concept_search(vocabulary.concept_query(q="chronic kidney", domain="Condition"))
+        found = search.concept_search(search.concept_query(q="chronic kidney", domain="Condition"))
         print(f"search 'chronic kidney' in Condition: {len(found)} concepts, first {found[0].concept_name!r}")
     finally:
         if not args.keep:

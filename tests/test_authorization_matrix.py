@@ -7,47 +7,39 @@ A → 200 for A, 404 for B, for every endpoint). Objects of another project answ
 the person may see (deciding a request, cancelling somebody else's count); anonymous people go to the login
 page; nothing answers 500.
 
-People (``world``): anonymous; ``pending`` (signed-up, not approved); ``member`` (bob, researcher analyst of
-project P); ``partner`` (pharma, partner viewer of P); ``outsider`` (charlie, approved researcher of no project);
-``steward`` (data steward of the hospital whose source P uses; TOTP enrolled); ``admin`` (TOTP enrolled). Project
-Q runs on another hospital's source, owned by dave; nobody above but the admin is in it.
+People (``world``, tests/world.py): anonymous; ``pending`` (signed-up, not approved); ``member`` (bob,
+researcher analyst of project P); ``partner`` (pharma, partner viewer of P); ``outsider`` (charlie, approved
+researcher of no project); ``steward`` (data steward of the hospital whose source P uses; TOTP enrolled);
+``admin`` (TOTP enrolled). Project Q runs on another hospital's source, owned by dave; nobody above but the admin
+is in it.
 
 Every request runs inside a savepoint that is rolled back, so each cell of the table sees the same world.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import pytest
 from allauth.mfa.models import Authenticator
-from django.db import transaction
 from django.test import Client
-from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.urls import URLResolver, get_resolver, reverse
 
-from accounts.choices import AccountStatus, Role
-from accounts.tests.factories import (
-    OrganisationFactory,
-    SourceFactory,
-    UserFactory,
-    enroll_totp,
-    make_member,
-    make_project,
+from tests.matrix import (
+    L,
+    Row,
+    assert_every_object_route_has_an_own_and_an_other_row,
+    cell_problems,
+    row,
+    row_failures,
+    send,
+    unclassified,
+    url_patterns,
 )
-from cohorts.definitions.services import definition_create, definition_share
-from cohorts.runs.choices import RunKind, RunState
-from cohorts.runs.models import CohortRun, RunRequest
-from cohorts.tests.test_views_definitions import EXPRESSION
+from tests.world import World, build_world
 
 pytestmark = pytest.mark.django_db
-
-P_DEFINITION = "Alpha cohort of project P"
-Q_DEFINITION = "Omega secret cohort of project Q"
-LOGIN = "/accounts/login/"
-
-ROLES = ("anonymous", "pending", "member", "partner", "outsider", "steward", "admin")
 
 # ---------------------------------------------------------------------------------------------------------------
 # What is not in the matrix, and why.
@@ -76,101 +68,9 @@ def _skip_reason(route: str, pattern: Any) -> str | None:
     return None
 
 
-def _walk(patterns: list[Any], prefix: str = "", namespace: str = "") -> Iterator[tuple[str, str]]:
-    """(qualified url name or route, route) of every leaf pattern not skipped."""
-    for pattern in patterns:
-        route = prefix + str(pattern.pattern)
-        if _skip_reason(route, pattern):
-            continue
-        if isinstance(pattern, URLResolver):
-            ns = pattern.namespace
-            yield from _walk(pattern.url_patterns, route, f"{namespace}{ns}:" if ns else namespace)
-        elif isinstance(pattern, URLPattern):
-            yield (f"{namespace}{pattern.name}" if pattern.name else route, route)
-
-
 # ---------------------------------------------------------------------------------------------------------------
-# The world.
+# The world (tests/world.py), built for each test.
 # ---------------------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class World:
-    users: dict[str, Any]
-    P: dict[str, Any] = field(default_factory=dict)  # objects of project P (the "own" side)
-    Q: dict[str, Any] = field(default_factory=dict)  # objects of project Q (the "other" side)
-
-
-def _ready_source(key: str, organisation: Any) -> Any:
-    return SourceFactory(key=key, organisation=organisation, fingerprint="f" * 64)
-
-
-def _finished_request(definition: Any, user: Any, source: Any) -> RunRequest:
-    version = definition.latest_version()
-    request = RunRequest.objects.create(version=version, kind=RunKind.COUNT, requested_by=user)
-    run = CohortRun.objects.create(
-        version=version,
-        source=source,
-        kind=RunKind.COUNT,
-        cache_key=f"authz-{definition.pk}",
-        source_fingerprint=source.fingerprint,
-        requested_by=user,
-        state=RunState.SUCCEEDED,
-        result={"persons": 42, "rows": 42, "inclusion_rules": [], "attrition": []},
-    )
-    request.runs.add(run)
-    return request
-
-
-def _dataset_objects(definition: Any, requester: Any, source: Any, root: Any) -> dict[str, Any]:
-    """A dataset request under review at the source (projection done), with its document and a pending extract."""
-    from accounts.permissions import grant
-    from datasets.models import DatasetRequest, Extract, SiteReview
-
-    root.joinpath("documents").mkdir(parents=True, exist_ok=True)
-    document = f"documents/authz-{definition.pk}.pdf"
-    root.joinpath(document).write_bytes(b"%PDF-1.4 authz")
-    request = DatasetRequest.objects.create(
-        version=definition.latest_version(),
-        project=definition.project,
-        requester=requester,
-        selection={"person": ["gender_concept_id"]},
-        purpose="authz",
-        legal_basis="irb",
-        document_path=document,
-        document_type="application/pdf",
-        state="under_review",
-    )
-    request.sites.set([source])
-    grant(request, codenames=["view_datasetrequest"], to_user=requester)
-    review = SiteReview.objects.create(
-        request=request, source=source, projection_state="done", cohort_persons=42, projected_rows={"person": 42}
-    )
-    extract = Extract.objects.create(request=request, source=source)
-    return {"dataset_request": request, "review": review, "extract": extract}
-
-
-def _concept_sets(bob: Any, project_p: Any, dave: Any, project_q: Any) -> tuple[Any, Any]:
-    """One concept set in each project (bob's in P, dave's in Q), over a one-concept vocabulary."""
-    from cohorts.concept_sets.services import concept_set_create
-    from warehouse.models import Concept
-
-    Concept.objects.get_or_create(
-        concept_id=201826,
-        defaults={
-            "concept_name": "Type 2 diabetes mellitus",
-            "domain_id": "Condition",
-            "vocabulary_id": "SNOMED",
-            "concept_class_id": "Clinical Finding",
-            "standard_concept": "S",
-            "concept_code": "44054006",
-        },
-    )
-    expression = {"items": [{"concept": {"CONCEPT_ID": 201826}, "includeDescendants": True}]}
-    return (
-        concept_set_create(user=bob, project=project_p, name="P diabetes", expression=expression),
-        concept_set_create(user=dave, project=project_q, name=Q_DEFINITION, expression=expression),
-    )
 
 
 @pytest.fixture
@@ -179,110 +79,14 @@ def world(db, settings, tmp_path) -> World:
     return build_world()
 
 
-def build_world() -> World:
-    """The world itself, for fixtures of other scopes (tests/api builds it once per module)."""
-    from django.conf import settings
-
-    hospital = OrganisationFactory(name="Soyang University Hospital")
-    other_hospital = OrganisationFactory(name="Chuncheon Regional Hospital")
-    source = _ready_source("syuh", hospital)
-    other_source = _ready_source("crh", other_hospital)
-
-    steward = UserFactory(username="steward", role=Role.STEWARD, organisation=hospital)
-    enroll_totp(steward)
-    admin = UserFactory(username="admin", role=Role.ADMIN, organisation=hospital, is_staff=True, is_superuser=True)
-    enroll_totp(admin)
-    alice = UserFactory(username="alice", organisation=hospital)
-    bob = UserFactory(username="bob", organisation=other_hospital)
-    partner = UserFactory(username="pharma", role=Role.PARTNER, organisation=OrganisationFactory(name="Pharma Co"))
-    charlie = UserFactory(username="charlie", organisation=other_hospital)
-    pending = UserFactory(username="pending", organisation=hospital, status=AccountStatus.PENDING)
-    dave = UserFactory(username="dave", organisation=other_hospital)
-    erin = UserFactory(username="erin", organisation=hospital)
-    frank = UserFactory(username="frank", organisation=other_hospital)
-
-    project_p = make_project(principal_investigator=alice, created_by=steward, sources=[source], title="Project P")
-    project_q = make_project(principal_investigator=dave, created_by=admin, sources=[other_source], title="Project Q")
-    make_member(project=project_p, user=bob, owner=alice, steward=steward)
-    make_member(project=project_p, user=partner, owner=alice, steward=steward)
-
-    from accounts.api.tokens import token_create
-    from accounts.services import membership_request
-
-    def_p = definition_create(owner=alice, name=P_DEFINITION, expression=EXPRESSION, project=project_p)
-    definition_share(definition=def_p, by=alice, to_project=project_p)
-    def_q = definition_create(owner=dave, name=Q_DEFINITION, expression=EXPRESSION, project=project_q)
-    definition_share(definition=def_q, by=dave, to_project=project_q)
-
-    w = World(
-        users={
-            "anonymous": None,
-            "pending": pending,
-            "member": bob,
-            "partner": partner,
-            "outsider": charlie,
-            "steward": steward,
-            "admin": admin,
-        }
-    )
-    set_p, set_q = _concept_sets(bob, project_p, dave, project_q)
-    w.P = {
-        "concept_set": set_p,
-        "project": project_p,
-        "definition": def_p,
-        "run": _finished_request(def_p, bob, source),
-        "membership": membership_request(project=project_p, user=erin),
-        # An account the site's steward reviews: pending, of the steward's own hospital.
-        "account": pending,
-        # A personal API token of the member's (tokens are their owner's alone, whatever the role).
-        "token": token_create(user=bob, name="bob's notebook", days=30).token,
-        **_dataset_objects(def_p, partner, source, settings.SOYANG_DATASET_ROOT),
-    }
-    w.Q = {
-        "concept_set": set_q,
-        "project": project_q,
-        "definition": def_q,
-        "run": _finished_request(def_q, dave, other_source),
-        "membership": membership_request(project=project_q, user=frank),
-        # An approved researcher of the other hospital: not the hospital steward's to suspend.
-        "account": dave,
-        "token": token_create(user=dave, name="dave's notebook", days=30).token,
-        **_dataset_objects(def_q, dave, other_source, settings.SOYANG_DATASET_ROOT),
-    }
-    return w
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # The matrix. One row: url name, which object (None: no object), method, body, expected status per role.
 # An expected value is a status or a set of statuses; "login" = 302 to the login page.
 # ---------------------------------------------------------------------------------------------------------------
 
-Expect = int | str | frozenset[int]
-L = "login"  # anonymous → 302 to /accounts/login/
 # Pending account: the authentication backend does not accept it (force_login leaves it anonymous), and the
 # middleware signs out any account that stops being approved → 302 to the login page; public pages answer 200.
 OUT = "login"
-
-
-@dataclass(frozen=True)
-class Row:
-    name: str
-    obj: str | None  # "definition", "run", "project", "membership", "account", "dataset_request"… or None
-    side: str  # "P" (own), "Q" (other) or "-" (no object)
-    method: str
-    expect: dict[str, Expect]
-    body: dict[str, Any] = field(default_factory=dict)
-    extra_kwargs: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def id(self) -> str:
-        return f"{self.method} {self.name} {self.side}"
-
-
-def row(name: str, obj: str | None, side: str, method: str, *expected: Expect, **options: Any) -> Row:
-    assert len(expected) == len(ROLES), name
-    return Row(name=name, obj=obj, side=side, method=method, expect=dict(zip(ROLES, expected, strict=True)), **options)
-
 
 OK_FORM_ERR = frozenset({200, 400})
 REDIRECT = 302
@@ -391,7 +195,7 @@ MATRIX: list[Row] = [
     row("cohorts:run_detail",          "run",       "Q", "GET",  L,   OUT,  404,  404,  404,  404,  200),
     row("cohorts:run_status",          "run",       "P", "GET",  L,   OUT,  200,  200,  404,  404,  200),
     row("cohorts:run_status",          "run",       "Q", "GET",  L,   OUT,  404,  404,  404,  404,  200),
-    # Cancelling somebody else's visible count is refused with 403 by design (cohorts/runs/views.py run_cancel).
+    # Cancelling somebody else's visible count is refused with 403 by design (cohorts/views.py run_cancel).
     row("cohorts:run_cancel",          "run",       "P", "GET",  L,   OUT,  405,  405,  405,  405,  405),
     row("cohorts:run_cancel",          "run",       "P", "POST", L,   OUT,  302,  403,  404,  404,  403),
     row("cohorts:run_cancel",          "run",       "Q", "POST", L,   OUT,  404,  404,  404,  404,  403),
@@ -469,18 +273,17 @@ MATRIX: list[Row] = [
 
 
 def test_every_url_pattern_is_classified_in_the_matrix() -> None:
-    classified = {r.name for r in MATRIX}
-    found = {name for name, _route in _walk(get_resolver().url_patterns)}
-    missing = sorted(found - classified)
+    found = {
+        f"{namespace}{pattern.name}" if pattern.name else route
+        for namespace, route, pattern in url_patterns(get_resolver().url_patterns, skip=_skip_reason)
+    }
+    missing, stale = unclassified(MATRIX, found)
     assert not missing, f"URL patterns with no row in the authorization matrix (decide who may use them): {missing}"
-    stale = sorted(classified - found)
     assert not stale, f"matrix rows for URL names that no longer exist: {stale}"
 
 
 def test_every_object_url_has_an_own_and_an_other_row() -> None:
-    for name in {r.name for r in MATRIX if r.obj}:
-        sides = {r.side for r in MATRIX if r.name == name}
-        assert {"P", "Q"} <= sides, f"{name} needs a row for an object of P and one of Q"
+    assert_every_object_route_has_an_own_and_an_other_row(MATRIX)
 
 
 def _client(user: Any) -> Client:
@@ -497,45 +300,16 @@ def _url(r: Row, world: World) -> str:
     return reverse(r.name, kwargs={"pk": objects[r.obj].pk, **r.extra_kwargs})
 
 
-def _body_text(response: Any) -> str:
-    if getattr(response, "streaming", False):
-        return b"".join(response.streaming_content).decode("utf-8", "replace")
-    return response.content.decode("utf-8", "replace")
-
-
-def _check(r: Row, role: str, response: Any, user_sees_q: bool) -> list[str]:
-    expected = r.expect[role]
-    problems = []
-    status = response.status_code
-    if status >= 500:
-        problems.append(f"{status} (server error)")
-    if expected == L:
-        location = response.get("Location", "")
-        if status != 302 or not location.startswith(LOGIN):
-            problems.append(f"expected 302 to {LOGIN}, got {status} {location!r}")
-    else:
-        allowed = expected if isinstance(expected, frozenset) else frozenset({expected})
-        if status not in allowed:
-            problems.append(f"expected {sorted(allowed)}, got {status} {response.get('Location', '')!r}".rstrip())
-    if not user_sees_q and Q_DEFINITION in _body_text(response):
-        problems.append(f"body contains the other project's definition name {Q_DEFINITION!r}")
-    return problems
+def _problems(r: Row, role: str, response: Any) -> list[str]:
+    return cell_problems(r, role, response, shown=f" {response.get('Location', '')!r}")
 
 
 @pytest.mark.parametrize("r", MATRIX, ids=lambda r: r.id)
 def test_authorization_matrix(r: Row, world: World) -> None:
     url = _url(r, world)
-    failures: list[str] = []
-    for role in ROLES:
-        client = _client(world.users[role])
-        # A savepoint per cell: what one person's POST changes, the next person does not see.
-        with transaction.atomic():
-            if r.method == "GET":
-                response = client.get(url)
-            else:
-                response = client.post(url, r.body)
-            failures += [f"{r.method} {url} as {role}: {p}" for p in _check(r, role, response, role == "admin")]
-            transaction.set_rollback(True)
+    failures = row_failures(
+        r, client=lambda role: _client(world.users[role]), url=lambda role: url, problems=partial(_problems, r)
+    )
     assert not failures, "\n".join(failures)
 
 
@@ -546,6 +320,6 @@ def test_unenrolled_steward_is_sent_to_totp_setup_before_any_matrix_page(world: 
     for r in MATRIX:
         if r.name in ("health", "logout", "javascript-catalog"):
             continue  # exempt by design (accounts/middleware.py)
-        response = client.get(_url(r, world)) if r.method == "GET" else client.post(_url(r, world), r.body)
+        response = send(client, r, _url(r, world))
         assert response.status_code == 302, r.id
         assert response["Location"] == reverse("mfa_activate_totp"), r.id

@@ -16,11 +16,10 @@ from accounts.choices import AccountStatus, Role
 from accounts.permissions import grant
 from accounts.services import membership_approve, membership_request
 from accounts.tests.factories import OrganisationFactory, UserFactory
-from accounts.tests.fixtures import *  # noqa: F403  (alice, bob, charlie, steward, admin, project, source …)
 from cohorts.definitions.services import definition_create, definition_share
 from cohorts.runs.choices import RunKind, RunState
 from cohorts.runs.models import CohortRun, RunRequest
-from cohorts.tests.test_views_definitions import EXPRESSION
+from cohorts.tests.expressions import EXPRESSION
 from datasets.choices import RequestState
 from datasets.models import DatasetRequest, SiteReview
 

@@ -15,11 +15,10 @@ from django.test import Client
 from django.urls import reverse
 from django.utils.translation import trans_real
 
-from accounts.tests.fixtures import *  # noqa: F403  (alice, project …)
 from cohorts.definitions.services import definition_create
 from cohorts.runs.choices import RunKind, RunState
 from cohorts.runs.models import CohortRun, RunRequest
-from cohorts.tests.test_views_definitions import EXPRESSION
+from cohorts.tests.expressions import EXPRESSION
 
 PO_FILE = settings.BASE_DIR / "locale" / "ko" / "LC_MESSAGES" / "django.po"
 PLACEHOLDER = re.compile(r"%\((\w+)\)[sd]|\{\{\s*(\w+)\s*\}\}")

@@ -60,8 +60,8 @@ def test_pages_drawing_charts_allow_plotlys_own_style_elements_by_hash_and_nothi
     from accounts.tests.factories import OrganisationFactory, SourceFactory, UserFactory, make_project
     from cohorts.definitions.services import definition_create
     from cohorts.runs.charts import PLOTLY_STYLE_HASHES
-    from cohorts.tests.test_privacy_differencing import _request
-    from cohorts.tests.test_views_definitions import EXPRESSION
+    from cohorts.tests.expressions import EXPRESSION
+    from cohorts.tests.runs import count_request
 
     hospital = OrganisationFactory()
     source = SourceFactory(key="site", organisation=hospital, fingerprint="c" * 64)
@@ -69,7 +69,7 @@ def test_pages_drawing_charts_allow_plotlys_own_style_elements_by_hash_and_nothi
     admin = UserFactory(username="admin", role=Role.ADMIN, organisation=hospital)
     project = make_project(principal_investigator=alice, created_by=admin, sources=[source])
     definition = definition_create(owner=alice, name="Charts", expression=EXPRESSION, project=project)
-    request = _request(definition.latest_version(), alice, {source: 42})
+    request = count_request(definition.latest_version(), alice, {source: 42})
     client.force_login(alice)
     response = client.get(f"/cohorts/runs/{request.pk}/")
     assert response.status_code == 200

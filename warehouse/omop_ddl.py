@@ -34,19 +34,6 @@ CDM_VERSIONS = ("5.3", "5.4")
 #: Tables a load cannot do without: every cohort needs persons, their observation time and the concepts.
 REQUIRED_TABLES = ("person", "observation_period", "concept")
 
-VOCABULARY_TABLES = (
-    "concept",
-    "vocabulary",
-    "domain",
-    "concept_class",
-    "concept_relationship",
-    "relationship",
-    "concept_synonym",
-    "concept_ancestor",
-    "source_to_concept_map",
-    "drug_strength",
-)
-
 
 @dataclass(frozen=True)
 class Column:

@@ -15,7 +15,7 @@ from cohorts.runs.execution import run_give_up
 from datasets import services as dataset_services
 from portal import services as portal_services
 from warehouse.engines import TransientEngineError
-from warehouse.vocabulary import concept_counts_refresh_for_source
+from warehouse.vocabulary.counts import concept_counts_refresh_for_source
 
 #: How often a run is retried when its site's database is unreachable or locked, before it fails.
 TRANSIENT_RETRIES = 6

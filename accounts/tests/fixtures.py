@@ -1,4 +1,5 @@
-"""The standard people and project of the permission tests, shared by the accounts and audit tests.
+"""The standard people and project of the permission tests: a pytest plugin, registered for every test in the
+root conftest.py.
 
 alice owns the project (its principal investigator), bob is an approved member, charlie is an approved
 researcher outside it; steward is the data steward of the hospital whose source the project uses; admin is
@@ -26,7 +27,8 @@ from accounts.tests.factories import (
 
 @pytest.fixture(autouse=True)
 def fresh_rate_limits() -> Any:
-    # allauth's per-IP login limit lives in the cache, shared by every test of the process.
+    # allauth's per-IP login limit and the API's throttle counters live in the cache, shared by every test of the
+    # process.
     cache.clear()
     yield
     cache.clear()

@@ -25,15 +25,8 @@ from accounts.permissions import user_can
 from cohorts.concept_sets import selectors as concept_set_selectors
 from cohorts.concept_sets import services as concept_set_services
 from cohorts.concept_sets.models import ConceptSet
-from warehouse.vocabulary import (
-    INT_MAX,
-    MAX_LIMIT,
-    MAX_OFFSET,
-    STANDARD_CHOICES,
-    concept_as_dict,
-    concept_get,
-    concept_hierarchy,
-)
+from warehouse.vocabulary.hierarchy import concept_get, concept_hierarchy
+from warehouse.vocabulary.search import INT_MAX, MAX_LIMIT, MAX_OFFSET, STANDARD_CHOICES, concept_as_dict
 
 
 def _django_refusal(exc: DjangoValidationError) -> ValidationError:

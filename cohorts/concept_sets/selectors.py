@@ -28,14 +28,9 @@ from accounts.permissions import (
 from cohorts.concept_sets.models import ConceptSet
 from cohorts.privacy import protect, rule_for
 from warehouse.models import Concept, Source
-from warehouse.vocabulary import (
-    SetItem,
-    concept_as_dict,
-    concept_counts,
-    concept_query,
-    concept_search,
-    concept_set_resolve,
-)
+from warehouse.vocabulary.counts import concept_counts
+from warehouse.vocabulary.resolve import SetItem, concept_set_resolve
+from warehouse.vocabulary.search import concept_as_dict, concept_query, concept_search
 
 VIEW = "view_conceptset"
 

@@ -23,13 +23,8 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from accounts.permissions import account_is_usable, user_can
 from cohorts.concept_sets import selectors as concept_set_selectors
 from cohorts.concept_sets import services as concept_set_services
-from warehouse.vocabulary import (
-    STANDARD_CHOICES,
-    concept_as_dict,
-    concept_get,
-    concept_hierarchy,
-    vocabulary_filters,
-)
+from warehouse.vocabulary.hierarchy import concept_get, concept_hierarchy
+from warehouse.vocabulary.search import STANDARD_CHOICES, concept_as_dict, vocabulary_filters
 
 
 def _bad_request(message: str) -> JsonResponse:

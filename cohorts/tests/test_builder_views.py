@@ -18,12 +18,11 @@ from django.urls import reverse
 
 from accounts.choices import Role
 from accounts.tests.factories import UserFactory, make_member
-from accounts.tests.fixtures import *  # noqa: F403  (alice, bob, charlie, steward, project, bob_member …)
 from audit.models import AuditEvent
 from cohorts.definitions.models import CohortDefinition, CohortDefinitionVersion
 from cohorts.definitions.services import definition_create, definition_share
 from cohorts.tests.conftest import oracle_manifest
-from cohorts.tests.test_views_definitions import EXPRESSION
+from cohorts.tests.expressions import EXPRESSION
 
 pytestmark = pytest.mark.django_db
 

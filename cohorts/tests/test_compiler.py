@@ -11,7 +11,7 @@ from cohorts.compiler import compile_cohort
 from cohorts.expression import ExpressionError, parse_expression
 from cohorts.runs.generation import generate_cohort
 from cohorts.tests.conftest import CDM_FIXTURES, oracle_definition, oracle_manifest
-from cohorts.tests.test_expression import minimal, rule, window_criterion
+from cohorts.tests.expressions import minimal, rule, window_criterion
 
 CRAFTED = "'; DROP TABLE person; --"
 SCHEMAS = {"cdm_schema": "cdm", "vocabulary_schema": "vocab", "results_schema": "results"}

@@ -8,64 +8,17 @@ partner viewer of P, charlie an approved researcher of no project.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from django.test import Client
 from django.urls import reverse
 
-from accounts.choices import Role
-from accounts.tests.factories import UserFactory, gibleed_pg_source, make_member, make_project
-from accounts.tests.fixtures import *  # noqa: F403  (alice, bob, charlie, steward, hospital …)
 from audit.models import AuditEvent
 from cohorts.concept_sets.models import ConceptSet
-from warehouse.models import Concept
-from warehouse.vocabulary import concept_counts_refresh, vocabulary_copy_from_directory
+from cohorts.tests.expressions import ASTHMA, CHILDHOOD_ASTHMA, GI_BLEED, GI_BLEED_ICD10, ITEMS
 
 pytestmark = pytest.mark.django_db
-
-GI_BLEED = 192671  # 479 records, 479 persons in GiBleed
-ASTHMA = 317009  # 5 records, 5 persons: under the threshold
-CHILDHOOD_ASTHMA = 4051466
-GI_BLEED_ICD10 = 35208414
-
-
-@pytest.fixture(scope="module")
-def gibleed_vocabulary(django_db_setup: Any, django_db_blocker: Any, shared_data_dir: Path) -> Iterator[None]:
-    """GiBleed's vocabulary, loaded once for the module (committed), emptied again after it."""
-    from django.db import connection, transaction
-
-    with django_db_blocker.unblock(), transaction.atomic():
-        vocabulary_copy_from_directory(directory=shared_data_dir / "omop" / "gibleed")
-    yield
-    with django_db_blocker.unblock(), connection.cursor() as cursor:
-        cursor.execute(
-            "TRUNCATE warehouse_concept, warehouse_conceptancestor, warehouse_conceptrelationship, "
-            "warehouse_vocabulary, warehouse_domain"
-        )
-
-
-@pytest.fixture
-def site(gibleed_vocabulary: None, cdm_gibleed_pg: Any, hospital: Any) -> Any:
-    source = gibleed_pg_source(cdm_gibleed_pg, name="GiBleed hospital", organisation=hospital)
-    assert Concept.objects.count() == 444
-    concept_counts_refresh(source=source, engine=cdm_gibleed_pg.engine)
-    return source
-
-
-@pytest.fixture
-def project_p(site: Any, alice: Any, steward: Any) -> Any:
-    return make_project(principal_investigator=alice, created_by=steward, sources=[site], title="Project P")
-
-
-@pytest.fixture
-def members(project_p: Any, alice: Any, bob: Any, steward: Any) -> dict[str, Any]:
-    partner = UserFactory(username="pharma", role=Role.PARTNER)
-    make_member(project=project_p, user=bob, owner=alice, steward=steward)
-    make_member(project=project_p, user=partner, owner=alice, steward=steward)
-    return {"alice": alice, "bob": bob, "partner": partner}
 
 
 def _client(user: Any) -> Client:
@@ -182,11 +135,6 @@ def test_the_concept_page_links_up_and_down_the_hierarchy(members: dict[str, Any
 
 
 # --- concept sets ------------------------------------------------------------------------------------------------
-
-ITEMS = [
-    {"concept": {"CONCEPT_ID": ASTHMA}, "includeDescendants": True},
-    {"concept": {"CONCEPT_ID": CHILDHOOD_ASTHMA}, "isExcluded": True},
-]
 
 
 def _create(user: Any, project: Any, items: list[dict[str, Any]] | None = None, name: str = "Asthma") -> Any:

@@ -11,37 +11,9 @@ import pytest
 
 from cohorts.expression import MAX_CRITERIA, ExpressionError, parse_expression
 from cohorts.tests.conftest import oracle_definition, oracle_manifest
+from cohorts.tests.expressions import minimal, rule, window_criterion
 
 NAMES = [entry["name"] for entry in oracle_manifest()]
-
-
-def minimal(**overrides: Any) -> dict[str, Any]:
-    """A small valid expression: first condition of concept set 0."""
-    expression: dict[str, Any] = {
-        "ConceptSets": [
-            {"id": 0, "name": "cs", "expression": {"items": [{"concept": {"CONCEPT_ID": 201826}}]}},
-        ],
-        "PrimaryCriteria": {
-            "CriteriaList": [{"ConditionOccurrence": {"CodesetId": 0}}],
-            "ObservationWindow": {"PriorDays": 0, "PostDays": 0},
-            "PrimaryCriteriaLimit": {"Type": "First"},
-        },
-        "InclusionRules": [],
-    }
-    expression.update(overrides)
-    return expression
-
-
-def rule(group: dict[str, Any], name: str = "rule") -> dict[str, Any]:
-    return {"name": name, "expression": group}
-
-
-def window_criterion(codeset_id: int = 0, days: Any = 30, occurrence: Any = None) -> dict[str, Any]:
-    return {
-        "Criteria": {"DrugExposure": {"CodesetId": codeset_id}},
-        "StartWindow": {"Start": {"Days": days, "Coeff": -1}, "End": {"Days": 0, "Coeff": 1}},
-        "Occurrence": occurrence if occurrence is not None else {"Type": 2, "Count": 1},
-    }
 
 
 def errors_of(expression: Any) -> list[tuple[str, str]]:

@@ -11,34 +11,11 @@ import pytest
 from accounts.choices import Role
 from accounts.tests.factories import OrganisationFactory, SourceFactory, UserFactory, make_project
 from cohorts.definitions.services import definition_create
-from cohorts.runs.choices import RunKind, RunState
-from cohorts.runs.models import CohortRun, RunRequest
 from cohorts.runs.selectors import run_request_result
-from cohorts.tests.test_views_definitions import EXPRESSION
+from cohorts.tests.expressions import EXPRESSION
+from cohorts.tests.runs import count_request
 
 pytestmark = pytest.mark.django_db
-
-
-def _request(version, user, counts: dict) -> RunRequest:
-    request = RunRequest.objects.create(version=version, kind=RunKind.COUNT, requested_by=user)
-    for source, persons in counts.items():
-        run = CohortRun.objects.create(
-            version=version,
-            source=source,
-            kind=RunKind.COUNT,
-            cache_key=f"diff-{source.key}-{len(counts)}",
-            source_fingerprint=source.fingerprint,
-            requested_by=user,
-            state=RunState.SUCCEEDED,
-            result={
-                "persons": persons,
-                "rows": persons,
-                "inclusion_rules": [],
-                "attrition": [{"name": "entry events", "persons": persons}],
-            },
-        )
-        request.runs.add(run)
-    return request
 
 
 @pytest.fixture
@@ -56,8 +33,8 @@ def two_sites():
 @pytest.mark.parametrize("role", ["researcher", "partner"])
 def test_subtracting_a_request_on_fewer_sites_does_not_reveal_the_hidden_site(two_sites, role) -> None:
     version, alice, big, small = two_sites
-    both = run_request_result(request=_request(version, alice, {big: 123, small: 4}), role=role)
-    big_only = run_request_result(request=_request(version, alice, {big: 123}), role=role)
+    both = run_request_result(request=count_request(version, alice, {big: 123, small: 4}), role=role)
+    big_only = run_request_result(request=count_request(version, alice, {big: 123}), role=role)
 
     by_key = {site["source"]: site for site in both["sites"]}
     assert by_key["small"]["persons"] == {"value": None, "display": "<10", "hidden": True}
@@ -74,7 +51,7 @@ def test_every_number_handed_out_for_a_hidden_site_is_withheld_in_the_csv_too(tw
     from cohorts.runs.selectors import run_result_table
 
     version, alice, big, small = two_sites
-    result = run_request_result(request=_request(version, alice, {big: 123, small: 4}), role="researcher")
+    result = run_request_result(request=count_request(version, alice, {big: 123, small: 4}), role="researcher")
     _header, rows = run_result_table(result, "sites")
     cells = [str(cell) for row in rows for cell in row]
     assert "4" not in cells and "127" not in cells

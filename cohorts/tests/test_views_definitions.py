@@ -13,32 +13,14 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from accounts.tests.fixtures import *  # noqa: F403  (alice, bob, charlie, steward, project, bob_member …)
 from audit.models import AuditEvent
 from cohorts.definitions.builder import BuilderSpec, RuleSpec, build_expression
 from cohorts.definitions.models import CohortDefinition, CohortDefinitionVersion
 from cohorts.definitions.services import definition_create, definition_share
 from cohorts.expression import parse_expression
+from cohorts.tests.expressions import EXPRESSION
 
 pytestmark = pytest.mark.django_db
-
-EXPRESSION: dict[str, Any] = {
-    "ConceptSets": [
-        {
-            "id": 0,
-            "name": "t2dm",
-            "expression": {"items": [{"concept": {"CONCEPT_ID": 201826}, "includeDescendants": True}]},
-        }
-    ],
-    "PrimaryCriteria": {
-        "CriteriaList": [{"ConditionOccurrence": {"CodesetId": 0, "First": True}}],
-        "ObservationWindow": {"PriorDays": 0, "PostDays": 0},
-        "PrimaryCriteriaLimit": {"Type": "First"},
-    },
-    "QualifiedLimit": {"Type": "First"},
-    "ExpressionLimit": {"Type": "First"},
-    "InclusionRules": [],
-}
 
 
 def client_for(user: Any) -> Client:

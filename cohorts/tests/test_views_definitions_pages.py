@@ -17,14 +17,13 @@ from django.urls import reverse
 from accounts.choices import ProjectRole, Role
 from accounts.services import membership_approve, membership_request
 from accounts.tests.factories import OrganisationFactory, UserFactory
-from accounts.tests.fixtures import *  # noqa: F403  (alice, bob, charlie, steward, project, bob_member …)
 from audit.models import AuditEvent
 from cohorts.definitions.models import CohortDefinition
 from cohorts.definitions.services import definition_create, definition_save_version, definition_share
 from cohorts.runs.choices import RunKind, RunState
 from cohorts.runs.models import CohortRun, RunRequest
 from cohorts.tests.conftest import oracle_definition
-from cohorts.tests.test_views_definitions import EXPRESSION
+from cohorts.tests.expressions import EXPRESSION
 
 pytestmark = pytest.mark.django_db
 

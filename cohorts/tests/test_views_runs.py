@@ -13,11 +13,10 @@ from celery import Celery, current_app
 from django.test import Client
 from django.urls import reverse
 
-from accounts.tests.fixtures import *  # noqa: F403  (alice, bob, charlie, steward, project, bob_member …)
 from cohorts.definitions.services import definition_create, definition_share
 from cohorts.runs.choices import RunKind, RunState
 from cohorts.runs.models import CohortRun, RunRequest
-from cohorts.tests.test_views_definitions import EXPRESSION
+from cohorts.tests.expressions import EXPRESSION
 
 pytestmark = pytest.mark.django_db
 

@@ -1,4 +1,4 @@
-"""The API tests' world: the authorization matrix's people and projects P and Q (tests/test_authorization_matrix.py),
+"""The API tests' world: the authorization matrices' people and projects P and Q (tests/world.py),
 each person with a personal token, plus audit events of each site.
 
 The world is built once per test module inside a transaction that is rolled back when the module ends; each test
@@ -14,7 +14,6 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from django.core.cache import cache
 from django.db import models, transaction
 from django.test import override_settings
 from rest_framework.test import APIClient
@@ -23,16 +22,8 @@ from accounts.api.tokens import token_create
 from accounts.choices import AccountStatus
 from accounts.models import User
 from audit.services import audit_record
-from tests.test_authorization_matrix import ROLES, World, build_world
+from tests.world import ROLES, World, build_world
 from worker.tests.conftest import start_worker  # noqa: F401 (real worker processes, for the docs example)
-
-
-@pytest.fixture(autouse=True)
-def fresh_throttle_counts() -> Any:
-    # Throttle counters live in the cache, shared by every test of the process.
-    cache.clear()
-    yield
-    cache.clear()
 
 
 def _add_api_objects(world: World) -> World:

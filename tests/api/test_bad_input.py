@@ -25,9 +25,9 @@ from audit.models import AuditEvent
 from cohorts.concept_sets.models import ConceptSet
 from cohorts.definitions.models import CohortDefinition, CohortDefinitionVersion
 from cohorts.runs.models import CohortRun, RunRequest
-from cohorts.tests.test_views_definitions import EXPRESSION
+from cohorts.tests.expressions import EXPRESSION
 from datasets.models import DatasetRequest, SiteReview
-from tests.test_authorization_matrix import World
+from tests.world import World
 
 pytestmark = pytest.mark.django_db
 API = "/api/v1"

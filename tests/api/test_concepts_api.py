@@ -14,17 +14,9 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 
 from accounts.api.tokens import token_create
-from accounts.tests.fixtures import *  # noqa: F403  (alice, bob, charlie, steward, hospital …)
 from audit.models import AuditEvent
 from cohorts.concept_sets.models import ConceptSet
-from cohorts.tests import test_concepts as concept_page_tests
-from cohorts.tests.test_concepts import ASTHMA, CHILDHOOD_ASTHMA, GI_BLEED, GI_BLEED_ICD10, ITEMS
-
-# The pages' fixtures: GiBleed's vocabulary and counts at a site of project P, with its members.
-gibleed_vocabulary = concept_page_tests.gibleed_vocabulary
-site = concept_page_tests.site
-project_p = concept_page_tests.project_p
-members = concept_page_tests.members
+from cohorts.tests.expressions import ASTHMA, CHILDHOOD_ASTHMA, GI_BLEED, GI_BLEED_ICD10, ITEMS
 
 pytestmark = pytest.mark.django_db
 API = "/api/v1"

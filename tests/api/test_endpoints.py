@@ -17,8 +17,8 @@ from audit.models import AuditEvent
 from cohorts.definitions.models import CohortDefinition
 from cohorts.runs.choices import RunKind, RunState
 from cohorts.runs.models import CohortRun, RunRequest
-from cohorts.tests.test_views_definitions import EXPRESSION
-from tests.test_authorization_matrix import World
+from cohorts.tests.expressions import EXPRESSION
+from tests.world import World
 
 pytestmark = pytest.mark.django_db
 API = "/api/v1"

@@ -12,7 +12,7 @@ from django.core.management import call_command
 from django.test import override_settings
 from rest_framework.test import APIClient
 
-from tests.test_authorization_matrix import World
+from tests.world import World
 
 pytestmark = pytest.mark.django_db
 API = "/api/v1"

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
 
-from tests.test_authorization_matrix import World
+from tests.world import World
 
 pytestmark = pytest.mark.django_db
 EXAMPLES_PER_OPERATION = 10

@@ -19,7 +19,7 @@ from cohorts.runs.generation import generate_cohort
 from cohorts.runs.services import site_queue
 from tests.browser.conftest import sign_in, watch
 from warehouse.synthetic.synthesis import write_cdm
-from warehouse.vocabulary import vocabulary_load_from_directory
+from warehouse.vocabulary.load import vocabulary_load_from_directory
 from worker.tests.helpers import make_running_project, make_source, make_user
 
 pytestmark = pytest.mark.django_db(transaction=True)

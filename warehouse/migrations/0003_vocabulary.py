@@ -114,7 +114,7 @@ class Migration(migrations.Migration):
     ]
 
 
-# Search indexes PostgreSQL needs for a vocabulary of millions of concepts (warehouse.vocabulary.concept_search):
+# Search indexes PostgreSQL needs for a vocabulary of millions of concepts (warehouse.vocabulary.search.concept_search):
 # a trigram GIN index answers "name contains these words" and misspellings; its domain and vocabulary columns
 # (btree_gin) let a filtered search skip the names of other domains inside the index instead of reading them
 # from the table. B-tree indexes on the lower-cased name (alone and after the domain) answer exact and prefix

@@ -46,7 +46,6 @@ REGIONS: tuple[tuple[str, str, int], ...] = (
     ("Goseong", "24-700", 27),
     ("Yangyang", "25-000", 28),
 )
-PROVINCE = "Gangwon"
 # location.state is VARCHAR(2) in the CDM: the province's ISO 3166-2 subdivision code (KR-51, Gangwon State).
 PROVINCE_CODE = "51"
 

@@ -16,17 +16,12 @@ from cohorts.compiler.context import Context
 from cohorts.compiler.dialects import dialect_for
 from cohorts.expression import parse_expression
 from warehouse.models import Concept, ConceptAncestor, ConceptCount, ConceptRelationship, Vocabulary
-from warehouse.vocabulary import (
-    SetItem,
-    VocabularyError,
-    concept_counts_refresh,
-    concept_hierarchy,
-    concept_query,
-    concept_search,
-    concept_set_resolve,
-    vocabulary_load_from_directory,
-    vocabulary_load_from_source,
-)
+from warehouse.vocabulary.counts import concept_counts_refresh
+from warehouse.vocabulary.hierarchy import concept_hierarchy
+from warehouse.vocabulary.load import vocabulary_load_from_directory, vocabulary_load_from_source
+from warehouse.vocabulary.resolve import SetItem, concept_set_resolve
+from warehouse.vocabulary.search import concept_query, concept_search
+from warehouse.vocabulary.tables import VocabularyError
 
 pytestmark = pytest.mark.django_db
 

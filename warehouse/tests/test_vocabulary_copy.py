@@ -4,7 +4,6 @@ with the same names and definitions, and the search finds what was loaded."""
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -12,46 +11,20 @@ from typing import Any
 import pytest
 from django.db import connection
 
-from warehouse import vocabulary
-from warehouse.models import Concept, ConceptAncestor, ConceptRelationship, ConceptWord, Domain, Vocabulary
-from warehouse.vocabulary import VocabularyError, concept_query, concept_search, vocabulary_load_from_directory
+from warehouse.models import Concept, ConceptAncestor, ConceptRelationship
+from warehouse.tests.vocabulary_loads import (
+    big_concepts,
+    concept_row,
+    indexes_and_constraints,
+    snapshot,
+    vocabulary_folder,
+)
+from warehouse.vocabulary import load, staging
+from warehouse.vocabulary.load import vocabulary_load_from_directory
+from warehouse.vocabulary.search import concept_query, concept_search
+from warehouse.vocabulary.tables import VocabularyError
 
 pytestmark = pytest.mark.django_db
-
-CONCEPT_HEADER = [
-    "concept_id",
-    "concept_name",
-    "domain_id",
-    "vocabulary_id",
-    "concept_class_id",
-    "standard_concept",
-    "concept_code",
-    "valid_start_date",
-    "valid_end_date",
-    "invalid_reason",
-]
-ANCESTOR_HEADER = [
-    "ancestor_concept_id",
-    "descendant_concept_id",
-    "min_levels_of_separation",
-    "max_levels_of_separation",
-]
-RELATIONSHIP_HEADER = [
-    "concept_id_1",
-    "concept_id_2",
-    "relationship_id",
-    "valid_start_date",
-    "valid_end_date",
-    "invalid_reason",
-]
-PORTAL_TABLES = [
-    "warehouse_concept",
-    "warehouse_conceptancestor",
-    "warehouse_conceptrelationship",
-    "warehouse_vocabulary",
-    "warehouse_domain",
-    "warehouse_conceptword",
-]
 
 LONG_NAME = "Chronic hemorrhagic " + "very " * 195 + "long."  # 1,000 characters, no line break
 assert len(LONG_NAME) == 1_000
@@ -76,93 +49,13 @@ COMMA_ONLY_NAMES = [
 ]
 
 
-def _concept(
-    concept_id: int,
-    name: str,
-    *,
-    domain: str = "Condition",
-    standard: str = "S",
-    code: str | None = None,
-    start: str = "20070101",
-    end: str = "20991231",
-    invalid: str = "",
-) -> list[str]:
-    code = code if code is not None else f"C{concept_id}"
-    return [str(concept_id), name, domain, "SNOMED", "Clinical Finding", standard, code, start, end, invalid]
-
-
-def _write(path: Path, header: list[str], rows: list[list[str]], *, tab: bool) -> None:
-    with path.open("w", encoding="utf-8", newline="") as handle:
-        if tab:  # Athena: TAB-separated, unquoted, a quote is part of the text
-            handle.write("\t".join(header) + "\n")
-            handle.writelines("\t".join(row) + "\n" for row in rows)
-        else:
-            csv.writer(handle, lineterminator="\n").writerows([header, *rows])
-
-
-def _vocabulary_folder(
-    folder: Path,
-    concepts: list[list[str]],
-    *,
-    ancestors: list[list[str]] | None = None,
-    relationships: list[list[str]] | None = None,
-    tab: bool = True,
-) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    standard = [row[0] for row in concepts if row[5] == "S"]
-    if ancestors is None:
-        ancestors = [[cid, cid, "0", "0"] for cid in standard]
-    if relationships is None:
-        relationships = [[cid, cid, rel, "20070101", "20991231", ""] for cid in standard for rel in ("Maps to", "Is a")]
-    _write(folder / "CONCEPT.csv", CONCEPT_HEADER, concepts, tab=tab)
-    _write(folder / "CONCEPT_ANCESTOR.csv", ANCESTOR_HEADER, ancestors, tab=tab)
-    _write(folder / "CONCEPT_RELATIONSHIP.csv", RELATIONSHIP_HEADER, relationships, tab=tab)
-    _write(folder / "VOCABULARY.csv", ["vocabulary_id", "vocabulary_name"], [["SNOMED", "SNOMED CT"]], tab=tab)
-    _write(folder / "DOMAIN.csv", ["domain_id", "domain_name"], [["Condition", "Condition"]], tab=tab)
-    return folder
-
-
 def _awkward_concepts(names: list[tuple[int, str]]) -> list[list[str]]:
-    rows = [_concept(cid, name) for cid, name in names]
+    rows = [concept_row(cid, name) for cid, name in names]
     # Empty optional fields (no standard flag, no dates, no invalid reason) and an invalid concept.
-    rows.append(_concept(301, "Non-standard with empty optional fields", standard="", start="", end=""))
-    rows.append(_concept(302, "Deprecated hemorrhage code", standard="", invalid="D", end="20180131"))
-    rows.append(_concept(303, "Upgraded code", standard="", invalid="U", code='X"1\\2'))
+    rows.append(concept_row(301, "Non-standard with empty optional fields", standard="", start="", end=""))
+    rows.append(concept_row(302, "Deprecated hemorrhage code", standard="", invalid="D", end="20180131"))
+    rows.append(concept_row(303, "Upgraded code", standard="", invalid="U", code='X"1\\2'))
     return rows
-
-
-def _snapshot() -> dict[str, list[Any]]:
-    """Every row of every vocabulary table, in a stable order."""
-    return {
-        "concept": list(Concept.objects.order_by("concept_id").values_list()),
-        "ancestor": sorted(
-            ConceptAncestor.objects.values_list(
-                "ancestor_concept_id", "descendant_concept_id", "min_levels_of_separation", "max_levels_of_separation"
-            )
-        ),
-        "relationship": sorted(
-            ConceptRelationship.objects.values_list("concept_id_1", "concept_id_2", "relationship_id", "invalid_reason")
-        ),
-        "vocabulary": list(Vocabulary.objects.order_by("vocabulary_id").values_list()),
-        "domain": list(Domain.objects.order_by("domain_id").values_list()),
-        "word": sorted(ConceptWord.objects.values_list("word", flat=True)),
-    }
-
-
-def _indexes_and_constraints() -> tuple[list[tuple[str, ...]], list[tuple[str, ...]]]:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT tablename, indexname, indexdef FROM pg_indexes "
-            "WHERE schemaname = current_schema() AND tablename = ANY(%s) ORDER BY 1, 2",
-            [PORTAL_TABLES],
-        )
-        indexes = cursor.fetchall()
-        cursor.execute(
-            "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint "
-            "WHERE conrelid::regclass::text = ANY(%s) ORDER BY 1, 2",
-            [PORTAL_TABLES],
-        )
-        return indexes, cursor.fetchall()
 
 
 @pytest.fixture
@@ -170,8 +63,8 @@ def write_with(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], None]:
     """Choose how a PostgreSQL load writes: "copy" (the default) or "bulk_create" (the ORM, as on SQLite)."""
 
     def choose(how: str) -> None:
-        monkeypatch.setattr(vocabulary, "POSTGRESQL_WRITE", how)
-        monkeypatch.setattr(vocabulary, "REBUILD_INDEXES", how == "copy")
+        monkeypatch.setattr(load, "POSTGRESQL_WRITE", how)
+        monkeypatch.setattr(staging, "REBUILD_INDEXES", how == "copy")
 
     return choose
 
@@ -182,14 +75,14 @@ def test_awkward_names_and_empty_fields_round_trip_exactly_as_the_orm_stores_the
 ) -> None:
     tab = file_format == "athena-tab"
     names = AWKWARD_NAMES + ([] if tab else COMMA_ONLY_NAMES)
-    folder = _vocabulary_folder(tmp_path / "vocabulary", _awkward_concepts(names), tab=tab)
+    folder = vocabulary_folder(tmp_path / "vocabulary", _awkward_concepts(names), tab=tab)
 
     write_with("bulk_create")
     vocabulary_load_from_directory(directory=folder)
-    through_the_orm = _snapshot()
+    through_the_orm = snapshot()
     write_with("copy")
     vocabulary_load_from_directory(directory=folder)
-    through_copy = _snapshot()
+    through_copy = snapshot()
 
     assert through_copy == through_the_orm
     stored = dict(Concept.objects.values_list("concept_id", "concept_name"))
@@ -211,7 +104,7 @@ def test_awkward_names_and_empty_fields_round_trip_exactly_as_the_orm_stores_the
 
 
 def test_the_search_finds_the_concepts_loaded_with_copy(tmp_path: Path) -> None:
-    folder = _vocabulary_folder(tmp_path / "vocabulary", _awkward_concepts(AWKWARD_NAMES))
+    folder = vocabulary_folder(tmp_path / "vocabulary", _awkward_concepts(AWKWARD_NAMES))
     vocabulary_load_from_directory(directory=folder)
 
     def found(text: str, **filters: Any) -> list[int]:
@@ -226,10 +119,6 @@ def test_the_search_finds_the_concepts_loaded_with_copy(tmp_path: Path) -> None:
     assert 302 in found("deprecated hemorrhage", include_invalid="1")
     assert 302 not in found("deprecated hemorrhage")
     assert 101 in found("gastrik ulcer")  # a misspelling, corrected through the word list the load rebuilt
-
-
-def _big_concepts(count: int) -> list[list[str]]:
-    return [_concept(1_000 + n, f"Generated concept number {n}", code=f"G{n}") for n in range(count)]
 
 
 def _break_concept_id(concepts: list[list[str]], ancestors: list[list[str]], index: int) -> None:
@@ -268,12 +157,12 @@ BAD_INDEX = 25_000  # the row at line 25,002 (line 1 is the header)
 @pytest.fixture
 def previous_vocabulary(tmp_path: Path) -> Iterator[dict[str, list[Any]]]:
     """A small vocabulary already loaded, and its snapshot."""
-    folder = _vocabulary_folder(tmp_path / "previous", _awkward_concepts(AWKWARD_NAMES[:3]))
+    folder = vocabulary_folder(tmp_path / "previous", _awkward_concepts(AWKWARD_NAMES[:3]))
     vocabulary_load_from_directory(directory=folder)
-    yield _snapshot()
+    yield snapshot()
 
 
-@pytest.mark.parametrize("copy_rows", [vocabulary.COPY_ROWS, 7_000], ids=["one-copy-statement", "several-statements"])
+@pytest.mark.parametrize("copy_rows", [staging.COPY_ROWS, 7_000], ids=["one-copy-statement", "several-statements"])
 @pytest.mark.parametrize(("what", "file_name", "breaks", "message"), BAD_ROWS, ids=[case[0] for case in BAD_ROWS])
 def test_a_bad_row_deep_in_a_big_file_names_its_file_and_line_and_changes_nothing(
     tmp_path: Path,
@@ -285,53 +174,53 @@ def test_a_bad_row_deep_in_a_big_file_names_its_file_and_line_and_changes_nothin
     breaks: Callable[[list[list[str]], list[list[str]], int], None],
     message: str,
 ) -> None:
-    monkeypatch.setattr(vocabulary, "COPY_ROWS", copy_rows)
-    indexes_before = _indexes_and_constraints()
-    concepts = _big_concepts(BIG)
+    monkeypatch.setattr(staging, "COPY_ROWS", copy_rows)
+    indexes_before = indexes_and_constraints()
+    concepts = big_concepts(BIG)
     ancestors = [[row[0], row[0], "0", "0"] for row in concepts]
     breaks(concepts, ancestors, BAD_INDEX)
-    folder = _vocabulary_folder(tmp_path / "bad", concepts, ancestors=ancestors)
+    folder = vocabulary_folder(tmp_path / "bad", concepts, ancestors=ancestors)
 
     with pytest.raises(VocabularyError, match=rf"^{file_name}, line {BAD_INDEX + 2}: {message}"):
         vocabulary_load_from_directory(directory=folder)
 
-    assert _snapshot() == previous_vocabulary
-    assert _indexes_and_constraints() == indexes_before
+    assert snapshot() == previous_vocabulary
+    assert indexes_and_constraints() == indexes_before
 
 
 def test_a_duplicate_ancestry_pair_names_the_file_and_the_pair_and_changes_nothing(
     tmp_path: Path, previous_vocabulary: dict[str, list[Any]]
 ) -> None:
-    indexes_before = _indexes_and_constraints()
-    concepts = _big_concepts(BIG)
+    indexes_before = indexes_and_constraints()
+    concepts = big_concepts(BIG)
     ancestors = [[row[0], row[0], "0", "0"] for row in concepts]
     ancestors[BAD_INDEX] = list(ancestors[17])
-    folder = _vocabulary_folder(tmp_path / "bad", concepts, ancestors=ancestors)
+    folder = vocabulary_folder(tmp_path / "bad", concepts, ancestors=ancestors)
 
     # The unique pair is checked when its index is built again after the copy: the key, not the line.
     with pytest.raises(VocabularyError, match=r"^CONCEPT_ANCESTOR\.csv: .*one_ancestry_pair.*=\(1017, 1017\)"):
         vocabulary_load_from_directory(directory=folder)
 
-    assert _snapshot() == previous_vocabulary
-    assert _indexes_and_constraints() == indexes_before
+    assert snapshot() == previous_vocabulary
+    assert indexes_and_constraints() == indexes_before
 
 
 def test_a_load_leaves_the_same_indexes_and_constraints_as_the_migrations(tmp_path: Path) -> None:
-    before = _indexes_and_constraints()
+    before = indexes_and_constraints()
     names = {name for _table, name, _definition in before[0]}
     # The search's trigram GIN indexes and the hierarchy's unique pair are among those dropped and rebuilt.
     assert {"concept_name_trgm", "concept_code_trgm", "concept_word_trgm", "one_ancestry_pair"} <= names
-    folder = _vocabulary_folder(tmp_path / "vocabulary", _big_concepts(2_000))
+    folder = vocabulary_folder(tmp_path / "vocabulary", big_concepts(2_000))
 
     report = vocabulary_load_from_directory(directory=folder)
 
-    assert _indexes_and_constraints() == before
+    assert indexes_and_constraints() == before
     assert report.rows["concept"] == 2_000
     assert "index concept_name_trgm" in report.steps
 
 
 def test_a_postgresql_load_writes_the_big_tables_with_copy_not_insert(tmp_path: Path) -> None:
-    folder = _vocabulary_folder(tmp_path / "vocabulary", _big_concepts(500))
+    folder = vocabulary_folder(tmp_path / "vocabulary", big_concepts(500))
     statements: list[str] = []
 
     def record(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:

@@ -20,25 +20,21 @@ from django.db import connection, connections, models
 
 from accounts.tests.factories import gibleed_pg_source
 from warehouse.models import Concept, ConceptAncestor, ConceptRelationship, ConceptWord
-from warehouse.tests.test_vocabulary_copy import (
+from warehouse.tests.vocabulary_loads import (
     PORTAL_TABLES,
-    _big_concepts,
-    _concept,
-    _indexes_and_constraints,
-    _snapshot,
-    _vocabulary_folder,
+    big_concepts,
+    concept_row,
+    indexes_and_constraints,
+    snapshot,
+    vocabulary_folder,
 )
-from warehouse.vocabulary import (
-    SWAP_LOCK_TIMEOUT_MS,
-    VocabularyError,
-    concept_query,
-    search_ids_with_cursor,
-    vocabulary_load_from_directory,
-    vocabulary_load_from_source,
-)
+from warehouse.vocabulary.load import vocabulary_load_from_directory, vocabulary_load_from_source
+from warehouse.vocabulary.search import concept_query, search_ids_with_cursor
+from warehouse.vocabulary.staging import SWAP_LOCK_TIMEOUT_MS
+from warehouse.vocabulary.tables import VocabularyError
 
 GI_BLEED = 192671  # Gastrointestinal hemorrhage, in GiBleed's vocabulary
-OLD_CONCEPTS = [_concept(1, "Zebrafish hemorrhage"), _concept(2, "Zebrafish bite of the ankle")]
+OLD_CONCEPTS = [concept_row(1, "Zebrafish hemorrhage"), concept_row(2, "Zebrafish bite of the ankle")]
 
 #: A search from another connection gives up after this long: a search queued behind the load would fail.
 SEARCH_TIMEOUT_MS = 2_000
@@ -108,7 +104,7 @@ def portal() -> Iterator[_Portal]:
 
 
 def _old_vocabulary(tmp_path: Path) -> None:
-    vocabulary_load_from_directory(directory=_vocabulary_folder(tmp_path / "old", [list(c) for c in OLD_CONCEPTS]))
+    vocabulary_load_from_directory(directory=vocabulary_folder(tmp_path / "old", [list(c) for c in OLD_CONCEPTS]))
 
 
 class _HeldLoad:
@@ -183,7 +179,7 @@ def test_searches_during_a_load_read_the_old_vocabulary_at_once_and_the_new_one_
 def test_a_second_load_while_one_is_running_is_refused_and_changes_nothing(
     held_load: _HeldLoad, portal: _Portal, tmp_path: Path
 ) -> None:
-    other = _vocabulary_folder(tmp_path / "other", [_concept(7, "Other vocabulary concept")])
+    other = vocabulary_folder(tmp_path / "other", [concept_row(7, "Other vocabulary concept")])
 
     with pytest.raises(VocabularyError, match=r"^another vocabulary load is in progress \(PostgreSQL backend \d+"):
         vocabulary_load_from_directory(directory=other)
@@ -214,7 +210,7 @@ def test_a_long_reader_delays_the_swap_but_searches_meanwhile_wait_at_most_one_l
     tmp_path: Path, portal: _Portal
 ) -> None:
     _old_vocabulary(tmp_path)
-    new = _vocabulary_folder(tmp_path / "new", [_concept(5, "Axolotl fracture")])
+    new = vocabulary_folder(tmp_path / "new", [concept_row(5, "Axolotl fracture")])
     reader = psycopg2.connect(**connection.get_connection_params())
     with reader.cursor() as cursor:  # a transaction left open after reading the concepts
         cursor.execute("SELECT count(*) FROM warehouse_concept")
@@ -291,7 +287,7 @@ def _definitions() -> dict[str, Any]:
             [PORTAL_TABLES],
         )
         sequences = cursor.fetchall()
-    indexes, constraints = _indexes_and_constraints()
+    indexes, constraints = indexes_and_constraints()
     return {"indexes": indexes, "constraints": constraints, "columns": columns, "tables": tables, "seq": sequences}
 
 
@@ -317,7 +313,7 @@ def test_the_swapped_tables_keep_every_index_constraint_sequence_and_privilege_u
     assert ("warehouse_conceptrelationship", "id", "public.warehouse_conceptrelationship_id_seq") in before["seq"]
     relations = _relations()
 
-    report = vocabulary_load_from_directory(directory=_vocabulary_folder(tmp_path / "v", _big_concepts(300)))
+    report = vocabulary_load_from_directory(directory=vocabulary_folder(tmp_path / "v", big_concepts(300)))
 
     assert _definitions() == before
     assert _relations() == relations
@@ -332,8 +328,8 @@ def test_the_swapped_tables_keep_every_index_constraint_sequence_and_privilege_u
 
 @pytest.mark.django_db
 def test_migrations_that_name_an_index_or_a_constraint_still_find_it_after_a_load(tmp_path: Path) -> None:
-    vocabulary_load_from_directory(directory=_vocabulary_folder(tmp_path / "v", _big_concepts(50)))
-    indexes, constraints = _indexes_and_constraints()
+    vocabulary_load_from_directory(directory=vocabulary_folder(tmp_path / "v", big_concepts(50)))
+    indexes, constraints = indexes_and_constraints()
     renamed = models.Index(fields=["concept_id_1", "relationship_id"], name="relationship_from_renamed")
 
     # Django drops an index with IF EXISTS: the sets compared below show it found the one it named.
@@ -348,7 +344,7 @@ def test_migrations_that_name_an_index_or_a_constraint_still_find_it_after_a_loa
             expected.add((table, renamed.name, definition.replace(f"INDEX {name} ", f"INDEX {renamed.name} ")))
         elif name not in ("concept_domain_vocab", "one_ancestry_pair"):
             expected.add((table, name, definition))
-    indexes_after, constraints_after = _indexes_and_constraints()
+    indexes_after, constraints_after = indexes_and_constraints()
     assert set(indexes_after) == expected
     assert set(constraints_after) == {row for row in constraints if row[1] != "one_ancestry_pair"}
 
@@ -384,16 +380,16 @@ def test_a_failed_load_keeps_the_old_vocabulary_and_leaves_no_staging_table(
     tmp_path: Path, what: str, breaks: Callable[[Path], None], message: str
 ) -> None:
     _old_vocabulary(tmp_path)
-    old = _snapshot()
+    old = snapshot()
     definitions = _definitions()
     relations = _relations()
-    folder = _vocabulary_folder(tmp_path / "bad", _big_concepts(3_000))
+    folder = vocabulary_folder(tmp_path / "bad", big_concepts(3_000))
     breaks(folder)
 
     with pytest.raises(VocabularyError, match=message):
         vocabulary_load_from_directory(directory=folder)
 
-    assert _snapshot() == old
+    assert snapshot() == old
     assert _definitions() == definitions
     assert _relations() == relations
     assert not [name for name in relations if "staging" in name]
@@ -426,12 +422,12 @@ def test_a_load_that_would_drop_a_dependent_object_is_refused_before_it_starts(
     _old_vocabulary(tmp_path)
     with connection.cursor() as cursor:
         cursor.execute(statement)
-    old = _snapshot()
+    old = snapshot()
     relations = _relations()
 
     with pytest.raises(VocabularyError, match=rf"would drop or lose {named} .*nothing was changed"):
-        vocabulary_load_from_directory(directory=_vocabulary_folder(tmp_path / "new", _big_concepts(10)))
+        vocabulary_load_from_directory(directory=vocabulary_folder(tmp_path / "new", big_concepts(10)))
 
-    assert _snapshot() == old
+    assert snapshot() == old
     assert _relations() == relations
     assert ConceptWord.objects.filter(word="zebrafish").exists()

@@ -10,7 +10,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from warehouse.engines import WarehouseError
 from warehouse.models import Source
 from warehouse.services import source_connect
-from warehouse.vocabulary import vocabulary_load_from_directory, vocabulary_load_from_source
+from warehouse.vocabulary.load import vocabulary_load_from_directory, vocabulary_load_from_source
 
 
 class Command(BaseCommand):

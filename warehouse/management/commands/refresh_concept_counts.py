@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from warehouse.engines import WarehouseError
 from warehouse.models import Source
-from warehouse.vocabulary import concept_counts_refresh_for_source
+from warehouse.vocabulary.counts import concept_counts_refresh_for_source
 
 TASK_NAME = "worker.tasks.concept_counts_refresh"
 

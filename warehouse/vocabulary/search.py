@@ -1,0 +1,292 @@
+"""The concept search: a validated query, its ranked PostgreSQL statement (the same ranks computed in Python on
+other databases), and the public fields of a concept that the search endpoints return."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import connection, transaction
+from django.db.models import Q
+
+from warehouse.models import Concept
+from warehouse.vocabulary.words import MIN_WORD, WORD_RE
+
+STANDARD_CHOICES = ("S", "C", "N", "any")
+MAX_LIMIT = 100
+MAX_OFFSET = 1_000
+MAX_QUERY_LENGTH = 200
+INT_MAX = 2**31 - 1
+
+
+@dataclass(frozen=True)
+class ConceptQuery:
+    """A validated search: build it with ``concept_query`` (raises ``ValueError`` with a message)."""
+
+    text: str
+    domain: str = ""
+    vocabulary: str = ""
+    standard: str = "any"
+    include_invalid: bool = False
+    limit: int = 25
+    offset: int = 0
+
+    @property
+    def words(self) -> list[str]:
+        return [w for w in re.findall(r"\w+", self.text.lower()) if w]
+
+    @property
+    def as_id(self) -> int | None:
+        return int(self.text) if self.text.isdigit() and int(self.text) <= INT_MAX else None
+
+
+def _int_param(value: Any, name: str, default: int, low: int, high: int) -> int:
+    if value in (None, ""):
+        return default
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a whole number") from None
+    if not low <= number <= high:
+        raise ValueError(f"{name} must be between {low} and {high}")
+    return number
+
+
+def concept_query(
+    *,
+    q: Any,
+    domain: Any = "",
+    vocabulary: Any = "",
+    standard: Any = "any",
+    include_invalid: Any = False,
+    limit: Any = 25,
+    offset: Any = 0,
+) -> ConceptQuery:
+    """Validate raw search parameters (from a query string) into a ``ConceptQuery``; ``ValueError`` otherwise."""
+    text = str(q or "").strip()
+    if not text:
+        raise ValueError("type a concept name, code or id to search")
+    if len(text) > MAX_QUERY_LENGTH:
+        raise ValueError(f"the search text is longer than {MAX_QUERY_LENGTH} characters")
+    standard = str(standard or "any")
+    if standard not in STANDARD_CHOICES:
+        raise ValueError("standard must be S (standard), C (classification), N (non-standard) or any")
+    for name, value in (("domain", domain), ("vocabulary", vocabulary)):
+        if value and (len(str(value)) > 20 or not re.fullmatch(r"[\w /&.-]+", str(value))):
+            raise ValueError(f"unknown {name} {value!r}")
+    return ConceptQuery(
+        text=text,
+        domain=str(domain or ""),
+        vocabulary=str(vocabulary or ""),
+        standard=standard,
+        include_invalid=str(include_invalid).lower() in ("1", "true", "on", "yes"),
+        limit=_int_param(limit, "limit", 25, 1, MAX_LIMIT),
+        offset=_int_param(offset, "offset", 0, 0, MAX_OFFSET),
+    )
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _filters_sql(query: ConceptQuery, params: dict[str, Any]) -> str:
+    conditions = []
+    if query.domain:
+        conditions.append("domain_id = %(domain)s")
+        params["domain"] = query.domain
+    if query.vocabulary:
+        conditions.append("vocabulary_id = %(vocabulary)s")
+        params["vocabulary"] = query.vocabulary
+    if query.standard in ("S", "C"):
+        conditions.append("standard_concept = %(standard)s")
+        params["standard"] = query.standard
+    elif query.standard == "N":
+        conditions.append("standard_concept = ''")
+    if not query.include_invalid:
+        conditions.append("invalid_reason = ''")
+    return "".join(f" AND {c}" for c in conditions)
+
+
+#: How many matches of one kind (code, exact name, prefix, words) are ranked: enough for every page a person
+#: reads, bounded so that a common word over millions of concepts stays fast.
+CANDIDATES = 500
+
+
+def search_sql(query: ConceptQuery) -> tuple[str, dict[str, Any]]:
+    """The PostgreSQL statement of a search and its parameters.
+
+    Ranks: 0 id, 1 code, 2 exact name, 3 name prefix, 4 every word in the name; then standard concepts
+    first, trigram similarity, shorter names. Each kind is found through its own index (b-tree on the id,
+    upper(code), lower(name); trigram GIN for the words) and capped before ranking.
+    """
+    params: dict[str, Any] = {
+        "q": query.text,
+        "q_lower": query.text.lower(),
+        "prefix": _like_escape(query.text.lower()) + "%",
+        "cap": max(CANDIDATES, query.offset + query.limit),
+        "limit": query.limit,
+        "offset": query.offset,
+    }
+    filters = _filters_sql(query, params)
+    branches = []
+    if query.as_id is not None:
+        params["id"] = query.as_id
+        branches.append(f"SELECT concept_id, 0 AS rank FROM warehouse_concept WHERE concept_id = %(id)s{filters}")
+    branches += [
+        "(SELECT concept_id, 1 FROM warehouse_concept WHERE upper(concept_code) = upper(%(q)s)"
+        f"{filters} LIMIT %(cap)s)",
+        f"(SELECT concept_id, 2 FROM warehouse_concept WHERE lower(concept_name) = %(q_lower)s{filters} LIMIT %(cap)s)",
+        f"(SELECT concept_id, 3 FROM warehouse_concept WHERE lower(concept_name) LIKE %(prefix)s{filters} "
+        "LIMIT %(cap)s)",
+    ]
+    # Words of three letters or more use the trigram index; shorter ones only narrow those matches.
+    long_words = [w for w in query.words if len(w) >= 3]
+    if long_words:
+        word_conditions = []
+        for i, word in enumerate(query.words):
+            params[f"w{i}"] = f"%{_like_escape(word)}%"
+            word_conditions.append(f"concept_name ILIKE %(w{i})s")
+        branches.append(
+            f"(SELECT concept_id, 4 FROM warehouse_concept WHERE {' AND '.join(word_conditions)}{filters} "
+            "LIMIT %(cap)s)"
+        )
+    ranked = (
+        "WITH hits (concept_id, rank) AS (" + " UNION ALL ".join(branches) + "), "
+        "best AS (SELECT concept_id, MIN(rank) AS rank FROM hits GROUP BY concept_id) "
+        "SELECT c.concept_id, best.rank FROM best JOIN warehouse_concept c ON c.concept_id = best.concept_id "
+        "ORDER BY best.rank, (c.standard_concept = 'S') DESC, similarity(c.concept_name, %(q)s) DESC, "
+        "length(c.concept_name), c.concept_id LIMIT %(limit)s OFFSET %(offset)s"
+    )
+    return ranked, params
+
+
+#: Settings of the search's own transaction. Each kind of match is capped with LIMIT, and PostgreSQL then
+#: prefers a sequential scan that "stops after 500 matches" — which reads the whole table when the matches are
+#: rare in the filtered domain (seconds on 5M concepts, see scripts/bench_vocabulary.py). The indexes always
+#: answer these queries, so the search forbids the sequential scan for itself only.
+SEARCH_SETTINGS = ("SET LOCAL enable_seqscan = off", "SET LOCAL pg_trgm.similarity_threshold = 0.45")
+
+#: The nearest known word to a (misspelled) word of the query, through the trigram index of the word list.
+NEAREST_WORD_SQL = (
+    "SELECT word FROM warehouse_conceptword WHERE word %% %(w)s "
+    "ORDER BY similarity(word, %(w)s) DESC, length(word), word LIMIT 1"
+)
+KNOWN_WORD_SQL = "SELECT 1 FROM warehouse_conceptword WHERE word = %(w)s"
+
+
+def corrected_query(query: ConceptQuery, cursor: Any) -> ConceptQuery | None:
+    """The query with each unknown word replaced by the nearest word of the vocabulary's names (a misspelling
+    such as "diabetis"), or None when every word is known or nothing is near. Searching millions of names for
+    similar strings is slow; the list of distinct words is short, so correcting first is fast at any size."""
+    words = query.text.lower().split()
+    changed = False
+    for i, word in enumerate(words):
+        if len(word) < MIN_WORD or not WORD_RE.fullmatch(word):
+            continue
+        cursor.execute(KNOWN_WORD_SQL, {"w": word})
+        if cursor.fetchone():
+            continue
+        cursor.execute(NEAREST_WORD_SQL, {"w": word})
+        row = cursor.fetchone()
+        if row:
+            words[i] = row[0]
+            changed = True
+    if not changed:
+        return None
+    return ConceptQuery(**{**query.__dict__, "text": " ".join(words)})
+
+
+def search_ids_with_cursor(query: ConceptQuery, cursor: Any) -> list[int]:
+    """The concept ids of one page of results, best first, through a PostgreSQL cursor inside a transaction
+    (the portal's own, or the benchmark's connection to its generated vocabulary)."""
+    for setting in SEARCH_SETTINGS:
+        cursor.execute(setting)
+    cursor.execute(*search_sql(query))
+    ids = [row[0] for row in cursor.fetchall()]
+    if len(ids) < query.limit and query.offset == 0:
+        # Little spelled like the text: search again with its misspelled words corrected.
+        corrected = corrected_query(query, cursor)
+        if corrected is not None:
+            cursor.execute(*search_sql(corrected))
+            seen = set(ids)
+            ids += [row[0] for row in cursor.fetchall() if row[0] not in seen][: query.limit - len(ids)]
+    return ids
+
+
+def _search_ids_postgresql(query: ConceptQuery) -> list[int]:
+    with transaction.atomic(), connection.cursor() as cursor:
+        return search_ids_with_cursor(query, cursor)
+
+
+def _search_ids_fallback(query: ConceptQuery) -> list[int]:
+    """Any other database (the embedded demo portal's SQLite): the same ranks, computed in Python over LIKE
+    matches. Fine for a demo vocabulary; PostgreSQL is what serves millions of concepts."""
+    base = Concept.objects.all()
+    if query.domain:
+        base = base.filter(domain_id=query.domain)
+    if query.vocabulary:
+        base = base.filter(vocabulary_id=query.vocabulary)
+    if query.standard in ("S", "C"):
+        base = base.filter(standard_concept=query.standard)
+    elif query.standard == "N":
+        base = base.filter(standard_concept="")
+    if not query.include_invalid:
+        base = base.filter(invalid_reason="")
+    cap = max(CANDIDATES, query.offset + query.limit)
+    words = Q()
+    for word in query.words:
+        words &= Q(concept_name__icontains=word)
+    matches = Q(concept_code__iexact=query.text) | Q(concept_name__istartswith=query.text)
+    if query.words:
+        matches |= words
+    if query.as_id is not None:
+        matches |= Q(concept_id=query.as_id)
+    candidates = list(base.filter(matches)[: cap * 2])
+    text = query.text.lower()
+
+    def rank(c: Concept) -> tuple[Any, ...]:
+        name = c.concept_name.lower()
+        if query.as_id == c.concept_id:
+            kind = 0
+        elif c.concept_code.lower() == text:
+            kind = 1
+        elif name == text:
+            kind = 2
+        elif name.startswith(text):
+            kind = 3
+        else:
+            kind = 4
+        return (kind, c.standard_concept != "S", len(name), c.concept_id)
+
+    candidates.sort(key=rank)
+    return [c.concept_id for c in candidates[query.offset : query.offset + query.limit]]
+
+
+def concept_search(query: ConceptQuery) -> list[Concept]:
+    """Concepts matching ``query``, best first (see ``search_sql``), one page."""
+    ids = _search_ids_postgresql(query) if connection.vendor == "postgresql" else _search_ids_fallback(query)
+    found = Concept.objects.in_bulk(ids)
+    return [found[i] for i in ids if i in found]
+
+
+def concept_as_dict(concept: Concept) -> dict[str, Any]:
+    """The public fields of a concept, named as in the CDM (the JSON contract of the search endpoints)."""
+    return {
+        "concept_id": concept.concept_id,
+        "concept_name": concept.concept_name,
+        "domain_id": concept.domain_id,
+        "vocabulary_id": concept.vocabulary_id,
+        "concept_class_id": concept.concept_class_id,
+        "standard_concept": concept.standard_concept or None,
+        "concept_code": concept.concept_code,
+        "invalid_reason": concept.invalid_reason or None,
+    }
+
+
+def vocabulary_filters() -> dict[str, list[str]]:
+    """Domains and vocabularies that have concepts, for the search filters."""
+    return {
+        "domains": sorted(Concept.objects.values_list("domain_id", flat=True).distinct()),
+        "vocabularies": sorted(Concept.objects.values_list("vocabulary_id", flat=True).distinct()),
+    }
