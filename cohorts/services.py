@@ -238,7 +238,7 @@ def run_request_cancel(*, request: RunRequest, user: Any) -> RunRequest:
 #: by others (they import a copy instead), so the version a count ran on keeps its one author.
 SHARE_USER_CODENAMES = ("view_cohortdefinition", "run_cohortdefinition")
 #: Every role of the project: owners and analysts count and may request a dataset; partner viewers too — they
-#: see counts rounded by their privacy rule (``cohorts.privacy``), and requesting a dataset is their purpose.
+#: see counts rounded by their privacy rule (``disclosure``), and requesting a dataset is their purpose.
 SHARE_PROJECT_CODENAMES = ("view_cohortdefinition", "run_cohortdefinition", "request_dataset_cohortdefinition")
 
 

@@ -13,7 +13,7 @@ from rest_framework import serializers
 from accounts.api.fields import StrictCharField, StrictIntegerField
 from cohorts.choices import RunKind
 from cohorts.models import CohortDefinition, CohortDefinitionVersion, RunRequest
-from cohorts.privacy import rule_for
+from disclosure.selectors import rule_for
 from warehouse.models import Source
 
 #: ATLAS exports a few kilobytes; two megabytes of JSON is far past any real definition (the parser's own limits,
