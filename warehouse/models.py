@@ -31,7 +31,8 @@ class Source(models.Model):
     The connection URL never holds a password: it comes from ``SOYANG_SOURCE_<KEY>_PASSWORD`` or the file
     named by ``SOYANG_SOURCE_<KEY>_PASSWORD_FILE`` in the environment of the process that connects.
     ``fingerprint`` changes whenever the data is reloaded; cached results are keyed on it. What of its counts
-    may be shown is the site's disclosure policy, kept by the ``disclosure`` app.
+    may be shown is the site's disclosure policy, kept by the ``disclosure`` app; the projects that may query it
+    are ``projects`` (``project.sources`` from the other side).
     """
 
     key = models.CharField(max_length=40, unique=True, validators=[validate_source_key])
@@ -48,6 +49,11 @@ class Source(models.Model):
     fingerprint = models.CharField(max_length=64, blank=True)
     loaded_at = models.DateTimeField(null=True, blank=True)
     statement_timeout_seconds = models.PositiveIntegerField(default=600)
+    # Declared on this side so that accounts never refers to warehouse (a site belongs to an organisation, and
+    # projects are generic); the table is the one Project.sources used to own, so no row moved.
+    projects = models.ManyToManyField(
+        "accounts.Project", blank=True, related_name="sources", db_table="accounts_project_sources"
+    )
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
