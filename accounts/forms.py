@@ -29,7 +29,8 @@ class ProjectForm(forms.Form):
             .exclude(pk=creator.pk)
             .order_by("username")
         )
-        # The Source model, reached through the relation: accounts never imports warehouse.
+        # The Source model, reached through the relation warehouse declares (Source.projects, seen from here as
+        # project.sources): accounts never imports warehouse.
         source_model = Project._meta.get_field("sources").related_model
         sources = source_model._default_manager.all()
         if not is_admin(creator):

@@ -46,7 +46,8 @@ class User(AbstractUser):
 
 class Project(models.Model):
     """A research project: the unit of approval. Members see and run only what their project allows, on
-    the sites (sources) the project may query, between its start and expiry dates."""
+    the sites the project may query (``project.sources``, a relation the sites declare: accounts refers to no
+    other app), between its start and expiry dates."""
 
     title = models.CharField(max_length=200)
     purpose = models.TextField()
@@ -55,8 +56,6 @@ class Project(models.Model):
     organisation = models.ForeignKey(Organisation, null=True, blank=True, on_delete=models.PROTECT)
     starts_on = models.DateField()
     expires_on = models.DateField()
-    # A string reference: accounts never imports warehouse; the project only lists which sites it may query.
-    sources = models.ManyToManyField("warehouse.Source", blank=True, related_name="projects")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -188,7 +188,7 @@ MATRIX: list[Row] = [
     # grants run_cohortdefinition to every project role, so the partner passes this gate (400, not 404) and
     # sources_for_user_and_definition offers them P's sources.
     row("cohorts:run_create",          "definition", "P", "GET", L,   OUT,  405,  405,  405,  405,  405),
-    # Partners may count a definition shared with their project: they see it rounded (cohorts.privacy).
+    # Partners may count a definition shared with their project: they see it rounded (disclosure).
     row("cohorts:run_create",          "definition", "P", "POST", L,  OUT,  400,  400,  404,  404,  400),
     row("cohorts:run_create",          "definition", "Q", "POST", L,  OUT,  404,  404,  404,  404,  400),
     row("cohorts:run_detail",          "run",       "P", "GET",  L,   OUT,  200,  200,  404,  404,  200),

@@ -13,7 +13,7 @@ from warehouse.models import Source
 
 @admin.register(Source)
 class SourceAdmin(admin.ModelAdmin):
-    list_display = ("key", "name", "engine", "cdm_version", "min_cell_size", "round_to", "is_active", "loaded_at")
+    list_display = ("key", "name", "engine", "cdm_version", "is_active", "loaded_at")
     list_filter = ("engine", "is_active")
     readonly_fields = ("fingerprint", "loaded_at", "cdm_version", "created_at", "updated_at")
     fields = (
@@ -24,7 +24,6 @@ class SourceAdmin(admin.ModelAdmin):
         "url",
         ("cdm_schema", "vocabulary_schema", "results_schema"),
         "statement_timeout_seconds",
-        ("min_cell_size", "round_to", "aggregate_only_roles"),
         "is_active",
         "cdm_version",
         "fingerprint",

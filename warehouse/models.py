@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 from django.core.exceptions import ValidationError
-from django.core.validators import MinValueValidator, RegexValidator
+from django.core.validators import RegexValidator
 from django.db import models
 
 from warehouse.choices import CdmVersion, EngineKind
@@ -25,16 +25,14 @@ validate_schema_name = RegexValidator(
 )
 
 
-def default_aggregate_only_roles() -> list[str]:
-    return ["partner"]
-
-
 class Source(models.Model):
     """The OMOP CDM of one site, reached by the worker next to it.
 
     The connection URL never holds a password: it comes from ``SOYANG_SOURCE_<KEY>_PASSWORD`` or the file
     named by ``SOYANG_SOURCE_<KEY>_PASSWORD_FILE`` in the environment of the process that connects.
-    ``fingerprint`` changes whenever the data is reloaded; cached results are keyed on it.
+    ``fingerprint`` changes whenever the data is reloaded; cached results are keyed on it. What of its counts
+    may be shown is the site's disclosure policy, kept by the ``disclosure`` app; the projects that may query it
+    are ``projects`` (``project.sources`` from the other side).
     """
 
     key = models.CharField(max_length=40, unique=True, validators=[validate_source_key])
@@ -51,19 +49,10 @@ class Source(models.Model):
     fingerprint = models.CharField(max_length=64, blank=True)
     loaded_at = models.DateTimeField(null=True, blank=True)
     statement_timeout_seconds = models.PositiveIntegerField(default=600)
-    # Privacy rules of the site, applied to every number before it leaves the service layer (cohorts.privacy)
-    # and shown next to it: counts 1..min_cell_size-1 are hidden; roles listed in aggregate_only_roles also get
-    # counts rounded to the nearest round_to.
-    min_cell_size = models.PositiveIntegerField(
-        default=10, validators=[MinValueValidator(1)], help_text="Counts from 1 to this minus one are hidden."
-    )
-    round_to = models.PositiveIntegerField(
-        default=10, validators=[MinValueValidator(1)], help_text="Aggregate-only roles see counts rounded to this."
-    )
-    aggregate_only_roles = models.JSONField(
-        default=default_aggregate_only_roles,
-        blank=True,
-        help_text="Roles that see rounded aggregate counts only (e.g. partner).",
+    # Declared on this side so that accounts never refers to warehouse (a site belongs to an organisation, and
+    # projects are generic); the table is the one Project.sources used to own, so no row moved.
+    projects = models.ManyToManyField(
+        "accounts.Project", blank=True, related_name="sources", db_table="accounts_project_sources"
     )
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -201,7 +190,7 @@ class Domain(models.Model):
 class ConceptCount(models.Model):
     """How often a standard concept occurs at one site: aggregates computed by the site's worker, never rows.
 
-    Stored exact; every display goes through cohorts.privacy (minimum cell size, rounding per role).
+    Stored exact; every display goes through the site's disclosure policy (``disclosure``).
     """
 
     source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="concept_counts")

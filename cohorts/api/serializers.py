@@ -12,9 +12,9 @@ from rest_framework import serializers
 
 from accounts.api.fields import StrictCharField, StrictIntegerField
 from cohorts.definitions.models import CohortDefinition, CohortDefinitionVersion
-from cohorts.privacy import rule_for
 from cohorts.runs.choices import RunKind
 from cohorts.runs.models import RunRequest
+from disclosure.selectors import rule_for
 from warehouse.models import Source
 
 #: ATLAS exports a few kilobytes; two megabytes of JSON is far past any real definition (the parser's own limits,

@@ -26,7 +26,8 @@ from accounts.permissions import (
     user_can,
 )
 from cohorts.concept_sets.models import ConceptSet
-from cohorts.privacy import protect, rule_for
+from disclosure.rules import shown
+from disclosure.selectors import rule_for
 from warehouse.models import Concept, Source
 from warehouse.vocabulary.counts import concept_counts
 from warehouse.vocabulary.resolve import SetItem, concept_set_resolve
@@ -82,8 +83,8 @@ def concept_counts_for_user(user: Any, concept_ids: list[int]) -> dict[int, list
                 {
                     "source": source.key,
                     "source_name": source.name,
-                    "records": _shown(count.record_count, rule) if count else None,
-                    "persons": _shown(count.person_count, rule) if count else None,
+                    "records": shown(count.record_count, rule) if count else None,
+                    "persons": shown(count.person_count, rule) if count else None,
                 }
             )
         out[cid] = entries
@@ -112,11 +113,6 @@ def concept_search_for_user(user: Any, params: Mapping[str, Any]) -> dict[str, A
         "limit": query.limit,
         "offset": query.offset,
     }
-
-
-def _shown(value: int, rule: Any) -> int | str:
-    protected = protect(value, rule)
-    return protected.display if protected.hidden else int(protected.value or 0)
 
 
 def expression_resolve(expression: dict[str, Any]) -> dict[str, Any]:

@@ -73,7 +73,7 @@ SHARE_USER_CODENAMES = ("view_cohortdefinition", "run_cohortdefinition")
 
 
 #: Every role of the project: owners and analysts count and may request a dataset; partner viewers too — they
-#: see counts rounded by their privacy rule (``cohorts.privacy``), and requesting a dataset is their purpose.
+#: see counts rounded by their privacy rule (``disclosure``), and requesting a dataset is their purpose.
 SHARE_PROJECT_CODENAMES = ("view_cohortdefinition", "run_cohortdefinition", "request_dataset_cohortdefinition")
 
 

@@ -21,18 +21,18 @@ from accounts.permissions import (
 )
 from cohorts.definitions.models import CohortDefinition
 from cohorts.definitions.selectors import RUN, VIEW, definitions_for_user
-from cohorts.privacy import (
+from cohorts.runs.choices import RunKind, RunState
+from cohorts.runs.models import CohortRun, RunRequest
+from disclosure.rules import (
     FederatedTotal,
     PrivacyRule,
     ProtectedCount,
     protect,
     protect_federated,
     protect_group,
-    rule_for,
     strictest,
 )
-from cohorts.runs.choices import RunKind, RunState
-from cohorts.runs.models import CohortRun, RunRequest
+from disclosure.selectors import rule_for
 from warehouse.models import Source
 
 
@@ -94,7 +94,7 @@ def merged_demographics(parts: list[tuple[dict[str, Any], PrivacyRule]]) -> dict
     Each site's buckets are first protected as that site shows them (its rule, complementary suppression in its
     group); a bucket hidden at a site stays out of the merged number, which is then "visible sites + <10" (or
     "+ hidden" where the site hid it only to protect another cell). So the merged bucket minus the other sites'
-    shown buckets is the hidden site's shown value — never its hidden one (privacy.protect_federated).
+    shown buckets is the hidden site's shown value — never its hidden one (disclosure.rules.protect_federated).
     """
     rules = [rule for _, rule in parts]
     merged_rule = strictest(rules)
@@ -161,7 +161,7 @@ def run_request_result(*, request: RunRequest, role: str) -> dict[str, Any]:
 
     Each site's own rule is applied to its numbers before merging; the merged total is protected with the
     strictest of the rules and, when a site's count is hidden, shown as "the visible sites + <10" — never as a
-    number from which the hidden site could be recovered (privacy.protect_federated). A site that failed or was
+    number from which the hidden site could be recovered (disclosure.rules.protect_federated). A site that failed or was
     cancelled is shown as such; the others still answer.
     """
     runs = list(request.runs.select_related("source").order_by("source__key"))

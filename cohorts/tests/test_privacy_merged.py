@@ -9,8 +9,8 @@ import json
 import re
 from typing import Any
 
-from cohorts.privacy import PrivacyRule, protect, protect_federated, protect_group
 from cohorts.runs.selectors import merged_demographics
+from disclosure.rules import PrivacyRule
 
 RULE = PrivacyRule()
 PARTNER = PrivacyRule(round_to=10)
@@ -41,24 +41,6 @@ def demographics(cells: dict[str, int], *, top: dict[int, int] | None = None) ->
 
 def race(merged: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {row["name"]: row["persons"] for row in merged["race"]}
-
-
-def test_complementary_suppression_marks_the_cell_it_hides_only_for_protection():
-    _, cells = protect_group(66, [4, 12, 50], RULE)
-    assert [c.display for c in cells] == ["<10", "<10", "50"]
-    assert not cells[0].complementary
-    assert cells[1].complementary
-    assert cells[1].as_dict() == {"value": None, "display": "<10", "hidden": True, "complementary": True}
-    assert cells[0].as_dict() == {"value": None, "display": "<10", "hidden": True}
-
-
-def test_a_federated_count_says_hidden_not_under_ten_for_a_complementary_part():
-    _, site_cells = protect_group(66, [4, 12, 50], RULE)
-    total, _ = protect_federated([12, 20], [RULE, RULE], [site_cells[1], protect(20, RULE)])
-    assert total.display == "20 + hidden"
-    assert total.value is None and total.lower_bound == 20
-    small, _ = protect_federated([4, 20], [RULE, RULE], [site_cells[0], protect(20, RULE)])
-    assert small.display == "20 + <10"
 
 
 def test_merged_buckets_are_exact_sums_when_every_site_shows_them():

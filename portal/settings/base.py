@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "audit",
     "accounts",
     "warehouse",
+    "disclosure",
     "cohorts",
     "datasets",
     "worker",

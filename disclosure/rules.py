@@ -1,6 +1,6 @@
-"""Privacy of results: every count passes through here before it leaves the service layer.
+"""Disclosure rules: every count passes through here before it leaves the service layer.
 
-Rules, per source:
+Rules, per source (its ``DisclosurePolicy``; ``disclosure.selectors.rule_for`` gives the rule of a role):
 - a minimum cell size (default 10): a count from 1 to size-1 is shown as "<10", never the number;
 - complementary suppression: in a group of cells that add up to a shown total (demographic buckets), hiding one
   cell alone would let anyone recover it by subtraction, so the next smallest cell is hidden too until at least
@@ -54,15 +54,6 @@ class ProtectedCount:
         return out
 
 
-def rule_for(*, source: Any, role: str) -> PrivacyRule:
-    """The rule of a source for a role: the source's minimum cell size for everyone, and its rounding on top
-    for the roles it marks aggregate-only (pharma partners by default)."""
-    min_cell = int(source.min_cell_size or DEFAULT_MIN_CELL)
-    aggregate_only = set(source.aggregate_only_roles if source.aggregate_only_roles is not None else ["partner"])
-    round_to = int(source.round_to or DEFAULT_ROUND_TO) if role in aggregate_only else 1
-    return PrivacyRule(min_cell=max(1, min_cell), round_to=max(1, round_to))
-
-
 def strictest(rules: Iterable[PrivacyRule]) -> PrivacyRule:
     rules = list(rules)
     if not rules:
@@ -80,6 +71,13 @@ def protect(count: int, rule: PrivacyRule) -> ProtectedCount:
         rounded = max(rule.min_cell, ((count + rule.round_to // 2) // rule.round_to) * rule.round_to)
         return ProtectedCount(rounded, f"{rounded:,}", False)
     return ProtectedCount(count, f"{count:,}", False)
+
+
+def shown(count: int, rule: PrivacyRule) -> int | str:
+    """A count as a bare value (the concept counts' format): the number when it may be shown, else its display
+    ("<10")."""
+    protected = protect(count, rule)
+    return protected.display if protected.hidden else int(protected.value or 0)
 
 
 def hidden(rule: PrivacyRule, *, complementary: bool = False) -> ProtectedCount:

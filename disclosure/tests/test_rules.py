@@ -4,13 +4,18 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from cohorts.privacy import PrivacyRule, protect, protect_federated, protect_group, rule_for
+from disclosure.models import DisclosurePolicy
+from disclosure.rules import PrivacyRule, protect, protect_federated, protect_group
+from disclosure.selectors import rule_for
+
+RULE = PrivacyRule()
 
 
 def site(**fields):
+    """A source with its policy in memory (no database): what ``rule_for`` reads of a saved one."""
     values = {"min_cell_size": 10, "round_to": 10, "aggregate_only_roles": ["partner"]}
     values.update(fields)
-    return SimpleNamespace(**values)
+    return SimpleNamespace(disclosure_policy=DisclosurePolicy(**values))
 
 
 def test_counts_from_one_to_nine_are_shown_as_under_ten_never_the_number() -> None:
@@ -79,3 +84,21 @@ def test_a_federated_total_of_shown_sites_is_exact_or_rounded_by_the_strictest_r
     strict = PrivacyRule(min_cell=20)
     total, sites = protect_federated([104, 15], [researcher, strict])
     assert [s.display for s in sites] == ["104", "<20"] and total.display == "104 + <20"
+
+
+def test_complementary_suppression_marks_the_cell_it_hides_only_for_protection():
+    _, cells = protect_group(66, [4, 12, 50], RULE)
+    assert [c.display for c in cells] == ["<10", "<10", "50"]
+    assert not cells[0].complementary
+    assert cells[1].complementary
+    assert cells[1].as_dict() == {"value": None, "display": "<10", "hidden": True, "complementary": True}
+    assert cells[0].as_dict() == {"value": None, "display": "<10", "hidden": True}
+
+
+def test_a_federated_count_says_hidden_not_under_ten_for_a_complementary_part():
+    _, site_cells = protect_group(66, [4, 12, 50], RULE)
+    total, _ = protect_federated([12, 20], [RULE, RULE], [site_cells[1], protect(20, RULE)])
+    assert total.display == "20 + hidden"
+    assert total.value is None and total.lower_bound == 20
+    small, _ = protect_federated([4, 20], [RULE, RULE], [site_cells[0], protect(20, RULE)])
+    assert small.display == "20 + <10"
