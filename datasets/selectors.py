@@ -13,15 +13,9 @@ from typing import Any
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import Http404
 
-from accounts.permissions import filter_by_permission, is_admin, is_steward, projects_for_user
+from accounts.permissions import filter_by_permission, is_steward, projects_for_user
 from cohorts.models import CohortDefinition
-from datasets.choices import (
-    REVIEW_OPEN_STATES,
-    SITE_WORK_OVER_STATES,
-    WITHDRAWABLE_STATES,
-    RequestState,
-    SiteDecision,
-)
+from datasets.choices import REVIEW_OPEN_STATES, SITE_WORK_OVER_STATES, SiteDecision
 from datasets.models import DatasetPolicy, DatasetRequest, Extract, SiteReview
 
 VIEW = "view_datasetrequest"
@@ -52,30 +46,6 @@ def request_get_for_user(user: Any, pk: int) -> DatasetRequest:
     if request is None:
         raise Http404("No such dataset request.")
     return request
-
-
-def is_site_steward(user: Any, source: Any) -> bool:
-    """A data steward of the organisation that owns the site."""
-    return is_steward(user) and source.organisation_id is not None and source.organisation_id == user.organisation_id
-
-
-def can_revoke(user: Any, request: DatasetRequest) -> bool:
-    """Admins and the stewards of the request's sites revoke a request that is not finished yet."""
-    if request.state in (
-        RequestState.REJECTED,
-        RequestState.FAILED,
-        RequestState.EXPIRED,
-        RequestState.REVOKED,
-        RequestState.WITHDRAWN,
-    ):
-        return False
-    return is_admin(user) or any(is_site_steward(user, s) for s in request.sites.all())
-
-
-def can_withdraw(user: Any, request: DatasetRequest) -> bool:
-    """The requester takes back their own request until the sites approved all of it (draft, submitted, under
-    review); nobody else does, not even an admin."""
-    return request.requester_id == user.pk and request.state in WITHDRAWABLE_STATES
 
 
 def review_get_for_user(user: Any, pk: int) -> SiteReview:
