@@ -42,7 +42,7 @@ from accounts.api.schema import ErrorSerializer
 from accounts.api.viewsets import RestrictedGenericViewSet
 from datasets import rules, selectors, services
 from datasets.choices import LegalBasis, OutputFormat, RequestState
-from datasets.errors import DatasetError, DownloadRefused, InvalidTransition
+from datasets.errors import DatasetError, DownloadRefused, InvalidTransition, NotSubmitted
 from datasets.models import DatasetRequest, Extract, SiteReview
 from datasets.services import MAX_REASON_CHARS, MAX_WINDOW_DAYS
 
@@ -63,10 +63,6 @@ class LimitedMultiPartParser(MultiPartParser):
         except ValueError:
             raise ValidationError("The Content-Length header is not a number.") from None
         return super().parse(stream, media_type, parser_context)
-
-
-def _message(exc: Exception) -> str:
-    return " ".join(str(m) for m in getattr(exc, "messages", None) or [exc])
 
 
 def _refused(exc: Exception) -> Exception:
@@ -399,18 +395,14 @@ class DatasetRequestViewSet(
                 retention_days=values["retention_days"],
                 output_format=values["output_format"],
                 document=values.get("document"),
+                submit=values["submit"],
                 ip_address=self.client_ip(),
             )
+        except NotSubmitted as exc:
+            # The draft stays (as on the page, where "save" and "submit" are two steps); say so.
+            raise ValidationError({"submit": [f"Saved as draft {exc.draft.pk} but not submitted: {exc}"]}) from None
         except (DjangoValidationError, DjangoPermissionDenied, DatasetError) as exc:
             raise _refused(exc) from None
-        if values["submit"]:
-            try:
-                services.request_submit(request=dataset_request, user=request.user)
-            except (DjangoValidationError, DatasetError) as exc:
-                # The draft stays (as on the page, where "save" and "submit" are two steps); say so.
-                raise ValidationError(
-                    {"submit": [f"Saved as draft {dataset_request.pk} but not submitted: {_message(exc)}"]}
-                ) from None
         return self._detail(dataset_request, status.HTTP_201_CREATED)
 
     @extend_schema(

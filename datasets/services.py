@@ -45,7 +45,7 @@ from datasets.choices import (
     RequestState,
     SiteDecision,
 )
-from datasets.errors import DownloadRefused, InvalidTransition
+from datasets.errors import DatasetError, DownloadRefused, InvalidTransition, NotSubmitted
 from datasets.extraction import (
     DATASET_COHORT_BASE,
     ExtractionRefused,
@@ -200,11 +200,14 @@ def request_create(
     retention_days: int,
     output_format: str = OutputFormat.CSV,
     document: UploadedFile | None = None,
+    submit: bool = False,
     ip_address: str | None = None,
 ) -> DatasetRequest:
-    """A draft request for the latest version of ``definition``. Everything is validated before anything is written:
+    """A draft request for the latest version of ``definition``, submitted at once with ``submit`` (the form's
+    "submit" button, the API's ``submit=true``). Everything is validated before anything is written:
     PermissionDenied when the requester may not request it (``rules.can_request_dataset``), ValidationError with a
-    message for bad input."""
+    message for bad input. A submission refused after the draft was written raises NotSubmitted: the draft stays,
+    exactly as when it is saved and submitted in two steps."""
     rules.require(rules.can_request_dataset(requester, definition))
     project = definition.project
     version = definition.latest_version()
@@ -244,7 +247,7 @@ def request_create(
             "document_type": content_type,
         }
     try:
-        return _request_write(
+        request = _request_write(
             requester=requester,
             version=version,
             project=project,
@@ -264,6 +267,12 @@ def request_create(
         if stored is not None:
             stored.unlink(missing_ok=True)
         raise
+    if submit:
+        try:
+            request = request_submit(request=request, user=requester)
+        except (ValidationError, DatasetError) as exc:
+            raise NotSubmitted(request, " ".join(getattr(exc, "messages", None) or [str(exc)])) from exc
+    return request
 
 
 @transaction.atomic

@@ -66,6 +66,7 @@ def request_new(request: HttpRequest, pk: int) -> HttpResponse:
     form = DatasetRequestForm(request.POST or None, request.FILES or None, sites=sites)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
+        submit = request.POST.get("action") == "submit"
         try:
             dataset_request = services.request_create(
                 requester=request.user,
@@ -79,10 +80,10 @@ def request_new(request: HttpRequest, pk: int) -> HttpResponse:
                 retention_days=data["retention_days"],
                 output_format=data["output_format"],
                 document=data.get("document"),
+                submit=submit,
                 ip_address=client_ip(request),
             )
-            if request.POST.get("action") == "submit":
-                services.request_submit(request=dataset_request, user=request.user)
+            if submit:
                 messages.success(request, _("Request submitted: each site computes its projection for the stewards."))
             else:
                 messages.success(request, _("Request saved as a draft."))
