@@ -40,6 +40,7 @@ from accounts.api.fields import StrictCharField, StrictIntegerField
 from accounts.api.parsers import LimitedJSONParser, RequestTooLarge
 from accounts.api.schema import ErrorSerializer
 from accounts.api.viewsets import RestrictedGenericViewSet
+from accounts.models import User
 from datasets import rules, selectors, services
 from datasets.choices import LegalBasis, OutputFormat, RequestState
 from datasets.errors import DatasetError, DownloadRefused, InvalidTransition, NotSubmitted
@@ -331,7 +332,7 @@ class DatasetRequestViewSet(
         "download": rules.can_download,
     }
 
-    def restrict(self, user: Any) -> QuerySet[DatasetRequest]:
+    def restrict(self, user: User) -> QuerySet[DatasetRequest]:
         return selectors.requests_for_user(user).prefetch_related("sites")
 
     def get_serializer_class(self) -> type:

@@ -8,26 +8,27 @@ request that does not exist.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import Http404
 
+from accounts.models import User
 from accounts.permissions import filter_by_permission, is_steward, projects_for_user
 from cohorts.models import CohortDefinition
 from datasets.choices import REVIEW_OPEN_STATES, SITE_WORK_OVER_STATES, SiteDecision
 from datasets.models import DatasetPolicy, DatasetRequest, Extract, SiteReview
+from warehouse.models import Source
 
 VIEW = "view_datasetrequest"
 REQUEST_DATASET = "request_dataset_cohortdefinition"
 
 
-def policy_for(source: Any) -> DatasetPolicy:
+def policy_for(source: Source) -> DatasetPolicy:
     """The site's dataset policy; the defaults (unsaved) when the site has none."""
     return DatasetPolicy.objects.filter(source=source).first() or DatasetPolicy(source=source)
 
 
-def requests_for_user(user: Any) -> QuerySet[DatasetRequest]:
+def requests_for_user(user: User) -> QuerySet[DatasetRequest]:
     """The requests the user may see, newest first."""
     visible = filter_by_permission(queryset=DatasetRequest.objects.all(), user=user, codename=VIEW)
     condition = Q(pk__in=visible.values("pk"))
@@ -41,14 +42,14 @@ def requests_for_user(user: Any) -> QuerySet[DatasetRequest]:
     )
 
 
-def request_get_for_user(user: Any, pk: int) -> DatasetRequest:
+def request_get_for_user(user: User, pk: int) -> DatasetRequest:
     request = requests_for_user(user).filter(pk=pk).first()
     if request is None:
         raise Http404("No such dataset request.")
     return request
 
 
-def review_get_for_user(user: Any, pk: int) -> SiteReview:
+def review_get_for_user(user: User, pk: int) -> SiteReview:
     """A site review of a request the user may see; 404 otherwise."""
     review = SiteReview.objects.select_related("request", "source").filter(pk=pk).first()
     if review is None or not requests_for_user(user).filter(pk=review.request_id).exists():
@@ -56,7 +57,7 @@ def review_get_for_user(user: Any, pk: int) -> SiteReview:
     return review
 
 
-def reviews_awaiting(user: Any) -> QuerySet[SiteReview]:
+def reviews_awaiting(user: User) -> QuerySet[SiteReview]:
     """The steward's queue: undecided reviews of their sites, of requests under review or being projected (a
     withdrawn, rejected or revoked request leaves the queue, its undecided reviews with it)."""
     if not is_steward(user):
@@ -72,7 +73,7 @@ def reviews_awaiting(user: Any) -> QuerySet[SiteReview]:
     )
 
 
-def reviews_rows_due(*, source: Any, cutoff: datetime) -> QuerySet[SiteReview]:
+def reviews_rows_due(*, source: Source, cutoff: datetime) -> QuerySet[SiteReview]:
     """The reviews at ``source`` whose cohort rows (id ``DATASET_COHORT_BASE + pk``) the site may delete: rows not
     yet pruned, of a request where no job starts any more (``SITE_WORK_OVER_STATES``, absorbing) since before
     ``cutoff``, and no projection or extraction of it at this site finished after ``cutoff`` or holds a lease
@@ -102,14 +103,14 @@ def reviews_rows_due(*, source: Any, cutoff: datetime) -> QuerySet[SiteReview]:
     )
 
 
-def extract_get_for_user(user: Any, pk: int) -> Extract:
+def extract_get_for_user(user: User, pk: int) -> Extract:
     extract = Extract.objects.select_related("request", "source").filter(pk=pk).first()
     if extract is None or not requests_for_user(user).filter(pk=extract.request_id).exists():
         raise Http404("No such dataset.")
     return extract
 
 
-def definitions_requestable(user: Any) -> QuerySet[CohortDefinition]:
+def definitions_requestable(user: User) -> QuerySet[CohortDefinition]:
     """Definitions the user may request a dataset for: the permission, in a running project of theirs."""
     allowed = filter_by_permission(queryset=CohortDefinition.objects.all(), user=user, codename=REQUEST_DATASET)
     return allowed.filter(project__in=projects_for_user(user)).select_related("project").order_by("name")

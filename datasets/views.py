@@ -37,6 +37,7 @@ from datasets.choices import (
 )
 from datasets.errors import DatasetError, DownloadRefused
 from datasets.forms import DatasetRequestForm, ReviewForm
+from datasets.models import DatasetRequest, SiteReview
 
 
 def _errors(exc: Exception) -> str:
@@ -152,7 +153,9 @@ def request_withdraw(request: HttpRequest, pk: int) -> HttpResponse:
     )
 
 
-def _close(request: HttpRequest, dataset_request: Any, service: Callable[..., Any], *, success: str) -> HttpResponse:
+def _close(
+    request: HttpRequest, dataset_request: DatasetRequest, service: Callable[..., Any], *, success: str
+) -> HttpResponse:
     """Withdraw or revoke with the posted reason; a refusal (wrong state, bad reason) becomes the page's error."""
     try:
         service(
@@ -190,7 +193,7 @@ def request_revoke(request: HttpRequest, pk: int) -> HttpResponse:
     )
 
 
-def _review_form(review: Any, data: Any = None) -> ReviewForm:
+def _review_form(review: SiteReview, data: Any = None) -> ReviewForm:
     return ReviewForm(data, requested=review.request.selection, window=review.approved_window())
 
 
