@@ -3,8 +3,10 @@
 Who sees what is ``selectors.requests_for_user`` (requester, the stewards of its sites, admins; anybody else 404).
 Acting on a visible request one may not act on answers 403 with the reason, as on the pages: submitting or
 withdrawing somebody else's request, deciding another site or one's own request, downloading somebody else's
-dataset. A request in the wrong state answers 409. The approval document is a multipart upload checked by the
-service (type by content, size), so the API accepts exactly what the form accepts.
+dataset. Each action names its rule in ``datasets.rules`` (``object_rules``), asked by the base viewset when the
+action reaches its object, and by the service again. A request in the wrong state answers 409. The approval
+document is a multipart upload checked by the service (type by content, size), so the API accepts exactly what
+the form accepts.
 """
 
 from __future__ import annotations
@@ -38,11 +40,11 @@ from accounts.api.fields import StrictCharField, StrictIntegerField
 from accounts.api.parsers import LimitedJSONParser, RequestTooLarge
 from accounts.api.schema import ErrorSerializer
 from accounts.api.viewsets import RestrictedGenericViewSet
-from accounts.permissions import is_admin
-from datasets import selectors, services
+from accounts.models import User
+from datasets import rules, selectors, services
 from datasets.choices import LegalBasis, OutputFormat, RequestState
-from datasets.errors import DatasetError, DownloadRefused, InvalidTransition
-from datasets.models import DatasetRequest, SiteReview
+from datasets.errors import DatasetError, DownloadRefused, InvalidTransition, NotSubmitted
+from datasets.models import DatasetRequest, Extract, SiteReview
 from datasets.services import MAX_REASON_CHARS, MAX_WINDOW_DAYS
 
 SOURCE_KEY = r"[A-Za-z0-9_.-]+"
@@ -62,10 +64,6 @@ class LimitedMultiPartParser(MultiPartParser):
         except ValueError:
             raise ValidationError("The Content-Length header is not a number.") from None
         return super().parse(stream, media_type, parser_context)
-
-
-def _message(exc: Exception) -> str:
-    return " ".join(str(m) for m in getattr(exc, "messages", None) or [exc])
 
 
 def _refused(exc: Exception) -> Exception:
@@ -106,9 +104,7 @@ class ReviewSerializer(serializers.Serializer):
     projection_error = serializers.SerializerMethodField()
 
     def _counts_visible(self, review: SiteReview) -> bool:
-        # As on the page: patient counts are for the site's stewards (and admins), who decide on them.
-        user = self.context["request"].user
-        return is_admin(user) or selectors.is_site_steward(user, review.source)
+        return bool(rules.can_see_review_counts(self.context["request"].user, review))
 
     @extend_schema_field(OpenApiTypes.OBJECT)
     def get_approved_selection(self, review: SiteReview) -> dict[str, list[str]]:
@@ -244,7 +240,7 @@ class ApproveSerializer(serializers.Serializer):
     )
     days_before = StrictIntegerField(required=False, min_value=0, max_value=MAX_WINDOW_DAYS)
     days_after = StrictIntegerField(required=False, min_value=0, max_value=MAX_WINDOW_DAYS)
-    reason = StrictCharField(required=False, allow_blank=True, max_length=2000, default="")
+    reason = StrictCharField(required=False, allow_blank=True, max_length=MAX_REASON_CHARS, default="")
 
     def validate_selection(self, value: Any) -> dict[str, Any]:
         if not isinstance(value, dict):
@@ -255,7 +251,7 @@ class ApproveSerializer(serializers.Serializer):
 
 
 class DatasetReasonSerializer(serializers.Serializer):
-    reason = StrictCharField(max_length=2000)
+    reason = StrictCharField(max_length=MAX_REASON_CHARS)
 
     def validate_reason(self, value: str) -> str:
         if not value.strip():
@@ -319,12 +315,48 @@ class DatasetRequestViewSet(
 ):
     model = DatasetRequest
     parser_classes = [LimitedJSONParser, LimitedMultiPartParser]
+    action_needs = {
+        "submit": "submit",
+        "withdraw": "withdraw",
+        "revoke": "revoke",
+        "review_approve": "decide",
+        "review_reject": "decide",
+        "download": "download",
+    }
+    # A request in the wrong state is the service's 409, asked after these.
+    object_rules = {
+        "submit": rules.can_submit,
+        "withdraw": rules.can_withdraw,
+        "revoke": rules.can_revoke,
+        "decide": rules.can_decide_review,
+        "download": rules.can_download,
+    }
 
-    def restrict(self, user: Any) -> QuerySet[DatasetRequest]:
+    def restrict(self, user: User) -> QuerySet[DatasetRequest]:
         return selectors.requests_for_user(user).prefetch_related("sites")
 
     def get_serializer_class(self) -> type:
         return DatasetRequestDetailSerializer if self.action == "retrieve" else DatasetRequestSerializer
+
+    def action_object(self) -> DatasetRequest | SiteReview | Extract:
+        """The request; for a decision its review at the site named in the URL, for a download the site's extract
+        (404 when the request asks no such site, or has no dataset of it)."""
+        dataset_request = super().action_object()
+        if self.need == "decide":
+            review = dataset_request.reviews.select_related("source").filter(source__key=self.kwargs["source"]).first()
+            if review is None:
+                raise Http404("The request asks no site with this key.")
+            review.request = dataset_request
+            return review
+        if self.need == "download":
+            extract = (
+                dataset_request.extracts.select_related("source").filter(source__key=self.kwargs["source"]).first()
+            )
+            if extract is None:
+                raise Http404("No dataset of this site for the request.")
+            extract.request = dataset_request
+            return extract
+        return dataset_request
 
     def _detail(self, dataset_request: DatasetRequest, code: int = status.HTTP_200_OK) -> Response:
         fresh = selectors.request_get_for_user(self.request.user, dataset_request.pk)
@@ -364,18 +396,14 @@ class DatasetRequestViewSet(
                 retention_days=values["retention_days"],
                 output_format=values["output_format"],
                 document=values.get("document"),
+                submit=values["submit"],
                 ip_address=self.client_ip(),
             )
+        except NotSubmitted as exc:
+            # The draft stays (as on the page, where "save" and "submit" are two steps); say so.
+            raise ValidationError({"submit": [f"Saved as draft {exc.draft.pk} but not submitted: {exc}"]}) from None
         except (DjangoValidationError, DjangoPermissionDenied, DatasetError) as exc:
             raise _refused(exc) from None
-        if values["submit"]:
-            try:
-                services.request_submit(request=dataset_request, user=request.user)
-            except (DjangoValidationError, DatasetError) as exc:
-                # The draft stays (as on the page, where "save" and "submit" are two steps); say so.
-                raise ValidationError(
-                    {"submit": [f"Saved as draft {dataset_request.pk} but not submitted: {_message(exc)}"]}
-                ) from None
         return self._detail(dataset_request, status.HTTP_201_CREATED)
 
     @extend_schema(
@@ -386,24 +414,11 @@ class DatasetRequestViewSet(
     @action(detail=True, methods=["post"])
     def submit(self, request: Request, pk: int) -> Response:
         dataset_request = self.get_object()
-        if dataset_request.requester_id != request.user.pk:
-            raise PermissionDenied("Only the requester submits a request.")
         try:
             services.request_submit(request=dataset_request, user=request.user)
         except (DjangoValidationError, DatasetError) as exc:
             raise _refused(exc) from None
         return self._detail(dataset_request)
-
-    def _review(self, pk: int, source: str) -> SiteReview:
-        dataset_request = self.get_object()
-        review = dataset_request.reviews.select_related("source", "request").filter(source__key=source).first()
-        if review is None:
-            raise Http404("The request asks no site with this key.")
-        if dataset_request.requester_id == self.request.user.pk:
-            raise PermissionDenied("Nobody approves or rejects their own request.")
-        if not selectors.is_site_steward(self.request.user, review.source):
-            raise PermissionDenied("Only a data steward of this site decides for it.")
-        return review
 
     def _decide(self, review: SiteReview, **decision: Any) -> Response:
         try:
@@ -418,7 +433,7 @@ class DatasetRequestViewSet(
         request=ApproveSerializer,
     )
     def review_approve(self, request: Request, pk: int, source: str) -> Response:
-        review = self._review(pk, source)
+        review = self.get_object()
         data = ApproveSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
@@ -437,7 +452,7 @@ class DatasetRequestViewSet(
         request=DatasetReasonSerializer,
     )
     def review_reject(self, request: Request, pk: int, source: str) -> Response:
-        review = self._review(pk, source)
+        review = self.get_object()
         data = DatasetReasonSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         return self._decide(review, approve=False, reason=data.validated_data["reason"])
@@ -449,16 +464,7 @@ class DatasetRequestViewSet(
     )
     @action(detail=True, methods=["post"])
     def revoke(self, request: Request, pk: int) -> Response:
-        return self._close(
-            request,
-            # Who may revoke at all; a request already closed is the service's 409, not a 403.
-            allowed=lambda req: (
-                is_admin(request.user) or any(selectors.is_site_steward(request.user, s) for s in req.sites.all())
-            ),
-            refusal="Only a steward of one of the sites or an admin revokes a request.",
-            body=DatasetReasonSerializer,
-            service=services.request_revoke,
-        )
+        return self._close(request, body=DatasetReasonSerializer, service=services.request_revoke)
 
     @extend_schema(
         summary="Withdraw your request until the sites approve it (draft, submitted or under review)",
@@ -467,27 +473,14 @@ class DatasetRequestViewSet(
     )
     @action(detail=True, methods=["post"])
     def withdraw(self, request: Request, pk: int) -> Response:
-        return self._close(
-            request,
-            allowed=lambda req: req.requester_id == request.user.pk,
-            refusal="Only the requester withdraws a request.",
-            body=DatasetWithdrawSerializer,
-            service=services.request_withdraw,
-        )
+        return self._close(request, body=DatasetWithdrawSerializer, service=services.request_withdraw)
 
     def _close(
-        self,
-        request: Request,
-        *,
-        allowed: Callable[[DatasetRequest], bool],
-        refusal: str,
-        body: type[serializers.Serializer],
-        service: Callable[..., DatasetRequest],
+        self, request: Request, *, body: type[serializers.Serializer], service: Callable[..., DatasetRequest]
     ) -> Response:
-        """Revoke or withdraw: who may, the reason from the body, the service; its refusals in the error shape."""
+        """Revoke or withdraw (who may is the action's rule): the reason from the body, the service; its refusals
+        in the error shape."""
         dataset_request = self.get_object()
-        if not allowed(dataset_request):
-            raise PermissionDenied(refusal)
         data = body(data=request.data)
         data.is_valid(raise_exception=True)
         try:
@@ -536,12 +529,7 @@ class DatasetRequestViewSet(
     )
     def download(self, request: Request, pk: int, source: str) -> Any:
         # A POST, as on the page: link prefetchers and scanners never use up one of the limited downloads.
-        dataset_request = self.get_object()
-        extract = dataset_request.extracts.select_related("source", "request").filter(source__key=source).first()
-        if extract is None:
-            raise Http404("No dataset of this site for the request.")
-        if dataset_request.requester_id != request.user.pk:
-            raise PermissionDenied("Only the requester downloads the dataset.")
+        extract = self.get_object()
         try:
             data, filename = services.download_open(extract=extract, user=request.user, ip_address=self.client_ip())
         except DownloadRefused as exc:

@@ -50,6 +50,9 @@ TRANSITIONS: dict[str, tuple[str, ...]] = {
 #: States from which the requester may still withdraw: before the sites approved the whole request.
 WITHDRAWABLE_STATES = tuple(state for state, targets in TRANSITIONS.items() if RequestState.WITHDRAWN in targets)
 
+#: Closed states: no move leaves them (rejected, failed, expired, revoked, withdrawn).
+CLOSED_STATES = tuple(state for state, targets in TRANSITIONS.items() if not targets)
+
 #: States in which the sites' projections and reviews are still wanted (the stewards' queues list these).
 REVIEW_OPEN_STATES = (RequestState.SUBMITTED, RequestState.UNDER_REVIEW)
 

@@ -8,32 +8,27 @@ request that does not exist.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import Http404
 
-from accounts.permissions import filter_by_permission, is_admin, is_steward, projects_for_user
+from accounts.models import User
+from accounts.permissions import filter_by_permission, is_steward, projects_for_user
 from cohorts.definitions.models import CohortDefinition
-from datasets.choices import (
-    REVIEW_OPEN_STATES,
-    SITE_WORK_OVER_STATES,
-    WITHDRAWABLE_STATES,
-    RequestState,
-    SiteDecision,
-)
+from datasets.choices import REVIEW_OPEN_STATES, SITE_WORK_OVER_STATES, SiteDecision
 from datasets.models import DatasetPolicy, DatasetRequest, Extract, SiteReview
+from warehouse.models import Source
 
 VIEW = "view_datasetrequest"
 REQUEST_DATASET = "request_dataset_cohortdefinition"
 
 
-def policy_for(source: Any) -> DatasetPolicy:
+def policy_for(source: Source) -> DatasetPolicy:
     """The site's dataset policy; the defaults (unsaved) when the site has none."""
     return DatasetPolicy.objects.filter(source=source).first() or DatasetPolicy(source=source)
 
 
-def requests_for_user(user: Any) -> QuerySet[DatasetRequest]:
+def requests_for_user(user: User) -> QuerySet[DatasetRequest]:
     """The requests the user may see, newest first."""
     visible = filter_by_permission(queryset=DatasetRequest.objects.all(), user=user, codename=VIEW)
     condition = Q(pk__in=visible.values("pk"))
@@ -47,38 +42,14 @@ def requests_for_user(user: Any) -> QuerySet[DatasetRequest]:
     )
 
 
-def request_get_for_user(user: Any, pk: int) -> DatasetRequest:
+def request_get_for_user(user: User, pk: int) -> DatasetRequest:
     request = requests_for_user(user).filter(pk=pk).first()
     if request is None:
         raise Http404("No such dataset request.")
     return request
 
 
-def is_site_steward(user: Any, source: Any) -> bool:
-    """A data steward of the organisation that owns the site."""
-    return is_steward(user) and source.organisation_id is not None and source.organisation_id == user.organisation_id
-
-
-def can_revoke(user: Any, request: DatasetRequest) -> bool:
-    """Admins and the stewards of the request's sites revoke a request that is not finished yet."""
-    if request.state in (
-        RequestState.REJECTED,
-        RequestState.FAILED,
-        RequestState.EXPIRED,
-        RequestState.REVOKED,
-        RequestState.WITHDRAWN,
-    ):
-        return False
-    return is_admin(user) or any(is_site_steward(user, s) for s in request.sites.all())
-
-
-def can_withdraw(user: Any, request: DatasetRequest) -> bool:
-    """The requester takes back their own request until the sites approved all of it (draft, submitted, under
-    review); nobody else does, not even an admin."""
-    return request.requester_id == user.pk and request.state in WITHDRAWABLE_STATES
-
-
-def review_get_for_user(user: Any, pk: int) -> SiteReview:
+def review_get_for_user(user: User, pk: int) -> SiteReview:
     """A site review of a request the user may see; 404 otherwise."""
     review = SiteReview.objects.select_related("request", "source").filter(pk=pk).first()
     if review is None or not requests_for_user(user).filter(pk=review.request_id).exists():
@@ -86,7 +57,7 @@ def review_get_for_user(user: Any, pk: int) -> SiteReview:
     return review
 
 
-def reviews_awaiting(user: Any) -> QuerySet[SiteReview]:
+def reviews_awaiting(user: User) -> QuerySet[SiteReview]:
     """The steward's queue: undecided reviews of their sites, of requests under review or being projected (a
     withdrawn, rejected or revoked request leaves the queue, its undecided reviews with it)."""
     if not is_steward(user):
@@ -102,7 +73,7 @@ def reviews_awaiting(user: Any) -> QuerySet[SiteReview]:
     )
 
 
-def reviews_rows_due(*, source: Any, cutoff: datetime) -> QuerySet[SiteReview]:
+def reviews_rows_due(*, source: Source, cutoff: datetime) -> QuerySet[SiteReview]:
     """The reviews at ``source`` whose cohort rows (id ``DATASET_COHORT_BASE + pk``) the site may delete: rows not
     yet pruned, of a request where no job starts any more (``SITE_WORK_OVER_STATES``, absorbing) since before
     ``cutoff``, and no projection or extraction of it at this site finished after ``cutoff`` or holds a lease
@@ -132,14 +103,14 @@ def reviews_rows_due(*, source: Any, cutoff: datetime) -> QuerySet[SiteReview]:
     )
 
 
-def extract_get_for_user(user: Any, pk: int) -> Extract:
+def extract_get_for_user(user: User, pk: int) -> Extract:
     extract = Extract.objects.select_related("request", "source").filter(pk=pk).first()
     if extract is None or not requests_for_user(user).filter(pk=extract.request_id).exists():
         raise Http404("No such dataset.")
     return extract
 
 
-def definitions_requestable(user: Any) -> QuerySet[CohortDefinition]:
+def definitions_requestable(user: User) -> QuerySet[CohortDefinition]:
     """Definitions the user may request a dataset for: the permission, in a running project of theirs."""
     allowed = filter_by_permission(queryset=CohortDefinition.objects.all(), user=user, codename=REQUEST_DATASET)
     return allowed.filter(project__in=projects_for_user(user)).select_related("project").order_by("name")

@@ -12,13 +12,13 @@ import logging
 import secrets
 import traceback
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from celery import current_app
 from django.conf import settings
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.db.models import F, Q
@@ -27,13 +27,13 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.choices import AccountStatus, Role
-from accounts.models import User
-from accounts.permissions import grant, is_admin, projects_for_user, user_can
+from accounts.models import Project, User
+from accounts.permissions import grant, projects_for_user
 from audit.services import audit_record
-from cohorts.definitions.models import CohortDefinition
+from cohorts.definitions.models import CohortDefinition, CohortDefinitionVersion
 from cohorts.expression import ExpressionError
 from cohorts.runs.generation import generate_cohort
-from datasets import catalogue
+from datasets import catalogue, rules
 from datasets.choices import (
     DELIVERABLE_STATES,
     REVIEW_OPEN_STATES,
@@ -45,7 +45,7 @@ from datasets.choices import (
     RequestState,
     SiteDecision,
 )
-from datasets.errors import DownloadRefused, InvalidTransition
+from datasets.errors import DatasetError, DownloadRefused, InvalidTransition, NotSubmitted
 from datasets.extraction import (
     DATASET_COHORT_BASE,
     ExtractionRefused,
@@ -57,8 +57,9 @@ from datasets.extraction import (
 )
 from datasets.models import DatasetRequest, Extract, RequestTransition, SiteReview
 from datasets.notifications import notify
-from datasets.selectors import REQUEST_DATASET, is_site_steward, policy_for
+from datasets.selectors import policy_for
 from warehouse.engines import TransientEngineError, WarehouseError
+from warehouse.models import Source
 from warehouse.services import source_connect
 
 logger = logging.getLogger(__name__)
@@ -91,7 +92,7 @@ def _site_queue(source_key: str) -> str:
     return f"site.{source_key}"
 
 
-def _stewards_of(sources: Iterable[Any]) -> list[str]:
+def _stewards_of(sources: Iterable[Source]) -> list[str]:
     organisations = {s.organisation_id for s in sources if s.organisation_id}
     return list(
         User.objects.filter(
@@ -104,7 +105,7 @@ def _transition(
     request: DatasetRequest,
     to_state: str,
     *,
-    actor: Any = None,
+    actor: User | None = None,
     note: str = "",
     recipients: Iterable[str] = (),
     ip_address: str | None = None,
@@ -188,9 +189,9 @@ def _clean_window(days_before: int, days_after: int) -> None:
 
 def request_create(
     *,
-    requester: Any,
+    requester: User,
     definition: CohortDefinition,
-    sites: Iterable[Any],
+    sites: Iterable[Source],
     selection: dict[str, list[str]],
     days_before: int,
     days_after: int,
@@ -199,15 +200,16 @@ def request_create(
     retention_days: int,
     output_format: str = OutputFormat.CSV,
     document: UploadedFile | None = None,
+    submit: bool = False,
     ip_address: str | None = None,
 ) -> DatasetRequest:
-    """A draft request for the latest version of ``definition``. Everything is validated before anything is written:
-    PermissionDenied when the requester may not request it, ValidationError with a message for bad input."""
-    if not user_can(requester, REQUEST_DATASET, definition) or definition.project_id is None:
-        raise PermissionDenied(_("You may not request a dataset for this definition."))
-    project = projects_for_user(requester).filter(pk=definition.project_id).first()
-    if project is None:
-        raise PermissionDenied(_("Datasets are requested inside a running project you work in."))
+    """A draft request for the latest version of ``definition``, submitted at once with ``submit`` (the form's
+    "submit" button, the API's ``submit=true``). Everything is validated before anything is written:
+    PermissionDenied when the requester may not request it (``rules.can_request_dataset``), ValidationError with a
+    message for bad input. A submission refused after the draft was written raises NotSubmitted: the draft stays,
+    exactly as when it is saved and submitted in two steps."""
+    rules.require(rules.can_request_dataset(requester, definition))
+    project = definition.project
     version = definition.latest_version()
     if version is None:
         raise ValidationError(_("The definition has no saved version."))
@@ -245,7 +247,7 @@ def request_create(
             "document_type": content_type,
         }
     try:
-        return _request_write(
+        request = _request_write(
             requester=requester,
             version=version,
             project=project,
@@ -265,11 +267,23 @@ def request_create(
         if stored is not None:
             stored.unlink(missing_ok=True)
         raise
+    if submit:
+        try:
+            request = request_submit(request=request, user=requester)
+        except (ValidationError, DatasetError) as exc:
+            raise NotSubmitted(request, " ".join(getattr(exc, "messages", None) or [str(exc)])) from exc
+    return request
 
 
 @transaction.atomic
 def _request_write(
-    *, requester: Any, version: Any, project: Any, sites: list[Any], ip_address: str | None, **fields: Any
+    *,
+    requester: User,
+    version: CohortDefinitionVersion,
+    project: Project,
+    sites: list[Source],
+    ip_address: str | None,
+    **fields: Any,
 ) -> DatasetRequest:
     request = DatasetRequest.objects.create(requester=requester, version=version, project=project, **fields)
     request.sites.set(sites)
@@ -287,11 +301,10 @@ def _request_write(
 
 
 @transaction.atomic
-def request_submit(*, request: DatasetRequest, user: Any) -> DatasetRequest:
+def request_submit(*, request: DatasetRequest, user: User) -> DatasetRequest:
     """Submit a draft: one review per site, and a projection task on each site's queue after the commit."""
     request = _locked(request)
-    if request.requester_id != user.pk:
-        raise PermissionDenied(_("Only the requester submits a request."))
+    rules.require(rules.can_submit(user, request))
     if not request.document_path:
         raise ValidationError(_("Attach the IRB approval or data-use agreement before submitting."))
     _transition(request, RequestState.SUBMITTED, actor=user, recipients=_stewards_of(request.sites.all()))
@@ -303,7 +316,7 @@ def request_submit(*, request: DatasetRequest, user: Any) -> DatasetRequest:
 
 @transaction.atomic
 def request_withdraw(
-    *, request: DatasetRequest, user: Any, reason: str = "", ip_address: str | None = None
+    *, request: DatasetRequest, user: User, reason: str = "", ip_address: str | None = None
 ) -> DatasetRequest:
     """The requester takes back a request the sites have not approved yet (draft, submitted or under review).
 
@@ -314,8 +327,7 @@ def request_withdraw(
     them. The approval document is kept, as on rejection: it is part of the record of what was asked and why.
     """
     request = _locked(request)
-    if request.requester_id != user.pk:
-        raise PermissionDenied(_("Only the requester withdraws a request."))
+    rules.require(rules.can_withdraw(user, request))
     if request.state not in WITHDRAWABLE_STATES:
         raise InvalidTransition(
             _("A request can be withdrawn only until the sites approve it; this one is %(state)s.")
@@ -429,7 +441,7 @@ def _projection_finish(
 def review_decide(
     *,
     review: SiteReview,
-    steward: Any,
+    steward: User,
     approve: bool,
     reason: str = "",
     narrowed_selection: dict[str, list[str]] | None = None,
@@ -438,13 +450,12 @@ def review_decide(
     ip_address: str | None = None,
 ) -> SiteReview:
     """The site steward's decision. PermissionDenied for anybody but the site's steward and for one's own
-    request; ValidationError (nothing changed) for a request over the site's row limit or a wider narrowing."""
+    request (``rules.can_decide_review``); ValidationError (nothing changed) for a request over the site's row limit
+    or a wider narrowing."""
     request = _locked(review.request)
     review = SiteReview.objects.select_for_update().select_related("source").get(pk=review.pk)
-    if request.requester_id == steward.pk:
-        raise PermissionDenied(_("Nobody approves or rejects their own request."))
-    if not is_site_steward(steward, review.source):
-        raise PermissionDenied(_("Only a data steward of %(site)s decides for it.") % {"site": review.source.name})
+    review.request = request
+    rules.require(rules.can_decide_review(steward, review))
     if request.state != RequestState.UNDER_REVIEW or review.decision != SiteDecision.PENDING:
         raise InvalidTransition(
             _("This site's decision is not open (the request is %s).") % request.get_state_display()
@@ -642,14 +653,14 @@ def _delete_files(request: DatasetRequest) -> int:
 # --- delivery ---------------------------------------------------------------------------------------------------
 
 
-def download_open(*, extract: Extract, user: Any, ip_address: str | None = None) -> tuple[bytes, str]:
+def download_open(*, extract: Extract, user: User, ip_address: str | None = None) -> tuple[bytes, str]:
     """The plain zip and its file name for the requester, counted and audited. PermissionDenied for anybody else;
     DownloadRefused (audited as a failure) when expired, used up, not ready or the file fails its check."""
     with transaction.atomic():
         extract = Extract.objects.select_for_update().select_related("request", "source").get(pk=extract.pk)
         request = _locked(extract.request)
-        if request.requester_id != user.pk:
-            raise PermissionDenied(_("Only the requester downloads the dataset."))
+        extract.request = request
+        rules.require(rules.can_download(user, extract))
         problem = ""
         if request.state not in DELIVERABLE_STATES or extract.state != JobState.DONE or not extract.file_path:
             problem = _("The dataset is not available (the request is %s).") % request.get_state_display()
@@ -700,7 +711,7 @@ def download_open(*, extract: Extract, user: Any, ip_address: str | None = None)
     raise DownloadRefused(problem)
 
 
-def document_viewed(*, request: DatasetRequest, user: Any, ip_address: str | None = None) -> Path:
+def document_viewed(*, request: DatasetRequest, user: User, ip_address: str | None = None) -> Path:
     """The approval document's path, the look recorded."""
     if not request.document_path:
         raise DownloadRefused(_("No document was attached."))
@@ -712,11 +723,12 @@ def document_viewed(*, request: DatasetRequest, user: Any, ip_address: str | Non
 
 
 @transaction.atomic
-def request_revoke(*, request: DatasetRequest, user: Any, reason: str, ip_address: str | None = None) -> DatasetRequest:
-    """A site steward or an admin revokes a request: its files are deleted at once."""
+def request_revoke(
+    *, request: DatasetRequest, user: User, reason: str, ip_address: str | None = None
+) -> DatasetRequest:
+    """A site steward or an admin revokes a request (``rules.can_revoke``): its files are deleted at once."""
     request = _locked(request)
-    if not (is_admin(user) or any(is_site_steward(user, s) for s in request.sites.all())):
-        raise PermissionDenied(_("Only a steward of one of the sites or an admin revokes a request."))
+    rules.require(rules.can_revoke(user, request))
     if not reason.strip():
         raise ValidationError(_("Give the reason for the revocation."))
     deleted = _delete_files(request)
@@ -727,7 +739,7 @@ def request_revoke(*, request: DatasetRequest, user: Any, reason: str, ip_addres
     return request
 
 
-def requests_expire(*, now: Any = None) -> int:
+def requests_expire(*, now: datetime | None = None) -> int:
     """Expire every delivered request past its date: files deleted, state expired. Run by Celery beat."""
     now = now or timezone.now()
     expired = 0
@@ -745,7 +757,7 @@ def requests_expire(*, now: Any = None) -> int:
     return expired
 
 
-def reviews_rows_pruned(*, review_ids: Iterable[int], at: Any) -> int:
+def reviews_rows_pruned(*, review_ids: Iterable[int], at: datetime) -> int:
     """Record that the site deleted the cohort rows of these reviews (``cohorts.retention``); returns how many were
     not recorded yet. Conditional: a review another prune recorded first keeps its time and is not counted."""
     return SiteReview.objects.filter(pk__in=list(review_ids), rows_pruned_at__isnull=True).update(rows_pruned_at=at)

@@ -2,7 +2,8 @@
 
 Objects are reached through the access selectors: what the user may not see answers 404 exactly like what does
 not exist; 403 only when the user sees the request but may not act on it (deciding somebody else's site, one's own
-request, withdrawing or downloading somebody else's).
+request, withdrawing or downloading somebody else's), with the refusal of the rule in ``datasets.rules`` that the
+service enforces too; the same rules decide which buttons a page offers.
 
 Downloads are addressed by the extract's id, without a token in the URL: the session and the requester-only
 check in ``services.download_open`` are what protect the file, every download is counted and audited, and a URL
@@ -24,12 +25,19 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from accounts.permissions import is_admin
 from audit.http import client_ip
-from datasets import selectors, services
-from datasets.choices import JobState, RequestState, SiteDecision
+from datasets import rules, selectors, services
+from datasets.choices import (
+    CLOSED_STATES,
+    DELIVERABLE_STATES,
+    WITHDRAWABLE_STATES,
+    JobState,
+    RequestState,
+    SiteDecision,
+)
 from datasets.errors import DatasetError, DownloadRefused
 from datasets.forms import DatasetRequestForm, ReviewForm
+from datasets.models import DatasetRequest, SiteReview
 
 
 def _errors(exc: Exception) -> str:
@@ -59,6 +67,7 @@ def request_new(request: HttpRequest, pk: int) -> HttpResponse:
     form = DatasetRequestForm(request.POST or None, request.FILES or None, sites=sites)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
+        submit = request.POST.get("action") == "submit"
         try:
             dataset_request = services.request_create(
                 requester=request.user,
@@ -72,10 +81,10 @@ def request_new(request: HttpRequest, pk: int) -> HttpResponse:
                 retention_days=data["retention_days"],
                 output_format=data["output_format"],
                 document=data.get("document"),
+                submit=submit,
                 ip_address=client_ip(request),
             )
-            if request.POST.get("action") == "submit":
-                services.request_submit(request=dataset_request, user=request.user)
+            if submit:
                 messages.success(request, _("Request submitted: each site computes its projection for the stewards."))
             else:
                 messages.success(request, _("Request saved as a draft."))
@@ -92,29 +101,27 @@ def request_new(request: HttpRequest, pk: int) -> HttpResponse:
 def request_detail(request: HttpRequest, pk: int) -> HttpResponse:
     dataset_request = selectors.request_get_for_user(request.user, pk)
     reviews = list(dataset_request.reviews.select_related("source", "reviewer"))
-    is_requester = dataset_request.requester_id == request.user.pk
+    state = dataset_request.state
     for review in reviews:
-        # Counts of patients are for the site's stewards (and admins), who decide on them; the requester sees
-        # the state only.
-        review.can_see_counts = is_admin(request.user) or selectors.is_site_steward(request.user, review.source)
+        review.request = dataset_request
+        review.can_see_counts = bool(rules.can_see_review_counts(request.user, review))
         # The review link only while the decision is still open (``review_decide`` refuses it otherwise).
         review.can_decide = (
-            review.can_see_counts
-            and not is_requester
-            and not is_admin(request.user)
-            and dataset_request.state == RequestState.UNDER_REVIEW
+            bool(rules.can_decide_review(request.user, review))
+            and state == RequestState.UNDER_REVIEW
             and review.decision == SiteDecision.PENDING
         )
+    # Each button only where the rule allows the person and the request's state allows the move.
     context = {
         "req": dataset_request,
         "reviews": reviews,
         "extracts": list(dataset_request.extracts.select_related("source")),
         "transitions": dataset_request.transitions.select_related("actor"),
-        "is_requester": is_requester,
-        "can_submit": is_requester and dataset_request.state == RequestState.DRAFT,
-        "can_revoke": selectors.can_revoke(request.user, dataset_request),
-        "can_withdraw": selectors.can_withdraw(request.user, dataset_request),
-        "deliverable": dataset_request.state in (RequestState.READY, RequestState.DOWNLOADED),
+        "is_requester": dataset_request.requester_id == request.user.pk,
+        "can_submit": bool(rules.can_submit(request.user, dataset_request)) and state == RequestState.DRAFT,
+        "can_revoke": bool(rules.can_revoke(request.user, dataset_request)) and state not in CLOSED_STATES,
+        "can_withdraw": bool(rules.can_withdraw(request.user, dataset_request)) and state in WITHDRAWABLE_STATES,
+        "deliverable": state in DELIVERABLE_STATES,
         "done": JobState.DONE,
     }
     return render(request, "datasets/request_detail.html", context)
@@ -124,8 +131,7 @@ def request_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def request_submit(request: HttpRequest, pk: int) -> HttpResponse:
     dataset_request = selectors.request_get_for_user(request.user, pk)
-    if dataset_request.requester_id != request.user.pk:
-        raise PermissionDenied(_("Only the requester submits a request."))
+    rules.require(rules.can_submit(request.user, dataset_request))
     try:
         services.request_submit(request=dataset_request, user=request.user)
         messages.success(request, _("Request submitted."))
@@ -138,8 +144,7 @@ def request_submit(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def request_withdraw(request: HttpRequest, pk: int) -> HttpResponse:
     dataset_request = selectors.request_get_for_user(request.user, pk)
-    if dataset_request.requester_id != request.user.pk:
-        raise PermissionDenied(_("Only the requester withdraws a request."))
+    rules.require(rules.can_withdraw(request.user, dataset_request))
     return _close(
         request,
         dataset_request,
@@ -148,7 +153,9 @@ def request_withdraw(request: HttpRequest, pk: int) -> HttpResponse:
     )
 
 
-def _close(request: HttpRequest, dataset_request: Any, service: Callable[..., Any], *, success: str) -> HttpResponse:
+def _close(
+    request: HttpRequest, dataset_request: DatasetRequest, service: Callable[..., Any], *, success: str
+) -> HttpResponse:
     """Withdraw or revoke with the posted reason; a refusal (wrong state, bad reason) becomes the page's error."""
     try:
         service(
@@ -180,14 +187,13 @@ def request_document(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def request_revoke(request: HttpRequest, pk: int) -> HttpResponse:
     dataset_request = selectors.request_get_for_user(request.user, pk)
-    if not selectors.can_revoke(request.user, dataset_request):
-        raise PermissionDenied(_("Only a steward of one of the sites or an admin revokes a request."))
+    rules.require(rules.can_revoke(request.user, dataset_request))
     return _close(
         request, dataset_request, services.request_revoke, success=_("Request revoked; its files were deleted.")
     )
 
 
-def _review_form(review: Any, data: Any = None) -> ReviewForm:
+def _review_form(review: SiteReview, data: Any = None) -> ReviewForm:
     return ReviewForm(data, requested=review.request.selection, window=review.approved_window())
 
 
@@ -196,10 +202,7 @@ def _review_form(review: Any, data: Any = None) -> ReviewForm:
 def review(request: HttpRequest, pk: int) -> HttpResponse:
     site_review = selectors.review_get_for_user(request.user, pk)
     dataset_request = site_review.request
-    if dataset_request.requester_id == request.user.pk:
-        raise PermissionDenied(_("Nobody approves or rejects their own request."))
-    if not selectors.is_site_steward(request.user, site_review.source):
-        raise PermissionDenied(_("Only a data steward of this site decides for it."))
+    rules.require(rules.can_decide_review(request.user, site_review))
     form = _review_form(site_review, request.POST or None)
     status = 200
     if request.method == "POST":
@@ -235,8 +238,7 @@ def review(request: HttpRequest, pk: int) -> HttpResponse:
 @never_cache
 def extract_download(request: HttpRequest, pk: int) -> HttpResponse:
     extract = selectors.extract_get_for_user(request.user, pk)
-    if extract.request.requester_id != request.user.pk:
-        raise PermissionDenied(_("Only the requester downloads the dataset."))
+    rules.require(rules.can_download(request.user, extract))
     try:
         data, filename = services.download_open(extract=extract, user=request.user, ip_address=client_ip(request))
     except DownloadRefused as exc:

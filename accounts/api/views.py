@@ -137,9 +137,12 @@ class MembershipViewSet(RestrictedGenericViewSet):
         membership.refresh_from_db()
         return Response(MembershipSerializer(membership).data)
 
-    def _membership(self, project_pk: int, pk: int) -> ProjectMembership:
-        membership = selectors.membership_get_for_decider(user=self.request.user, pk=pk)
-        if membership.project_id != int(project_pk):
+    def action_object(self) -> ProjectMembership:
+        """The membership to decide on, reached through its project as on the decision pages: the list shows
+        members only the approved memberships, yet deciding on a request of a project one sees is refused by the
+        service (403, with the rules of ``accounts.approvals``), not answered 404."""
+        membership = selectors.membership_get_for_decider(user=self.request.user, pk=self.kwargs["pk"])
+        if membership.project_id != int(self.kwargs["project_pk"]):
             raise Http404("No such request.")
         return membership
 
@@ -148,14 +151,14 @@ class MembershipViewSet(RestrictedGenericViewSet):
     )
     @action(detail=True, methods=["post"])
     def approve(self, request: Request, project_pk: int, pk: int) -> Response:
-        membership = self._membership(project_pk, pk)
+        membership = self.get_object()
         services.membership_approve(membership=membership, approver=request.user, ip_address=self.client_ip())
         return self._decided(membership)
 
     @extend_schema(summary="Reject a request, with a reason", request=ReasonSerializer, responses=MembershipSerializer)
     @action(detail=True, methods=["post"])
     def reject(self, request: Request, project_pk: int, pk: int) -> Response:
-        membership = self._membership(project_pk, pk)
+        membership = self.get_object()
         reason = _reason(request)
         services.membership_reject(
             membership=membership, rejecter=request.user, reason=reason, ip_address=self.client_ip()
@@ -167,7 +170,7 @@ class MembershipViewSet(RestrictedGenericViewSet):
     )
     @action(detail=True, methods=["post"])
     def revoke(self, request: Request, project_pk: int, pk: int) -> Response:
-        membership = self._membership(project_pk, pk)
+        membership = self.get_object()
         reason = _reason(request)
         services.membership_revoke(
             membership=membership, revoked_by=request.user, reason=reason, ip_address=self.client_ip()

@@ -20,7 +20,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.api.fields import StrictCharField, StrictIntegerField
-from accounts.api.viewsets import RestrictedGenericViewSet
+from accounts.api.viewsets import CHANGE, DELETE, ObjectRule, RestrictedGenericViewSet
 from accounts.permissions import user_can
 from cohorts.concept_sets import selectors as concept_set_selectors
 from cohorts.concept_sets import services as concept_set_services
@@ -171,6 +171,12 @@ class ResolvedSerializer(serializers.Serializer):
     concepts = ConceptSerializer(many=True, help_text=f"The first {concept_set_selectors.PREVIEW_SIZE}.")
 
 
+def _holding(codename: str) -> ObjectRule:
+    """The rule of changing or deleting a set one sees: ``concept_set_get_for_user`` holds it, with its refusal
+    (PermissionDenied, so 403 with its reason)."""
+    return lambda user, concept_set: concept_set_selectors.concept_set_get_for_user(user, concept_set.pk, codename)
+
+
 @extend_schema_view(
     list=extend_schema(summary="Concept sets of your projects"),
     retrieve=extend_schema(summary="One concept set"),
@@ -183,6 +189,7 @@ class ConceptSetViewSet(
     serializer_class = ConceptSetSerializer
     filterset_fields = ["project"]
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+    object_rules = {CHANGE: _holding(concept_set_selectors.CHANGE), DELETE: _holding(concept_set_selectors.DELETE)}
 
     def restrict(self, user: Any) -> QuerySet[ConceptSet]:
         return concept_set_selectors.concept_sets_for_user(user)
@@ -223,9 +230,7 @@ class ConceptSetViewSet(
         responses={200: ConceptSetSerializer},
     )
     def partial_update(self, request: Request, pk: int) -> Response:
-        concept_set = concept_set_selectors.concept_set_get_for_user(
-            request.user, self.get_object().pk, concept_set_selectors.CHANGE
-        )
+        concept_set = self.get_object()
         data = ConceptSetUpdateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
@@ -242,9 +247,7 @@ class ConceptSetViewSet(
         return self._out(concept_set)
 
     def destroy(self, request: Request, pk: int) -> Response:
-        concept_set = concept_set_selectors.concept_set_get_for_user(
-            request.user, self.get_object().pk, concept_set_selectors.DELETE
-        )
+        concept_set = self.get_object()
         concept_set_services.concept_set_delete(user=request.user, concept_set=concept_set)
         return Response(status=status.HTTP_204_NO_CONTENT)
 

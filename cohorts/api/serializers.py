@@ -176,7 +176,7 @@ class RunRequestSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-# --- the result, exactly as ``selectors.run_request_result`` gives it (privacy applied) -------------------------
+# --- the result, exactly as ``run_selectors.run_request_result`` gives it (privacy applied) ---------------------
 
 
 class ProtectedCountSerializer(serializers.Serializer):

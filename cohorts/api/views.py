@@ -19,7 +19,7 @@ from rest_framework.response import Response
 
 from accounts.api.exceptions import ApiError
 from accounts.api.schema import ErrorSerializer
-from accounts.api.viewsets import RestrictedGenericViewSet, RestrictedReadOnlyViewSet
+from accounts.api.viewsets import CHANGE, RestrictedGenericViewSet, RestrictedReadOnlyViewSet, refusing
 from accounts.models import Project, User
 from accounts.permissions import is_admin, projects_for_user, user_can
 from cohorts.api.serializers import (
@@ -102,6 +102,14 @@ class DefinitionFilter(django_filters.FilterSet):
 class DefinitionViewSet(RestrictedReadOnlyViewSet):
     model = CohortDefinition
     filterset_class = DefinitionFilter
+    action_needs = {"share": "share"}
+    object_rules = {
+        # Saving a version (POST versions/) changes the definition: the owner's, and admins'.
+        CHANGE: refusing(
+            lambda user, definition: user_can(user, "change_cohortdefinition", definition),
+            "Only the owner saves new versions; import a copy to change it.",
+        ),
+    }
 
     def restrict(self, user: Any) -> QuerySet[CohortDefinition]:
         # The list page's selector: permission-filtered, with the latest version number annotated (no N+1).
@@ -109,6 +117,15 @@ class DefinitionViewSet(RestrictedReadOnlyViewSet):
 
     def get_serializer_class(self) -> type:
         return DefinitionDetailSerializer if self.action == "retrieve" else DefinitionSerializer
+
+    def action_object(self) -> CohortDefinition:
+        definition = super().action_object()
+        if self.need == "share":
+            # Without the share permission the definition is as good as missing, as on the page (404, not 403).
+            return definition_selectors.definition_get_for_user(
+                self.request.user, definition.pk, codename="share_cohortdefinition"
+            )
+        return definition
 
     def _project(self, project_id: int | None) -> Project | None:
         if project_id is None:
@@ -185,8 +202,6 @@ class DefinitionViewSet(RestrictedReadOnlyViewSet):
         if request.method == "GET":
             page = self.paginate_queryset(definition_selectors.definition_versions(definition))
             return self.get_paginated_response(VersionSerializer(page, many=True).data)
-        if not user_can(request.user, "change_cohortdefinition", definition):
-            raise PermissionDenied("Only the owner saves new versions; import a copy to change it.")
         data = VersionCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         try:
@@ -207,10 +222,7 @@ class DefinitionViewSet(RestrictedReadOnlyViewSet):
     )
     @action(detail=True, methods=["post"])
     def share(self, request: Request, pk: int) -> Response:
-        # Without the share permission the definition is as good as missing, as on the page.
-        definition = definition_selectors.definition_get_for_user(
-            request.user, self.get_object().pk, codename="share_cohortdefinition"
-        )
+        definition = self.get_object()
         data = ShareSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         if "project" in data.validated_data:
@@ -266,13 +278,20 @@ class RunViewSet(mixins.ListModelMixin, RestrictedGenericViewSet):
     model = RunRequest
     serializer_class = RunRequestSerializer
     filterset_class = RunFilter
+    action_needs = {"cancel": "cancel"}
+    object_rules = {
+        "cancel": refusing(
+            lambda user, run_request: run_request.requested_by_id == user.pk,
+            "Only the person who asked for a count can cancel it.",
+        ),
+    }
 
     def restrict(self, user: Any) -> QuerySet[RunRequest]:
         return run_selectors.run_requests_for_user(user).select_related("version")
 
-    def _visible(self, pk: int) -> RunRequest:
+    def action_object(self) -> RunRequest:
         # Not only the caller's own requests: a count of a definition shared with them is visible, as on the page.
-        return run_selectors.run_request_get_for_user(self.request.user, pk)
+        return run_selectors.run_request_get_for_user(self.request.user, self.kwargs["pk"])
 
     @extend_schema(
         summary="Start a count, attrition or demographics of a definition's latest version on chosen sites",
@@ -314,7 +333,7 @@ class RunViewSet(mixins.ListModelMixin, RestrictedGenericViewSet):
         responses=RunResultSerializer,
     )
     def retrieve(self, request: Request, pk: int) -> Response:
-        run_request = self._visible(pk)
+        run_request = self.get_object()
         result = _result(request, run_request)
         if result["finished"]:
             run_services.run_result_viewed(request=run_request, user=request.user, ip_address=self.client_ip())
@@ -327,9 +346,7 @@ class RunViewSet(mixins.ListModelMixin, RestrictedGenericViewSet):
     )
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk: int) -> Response:
-        run_request = self._visible(pk)
-        if run_request.requested_by_id != request.user.pk:
-            raise PermissionDenied("Only the person who asked for a count can cancel it.")
+        run_request = self.get_object()
         try:
             run_services.run_request_cancel(request=run_request, user=request.user)
         except RunNotCancellable as exc:

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from django import template
 
-from datasets.selectors import definitions_requestable
+from accounts.models import User
+from cohorts.definitions.models import CohortDefinition
+from datasets import rules
 
 register = template.Library()
 
 
 @register.filter
-def can_request_dataset(definition: Any, user: Any) -> bool:
-    """Whether ``user`` may request a dataset for ``definition`` (same rule as the request page)."""
-    return definitions_requestable(user).filter(pk=definition.pk).exists()
+def can_request_dataset(definition: CohortDefinition, user: User) -> bool:
+    """Whether ``user`` may request a dataset for ``definition`` (``rules.can_request_dataset``, as the service)."""
+    return bool(rules.can_request_dataset(user, definition))

@@ -153,3 +153,80 @@ def files_under(root: Path) -> list[Path]:
     if not root.exists():
         return []
     return sorted(p for p in root.rglob("*") if p.is_file() and "documents" not in p.relative_to(root).parts)
+
+
+@dataclass
+class RulesWorld:
+    """People around one dataset request, for the rules of ``datasets.rules`` (no warehouse behind the sites).
+
+    The request is the partner's (its owner), on the sites of hospitals A and B; alice owns the project and bob is
+    an analyst of it (members, not requesters); charlie is an approved researcher of no project; steward_a and
+    steward_b steward the request's two sites, steward_c a third hospital's site the request does not ask.
+    """
+
+    partner: Any
+    alice: Any
+    bob: Any
+    charlie: Any
+    steward_a: Any
+    steward_b: Any
+    steward_c: Any
+    admin: Any
+    definition: Any
+    request: Any
+    review_a: Any
+    review_b: Any
+    extract_a: Any
+
+
+@pytest.fixture
+def rules_world(db: Any) -> RulesWorld:
+    from accounts.tests.factories import SourceFactory
+    from cohorts.definitions.services import definition_create
+    from cohorts.tests.expressions import EXPRESSION
+    from datasets.models import DatasetRequest, Extract, SiteReview
+
+    hospitals = [OrganisationFactory(name=f"Hospital {letter}") for letter in "ABC"]
+    sites = [SourceFactory(key=f"site_{h.name[-1].lower()}", organisation=h) for h in hospitals]
+    stewards = [
+        UserFactory(username=f"steward_{s.key[-1]}", role=Role.STEWARD, organisation=h)
+        for s, h in zip(sites, hospitals, strict=True)
+    ]
+    admin = UserFactory(username="admin", role=Role.ADMIN, organisation=hospitals[0], is_staff=True, is_superuser=True)
+    alice = UserFactory(username="alice", organisation=hospitals[0])
+    bob = UserFactory(username="bob", organisation=hospitals[1])
+    charlie = UserFactory(username="charlie", organisation=hospitals[1])
+    partner = UserFactory(username="pharma", role=Role.PARTNER, organisation=OrganisationFactory(name="Pharma Co"))
+    project = make_project(principal_investigator=alice, created_by=admin, sources=sites[:2], title="GI bleeding")
+    make_member(project=project, user=bob, owner=alice, steward=stewards[0])
+    make_member(project=project, user=partner, owner=alice, steward=stewards[0])
+    definition = definition_create(owner=alice, name="GI bleeding", expression=EXPRESSION, project=project)
+    definition_share(definition=definition, by=alice, to_project=project)
+    request = DatasetRequest.objects.create(
+        version=definition.latest_version(),
+        project=project,
+        requester=partner,
+        selection={"person": ["gender_concept_id"]},
+        purpose="rules",
+        legal_basis="irb",
+        state="under_review",
+    )
+    request.sites.set(sites[:2])
+    reviews = [SiteReview.objects.create(request=request, source=site, projection_state="done") for site in sites[:2]]
+    for user in (*stewards, admin):
+        enroll_totp(user)  # the portal's pages require it of stewards and admins
+    return RulesWorld(
+        partner=partner,
+        alice=alice,
+        bob=bob,
+        charlie=charlie,
+        steward_a=stewards[0],
+        steward_b=stewards[1],
+        steward_c=stewards[2],
+        admin=admin,
+        definition=definition,
+        request=request,
+        review_a=reviews[0],
+        review_b=reviews[1],
+        extract_a=Extract.objects.create(request=request, source=sites[0]),
+    )
