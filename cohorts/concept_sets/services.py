@@ -25,9 +25,7 @@ from cohorts.concept_sets.selectors import (
     concept_set_projects_for_user,
 )
 from warehouse.models import Concept
-from warehouse.vocabulary import (
-    concept_as_dict,
-)
+from warehouse.vocabulary.search import concept_as_dict
 
 _CONCEPT_KEYS = (
     "CONCEPT_ID",
