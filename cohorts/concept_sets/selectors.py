@@ -34,24 +34,12 @@ from warehouse.vocabulary.resolve import SetItem, concept_set_resolve
 from warehouse.vocabulary.search import concept_as_dict, concept_query, concept_search
 
 VIEW = "view_conceptset"
-
-
 CHANGE = "change_conceptset"
-
-
 DELETE = "delete_conceptset"
-
-
 CREATOR_CODENAMES = (VIEW, CHANGE, DELETE)
-
-
 #: Project roles that edit the project's concept sets; every member (partner viewers too) views them.
 EDITING_ROLES = ("owner", "analyst")
-
-
 MAX_ITEMS = 1_000
-
-
 PREVIEW_SIZE = 100
 
 

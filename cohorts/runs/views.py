@@ -25,8 +25,6 @@ from cohorts.runs.errors import BrokerUnavailable, RunLimitReached, RunNotCancel
 from cohorts.runs.forms import RunForm
 
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
-
-
 PLOTLY_VERSION = package_version("plotly")
 
 
