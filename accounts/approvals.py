@@ -6,8 +6,7 @@ Common to all: nobody decides on their own account or their own request.
 
 from __future__ import annotations
 
-from typing import Any
-
+from django.contrib.auth.models import AnonymousUser
 from django.db.models import QuerySet
 
 from accounts.choices import AccountStatus, MembershipStatus, ProjectRole, Role
@@ -18,12 +17,12 @@ from accounts.permissions import account_is_usable, is_admin, is_steward, runnin
 STEWARD_GRANTABLE_ROLES = (Role.RESEARCHER, Role.PARTNER)
 
 
-def can_review_accounts(actor: Any) -> bool:
+def can_review_accounts(actor: User | AnonymousUser) -> bool:
     """Admins and data stewards see the pending-account queue."""
     return is_admin(actor) or is_steward(actor)
 
 
-def can_approve_account(actor: Any, user: User, *, organisation: Organisation, role: str) -> bool:
+def can_approve_account(actor: User, user: User, *, organisation: Organisation, role: str) -> bool:
     """Admins approve anybody into any organisation and role; stewards only into their own organisation, as
     researcher or partner."""
     if actor.pk == user.pk or user.status != AccountStatus.PENDING:
@@ -33,11 +32,11 @@ def can_approve_account(actor: Any, user: User, *, organisation: Organisation, r
     return is_steward(actor) and organisation.pk == actor.organisation_id and role in STEWARD_GRANTABLE_ROLES
 
 
-def can_reject_account(actor: Any, user: User) -> bool:
+def can_reject_account(actor: User, user: User) -> bool:
     return actor.pk != user.pk and user.status == AccountStatus.PENDING and can_review_accounts(actor)
 
 
-def can_manage_account(actor: Any, user: User) -> bool:
+def can_manage_account(actor: User, user: User) -> bool:
     """Suspend or reinstate: admins anybody but themselves; stewards the researchers and partners of their
     organisation."""
     if actor.pk == user.pk:
@@ -56,7 +55,7 @@ def approving_organisation_ids(project: Project) -> set[int]:
     return ids
 
 
-def is_project_owner(actor: Any, project: Project) -> bool:
+def is_project_owner(actor: User, project: Project) -> bool:
     """An approved owner of a running project."""
     return (
         account_is_usable(actor)
@@ -67,12 +66,12 @@ def is_project_owner(actor: Any, project: Project) -> bool:
     )
 
 
-def is_project_steward(actor: Any, project: Project) -> bool:
+def is_project_steward(actor: User, project: Project) -> bool:
     """A data steward of an organisation owning one of the project's sources."""
     return is_steward(actor) and actor.organisation_id in approving_organisation_ids(project)
 
 
-def can_approve_owner_step(actor: Any, membership: ProjectMembership) -> bool:
+def can_approve_owner_step(actor: User, membership: ProjectMembership) -> bool:
     return (
         membership.status == MembershipStatus.REQUESTED
         and membership.user_id != actor.pk
@@ -81,7 +80,7 @@ def can_approve_owner_step(actor: Any, membership: ProjectMembership) -> bool:
     )
 
 
-def can_approve_steward_step(actor: Any, membership: ProjectMembership) -> bool:
+def can_approve_steward_step(actor: User, membership: ProjectMembership) -> bool:
     # The two approvals come from two people: an owner who is also a steward fills one step only.
     return (
         membership.status == MembershipStatus.REQUESTED
@@ -92,7 +91,7 @@ def can_approve_steward_step(actor: Any, membership: ProjectMembership) -> bool:
     )
 
 
-def can_reject_membership(actor: Any, membership: ProjectMembership) -> bool:
+def can_reject_membership(actor: User, membership: ProjectMembership) -> bool:
     return (
         membership.status == MembershipStatus.REQUESTED
         and membership.user_id != actor.pk
@@ -100,7 +99,7 @@ def can_reject_membership(actor: Any, membership: ProjectMembership) -> bool:
     )
 
 
-def can_revoke_membership(actor: Any, membership: ProjectMembership) -> bool:
+def can_revoke_membership(actor: User, membership: ProjectMembership) -> bool:
     return (
         membership.status == MembershipStatus.APPROVED
         and membership.user_id != actor.pk
@@ -112,14 +111,14 @@ def can_revoke_membership(actor: Any, membership: ProjectMembership) -> bool:
     )
 
 
-def can_create_project(actor: Any) -> bool:
+def can_create_project(actor: User | AnonymousUser) -> bool:
     """Projects are created by admins and data stewards, naming a principal investigator who becomes the owner.
     Creating one is itself an approval (it gives the investigator access to the sources), so a researcher
     cannot create one for themselves."""
     return is_admin(actor) or is_steward(actor)
 
 
-def sources_allowed_for_creator(actor: Any, sources: QuerySet) -> bool:
+def sources_allowed_for_creator(actor: User, sources: QuerySet) -> bool:
     """A steward opens projects on its own organisation's sources only; an admin on any."""
     if is_admin(actor):
         return True

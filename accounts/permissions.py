@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, TypeVar
 
-from django.contrib.auth.models import Group, Permission
+from django.contrib.auth.models import AnonymousUser, Group, Permission
 from django.contrib.contenttypes.models import ContentType
 from django.db import models, transaction
 from django.db.models import Q, QuerySet
@@ -30,7 +30,7 @@ from guardian.models import GroupObjectPermission
 from guardian.shortcuts import assign_perm, remove_perm
 
 from accounts.choices import AccountStatus, MembershipStatus, ProjectRole, Role
-from accounts.models import Project, ProjectGroup, ProjectMembership
+from accounts.models import Project, ProjectGroup, ProjectMembership, User
 
 M = TypeVar("M", bound=models.Model)
 
@@ -43,7 +43,7 @@ PROJECT_ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
 }
 
 
-def account_is_usable(user: Any) -> bool:
+def account_is_usable(user: User | AnonymousUser) -> bool:
     """An authenticated, active, approved account. Everything else sees nothing."""
     return bool(
         user is not None
@@ -53,13 +53,13 @@ def account_is_usable(user: Any) -> bool:
     )
 
 
-def is_admin(user: Any) -> bool:
+def is_admin(user: User | AnonymousUser) -> bool:
     """An approved admin: sees every object. A superuser flag alone is not enough (a pending superuser made by
     ``createsuperuser`` stays locked out until approved)."""
     return account_is_usable(user) and (user.role == Role.ADMIN or user.is_superuser)
 
 
-def is_steward(user: Any) -> bool:
+def is_steward(user: User | AnonymousUser) -> bool:
     """An approved data steward of an organisation."""
     return account_is_usable(user) and user.role == Role.STEWARD and user.organisation_id is not None
 
@@ -70,7 +70,7 @@ def running_projects_q(prefix: str = "") -> Q:
     return Q(**{f"{prefix}starts_on__lte": today, f"{prefix}expires_on__gte": today})
 
 
-def projects_for_user(user: Any) -> QuerySet[Project]:
+def projects_for_user(user: User | AnonymousUser) -> QuerySet[Project]:
     """Projects the user works in today: an approved membership of a running project. Admins: every running
     project."""
     if not account_is_usable(user):
@@ -81,7 +81,7 @@ def projects_for_user(user: Any) -> QuerySet[Project]:
     return running.filter(memberships__user=user, memberships__status=MembershipStatus.APPROVED).distinct()
 
 
-def project_sources_for_user(user: Any, project: Project) -> QuerySet:
+def project_sources_for_user(user: User | AnonymousUser, project: Project) -> QuerySet:
     """The sources (warehouse.Source) the user may query through this project: all of the project's sources
     while the user works in it, none otherwise."""
     if projects_for_user(user).filter(pk=project.pk).exists():
@@ -89,7 +89,7 @@ def project_sources_for_user(user: Any, project: Project) -> QuerySet:
     return project.sources.none()
 
 
-def project_role_for_user(user: Any, project: Project) -> str | None:
+def project_role_for_user(user: User | AnonymousUser, project: Project) -> str | None:
     """The user's role in a running project (``ProjectRole``), or None when they have no access today."""
     if not projects_for_user(user).filter(pk=project.pk).exists():
         return None
@@ -102,7 +102,7 @@ def _bare_codename(codename: str) -> str:
     return codename.rsplit(".", 1)[-1]
 
 
-def _running_group_ids(user: Any) -> QuerySet:
+def _running_group_ids(user: User | AnonymousUser) -> QuerySet:
     """Ids of the user's project groups whose project runs today and whose membership is approved. The
     membership check is belt and braces: services keep group membership in step with approvals."""
     return ProjectGroup.objects.filter(
@@ -123,7 +123,7 @@ def _object_pk_expression(model: type[models.Model]) -> Any:
     return models.F("object_pk")
 
 
-def filter_by_permission(*, queryset: QuerySet[M], user: Any, codename: str) -> QuerySet[M]:
+def filter_by_permission(*, queryset: QuerySet[M], user: User | AnonymousUser, codename: str) -> QuerySet[M]:
     """The objects of ``queryset`` on which ``user`` holds ``codename`` (e.g. ``run_cohortdefinition``).
 
     The one place that reads guardian's tables for lists; use it (or ``user_can``) instead of
@@ -158,7 +158,7 @@ def filter_by_permission(*, queryset: QuerySet[M], user: Any, codename: str) -> 
     return queryset.filter(Q(pk__in=direct.values("pk")) | Q(pk__in=through_projects))
 
 
-def user_can(user: Any, codename: str, obj: models.Model | None) -> bool:
+def user_can(user: User | AnonymousUser, codename: str, obj: models.Model | None) -> bool:
     """Whether ``user`` holds ``codename`` on ``obj``, by the same rules as ``filter_by_permission``."""
     if obj is None or obj.pk is None:
         return False

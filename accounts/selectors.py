@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from allauth.account.models import EmailAddress
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import Http404
@@ -14,7 +12,7 @@ from accounts.models import Project, ProjectMembership, User
 from accounts.permissions import account_is_usable, is_admin, is_steward, projects_for_user, running_projects_q
 
 
-def projects_stewarded_by(user: Any) -> QuerySet[Project]:
+def projects_stewarded_by(user: User) -> QuerySet[Project]:
     """Projects whose joining this steward approves (any dates: stewards keep oversight after expiry)."""
     if not is_steward(user):
         return Project.objects.none()
@@ -23,7 +21,7 @@ def projects_stewarded_by(user: Any) -> QuerySet[Project]:
     ).distinct()
 
 
-def project_visible_q(user: Any) -> QuerySet[Project]:
+def project_visible_q(user: User) -> QuerySet[Project]:
     """Every project whose page the user may open: admins all; members of running projects; stewards of the
     projects on their organisation's sources."""
     if not account_is_usable(user):
@@ -35,7 +33,7 @@ def project_visible_q(user: Any) -> QuerySet[Project]:
     return Project.objects.filter(Q(pk__in=member_of) | Q(pk__in=stewarded))
 
 
-def project_get_for_user(*, user: Any, pk: int) -> Project:
+def project_get_for_user(*, user: User, pk: int) -> Project:
     """The project, or Http404 when it does not exist or the user may not see it (e.g. it has expired)."""
     project = project_visible_q(user).filter(pk=pk).first()
     if project is None:
@@ -43,7 +41,7 @@ def project_get_for_user(*, user: Any, pk: int) -> Project:
     return project
 
 
-def project_join_candidates(user: Any) -> QuerySet[Project]:
+def project_join_candidates(user: User) -> QuerySet[Project]:
     """Running projects an approved user may ask to join: titles only are shown, so that people can find their
     project; nothing inside is visible before the two approvals."""
     if not account_is_usable(user):
@@ -54,18 +52,18 @@ def project_join_candidates(user: Any) -> QuerySet[Project]:
     return Project.objects.filter(running_projects_q()).exclude(pk__in=taken).select_related("principal_investigator")
 
 
-def project_joinable_get(*, user: Any, pk: int) -> Project:
+def project_joinable_get(*, user: User, pk: int) -> Project:
     project = Project.objects.filter(running_projects_q(), pk=pk).first()
     if project is None or not account_is_usable(user):
         raise Http404("no such project")
     return project
 
 
-def memberships_of_user(user: Any) -> QuerySet[ProjectMembership]:
+def memberships_of_user(user: User) -> QuerySet[ProjectMembership]:
     return ProjectMembership.objects.filter(user=user).select_related("project").order_by("-requested_at")
 
 
-def membership_requests_awaiting(user: Any) -> list[ProjectMembership]:
+def membership_requests_awaiting(user: User) -> list[ProjectMembership]:
     """Requests on which the user has an approval to give (owner's or steward's step)."""
     if not account_is_usable(user):
         return []
@@ -85,7 +83,7 @@ def membership_requests_awaiting(user: Any) -> list[ProjectMembership]:
     ]
 
 
-def membership_get_for_decider(*, user: Any, pk: int) -> ProjectMembership:
+def membership_get_for_decider(*, user: User, pk: int) -> ProjectMembership:
     """A membership the user may see in order to decide on it: a project they may see, or 404."""
     membership = ProjectMembership.objects.select_related("project", "user").filter(pk=pk).first()
     if membership is None or not project_visible_q(user).filter(pk=membership.project_id).exists():
@@ -93,7 +91,7 @@ def membership_get_for_decider(*, user: Any, pk: int) -> ProjectMembership:
     return membership
 
 
-def accounts_pending_review(user: Any) -> QuerySet[User]:
+def accounts_pending_review(user: User) -> QuerySet[User]:
     """Pending accounts, with whether their e-mail is verified, for admins and stewards (who approve into their
     own organisation only). Others get nothing."""
     if not approvals.can_review_accounts(user):
@@ -107,7 +105,7 @@ def accounts_pending_review(user: Any) -> QuerySet[User]:
     )
 
 
-def accounts_managed_by(user: Any) -> QuerySet[User]:
+def accounts_managed_by(user: User) -> QuerySet[User]:
     """Approved and suspended accounts the user may suspend or reinstate."""
     if is_admin(user):
         qs = User.objects.all()
@@ -123,7 +121,7 @@ def accounts_managed_by(user: Any) -> QuerySet[User]:
     )
 
 
-def account_get_for_reviewer(*, user: Any, pk: int) -> User:
+def account_get_for_reviewer(*, user: User, pk: int) -> User:
     """A pending or managed account the reviewer may decide on, or 404."""
     account = accounts_pending_review(user).filter(pk=pk).first() or accounts_managed_by(user).filter(pk=pk).first()
     if account is None:

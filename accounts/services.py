@@ -128,7 +128,7 @@ def login_locked_out(*, login_name: str, request: HttpRequest | None) -> None:
     )
 
 
-def logout_recorded(*, user: Any, request: HttpRequest | None) -> None:
+def logout_recorded(*, user: User, request: HttpRequest | None) -> None:
     if user is not None and getattr(user, "is_authenticated", False):
         audit_record(action="logout", actor=user, obj=user, ip_address=client_ip(request))
 

@@ -7,26 +7,28 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from django.apps import apps
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import AnonymousUser
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from audit.models import AuditEvent
 
 
-def _is_approved(user: Any) -> bool:
+def _is_approved(user: AbstractBaseUser | AnonymousUser) -> bool:
     return bool(
         getattr(user, "is_authenticated", False) and user.is_active and getattr(user, "status", "") == "approved"
     )
 
 
-def can_read_audit(user: Any) -> bool:
+def can_read_audit(user: AbstractBaseUser | AnonymousUser) -> bool:
     """Admins and data stewards (of an organisation) read the audit log; nobody else learns it exists."""
     if not _is_approved(user):
         return False
     return user.role == "admin" or (user.role == "steward" and user.organisation_id is not None)
 
 
-def events_visible_to(user: Any) -> QuerySet[AuditEvent]:
+def events_visible_to(user: AbstractBaseUser | AnonymousUser) -> QuerySet[AuditEvent]:
     """Admins: every event. A data steward: its site's events — those about one of its organisation's sources
     (``source_key``) — and those by or about its organisation's people. Others: none.
 
@@ -86,7 +88,7 @@ def audit_filter_from_params(params: Any) -> AuditFilter:
     )
 
 
-def events_filtered(*, user: Any, audit_filter: AuditFilter) -> QuerySet[AuditEvent]:
+def events_filtered(*, user: AbstractBaseUser, audit_filter: AuditFilter) -> QuerySet[AuditEvent]:
     events = events_visible_to(user)
     if audit_filter.action:
         events = events.filter(action=audit_filter.action)
@@ -103,5 +105,5 @@ def events_filtered(*, user: Any, audit_filter: AuditFilter) -> QuerySet[AuditEv
     return events.order_by("-at", "-id")
 
 
-def actions_visible_to(user: Any) -> list[str]:
+def actions_visible_to(user: AbstractBaseUser) -> list[str]:
     return sorted(set(events_visible_to(user).values_list("action", flat=True).distinct()))

@@ -11,7 +11,6 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -45,14 +44,14 @@ class NewToken:
 # --- reads -------------------------------------------------------------------------------------------------------
 
 
-def tokens_of_user(user: Any) -> QuerySet[ApiToken]:
+def tokens_of_user(user: User) -> QuerySet[ApiToken]:
     """A person's own tokens, newest first (nobody lists anybody else's, not even an admin)."""
     if not account_is_usable(user):
         return ApiToken.objects.none()
     return ApiToken.objects.filter(user=user).order_by("-created_at", "-id")
 
 
-def token_get_for_user(*, user: Any, pk: int) -> ApiToken:
+def token_get_for_user(*, user: User, pk: int) -> ApiToken:
     token = tokens_of_user(user).filter(pk=pk).first()
     if token is None:
         raise Http404("No such token.")

@@ -46,7 +46,7 @@ class TokenViewSet(
     model = ApiToken
     serializer_class = TokenSerializer
 
-    def restrict(self, user: Any) -> QuerySet[ApiToken]:
+    def restrict(self, user: User) -> QuerySet[ApiToken]:
         return tokens.tokens_of_user(user)
 
     @extend_schema(
@@ -85,7 +85,7 @@ class ProjectViewSet(RestrictedReadOnlyViewSet):
     serializer_class = ProjectSerializer
     filterset_fields = ["title"]
 
-    def restrict(self, user: Any) -> QuerySet[Project]:
+    def restrict(self, user: User) -> QuerySet[Project]:
         return (
             selectors.project_visible_q(user)
             .select_related("principal_investigator")
@@ -110,7 +110,7 @@ class MembershipViewSet(RestrictedGenericViewSet):
     model = ProjectMembership
     serializer_class = MembershipSerializer
 
-    def restrict(self, user: Any) -> QuerySet[ProjectMembership]:
+    def restrict(self, user: User) -> QuerySet[ProjectMembership]:
         project = selectors.project_get_for_user(user=user, pk=self.kwargs["project_pk"])
         memberships = project.memberships.select_related("user", "owner_approved_by", "steward_approved_by")
         if not (approvals.is_project_owner(user, project) or approvals.is_project_steward(user, project)):
@@ -201,7 +201,7 @@ class PendingAccountViewSet(RestrictedReadOnlyViewSet):
         if not approvals.can_review_accounts(request.user):
             raise Http404("No such page.")
 
-    def restrict(self, user: Any) -> QuerySet[User]:
+    def restrict(self, user: User) -> QuerySet[User]:
         return selectors.accounts_pending_review(user).select_related("organisation")
 
     @extend_schema(

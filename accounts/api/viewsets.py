@@ -25,6 +25,7 @@ from rest_framework import viewsets
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
 
+from accounts.models import User
 from audit.http import client_ip
 
 VIEW, CHANGE, DELETE = "view", "change", "delete"
@@ -64,7 +65,7 @@ class Refusal:
 def refusing(test: Callable[[Any, Any], bool], reason: str) -> ObjectRule:
     """A yes/no ``test(user, obj)`` as an object rule, refused with ``reason``."""
 
-    def rule(user: Any, obj: Any) -> object:
+    def rule(user: User, obj: Any) -> object:
         return True if test(user, obj) else Refusal(reason)
 
     return rule
@@ -83,7 +84,7 @@ class RestrictedViewSetMixin:
     #: What the current action needs, resolved in ``initial()``.
     need: str = VIEW
 
-    def restrict(self, user: Any) -> QuerySet:
+    def restrict(self, user: User) -> QuerySet:
         raise NotImplementedError(f"{type(self).__name__} must restrict its queryset through a selector")
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
