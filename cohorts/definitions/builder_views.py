@@ -23,7 +23,7 @@ from django.views.decorators.http import require_GET, require_POST
 from accounts.permissions import projects_for_user, user_can
 from cohorts.definitions import selectors as definition_selectors
 from cohorts.definitions import services as definition_services
-from cohorts.definitions.builder import BUILDER_DOMAINS, describe_expression, empty_expression, error_block
+from cohorts.definitions.builder import builder_domains, describe_expression, empty_expression, expression_errors
 from cohorts.expression import ExpressionError, parse_expression
 from cohorts.runs import selectors as run_selectors
 
@@ -54,16 +54,12 @@ def _body(request: HttpRequest) -> dict[str, Any]:
     return data
 
 
-def _expression_errors(exc: ExpressionError) -> list[dict[str, str]]:
-    return [{"path": path, "message": message, "block": error_block(path)} for path, message in exc.errors]
-
-
 def _validated(data: dict[str, Any]) -> dict[str, Any]:
     """The expression of the request, validated (``_BadRequest`` with every problem otherwise)."""
     try:
         parse_expression(data["expression"])
     except ExpressionError as exc:
-        raise _BadRequest(_expression_errors(exc)) from None
+        raise _BadRequest(expression_errors(exc.errors)) from None
     return data["expression"]
 
 
@@ -104,7 +100,7 @@ def _page(request: HttpRequest, *, definition: Any, expression: dict[str, Any]) 
         else {"id": definition.pk, "name": definition.name, "version": definition.latest_version().number},
         "projects": [{"id": p.pk, "title": p.title} for p in projects_for_user(request.user).order_by("title")],
         "sources": _sources(request.user, definition) if definition is not None else [],
-        "domains": [{"key": key, "label": words} for key, words in BUILDER_DOMAINS.items()],
+        "domains": builder_domains(),
         "urls": {
             "describe": reverse("cohorts:builder_describe"),
             "create": reverse("cohorts:builder_create"),
@@ -149,13 +145,7 @@ def builder_describe(request: HttpRequest) -> JsonResponse:
         data = _body(request)
     except _BadRequest as exc:
         return JsonResponse({"errors": exc.errors}, status=400)
-    expression = data["expression"]
-    try:
-        parse_expression(expression)
-        errors: list[dict[str, str]] = []
-    except ExpressionError as exc:
-        errors = _expression_errors(exc)
-    return JsonResponse({**describe_expression(expression), "valid": not errors, "errors": errors})
+    return JsonResponse(describe_expression(data["expression"]))
 
 
 @login_required

@@ -15,10 +15,10 @@ from django.urls import reverse
 
 from accounts.tests.fixtures import *  # noqa: F403  (alice, bob, charlie, steward, project, bob_member …)
 from audit.models import AuditEvent
-from cohorts.definitions.builder import BuilderSpec, RuleSpec, build_expression
 from cohorts.definitions.models import CohortDefinition, CohortDefinitionVersion
 from cohorts.definitions.services import definition_create, definition_share
 from cohorts.expression import parse_expression
+from cohorts.tests.simple_builder import BuilderSpec, RuleSpec, build_expression
 
 pytestmark = pytest.mark.django_db
 
