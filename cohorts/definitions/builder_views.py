@@ -20,10 +20,12 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
+from accounts.models import User
 from accounts.permissions import projects_for_user, user_can
 from cohorts.definitions import selectors as definition_selectors
 from cohorts.definitions import services as definition_services
 from cohorts.definitions.builder import builder_domains, describe_expression, empty_expression, expression_errors
+from cohorts.definitions.models import CohortDefinition
 from cohorts.expression import ExpressionError, parse_expression
 from cohorts.runs import selectors as run_selectors
 
@@ -67,7 +69,7 @@ def _note(data: dict[str, Any]) -> str:
     return str(data.get("note") or "").strip()[:MAX_NOTE]
 
 
-def _editable(user: Any, pk: int) -> Any:
+def _editable(user: User, pk: int) -> CohortDefinition:
     """The definition if the user may change it: 404 when they may not even see it, 403 when they only see it."""
     definition = definition_selectors.definition_get_for_user(user, pk)
     if not user_can(user, CHANGE, definition):
@@ -75,7 +77,7 @@ def _editable(user: Any, pk: int) -> Any:
     return definition
 
 
-def _sources(user: Any, definition: Any) -> list[dict[str, Any]]:
+def _sources(user: User, definition: CohortDefinition) -> list[dict[str, Any]]:
     return [
         {"id": s.pk, "label": f"{s.name} ({s.key})"}
         for s in run_selectors.sources_for_user_and_definition(user, definition).order_by("name")
