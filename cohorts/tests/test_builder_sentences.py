@@ -9,9 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cohorts.definitions import describe
 from cohorts.definitions.builder import describe_expression, empty_expression, error_block, unmodelled_fragments
-from cohorts.definitions.describe import expression_summary
+from cohorts.definitions.describe import correlated_words, expression_summary
 from cohorts.expression import parse_draft, parse_expression
 from cohorts.tests.conftest import oracle_definition, oracle_manifest
 
@@ -50,7 +49,7 @@ def correlated_sentence(expression: dict[str, Any], correlated: dict[str, Any]) 
     typed = parse_draft(document).expression
     (rule,) = typed.inclusion_rules
     (criterion,) = rule.expression.criteria_list
-    return describe.correlated_words(typed, criterion)
+    return correlated_words(typed, criterion)
 
 
 def diabetes_with_hba1c() -> dict[str, Any]:
