@@ -33,7 +33,6 @@ from cohorts.compiler.context import (
     with_ctes,
 )
 from cohorts.compiler.criteria import (
-    COLUMN_NAMES,
     concepts_in,
     date_clause,
     domain_sql,
@@ -54,6 +53,7 @@ from cohorts.expression import (
     Occurrence,
     parse_expression,
 )
+from cohorts.expression.domains import COUNT_COLUMNS
 
 Statement = tuple[str, dict[str, Any]]
 
@@ -227,7 +227,7 @@ class _CohortCompiler:
 
     def windowed_sql(self, cc: CorrelatedCriteria, events: str, extras: Sequence[str]) -> str:
         query, condition = self.window(cc, extras)
-        columns = "".join(f", A.{COLUMN_NAMES[c]}" for c in extras)
+        columns = "".join(f", A.{COUNT_COLUMNS[c]}" for c in extras)
         return f"SELECT P.person_id, P.event_id{columns} FROM {events} P\nJOIN (\n{query}\n) A ON {condition}"
 
     def window(self, cc: CorrelatedCriteria, extras: Sequence[str]) -> tuple[str, str]:
@@ -274,7 +274,7 @@ class _CohortCompiler:
         extras = [occ.count_column or "DOMAIN_CONCEPT"] if occ.is_distinct else []
         query, condition = self.window(cc, extras)
         if extras:
-            condition += f" AND A.{COLUMN_NAMES[extras[0]]} IS NOT NULL"
+            condition += f" AND A.{COUNT_COLUMNS[extras[0]]} IS NOT NULL"
         if not self.ctx.dialect.correlated_exists:
             # Pairs of (index event, match) on the person, then the distinct events that have one (EXCEPT: none).
             matched = f"SELECT P.person_id, P.event_id FROM {events} P\nJOIN (\n{query}\n) A ON {condition}"
@@ -295,7 +295,7 @@ class _CohortCompiler:
         if occ.is_distinct:
             column = occ.count_column or "DOMAIN_CONCEPT"
             extras.append(column)
-            count_expr = f"DISTINCT cc.{COLUMN_NAMES[column]}"
+            count_expr = f"DISTINCT cc.{COUNT_COLUMNS[column]}"
         if occ.type == Occurrence.AT_LEAST and occ.count == 1:
             # "At least one" is a semi-join: each index event is kept at its first match, with no grouping.
             return self.exists_sql(cc, events, index_id)

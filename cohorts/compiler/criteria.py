@@ -21,28 +21,9 @@ from cohorts.expression import (
     Period,
     TextFilter,
 )
+from cohorts.expression.domains import COUNT_COLUMNS, DOMAINS, Domain
 
 _OPS = {"lt": "<", "lte": "<=", "eq": "=", "!eq": "<>", "gt": ">", "gte": ">="}
-
-#: Output names of the columns an occurrence count may use (Occurrence.CountColumn), as Circe names them.
-COLUMN_NAMES = {
-    "DAYS_SUPPLY": "days_supply",
-    "DOMAIN_CONCEPT": "domain_concept_id",
-    "DOMAIN_SOURCE_CONCEPT": "domain_source_concept_id",
-    "DURATION": "duration",
-    "END_DATE": "end_date",
-    "ERA_OCCURRENCES": "occurrence_count",
-    "GAP_DAYS": "gap_days",
-    "QUANTITY": "quantity",
-    "RANGE_HIGH": "range_high",
-    "RANGE_LOW": "range_low",
-    "REFILLS": "refills",
-    "START_DATE": "start_date",
-    "UNIT": "unit_concept_id",
-    "VALUE_AS_NUMBER": "value_as_number",
-    "VISIT_ID": "visit_occurrence_id",
-    "VISIT_DETAIL_ID": "visit_detail_id",
-}
 _ALWAYS_THERE = {"START_DATE", "END_DATE", "VISIT_ID"}
 
 
@@ -98,18 +79,13 @@ def codeset_join(alias: str, column: str, codeset_id: int) -> str:
 
 # ---- builders --------------------------------------------------------------------------------------------------
 class DomainBuilder:
-    """The shape shared by the domain builders; each subclass fills in its table and attributes."""
+    """The shape shared by the domain builders. The facts of the domain (its table, event id, date and concept
+    columns, whether it has ``First`` and visits) come from ``domain``, its row of the table of domains; each
+    subclass adds the SQL of its own: the end date expression, the columns a count may use, the filters."""
 
-    table: ClassVar[str]
+    domain: ClassVar[Domain]
     alias: ClassVar[str]
-    id_column: ClassVar[str]
-    start_column: ClassVar[str]
-    end_sql: ClassVar[str]  # in terms of ``{a}`` = the table alias
-    visit: ClassVar[bool] = True  # has visit_occurrence_id
-    codeset_column: ClassVar[str | None] = None
-    source_attribute: ClassVar[str | None] = None
-    source_column: ClassVar[str | None] = None
-    has_ordinal: ClassVar[bool] = True
+    end_sql: ClassVar[str]  # in terms of ``{start}``, ``{end}`` (the domain's date columns) and ``{a}`` (its alias)
     count_columns: ClassVar[dict[str, str]] = {}
 
     def __init__(self, ctx: Context, criterion: Criterion, extras: Sequence[str]) -> None:
@@ -122,9 +98,9 @@ class DomainBuilder:
     # -- pieces
     def start_end(self) -> tuple[str, str]:
         """The event's start and end, after ``DateAdjustment``."""
-        a = self.alias
-        start = self.start_column.format(a=a)
-        end = self.end_sql.format(a=a)
+        a, domain = self.alias, self.domain
+        start = f"{a}.{domain.start_column}"
+        end = self.end_sql.format(a=a, start=start, end=f"{a}.{domain.end_column}")
         adj = self.c.date_adjustment
         if adj is None:
             return start, end
@@ -138,17 +114,18 @@ class DomainBuilder:
         eras and specimens); as its (codeset_id, concept_id) rows are distinct, a semi-join keeps the same rows,
         and the dialect writes it so that the domain table's concept index is used (``Dialect.in_codeset``)."""
         conditions = []
+        domain = self.domain
         codeset_id = self.c.get("CodesetId")
-        if codeset_id is not None and self.codeset_column:
-            conditions.append(self.ctx.in_codeset(f"{self.alias}.{self.codeset_column}", codeset_id))
-        if self.source_attribute is not None and self.c.get(self.source_attribute) is not None:
-            source = self.c.get(self.source_attribute)
-            conditions.append(self.ctx.in_codeset(f"{self.alias}.{self.source_column}", source))
+        if codeset_id is not None and domain.concept_column:
+            conditions.append(self.ctx.in_codeset(f"{self.alias}.{domain.concept_column}", codeset_id))
+        if domain.source_concept is not None and self.c.get(domain.source_concept) is not None:
+            source = self.c.get(domain.source_concept)
+            conditions.append(self.ctx.in_codeset(f"{self.alias}.{domain.source_concept_column}", source))
         return ("\nWHERE " + "\nAND ".join(conditions)) if conditions else ""
 
     def ordinal_order(self) -> str:
         a = self.alias
-        return f"{a}.{self.start_column.format(a=a).split('.')[-1]}, {a}.{self.id_column}"
+        return f"{a}.{self.domain.start_column}, {a}.{self.domain.id_column}"
 
     def person_join(self) -> None:
         join = f"JOIN {self.ctx.table('person')} P ON C.person_id = P.person_id"
@@ -173,7 +150,7 @@ class DomainBuilder:
                 )
             if source == "DURATION":
                 source = self.duration()
-            out.append(f", {source} AS {COLUMN_NAMES[column]}")
+            out.append(f", {source} AS {COUNT_COLUMNS[column]}")
         return "".join(out)
 
     def sql(self) -> str:
@@ -182,20 +159,21 @@ class DomainBuilder:
         self.filters()
         start, end = self.start_end()
         ordinal = ""
-        if self.has_ordinal and self.c.get("First"):
+        if self.domain.has_first and self.c.get("First"):
             ordinal = (
                 f", row_number() OVER (PARTITION BY {self.alias}.person_id ORDER BY {self.ordinal_order()}) AS ordinal"
             )
             self.wheres.append("C.ordinal = 1")
         inner = (
             f"SELECT {self.alias}.*, {start} AS start_date, {end} AS end_date{ordinal}\n"
-            f"FROM {self.ctx.table(self.table)} {self.alias}" + self.inner_where()
+            f"FROM {self.ctx.table(self.domain.table)} {self.alias}" + self.inner_where()
         )
-        visit = "C.visit_occurrence_id" if self.visit else "CAST(NULL AS BIGINT)"
+        visit = "C.visit_occurrence_id" if self.domain.visit else "CAST(NULL AS BIGINT)"
         out_start, out_end = self.outer_start_end()
         where = ("\nWHERE " + "\nAND ".join(self.wheres)) if self.wheres else ""
+        event_id = self.domain.id_column
         return (
-            f"SELECT C.person_id, C.{self.id_column} AS event_id, {out_start} AS start_date, {out_end} AS end_date, "
+            f"SELECT C.person_id, C.{event_id} AS event_id, {out_start} AS start_date, {out_end} AS end_date, "
             f"{visit} AS visit_occurrence_id, C.start_date AS sort_date{self.extra_columns()}\n"
             f"FROM (\n{inner}\n) C\n" + "\n".join(self.joins) + where
         )
@@ -260,11 +238,8 @@ class DomainBuilder:
 
 
 class ConditionOccurrenceBuilder(DomainBuilder):
-    table, alias, id_column = "condition_occurrence", "co", "condition_occurrence_id"
-    start_column = "{a}.condition_start_date"
-    end_sql = "COALESCE({a}.condition_end_date, ({a}.condition_start_date + 1))"
-    codeset_column = "condition_concept_id"
-    source_attribute, source_column = "ConditionSourceConcept", "condition_source_concept_id"
+    domain, alias = DOMAINS["ConditionOccurrence"], "co"
+    end_sql = "COALESCE({end}, ({start} + 1))"
     count_columns = {"DOMAIN_CONCEPT": "C.condition_concept_id", "DURATION": "DURATION"}
 
     def filters(self) -> None:
@@ -278,11 +253,8 @@ class ConditionOccurrenceBuilder(DomainBuilder):
 
 
 class ConditionEraBuilder(DomainBuilder):
-    table, alias, id_column = "condition_era", "ce", "condition_era_id"
-    start_column = "{a}.condition_era_start_date"
-    end_sql = "{a}.condition_era_end_date"
-    visit = False
-    codeset_column = "condition_concept_id"
+    domain, alias = DOMAINS["ConditionEra"], "ce"
+    end_sql = "{end}"
     count_columns = {
         "DOMAIN_CONCEPT": "C.condition_concept_id",
         "ERA_OCCURRENCES": "C.condition_occurrence_count",
@@ -298,14 +270,8 @@ class ConditionEraBuilder(DomainBuilder):
 
 
 class DrugExposureBuilder(DomainBuilder):
-    table, alias, id_column = "drug_exposure", "de", "drug_exposure_id"
-    start_column = "{a}.drug_exposure_start_date"
-    end_sql = (
-        "COALESCE({a}.drug_exposure_end_date, ({a}.drug_exposure_start_date + CAST({a}.days_supply AS INTEGER)), "
-        "({a}.drug_exposure_start_date + 1))"
-    )
-    codeset_column = "drug_concept_id"
-    source_attribute, source_column = "DrugSourceConcept", "drug_source_concept_id"
+    domain, alias = DOMAINS["DrugExposure"], "de"
+    end_sql = "COALESCE({end}, ({start} + CAST({a}.days_supply AS INTEGER)), ({start} + 1))"
     count_columns = {
         "DAYS_SUPPLY": "C.days_supply",
         "DOMAIN_CONCEPT": "C.drug_concept_id",
@@ -330,11 +296,8 @@ class DrugExposureBuilder(DomainBuilder):
 
 
 class DrugEraBuilder(DomainBuilder):
-    table, alias, id_column = "drug_era", "de", "drug_era_id"
-    start_column = "{a}.drug_era_start_date"
-    end_sql = "{a}.drug_era_end_date"
-    visit = False
-    codeset_column = "drug_concept_id"
+    domain, alias = DOMAINS["DrugEra"], "de"
+    end_sql = "{end}"
     count_columns = {
         "DOMAIN_CONCEPT": "C.drug_concept_id",
         "ERA_OCCURRENCES": "C.drug_exposure_count",
@@ -352,11 +315,8 @@ class DrugEraBuilder(DomainBuilder):
 
 
 class DoseEraBuilder(DomainBuilder):
-    table, alias, id_column = "dose_era", "de", "dose_era_id"
-    start_column = "{a}.dose_era_start_date"
-    end_sql = "{a}.dose_era_end_date"
-    visit = False
-    codeset_column = "drug_concept_id"
+    domain, alias = DOMAINS["DoseEra"], "de"
+    end_sql = "{end}"
     count_columns = {
         "DOMAIN_CONCEPT": "C.drug_concept_id",
         "DURATION": "DURATION",
@@ -374,11 +334,8 @@ class DoseEraBuilder(DomainBuilder):
 
 
 class ProcedureOccurrenceBuilder(DomainBuilder):
-    table, alias, id_column = "procedure_occurrence", "po", "procedure_occurrence_id"
-    start_column = "{a}.procedure_date"
-    end_sql = "({a}.procedure_date + 1)"
-    codeset_column = "procedure_concept_id"
-    source_attribute, source_column = "ProcedureSourceConcept", "procedure_source_concept_id"
+    domain, alias = DOMAINS["ProcedureOccurrence"], "po"
+    end_sql = "({start} + 1)"
     count_columns = {
         "DOMAIN_CONCEPT": "C.procedure_concept_id",
         "DURATION": "CAST(1 AS INTEGER)",
@@ -395,11 +352,8 @@ class ProcedureOccurrenceBuilder(DomainBuilder):
 
 
 class MeasurementBuilder(DomainBuilder):
-    table, alias, id_column = "measurement", "m", "measurement_id"
-    start_column = "{a}.measurement_date"
-    end_sql = "({a}.measurement_date + 1)"
-    codeset_column = "measurement_concept_id"
-    source_attribute, source_column = "MeasurementSourceConcept", "measurement_source_concept_id"
+    domain, alias = DOMAINS["Measurement"], "m"
+    end_sql = "({start} + 1)"
     count_columns = {
         "DOMAIN_CONCEPT": "C.measurement_concept_id",
         "DURATION": "CAST(1 AS INTEGER)",
@@ -432,11 +386,8 @@ class MeasurementBuilder(DomainBuilder):
 
 
 class ObservationBuilder(DomainBuilder):
-    table, alias, id_column = "observation", "o", "observation_id"
-    start_column = "{a}.observation_date"
-    end_sql = "({a}.observation_date + 1)"
-    codeset_column = "observation_concept_id"
-    source_attribute, source_column = "ObservationSourceConcept", "observation_source_concept_id"
+    domain, alias = DOMAINS["Observation"], "o"
+    end_sql = "({start} + 1)"
     count_columns = {
         "DOMAIN_CONCEPT": "C.observation_concept_id",
         "VALUE_AS_NUMBER": "C.value_as_number",
@@ -458,11 +409,8 @@ class ObservationBuilder(DomainBuilder):
 
 
 class DeviceExposureBuilder(DomainBuilder):
-    table, alias, id_column = "device_exposure", "de", "device_exposure_id"
-    start_column = "{a}.device_exposure_start_date"
-    end_sql = "COALESCE({a}.device_exposure_end_date, ({a}.device_exposure_start_date + 1))"
-    codeset_column = "device_concept_id"
-    source_attribute, source_column = "DeviceSourceConcept", "device_source_concept_id"
+    domain, alias = DOMAINS["DeviceExposure"], "de"
+    end_sql = "COALESCE({end}, ({start} + 1))"
     count_columns = {"DOMAIN_CONCEPT": "C.device_concept_id", "QUANTITY": "C.quantity", "DURATION": "DURATION"}
 
     def filters(self) -> None:
@@ -476,11 +424,8 @@ class DeviceExposureBuilder(DomainBuilder):
 
 
 class SpecimenBuilder(DomainBuilder):
-    table, alias, id_column = "specimen", "s", "specimen_id"
-    start_column = "{a}.specimen_date"
-    end_sql = "({a}.specimen_date + 1)"
-    visit = False
-    codeset_column = "specimen_concept_id"
+    domain, alias = DOMAINS["Specimen"], "s"
+    end_sql = "({start} + 1)"
     count_columns = {"DOMAIN_CONCEPT": "C.specimen_concept_id", "DURATION": "CAST(1 AS INTEGER)"}
 
     def filters(self) -> None:
@@ -497,13 +442,8 @@ class SpecimenBuilder(DomainBuilder):
 
 
 class DeathBuilder(DomainBuilder):
-    table, alias, id_column = "death", "d", "person_id"
-    start_column = "{a}.death_date"
-    end_sql = "({a}.death_date + 1)"
-    visit = False
-    has_ordinal = False
-    codeset_column = "cause_concept_id"
-    source_attribute, source_column = "DeathSourceConcept", "cause_source_concept_id"
+    domain, alias = DOMAINS["Death"], "d"
+    end_sql = "({start} + 1)"
     count_columns = {"DOMAIN_CONCEPT": "coalesce(C.cause_concept_id, 0)", "DURATION": "CAST(1 AS INTEGER)"}
 
     def filters(self) -> None:
@@ -513,11 +453,8 @@ class DeathBuilder(DomainBuilder):
 
 
 class VisitOccurrenceBuilder(DomainBuilder):
-    table, alias, id_column = "visit_occurrence", "vo", "visit_occurrence_id"
-    start_column = "{a}.visit_start_date"
-    end_sql = "{a}.visit_end_date"
-    codeset_column = "visit_concept_id"
-    source_attribute, source_column = "VisitSourceConcept", "visit_source_concept_id"
+    domain, alias = DOMAINS["VisitOccurrence"], "vo"
+    end_sql = "{end}"
     count_columns = {"DOMAIN_CONCEPT": "C.visit_concept_id", "DURATION": "DURATION"}
 
     def filters(self) -> None:
@@ -556,11 +493,7 @@ class VisitOccurrenceBuilder(DomainBuilder):
 
 
 class VisitDetailBuilder(VisitOccurrenceBuilder):
-    table, alias, id_column = "visit_detail", "vd", "visit_detail_id"
-    start_column = "{a}.visit_detail_start_date"
-    end_sql = "{a}.visit_detail_end_date"
-    codeset_column = "visit_detail_concept_id"
-    source_attribute, source_column = "VisitDetailSourceConcept", "visit_detail_source_concept_id"
+    domain, alias = DOMAINS["VisitDetail"], "vd"
     count_columns = {
         "DOMAIN_CONCEPT": "C.visit_detail_concept_id",
         "DURATION": "DURATION",
@@ -590,14 +523,12 @@ class VisitDetailBuilder(VisitOccurrenceBuilder):
 
 
 class ObservationPeriodBuilder(DomainBuilder):
-    table, alias, id_column = "observation_period", "op", "observation_period_id"
-    start_column = "{a}.observation_period_start_date"
-    end_sql = "{a}.observation_period_end_date"
-    visit = False
+    domain, alias = DOMAINS["ObservationPeriod"], "op"
+    end_sql = "{end}"
     count_columns = {"DOMAIN_CONCEPT": "C.period_type_concept_id"}
 
     def ordinal_order(self) -> str:
-        return f"{self.alias}.{self.start_column.format(a=self.alias).split('.')[-1]}"
+        return f"{self.alias}.{self.domain.start_column}"
 
     def outer_start_end(self) -> tuple[str, str]:
         period: Period | None = self.c.get("UserDefinedPeriod")
@@ -617,9 +548,7 @@ class ObservationPeriodBuilder(DomainBuilder):
 
 
 class PayerPlanPeriodBuilder(ObservationPeriodBuilder):
-    table, alias, id_column = "payer_plan_period", "ppp", "payer_plan_period_id"
-    start_column = "{a}.payer_plan_period_start_date"
-    end_sql = "{a}.payer_plan_period_end_date"
+    domain, alias = DOMAINS["PayerPlanPeriod"], "ppp"
     count_columns = {"DOMAIN_CONCEPT": "C.payer_concept_id"}
     concept_columns = (
         ("PayerConcept", "payer_concept_id"),
@@ -659,40 +588,48 @@ def period_filters(builder: DomainBuilder) -> None:
 class LocationRegionBuilder(DomainBuilder):
     """Persons' location history in a region concept set. As Circe, StartDate/EndDate are not used."""
 
+    domain = DOMAINS["LocationRegion"]
+
     def sql(self) -> str:
+        history, event_id = self.domain.table, self.domain.id_column
+        start, end, region = self.domain.start_column, self.domain.end_column, self.domain.concept_column
         codeset_id = self.c.get("CodesetId")
-        join = codeset_join("cs", "l.region_concept_id", codeset_id) if codeset_id is not None else ""
+        join = codeset_join("cs", f"l.{region}", codeset_id) if codeset_id is not None else ""
         extras = ""
         if "DOMAIN_CONCEPT" in self.extras:
-            extras = ", C.region_concept_id AS domain_concept_id"
+            extras = f", C.{region} AS domain_concept_id"
         return (
-            "SELECT C.entity_id AS person_id, C.location_history_id AS event_id, C.start_date AS start_date, "
-            "COALESCE(C.end_date, DATE '2099-12-31') AS end_date, CAST(NULL AS BIGINT) AS visit_occurrence_id, "
-            f"C.start_date AS sort_date{extras}\n"
-            "FROM (\nSELECT lh.entity_id, lh.location_history_id, lh.start_date, lh.end_date, l.region_concept_id\n"
+            f"SELECT C.entity_id AS person_id, C.{event_id} AS event_id, C.{start} AS start_date, "
+            f"COALESCE(C.{end}, DATE '2099-12-31') AS end_date, CAST(NULL AS BIGINT) AS visit_occurrence_id, "
+            f"C.{start} AS sort_date{extras}\n"
+            f"FROM (\nSELECT lh.entity_id, lh.{event_id}, lh.{start}, lh.{end}, l.{region}\n"
             f"FROM {self.ctx.table('location')} l\n"
-            f"JOIN {self.ctx.table('location_history')} lh ON l.location_id = lh.location_id\n"
+            f"JOIN {self.ctx.table(history)} lh ON l.location_id = lh.location_id\n"
             f"{join}\nWHERE lh.domain_id = 'PERSON'\n) C"
         )
 
 
+#: The builder of each domain of the table of domains.
 BUILDERS: dict[str, type[DomainBuilder]] = {
-    "ConditionOccurrence": ConditionOccurrenceBuilder,
-    "ConditionEra": ConditionEraBuilder,
-    "DrugExposure": DrugExposureBuilder,
-    "DrugEra": DrugEraBuilder,
-    "DoseEra": DoseEraBuilder,
-    "ProcedureOccurrence": ProcedureOccurrenceBuilder,
-    "Measurement": MeasurementBuilder,
-    "Observation": ObservationBuilder,
-    "VisitOccurrence": VisitOccurrenceBuilder,
-    "VisitDetail": VisitDetailBuilder,
-    "DeviceExposure": DeviceExposureBuilder,
-    "Specimen": SpecimenBuilder,
-    "Death": DeathBuilder,
-    "ObservationPeriod": ObservationPeriodBuilder,
-    "PayerPlanPeriod": PayerPlanPeriodBuilder,
-    "LocationRegion": LocationRegionBuilder,
+    builder.domain.name: builder
+    for builder in (
+        ConditionOccurrenceBuilder,
+        ConditionEraBuilder,
+        DrugExposureBuilder,
+        DrugEraBuilder,
+        DoseEraBuilder,
+        ProcedureOccurrenceBuilder,
+        MeasurementBuilder,
+        ObservationBuilder,
+        VisitOccurrenceBuilder,
+        VisitDetailBuilder,
+        DeviceExposureBuilder,
+        SpecimenBuilder,
+        DeathBuilder,
+        ObservationPeriodBuilder,
+        PayerPlanPeriodBuilder,
+        LocationRegionBuilder,
+    )
 }
 
 

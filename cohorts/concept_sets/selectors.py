@@ -16,7 +16,7 @@ from django.db.models import QuerySet
 from django.http import Http404
 from django.utils.translation import gettext_lazy as _
 
-from accounts.models import Project
+from accounts.models import Project, User
 from accounts.permissions import (
     filter_by_permission,
     is_admin,
@@ -43,7 +43,7 @@ MAX_ITEMS = 1_000
 PREVIEW_SIZE = 100
 
 
-def count_sources_for_user(user: Any) -> QuerySet[Source]:
+def count_sources_for_user(user: User) -> QuerySet[Source]:
     """The active sites whose concept counts the user may see: those of the projects they work in today
     (admins: every active site). Outsiders see none."""
     active = Source.objects.filter(is_active=True)
@@ -55,7 +55,7 @@ def count_sources_for_user(user: Any) -> QuerySet[Source]:
     return active.filter(pk__in=ids).order_by("key")
 
 
-def concept_counts_for_user(user: Any, concept_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+def concept_counts_for_user(user: User, concept_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
     """Per concept, one entry per site the user may see: records and persons after the site's privacy rule for
     the user's role ("<10" for a hidden count, null when the site has not counted that concept)."""
     sources = list(count_sources_for_user(user))
@@ -79,7 +79,7 @@ def concept_counts_for_user(user: Any, concept_ids: list[int]) -> dict[int, list
     return out
 
 
-def concept_search_for_user(user: Any, params: Mapping[str, Any]) -> dict[str, Any]:
+def concept_search_for_user(user: User, params: Mapping[str, Any]) -> dict[str, Any]:
     """The search payload shared by search.json and the API: hits for raw query-string parameters, each with the
     counts per site the user may see. ``ValueError`` with a message for bad parameters."""
     query = concept_query(
@@ -119,7 +119,7 @@ def expression_resolve(expression: dict[str, Any]) -> dict[str, Any]:
     return {"size": len(ids), "concepts": [concept_as_dict(first[i]) for i in ids[:PREVIEW_SIZE] if i in first]}
 
 
-def concept_sets_for_user(user: Any, *, project: Project | None = None) -> QuerySet[ConceptSet]:
+def concept_sets_for_user(user: User, *, project: Project | None = None) -> QuerySet[ConceptSet]:
     """The concept sets the user may view, by name; of one project when given."""
     queryset = filter_by_permission(
         queryset=ConceptSet.objects.select_related("project", "created_by"), user=user, codename=VIEW
@@ -129,7 +129,7 @@ def concept_sets_for_user(user: Any, *, project: Project | None = None) -> Query
     return queryset.order_by("project__title", "name", "id")
 
 
-def concept_set_get_for_user(user: Any, pk: int, codename: str = VIEW) -> ConceptSet:
+def concept_set_get_for_user(user: User, pk: int, codename: str = VIEW) -> ConceptSet:
     """The set ``pk`` if the user may view it (Http404 otherwise); PermissionDenied when they may view it
     but not do ``codename``."""
     concept_set = concept_sets_for_user(user).filter(pk=pk).first()
@@ -140,7 +140,7 @@ def concept_set_get_for_user(user: Any, pk: int, codename: str = VIEW) -> Concep
     return concept_set
 
 
-def concept_set_projects_for_user(user: Any) -> QuerySet[Project]:
+def concept_set_projects_for_user(user: User) -> QuerySet[Project]:
     """Projects in which the user may save concept sets: running ones where they are owner or analyst."""
     projects = projects_for_user(user)
     if is_admin(user):

@@ -8,7 +8,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils.translation import gettext_lazy as _
 
-from accounts.models import Project
+from accounts.models import Project, User
 from accounts.permissions import (
     grant,
     user_can,
@@ -94,7 +94,7 @@ def _clean_name(name: Any) -> str:
 
 @transaction.atomic
 def concept_set_create(
-    *, user: Any, project: Project, name: str, expression: dict[str, Any], description: str = ""
+    *, user: User, project: Project, name: str, expression: dict[str, Any], description: str = ""
 ) -> ConceptSet:
     """Save a new concept set in ``project``; the project's members may view it, its owners and analysts
     change it."""
@@ -117,7 +117,7 @@ def concept_set_create(
 @transaction.atomic
 def concept_set_update(
     *,
-    user: Any,
+    user: User,
     concept_set: ConceptSet,
     name: str | None = None,
     expression: dict[str, Any] | None = None,
@@ -140,7 +140,7 @@ def concept_set_update(
 
 
 @transaction.atomic
-def concept_set_delete(*, user: Any, concept_set: ConceptSet) -> None:
+def concept_set_delete(*, user: User, concept_set: ConceptSet) -> None:
     """Delete a concept set (its creator and admins only; PermissionDenied otherwise)."""
     if not user_can(user, DELETE, concept_set):
         raise PermissionDenied(_("Only the creator of a concept set deletes it."))

@@ -20,10 +20,12 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
+from accounts.models import User
 from accounts.permissions import projects_for_user, user_can
 from cohorts.definitions import selectors as definition_selectors
 from cohorts.definitions import services as definition_services
-from cohorts.definitions.builder import BUILDER_DOMAINS, describe_expression, empty_expression, error_block
+from cohorts.definitions.builder import builder_domains, describe_expression, empty_expression, expression_errors
+from cohorts.definitions.models import CohortDefinition
 from cohorts.expression import ExpressionError, parse_expression
 from cohorts.runs import selectors as run_selectors
 
@@ -54,16 +56,12 @@ def _body(request: HttpRequest) -> dict[str, Any]:
     return data
 
 
-def _expression_errors(exc: ExpressionError) -> list[dict[str, str]]:
-    return [{"path": path, "message": message, "block": error_block(path)} for path, message in exc.errors]
-
-
 def _validated(data: dict[str, Any]) -> dict[str, Any]:
     """The expression of the request, validated (``_BadRequest`` with every problem otherwise)."""
     try:
         parse_expression(data["expression"])
     except ExpressionError as exc:
-        raise _BadRequest(_expression_errors(exc)) from None
+        raise _BadRequest(expression_errors(exc.errors)) from None
     return data["expression"]
 
 
@@ -71,7 +69,7 @@ def _note(data: dict[str, Any]) -> str:
     return str(data.get("note") or "").strip()[:MAX_NOTE]
 
 
-def _editable(user: Any, pk: int) -> Any:
+def _editable(user: User, pk: int) -> CohortDefinition:
     """The definition if the user may change it: 404 when they may not even see it, 403 when they only see it."""
     definition = definition_selectors.definition_get_for_user(user, pk)
     if not user_can(user, CHANGE, definition):
@@ -79,7 +77,7 @@ def _editable(user: Any, pk: int) -> Any:
     return definition
 
 
-def _sources(user: Any, definition: Any) -> list[dict[str, Any]]:
+def _sources(user: User, definition: CohortDefinition) -> list[dict[str, Any]]:
     return [
         {"id": s.pk, "label": f"{s.name} ({s.key})"}
         for s in run_selectors.sources_for_user_and_definition(user, definition).order_by("name")
@@ -104,7 +102,7 @@ def _page(request: HttpRequest, *, definition: Any, expression: dict[str, Any]) 
         else {"id": definition.pk, "name": definition.name, "version": definition.latest_version().number},
         "projects": [{"id": p.pk, "title": p.title} for p in projects_for_user(request.user).order_by("title")],
         "sources": _sources(request.user, definition) if definition is not None else [],
-        "domains": [{"key": key, "label": words} for key, words in BUILDER_DOMAINS.items()],
+        "domains": builder_domains(),
         "urls": {
             "describe": reverse("cohorts:builder_describe"),
             "create": reverse("cohorts:builder_create"),
@@ -149,13 +147,7 @@ def builder_describe(request: HttpRequest) -> JsonResponse:
         data = _body(request)
     except _BadRequest as exc:
         return JsonResponse({"errors": exc.errors}, status=400)
-    expression = data["expression"]
-    try:
-        parse_expression(expression)
-        errors: list[dict[str, str]] = []
-    except ExpressionError as exc:
-        errors = _expression_errors(exc)
-    return JsonResponse({**describe_expression(expression), "valid": not errors, "errors": errors})
+    return JsonResponse(describe_expression(data["expression"]))
 
 
 @login_required

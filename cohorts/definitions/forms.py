@@ -9,6 +9,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
+from accounts.models import User
 from accounts.permissions import projects_for_user
 from cohorts.expression import ExpressionError, parse_expression
 
@@ -18,7 +19,7 @@ MAX_IMPORT_BYTES = 2 * 1024 * 1024
 class ProjectChoiceMixin:
     """A ``project`` field limited to the running projects the user works in."""
 
-    def _limit_projects(self, user: Any, *, required: bool) -> None:
+    def _limit_projects(self, user: User, *, required: bool) -> None:
         field = self.fields["project"]  # type: ignore[attr-defined]
         field.queryset = projects_for_user(user).order_by("title")
         field.required = required
@@ -38,7 +39,7 @@ class DefinitionImportForm(ProjectChoiceMixin, forms.Form):
         label="…or paste the JSON",
     )
 
-    def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, user: User, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.expression_errors: list[tuple[str, str]] = []
         self._limit_projects(user, required=False)
@@ -113,7 +114,7 @@ class DefinitionListForm(forms.Form):
     owner = forms.ChoiceField(required=False, choices=OWNER_CHOICES, label=_("Owner"))
     sort = forms.ChoiceField(required=False, choices=SORT_CHOICES, label=_("Sort by"))
 
-    def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, user: User, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["project"].queryset = projects_for_user(user).order_by("title")
 
@@ -140,7 +141,7 @@ class DuplicateForm(forms.Form):
     name = forms.CharField(required=False, max_length=200, label=_("Name of the copy"))
     project = forms.ModelChoiceField(queryset=None, required=False, empty_label=_("Same project"), label=_("Project"))
 
-    def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, user: User, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["project"].queryset = projects_for_user(user).order_by("title")
 

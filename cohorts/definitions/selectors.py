@@ -34,12 +34,12 @@ DEFINITION_SORTS: dict[str, tuple[str, ...]] = {
 }
 
 
-def definition_create_allowed(user: Any) -> bool:
+def definition_create_allowed(user: User) -> bool:
     """Researchers, stewards and admins write definitions; pharma partners only use those shared with them."""
     return account_is_usable(user) and user.role != "partner"
 
 
-def definitions_for_user(user: Any, *, project: Any = None, search: str = "") -> QuerySet[CohortDefinition]:
+def definitions_for_user(user: User, *, project: Any = None, search: str = "") -> QuerySet[CohortDefinition]:
     """The definitions the user may view (own, shared with them, or shared with a running project of theirs),
     newest first; narrowed to one project and to a name containing ``search`` when given."""
     queryset = filter_by_permission(queryset=CohortDefinition.objects.select_related("owner"), user=user, codename=VIEW)
@@ -50,7 +50,7 @@ def definitions_for_user(user: Any, *, project: Any = None, search: str = "") ->
     return queryset.order_by("-updated_at", "-id")
 
 
-def definition_get_for_user(user: Any, pk: int, codename: str = VIEW) -> CohortDefinition:
+def definition_get_for_user(user: User, pk: int, codename: str = VIEW) -> CohortDefinition:
     """The definition ``pk`` if the user holds ``codename`` on it; Http404 otherwise, as for a missing one."""
     queryset = filter_by_permission(queryset=CohortDefinition.objects.all(), user=user, codename=codename)
     definition = queryset.select_related("owner").filter(pk=pk).first()
@@ -60,7 +60,7 @@ def definition_get_for_user(user: Any, pk: int, codename: str = VIEW) -> CohortD
 
 
 def definitions_listed_for_user(
-    user: Any, *, project: Any = None, search: str = "", owner: str = "", sort: str = "-updated"
+    user: User, *, project: Any = None, search: str = "", owner: str = "", sort: str = "-updated"
 ) -> QuerySet[CohortDefinition]:
     """The definitions the user may view, for the list page: narrowed (project, text in the name or description,
     ``owner`` = "me" / "others" / a user name), sorted, and annotated in the same query with the latest version
@@ -119,7 +119,7 @@ def definition_shares(definition: CohortDefinition) -> dict[str, list[Any]]:
     return {"projects": list(Project.objects.filter(pk__in=project_ids).order_by("title")), "users": list(users)}
 
 
-def share_candidates(user: Any, definition: CohortDefinition) -> dict[str, QuerySet[Any]]:
+def share_candidates(user: User, definition: CohortDefinition) -> dict[str, QuerySet[Any]]:
     """Whom ``user`` may share the definition with: projects they work in (its own project only, when it has
     one) and the approved people of those projects (themselves and the owner left out)."""
     projects = projects_for_user(user)

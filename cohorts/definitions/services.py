@@ -8,6 +8,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from accounts.models import User
 from accounts.permissions import account_is_usable, grant, projects_for_user, revoke, user_can
 from audit.services import audit_record
 from cohorts.definitions.models import CohortDefinition, CohortDefinitionVersion
@@ -27,7 +28,7 @@ OWNER_CODENAMES = (
 
 @transaction.atomic
 def definition_create(
-    *, owner: Any, name: str, expression: dict[str, Any], description: str = "", project: Any = None
+    *, owner: User, name: str, expression: dict[str, Any], description: str = "", project: Any = None
 ) -> CohortDefinition:
     """Create a definition with its first version. The expression is validated first (ExpressionError)."""
     parsed = parse_expression(expression)
@@ -41,7 +42,7 @@ def definition_create(
 
 @transaction.atomic
 def definition_save_version(
-    *, definition: CohortDefinition, expression: dict[str, Any], author: Any, note: str = ""
+    *, definition: CohortDefinition, expression: dict[str, Any], author: User, note: str = ""
 ) -> CohortDefinitionVersion:
     parsed = parse_expression(expression)
     # Lock the definition so two concurrent saves get consecutive numbers instead of a constraint error.
@@ -52,7 +53,7 @@ def definition_save_version(
 
 
 def _version_add(
-    *, definition: CohortDefinition, expression: dict[str, Any], author: Any, note: str
+    *, definition: CohortDefinition, expression: dict[str, Any], author: User, note: str
 ) -> CohortDefinitionVersion:
     last = definition.versions.order_by("-number").values_list("number", flat=True).first() or 0
     version = CohortDefinitionVersion.objects.create(
@@ -79,7 +80,12 @@ SHARE_PROJECT_CODENAMES = ("view_cohortdefinition", "run_cohortdefinition", "req
 
 @transaction.atomic
 def definition_share(
-    *, definition: CohortDefinition, by: Any, to_user: Any = None, to_project: Any = None, ip_address: str | None = None
+    *,
+    definition: CohortDefinition,
+    by: User,
+    to_user: User | None = None,
+    to_project: Any = None,
+    ip_address: str | None = None,
 ) -> None:
     """Share a definition with one person or with the members of a project (audited).
 
@@ -112,7 +118,7 @@ def definition_share(
 
 
 def definition_create_for_user(
-    *, owner: Any, name: str, expression: dict[str, Any], project: Any = None, description: str = ""
+    *, owner: User, name: str, expression: dict[str, Any], project: Any = None, description: str = ""
 ) -> CohortDefinition:
     """Create a definition from the browser: as ``definition_create``, after checking that the owner may create
     definitions (partners consume shared cohorts, they do not write them) in that project (one they work in)."""
@@ -127,8 +133,8 @@ def definition_create_for_user(
 def definition_unshare(
     *,
     definition: CohortDefinition,
-    by: Any,
-    from_user: Any = None,
+    by: User,
+    from_user: User | None = None,
     from_project: Any = None,
     ip_address: str | None = None,
 ) -> None:
@@ -154,7 +160,7 @@ def definition_unshare(
 
 @transaction.atomic
 def definition_duplicate(
-    *, definition: CohortDefinition, by: Any, project: Any = None, name: str = "", ip_address: str | None = None
+    *, definition: CohortDefinition, by: User, project: Any = None, name: str = "", ip_address: str | None = None
 ) -> CohortDefinition:
     """A new definition owned by ``by`` whose version 1 is a copy of the latest version of ``definition``.
 
@@ -195,7 +201,7 @@ def definition_duplicate(
 
 @transaction.atomic
 def version_restore(
-    *, definition: CohortDefinition, number: int, by: Any, ip_address: str | None = None
+    *, definition: CohortDefinition, number: int, by: User, ip_address: str | None = None
 ) -> CohortDefinitionVersion:
     """Make an old version current again by saving its expression as a new version (history is never
     rewritten: the versions in between stay). Needs the change permission (the owner's)."""

@@ -3,9 +3,8 @@
 Two Circe (ATLAS) expressions are compared part by part — concept sets, entry events, observation window,
 limits, inclusion rules, censoring, exit strategy, era collapsing — and each difference becomes one sentence a
 researcher can read without knowing the JSON ("Inclusion rule 'HbA1c > 7%' added", "Observation window before
-index: 365 → 730 days"). Criteria are described with ``cohorts.definitions.builder.expression_summary``, so a
-change reads
-the same way the definition page says the expression. Whatever this module does not know is still reported
+index: 365 → 730 days"). Criteria are described by the one describer (``cohorts.definitions.describe``), so a change
+reads the same way the definition page says the expression. Whatever this module does not know is still reported
 ("Other settings changed: …"): a diff that stays silent about a change would be worse than a vague one.
 """
 
@@ -18,7 +17,7 @@ from typing import Any
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
-from cohorts.definitions.builder import expression_summary
+from cohorts.definitions.describe import expression_summary
 
 #: Top-level keys compared here; any other key that differs is reported generically.
 KNOWN_KEYS = frozenset(
@@ -300,28 +299,12 @@ def _exit_changes(
     return changes
 
 
-def _summary_by_set_name(expression: dict[str, Any]) -> dict[str, Any]:
-    """The expression in sentences with each concept set named but not listed: a criterion then reads the same
-    in both versions when only the content of its concept set changed (said once, under "Concept sets")."""
-    stripped = dict(expression)
-    stripped["ConceptSets"] = [
-        {**cs, "expression": {"items": []}} for cs in expression.get("ConceptSets") or [] if isinstance(cs, dict)
-    ]
-    summary = expression_summary(stripped)
-
-    def clean(line: str) -> str:
-        return line.replace("” (no concept)", "”")
-
-    summary["entry"] = [clean(line) for line in summary["entry"]]
-    summary["censoring"] = [clean(line) for line in summary["censoring"]]
-    summary["rules"] = [{**rule, "lines": [clean(line) for line in rule["lines"]]} for rule in summary["rules"]]
-    return summary
-
-
 def expression_diff(old: dict[str, Any], new: dict[str, Any]) -> list[Change]:
     """The differences from ``old`` to ``new``, in reading order (concept sets, entry, rules, exit), one
     sentence each. Empty when the expressions mean the same thing key for key."""
-    old_sum, new_sum = _summary_by_set_name(old), _summary_by_set_name(new)
+    # Concept sets named, not listed: a criterion reads the same in both versions when only the content of its
+    # concept set changed (said once, under "Concept sets").
+    old_sum, new_sum = expression_summary(old, concepts=False), expression_summary(new, concepts=False)
     changes = _concept_set_changes(old.get("ConceptSets") or [], new.get("ConceptSets") or [])
     changes += _primary_changes(old, new, old_sum, new_sum)
     changes += _rule_changes(old, new, old_sum, new_sum)

@@ -19,7 +19,7 @@ from accounts.permissions import user_can
 from audit.http import client_ip
 from cohorts.definitions import selectors as definition_selectors
 from cohorts.definitions import services as definition_services
-from cohorts.definitions.builder import expression_summary
+from cohorts.definitions.describe import expression_summary
 from cohorts.definitions.forms import (
     CompareForm,
     DefinitionImportForm,

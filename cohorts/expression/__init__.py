@@ -28,7 +28,7 @@ from cohorts.expression.nodes import (
     TextFilter,
     Window,
 )
-from cohorts.expression.parser import MAX_CRITERIA, MAX_DEPTH, parse_expression
+from cohorts.expression.parser import MAX_CRITERIA, MAX_DEPTH, Draft, parse_draft, parse_expression
 
 __all__ = [
     "MAX_CRITERIA",
@@ -45,6 +45,7 @@ __all__ = [
     "DateOffsetStrategy",
     "DateRange",
     "DemographicCriteria",
+    "Draft",
     "Endpoint",
     "ExpressionError",
     "InclusionRule",
@@ -54,5 +55,6 @@ __all__ = [
     "PrimaryCriteria",
     "TextFilter",
     "Window",
+    "parse_draft",
     "parse_expression",
 ]

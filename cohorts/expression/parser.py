@@ -13,16 +13,12 @@ import json
 import math
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date
 from typing import Any, TypeVar
 
 from cohorts.expression import domains as kinds
-from cohorts.expression.domains import (
-    COUNT_COLUMNS,
-    DOMAIN_ATTRIBUTES,
-    UNSUPPORTED_ATTRIBUTES,
-    UNSUPPORTED_DOMAINS,
-)
+from cohorts.expression.domains import COUNT_COLUMNS, DOMAINS, UNSUPPORTED_ATTRIBUTES, UNSUPPORTED_DOMAINS
 from cohorts.expression.errors import ExpressionError
 from cohorts.expression.nodes import (
     AttributeValue,
@@ -71,23 +67,48 @@ def parse_expression(data: dict[str, Any] | str) -> CohortExpression:
 
     Raises ``ExpressionError`` listing every problem found, each with its JSON path.
     """
+    draft = parse_draft(data)
+    if draft.errors:
+        raise ExpressionError(list(draft.errors))
+    return draft.expression
+
+
+@dataclass(frozen=True)
+class Draft:
+    """An expression as far as it is valid: what a definition being edited says so far.
+
+    ``expression`` holds the typed nodes of every part that is valid (a part with a problem is left out, a missing
+    entry list is empty); ``errors`` the problems, each ``(JSON path, message)``. The builder shows one block per
+    concept set and per inclusion rule, so ``concept_sets`` and ``inclusion_rules`` give the node at each position
+    of those two JSON lists, None where the item at that position is not valid.
+    """
+
+    expression: CohortExpression
+    errors: tuple[tuple[str, str], ...] = ()
+    concept_sets: tuple[ConceptSet | None, ...] = ()
+    inclusion_rules: tuple[InclusionRule | None, ...] = ()
+
+
+def parse_draft(data: dict[str, Any] | str) -> Draft:
+    """Parse ATLAS cohort expression JSON that may not be valid (yet): never raises, whatever its shape."""
     if isinstance(data, (str, bytes)):
         if len(data) > MAX_JSON_CHARS:
-            raise ExpressionError([("", f"the expression is too large (over {MAX_JSON_CHARS} characters)")])
+            return _nothing_valid(f"the expression is too large (over {MAX_JSON_CHARS} characters)")
         try:
             data = json.loads(data)
         except (ValueError, RecursionError) as exc:
-            raise ExpressionError([("", f"not valid JSON: {exc}")]) from None
+            return _nothing_valid(f"not valid JSON: {exc}")
     if not isinstance(data, dict):
-        raise ExpressionError([("", "expected a JSON object (a cohort expression)")])
-    depth = _depth(data)
-    if depth > MAX_DEPTH * 4:  # JSON nesting; each criteria level uses several JSON levels
-        raise ExpressionError([("", f"the expression is nested too deeply (more than {MAX_DEPTH} levels)")])
+        return _nothing_valid("expected a JSON object (a cohort expression)")
+    if _depth(data) > MAX_DEPTH * 4:  # JSON nesting; each criteria level uses several JSON levels
+        return _nothing_valid(f"the expression is nested too deeply (more than {MAX_DEPTH} levels)")
     parser = _Parser()
     expression = parser.cohort(data)
-    if parser.errors or expression is None:
-        raise ExpressionError(parser.errors or [("", "invalid expression")])
-    return expression
+    return Draft(expression, tuple(parser.errors), tuple(parser.set_positions), tuple(parser.rule_positions))
+
+
+def _nothing_valid(message: str) -> Draft:
+    return Draft(CohortExpression(concept_sets=(), primary_criteria=PrimaryCriteria(())), (("", message),))
 
 
 def _depth(value: Any) -> int:
@@ -115,6 +136,9 @@ class _Parser:
         self.codeset_refs: list[tuple[str, int]] = []
         self.criteria_count = 0
         self.too_many_reported = False
+        # The node at each position of ConceptSets and InclusionRules (None: not valid), for ``Draft``.
+        self.set_positions: list[ConceptSet | None] = []
+        self.rule_positions: list[InclusionRule | None] = []
 
     def fail(self, path: str, message: str) -> None:
         self.errors.append((path, message))
@@ -251,6 +275,7 @@ class _Parser:
         sets = []
         for i, raw in enumerate(self.array(value, path)):
             here = f"{path}[{i}]"
+            self.set_positions.append(None)
             cs = self.obj(raw, here)
             if cs is None:
                 continue
@@ -284,6 +309,7 @@ class _Parser:
                         )
             if set_id is not None:
                 sets.append(ConceptSet(set_id, name if isinstance(name, str) else "", tuple(items)))
+                self.set_positions[-1] = sets[-1]
         return tuple(sets)
 
     # ---- value filters -----------------------------------------------------------------------------------------
@@ -301,7 +327,7 @@ class _Parser:
         if rng is None:
             return None
         op = rng.get("Op")
-        if op not in _NUMERIC_OPS:
+        if not isinstance(op, str) or op not in _NUMERIC_OPS:  # a list or object is no op (and unhashable)
             self.fail(f"{path}.Op", "expected one of " + ", ".join(sorted(_NUMERIC_OPS)))
             return None
         start = read(rng.get("Value"), f"{path}.Value")
@@ -319,7 +345,7 @@ class _Parser:
         if flt is None:
             return None
         op = flt.get("Op")
-        if op not in _TEXT_OPS:
+        if not isinstance(op, str) or op not in _TEXT_OPS:
             self.fail(f"{path}.Op", "expected one of " + ", ".join(sorted(_TEXT_OPS)))
             return None
         text = self.string(flt.get("Text"), f"{path}.Text")
@@ -363,10 +389,11 @@ class _Parser:
         if domain in UNSUPPORTED_DOMAINS:
             self.fail(here, f"the {domain} domain is not supported")
             return None
-        spec = DOMAIN_ATTRIBUTES.get(domain)
-        if spec is None:
-            self.fail(path, f"unknown domain {domain!r}; expected one of " + ", ".join(sorted(DOMAIN_ATTRIBUTES)))
+        known = DOMAINS.get(domain)
+        if known is None:
+            self.fail(path, f"unknown domain {domain!r}; expected one of " + ", ".join(sorted(DOMAINS)))
             return None
+        spec = known.attributes
         body = self.obj(body, here)
         if body is None:
             return None
@@ -507,7 +534,7 @@ class _Parser:
         column = None
         if occ.get("CountColumn") is not None:
             column = occ["CountColumn"]
-            if column not in COUNT_COLUMNS:
+            if not isinstance(column, str) or column not in COUNT_COLUMNS:
                 self.fail(f"{path}.CountColumn", "expected one of " + ", ".join(sorted(COUNT_COLUMNS)))
                 return None
         if occ_type is None or count is None:
@@ -573,7 +600,8 @@ class _Parser:
             return None
         return CustomEraStrategy(drug, gap or 0, offset or 0, override)
 
-    def cohort(self, data: dict[str, Any]) -> CohortExpression | None:
+    def cohort(self, data: dict[str, Any]) -> CohortExpression:
+        """The expression of every valid part; it is the cohort only if ``errors`` stayed empty."""
         concept_sets = self.concept_sets(data.get("ConceptSets"), "ConceptSets")
 
         primary = None
@@ -603,6 +631,7 @@ class _Parser:
         if len(raw_rules) > MAX_INCLUSION_RULES:
             self.fail("InclusionRules", f"too many inclusion rules (at most {MAX_INCLUSION_RULES})")
         for i, raw in enumerate(raw_rules[:MAX_INCLUSION_RULES]):
+            self.rule_positions.append(None)
             rule = self.obj(raw, f"InclusionRules[{i}]")
             if rule is None:
                 continue
@@ -611,6 +640,7 @@ class _Parser:
             group = self.group(rule.get("expression", _MISSING), f"InclusionRules[{i}].expression", 1)
             if group is not None:
                 rules.append(InclusionRule(name if name is not None else f"rule {i + 1}", group, description))
+                self.rule_positions[-1] = rules[-1]
 
         censoring = []
         for i, raw in enumerate(self.array(data.get("CensoringCriteria"), "CensoringCriteria")):
@@ -636,11 +666,9 @@ class _Parser:
             if ref not in self.codeset_ids:
                 self.fail(path, f"concept set {ref} does not exist in ConceptSets")
 
-        if primary is None or self.errors:
-            return None
         return CohortExpression(
             concept_sets=concept_sets,
-            primary_criteria=primary,
+            primary_criteria=primary or PrimaryCriteria(()),
             additional_criteria=additional,
             has_additional_criteria=has_additional,
             qualified_limit=qualified_limit,

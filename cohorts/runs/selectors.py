@@ -12,6 +12,7 @@ from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 from django.http import Http404
 from django.utils import timezone
 
+from accounts.models import User
 from accounts.permissions import (
     account_is_usable,
     is_admin,
@@ -211,7 +212,7 @@ def run_request_result(*, request: RunRequest, role: str) -> dict[str, Any]:
     return result
 
 
-def run_request_get_for_user(user: Any, pk: int) -> RunRequest:
+def run_request_get_for_user(user: User, pk: int) -> RunRequest:
     """The run request ``pk`` if the user made it or may view its definition; Http404 otherwise.
 
     Its requester keeps access to their own request only while they may still view the definition too: a
@@ -227,7 +228,7 @@ def run_request_get_for_user(user: Any, pk: int) -> RunRequest:
     return request
 
 
-def run_requests_for_user(user: Any, *, definition: CohortDefinition | None = None) -> QuerySet[RunRequest]:
+def run_requests_for_user(user: User, *, definition: CohortDefinition | None = None) -> QuerySet[RunRequest]:
     """Requests the user made (on definitions they may still view), newest first; of one definition if given."""
     visible = definitions_for_user(user).values("pk")
     queryset = RunRequest.objects.filter(requested_by=user, version__definition__in=visible)
@@ -236,7 +237,7 @@ def run_requests_for_user(user: Any, *, definition: CohortDefinition | None = No
     return queryset.select_related("version__definition").prefetch_related("runs").order_by("-created_at", "-id")
 
 
-def sources_for_user_and_definition(user: Any, definition: CohortDefinition) -> QuerySet[Source]:
+def sources_for_user_and_definition(user: User, definition: CohortDefinition) -> QuerySet[Source]:
     """The sites the user may count this definition on (active and loaded ones only).
 
     The rule: a definition lives in a project, and is counted on that project's sources while the user works in
@@ -449,7 +450,7 @@ def run_request_state(request: RunRequest) -> str:
     return "partial" if failed else "finished"
 
 
-def site_health(user: Any, *, hours: int = 24) -> list[dict[str, Any]]:
+def site_health(user: User, *, hours: int = 24) -> list[dict[str, Any]]:
     """For admins (every source) and stewards (their organisation's): each site's engine, CDM version, last load,
     fingerprint, statement timeout, privacy rule, and its runs and failures of the last ``hours``. Nothing for
     anybody else. Aggregated in one query, whatever the number of runs."""

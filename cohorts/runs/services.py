@@ -11,6 +11,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from accounts.models import User
 from audit.services import audit_record
 from cohorts.definitions.models import CohortDefinitionVersion
 from cohorts.runs.cache_keys import run_cache_key
@@ -40,7 +41,7 @@ def broker_check(timeout: float = 2.0) -> None:
 
 
 def run_request_create(
-    *, user: Any, version: CohortDefinitionVersion, sources: Sequence[Any], kind: str = RunKind.COUNT
+    *, user: User, version: CohortDefinitionVersion, sources: Sequence[Any], kind: str = RunKind.COUNT
 ) -> RunRequest:
     """Ask for one kind of result of a version on each of the sources.
 
@@ -65,7 +66,7 @@ def run_request_create(
 
 @transaction.atomic
 def _run_request_write(
-    *, user: Any, version: CohortDefinitionVersion, sources: Sequence[Any], kind: RunKind
+    *, user: User, version: CohortDefinitionVersion, sources: Sequence[Any], kind: RunKind
 ) -> tuple[RunRequest, list[CohortRun]]:
     limit = settings.SOYANG_MAX_CONCURRENT_RUNS
     active = (
@@ -95,7 +96,7 @@ def _run_request_write(
     return request, to_enqueue
 
 
-def _run_for(*, version: CohortDefinitionVersion, source: Any, kind: RunKind, user: Any) -> tuple[CohortRun, bool]:
+def _run_for(*, version: CohortDefinitionVersion, source: Any, kind: RunKind, user: User) -> tuple[CohortRun, bool]:
     key = run_cache_key(
         expression_sha=version.expression_hash, source_key=source.key, source_fingerprint=source.fingerprint, kind=kind
     )
@@ -148,7 +149,7 @@ def _enqueue_on_commit(run: CohortRun) -> None:
 
 
 @transaction.atomic
-def run_request_cancel(*, request: RunRequest, user: Any) -> RunRequest:
+def run_request_cancel(*, request: RunRequest, user: User) -> RunRequest:
     """Cancel a request: each of its runs that no other active request shares is cancelled.
 
     A queued run becomes cancelled at once; a running one gets ``cancel_requested`` and its worker cancels
@@ -176,7 +177,7 @@ def run_request_cancel(*, request: RunRequest, user: Any) -> RunRequest:
     return request
 
 
-def run_result_viewed(*, request: RunRequest, user: Any, ip_address: str | None = None, export: str = "") -> None:
+def run_result_viewed(*, request: RunRequest, user: User, ip_address: str | None = None, export: str = "") -> None:
     """Every look at a result is recorded: the page (``view_result``) and each CSV download (``export``)."""
     audit_record(
         action="export" if export else "view_result",

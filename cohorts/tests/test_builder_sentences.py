@@ -9,15 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cohorts.definitions.builder import (
-    correlated_sentence,
-    describe_expression,
-    empty_expression,
-    error_block,
-    expression_summary,
-    unmodelled_fragments,
-)
-from cohorts.expression import parse_expression
+from cohorts.definitions.builder import describe_expression, empty_expression, error_block, unmodelled_fragments
+from cohorts.definitions.describe import correlated_words, expression_summary
+from cohorts.expression import parse_draft, parse_expression
 from cohorts.tests.conftest import oracle_definition, oracle_manifest
 
 HBA1C_RULE: dict[str, Any] = {
@@ -40,6 +34,22 @@ HBA1C_RULE: dict[str, Any] = {
         "Groups": [],
     },
 }
+
+
+def correlated_sentence(expression: dict[str, Any], correlated: dict[str, Any]) -> str:
+    """The describer's words for one correlated criterion written as JSON: the describer reads typed nodes, so the
+    criterion is parsed as the only one of a rule of ``expression``. Without an Occurrence (which the parser
+    requires) it counts at least 1 event, as the builder writes a new criterion."""
+    document = {
+        **expression,
+        "InclusionRules": [
+            {"expression": {"Type": "ALL", "CriteriaList": [{"Occurrence": {"Type": 2, "Count": 1}, **correlated}]}}
+        ],
+    }
+    typed = parse_draft(document).expression
+    (rule,) = typed.inclusion_rules
+    (criterion,) = rule.expression.criteria_list
+    return correlated_words(typed, criterion)
 
 
 def diabetes_with_hba1c() -> dict[str, Any]:

@@ -12,16 +12,10 @@ from typing import Any
 
 import pytest
 
-from cohorts.definitions.builder import (
-    BuilderError,
-    BuilderSpec,
-    RuleSpec,
-    build_expression,
-    expression_summary,
-    parse_concept_ids,
-)
+from cohorts.definitions.describe import expression_summary
 from cohorts.expression import parse_expression
 from cohorts.runs.generation import generate_cohort
+from cohorts.tests.simple_builder import BuilderError, BuilderSpec, RuleSpec, build_expression, parse_concept_ids
 
 OSTEOARTHRITIS = 80180
 ACETAMINOPHEN = 1125315  # ingredient: its clinical drugs are descendants

@@ -14,11 +14,11 @@ from django.test import Client
 from django.urls import reverse
 
 from audit.models import AuditEvent
-from cohorts.definitions.builder import BuilderSpec, RuleSpec, build_expression
 from cohorts.definitions.models import CohortDefinition, CohortDefinitionVersion
 from cohorts.definitions.services import definition_create, definition_share
 from cohorts.expression import parse_expression
 from cohorts.tests.expressions import EXPRESSION
+from cohorts.tests.simple_builder import BuilderSpec, RuleSpec, build_expression
 
 pytestmark = pytest.mark.django_db
 

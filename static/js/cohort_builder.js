@@ -39,13 +39,18 @@
 
   var MALE = 8507;
   var FEMALE = 8532;
-  var VALUE_DOMAINS = ["Measurement", "Observation"];
-  var NO_FIRST = ["Death", "LocationRegion"];
-  var ERA_AGE = ["ConditionEra", "DrugEra", "DoseEra", "ObservationPeriod", "PayerPlanPeriod"];
-  var START_DATE = {
-    ConditionEra: "EraStartDate", DrugEra: "EraStartDate", DoseEra: "EraStartDate",
-    ObservationPeriod: "PeriodStartDate", PayerPlanPeriod: "PeriodStartDate", VisitDetail: "VisitDetailStartDate"
-  };
+  // The table of domains is the server's (cohorts/expression/domains.py), served in builder-config: for each
+  // domain its label, whether the menu offers it, and where its criteria keep First, the concept set, the value,
+  // the age and the start date range. A domain the table does not know is shown with the common attributes.
+  var DOMAINS = {};
+  config.domains.forEach(function (domain) {
+    DOMAINS[domain.key] = domain;
+  });
+  var OTHER_DOMAIN = { first: true, codeset: true, value: false, age: "Age", start_dates: "OccurrenceStartDate" };
+
+  function domainFacts(name) {
+    return DOMAINS[name] || OTHER_DOMAIN;
+  }
   var NUMBER_OPS = [["", _("any")], ["gt", _("above")], ["gte", _("at least")], ["lt", _("below")], ["lte", _("at most")],
     ["eq", _("equal to")], ["bt", _("between")]];
   var LIMITS = [["First", _("the earliest event per person")], ["All", _("all events")], ["Last", _("the latest event per person")]];
@@ -257,16 +262,17 @@
     var attrs = criterion[domain] || {};
     var box = el("div", "builder-criterion");
     var row = el("div", "builder-row");
-    var domains = config.domains.map(function (d) { return [d.key, d.label]; });
+    var domains = config.domains.filter(function (d) { return d.offered; }).map(function (d) { return [d.key, d.label]; });
     if (!domains.some(function (d) { return d[0] === domain; })) {
       domains.unshift([domain, domain]);  // a domain the builder does not offer is shown as it is, not replaced
     }
+    var facts = domainFacts(domain);
     row.appendChild(selectField(id + "-domain", _("Domain"), domains, domain, function (value) {
       if (value === domain) {
         return;
       }
       var moved = { CodesetId: attrs.CodesetId };
-      if (attrs.First && NO_FIRST.indexOf(value) === -1) {
+      if (attrs.First && domainFacts(value).first) {
         moved.First = true;
       }
       if (moved.CodesetId === undefined || moved.CodesetId === null) {
@@ -275,24 +281,24 @@
       delete criterion[domain];
       criterion[value] = moved;
     }, "structural"));
-    if (domain !== "ObservationPeriod" && domain !== "PayerPlanPeriod") {
+    if (facts.codeset) {
       row.appendChild(setSelect(id + "-set", _("Concept set"), attrs.CodesetId, function (value) {
         setOrDelete(attrs, "CodesetId", value === "" ? null : Number(value));
       }));
     }
-    if (NO_FIRST.indexOf(domain) === -1) {
+    if (facts.first) {
       row.appendChild(checkField(id + "-first", _("First occurrence in the person's history"), attrs.First, function (on) {
         setOrDelete(attrs, "First", on || null);
       }));
     }
     box.appendChild(row);
     var filters = el("div", "builder-row");
-    filters.appendChild(rangeEditor(id + "-age", _("Age"), attrs, ERA_AGE.indexOf(domain) !== -1 ? "AgeAtStart" : "Age", "number"));
+    filters.appendChild(rangeEditor(id + "-age", _("Age"), attrs, facts.age, "number"));
     filters.appendChild(genderEditor(id + "-gender", attrs));
-    if (VALUE_DOMAINS.indexOf(domain) !== -1) {
+    if (facts.value) {
       filters.appendChild(rangeEditor(id + "-value", _("Value as number"), attrs, "ValueAsNumber", "number"));
     }
-    filters.appendChild(rangeEditor(id + "-start", _("Start date"), attrs, START_DATE[domain] || "OccurrenceStartDate", "date"));
+    filters.appendChild(rangeEditor(id + "-start", _("Start date"), attrs, facts.start_dates, "date"));
     box.appendChild(filters);
     return box;
   }

@@ -11,10 +11,10 @@ from django.test import Client
 from django.urls import reverse
 
 from accounts.choices import Role
-from cohorts.definitions.builder import BuilderSpec, RuleSpec, build_expression
 from cohorts.definitions.models import CohortDefinition
 from cohorts.runs.generation import generate_cohort
 from cohorts.runs.services import site_queue
+from cohorts.tests.simple_builder import BuilderSpec, RuleSpec, build_expression
 from worker.tests.helpers import make_running_project, make_source, make_user
 
 pytestmark = pytest.mark.django_db(transaction=True)
