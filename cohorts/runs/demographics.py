@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from cohorts.expression.domains import DOMAINS
 from warehouse.engines import quote_ident
 
 AGE_BAND_YEARS = 10
@@ -15,10 +16,15 @@ TOP_N = 10
 # "At index": recorded on the index date or in the 30 days before it.
 INDEX_LOOKBACK_DAYS = 30
 
+#: The most frequent concepts at index are listed for these domains; their tables and columns come from the one
+#: table of domains.
 TOP_DOMAINS = {
-    "conditions": ("condition_occurrence", "condition_concept_id", "condition_start_date"),
-    "drugs": ("drug_exposure", "drug_concept_id", "drug_exposure_start_date"),
-    "measurements": ("measurement", "measurement_concept_id", "measurement_date"),
+    label: (domain.table, domain.concept_column, domain.start_column)
+    for label, domain in (
+        ("conditions", DOMAINS["ConditionOccurrence"]),
+        ("drugs", DOMAINS["DrugExposure"]),
+        ("measurements", DOMAINS["Measurement"]),
+    )
 }
 
 
