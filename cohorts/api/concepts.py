@@ -7,8 +7,6 @@ and ``concept_set_get_for_user``: others' sets 404, a set one sees but may not c
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import QuerySet
 from django.http import Http404
@@ -21,6 +19,7 @@ from rest_framework.response import Response
 
 from accounts.api.fields import StrictCharField, StrictIntegerField
 from accounts.api.viewsets import CHANGE, DELETE, ObjectRule, RestrictedGenericViewSet
+from accounts.models import User
 from accounts.permissions import user_can
 from cohorts.concept_sets import selectors as concept_set_selectors
 from cohorts.concept_sets import services as concept_set_services
@@ -191,7 +190,7 @@ class ConceptSetViewSet(
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
     object_rules = {CHANGE: _holding(concept_set_selectors.CHANGE), DELETE: _holding(concept_set_selectors.DELETE)}
 
-    def restrict(self, user: Any) -> QuerySet[ConceptSet]:
+    def restrict(self, user: User) -> QuerySet[ConceptSet]:
         return concept_set_selectors.concept_sets_for_user(user)
 
     def _out(self, concept_set: ConceptSet, code: int = status.HTTP_200_OK) -> Response:

@@ -68,7 +68,7 @@ class SourceViewSet(RestrictedReadOnlyViewSet):
     serializer_class = SourceSerializer
     filterset_fields = ["key"]
 
-    def restrict(self, user: Any) -> QuerySet[Source]:
+    def restrict(self, user: User) -> QuerySet[Source]:
         sources = Source.objects.select_related("organisation")
         if is_admin(user):
             return sources.order_by("key")
@@ -111,7 +111,7 @@ class DefinitionViewSet(RestrictedReadOnlyViewSet):
         ),
     }
 
-    def restrict(self, user: Any) -> QuerySet[CohortDefinition]:
+    def restrict(self, user: User) -> QuerySet[CohortDefinition]:
         # The list page's selector: permission-filtered, with the latest version number annotated (no N+1).
         return definition_selectors.definitions_listed_for_user(user)
 
@@ -286,7 +286,7 @@ class RunViewSet(mixins.ListModelMixin, RestrictedGenericViewSet):
         ),
     }
 
-    def restrict(self, user: Any) -> QuerySet[RunRequest]:
+    def restrict(self, user: User) -> QuerySet[RunRequest]:
         return run_selectors.run_requests_for_user(user).select_related("version")
 
     def action_object(self) -> RunRequest:
