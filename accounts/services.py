@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from datetime import date
+from importlib import import_module
 from typing import Any
 
 from allauth.account.models import EmailAddress
+from django.conf import settings
+from django.contrib.sessions.models import Session
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.http import HttpRequest
@@ -466,3 +469,17 @@ def _membership_close(
         context={"membership": membership, "decision": decision},
     )
     return membership
+
+
+# --- sessions ------------------------------------------------------------------------------------------------------
+
+
+def sessions_clear_expired() -> int:
+    """Delete the sessions past their expiry (signed out by idling or closing the browser, never by a request
+    again) through the session engine, as Django's ``clearsessions`` does; returns how many expired rows there
+    were. Engines that expire their own entries (cache, signed cookies) have nothing to delete."""
+    expired = 0
+    if settings.SESSION_ENGINE in ("django.contrib.sessions.backends.db", "django.contrib.sessions.backends.cached_db"):
+        expired = Session.objects.filter(expire_date__lt=timezone.now()).count()
+    import_module(settings.SESSION_ENGINE).SessionStore.clear_expired()
+    return expired

@@ -46,6 +46,7 @@ from datasets.choices import LegalBasis, OutputFormat, RequestState
 from datasets.errors import DatasetError, DownloadRefused, InvalidTransition, NotSubmitted
 from datasets.models import DatasetRequest, Extract, SiteReview
 from datasets.services import MAX_REASON_CHARS, MAX_WINDOW_DAYS
+from jobs.choices import JobState
 
 SOURCE_KEY = r"[A-Za-z0-9_.-]+"
 
@@ -91,7 +92,9 @@ class TransitionSerializer(serializers.Serializer):
 class ReviewSerializer(serializers.Serializer):
     source = serializers.CharField(source="source.key")
     site = serializers.CharField(source="source.name")
-    projection_state = serializers.CharField()
+    projection_state = serializers.CharField(
+        source="projection.state", help_text=f"The site's projection job: one of {', '.join(JobState.values)}."
+    )
     decision = serializers.CharField()
     reviewer = serializers.CharField(source="reviewer.username", allow_null=True, default=None)
     reason = serializers.CharField(allow_blank=True)
@@ -130,12 +133,15 @@ class ReviewSerializer(serializers.Serializer):
 
 class ExtractSerializer(serializers.Serializer):
     source = serializers.CharField(source="source.key")
-    state = serializers.CharField()
+    state = serializers.CharField(help_text=f"The site's extraction job: one of {', '.join(JobState.values)}.")
     size_bytes = serializers.IntegerField(allow_null=True)
     sha256 = serializers.CharField(allow_blank=True, help_text="Of the plain zip you download.")
     download_count = serializers.IntegerField()
     max_downloads = serializers.IntegerField()
     expires_at = serializers.DateTimeField(allow_null=True)
+    files_deleted_at = serializers.DateTimeField(
+        allow_null=True, help_text="When its file was deleted (revocation, expiry, another site's failure)."
+    )
 
 
 class DatasetRequestSerializer(serializers.ModelSerializer):
@@ -188,7 +194,7 @@ class DatasetRequestDetailSerializer(DatasetRequestSerializer):
 
     @extend_schema_field(ReviewSerializer(many=True))
     def get_reviews(self, request: DatasetRequest) -> list[dict[str, Any]]:
-        reviews = request.reviews.select_related("source", "reviewer", "request")
+        reviews = request.reviews.select_related("source", "reviewer", "request", "projection")
         return ReviewSerializer(reviews, many=True, context=self.context).data
 
     @extend_schema_field(ExtractSerializer(many=True))

@@ -61,7 +61,7 @@ DELIVERABLE_STATES = (RequestState.READY, RequestState.DOWNLOADED)
 
 #: States in which no projection or extraction of the request starts any more at any site: every state reachable
 #: from these is one of them too. Only then are the request's cohort rows at the sites no longer needed; before,
-#: an approval would start an extraction that writes and reads them (``cohorts.retention``).
+#: an approval would start an extraction that writes and reads them (``worker.retention``).
 SITE_WORK_OVER_STATES = (
     RequestState.REJECTED,
     RequestState.FAILED,
@@ -94,13 +94,3 @@ class SiteDecision(models.TextChoices):
     PENDING = "pending", _("Pending")
     APPROVED = "approved", _("Approved")
     REJECTED = "rejected", _("Rejected")
-
-
-class JobState(models.TextChoices):
-    """State of a site's projection or extraction."""
-
-    PENDING = "pending", _("Pending")
-    RUNNING = "running", _("Running")
-    DONE = "done", _("Done")
-    FAILED = "failed", _("Failed")
-    DELETED = "deleted", _("Deleted")

@@ -7,7 +7,8 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from datasets.choices import DateMode, JobState, LegalBasis, OutputFormat, RequestState, SiteDecision
+from datasets.choices import DateMode, LegalBasis, OutputFormat, RequestState, SiteDecision
+from jobs.models import SiteJob
 
 
 class DatasetPolicy(models.Model):
@@ -97,18 +98,15 @@ class RequestTransition(models.Model):
 
 
 class SiteReview(models.Model):
-    """A request at one site: the projection (cohort count and rows per table) computed by the site's worker,
-    and the decision of the site's data steward, who may narrow the columns and the window.
+    """A request at one site: the projection's numbers (cohort count and rows per table, computed by the site's
+    worker: ``Projection``), and the decision of the site's data steward, who may narrow the columns and the window.
 
     The projection and the extraction write the request's cohort at the site under ``DATASET_COHORT_BASE + pk``;
-    those rows are deleted once no job of the request runs there any more (``cohorts.retention``), which sets
+    those rows are deleted once no job of the request runs there any more (``worker.retention``), which sets
     ``rows_pruned_at``."""
 
     request = models.ForeignKey(DatasetRequest, on_delete=models.CASCADE, related_name="reviews")
     source = models.ForeignKey("warehouse.Source", on_delete=models.PROTECT, related_name="+")
-    projection_state = models.CharField(max_length=20, choices=JobState.choices, default=JobState.PENDING)
-    projection_error = models.TextField(blank=True)
-    lease_expires_at = models.DateTimeField(null=True, blank=True)
     cohort_persons = models.PositiveIntegerField(null=True, blank=True)
     projected_rows = models.JSONField(default=dict, blank=True)
     decision = models.CharField(max_length=20, choices=SiteDecision.choices, default=SiteDecision.PENDING)
@@ -131,6 +129,15 @@ class SiteReview(models.Model):
         return f"review of request {self.request_id} at {self.source_id}"
 
     @property
+    def projection_state(self) -> str:
+        """The state of the site's projection job (``jobs.choices.JobState``)."""
+        return self.projection.state
+
+    @property
+    def projection_error(self) -> str:
+        return self.projection.error
+
+    @property
     def projected_total(self) -> int:
         return sum(int(n) for n in (self.projected_rows or {}).values())
 
@@ -143,8 +150,21 @@ class SiteReview(models.Model):
         return before, after
 
 
-class Extract(models.Model):
-    """The de-identified dataset one site produced for a request: one zip under SOYANG_DATASET_ROOT.
+class Projection(SiteJob):
+    """The site job that projects a submitted request at one site (``jobs.lifecycle``): the worker generates the
+    cohort and counts the rows each requested table would hold, and records them on the review. One per review,
+    sharing its primary key, so that the task's ``review_id`` names both."""
+
+    review = models.OneToOneField(SiteReview, on_delete=models.CASCADE, primary_key=True, related_name="projection")
+
+    def __str__(self) -> str:
+        return f"projection of review {self.pk}: {self.state}"
+
+
+class Extract(SiteJob):
+    """The de-identified dataset one site produced for a request: one zip under SOYANG_DATASET_ROOT; a site job
+    (``jobs.lifecycle``). A revocation, expiry or another site's failure deletes its file (``files_deleted_at``) and
+    cancels it while it is still to run.
 
     The secret that derived the pseudonyms and date offsets exists only in the worker's memory during the
     extraction: it is stored nowhere (not here, not in the file), so the mapping back to patients cannot be
@@ -153,20 +173,15 @@ class Extract(models.Model):
 
     request = models.ForeignKey(DatasetRequest, on_delete=models.CASCADE, related_name="extracts")
     source = models.ForeignKey("warehouse.Source", on_delete=models.PROTECT, related_name="+")
-    state = models.CharField(max_length=20, choices=JobState.choices, default=JobState.PENDING)
-    lease_expires_at = models.DateTimeField(null=True, blank=True)
-    attempts = models.PositiveIntegerField(default=0)
     file_path = models.CharField(max_length=300, blank=True)  # relative to SOYANG_DATASET_ROOT
     encrypted = models.BooleanField(default=False)
     size_bytes = models.PositiveBigIntegerField(null=True, blank=True)
     sha256 = models.CharField(max_length=64, blank=True)  # of the plain zip
     manifest = models.JSONField(default=dict, blank=True)
-    error = models.TextField(blank=True)
     download_count = models.PositiveIntegerField(default=0)
     max_downloads = models.PositiveIntegerField(default=3)
     expires_at = models.DateTimeField(null=True, blank=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
+    files_deleted_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["source__key"]

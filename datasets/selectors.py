@@ -68,7 +68,7 @@ def reviews_awaiting(user: User) -> QuerySet[SiteReview]:
             decision=SiteDecision.PENDING,
             request__state__in=REVIEW_OPEN_STATES,
         )
-        .select_related("request__version__definition", "request__requester", "source")
+        .select_related("request__version__definition", "request__requester", "source", "projection")
         .order_by("request__created_at")
     )
 
@@ -80,10 +80,10 @@ def reviews_rows_due(*, source: Source, cutoff: datetime) -> QuerySet[SiteReview
     running past it.
 
     A worker holds its job by a lease (``services.LEASE``) cleared when it finishes: a lease still live means a
-    worker may still be writing or reading the rows (a revocation or another site's failure marks a running
-    extract deleted while its worker goes on). The projection records no end time of its own: the retention counts
-    from the request's last move (``updated_at``), its closing (a later move, a download or the expiry, only
-    postpones the prune). A projection still running at a withdrawal, rejection or revocation is covered by its
+    worker may still be writing or reading the rows (a revocation or another site's failure asks a running
+    extract's worker to stop, and it goes on until it finishes). For the projection the retention counts from the
+    request's last move (``updated_at``), its closing (a later move, a download or the expiry, only postpones the
+    prune). A projection still running at a withdrawal, rejection or revocation is covered by its
     lease while it runs; once it has finished, its rows may go sooner after its end than the retention says, but
     nothing reads them any more: the request is closed.
     """
@@ -97,7 +97,7 @@ def reviews_rows_due(*, source: Source, cutoff: datetime) -> QuerySet[SiteReview
             request__state__in=SITE_WORK_OVER_STATES,
             request__updated_at__lte=cutoff,
         )
-        .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lte=cutoff))
+        .filter(Q(projection__lease_expires_at__isnull=True) | Q(projection__lease_expires_at__lte=cutoff))
         .exclude(Exists(busy_extract))
         .order_by("pk")
     )

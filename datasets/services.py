@@ -3,7 +3,8 @@ revocation.
 
 Every state change goes through ``_transition`` (checked against ``choices.TRANSITIONS``, recorded on the timeline,
 audited with ``audit_record`` in the same transaction, and e-mailed after the commit). Worker-side work
-(projection, extraction) claims its row with a conditional update, so a redelivered message never runs twice.
+(projection, extraction) is a site job (``jobs.lifecycle``): claimed with a conditional update and a lease, so a
+redelivered message never runs twice, and recorded only by the lease holder.
 """
 
 from __future__ import annotations
@@ -16,12 +17,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from celery import current_app
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
-from django.db.models import F, Q
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -39,7 +38,6 @@ from datasets.choices import (
     REVIEW_OPEN_STATES,
     TRANSITIONS,
     WITHDRAWABLE_STATES,
-    JobState,
     LegalBasis,
     OutputFormat,
     RequestState,
@@ -55,9 +53,14 @@ from datasets.extraction import (
     read_extract,
     sha256_bytes,
 )
-from datasets.models import DatasetRequest, Extract, RequestTransition, SiteReview
+from datasets.models import DatasetRequest, Extract, Projection, RequestTransition, SiteReview
 from datasets.notifications import notify
 from datasets.selectors import policy_for
+from jobs.choices import ACTIVE_STATES, JobState
+from jobs.enqueue import job_enqueue_on_commit
+from jobs.errors import SiteUnreachable
+from jobs.lifecycle import job_cancel, job_claim, job_finish, job_give_up, job_release
+from jobs.queues import site_queue
 from warehouse.engines import TransientEngineError, WarehouseError
 from warehouse.models import Source
 from warehouse.services import source_connect
@@ -68,6 +71,8 @@ PROJECT_TASK = "worker.tasks.datasets_project_site"
 EXTRACT_TASK = "worker.tasks.datasets_extract_site"
 #: How long a worker holds a projection or extraction before another may take it over (its worker died).
 LEASE = timedelta(minutes=30)
+#: Why an extraction was cancelled: its request was revoked, expired or failed at another site.
+EXTRACT_CANCELLED = "The request was closed; its files were deleted."
 MAX_WINDOW_DAYS = 36_500
 #: Longest reason a requester gives for a withdrawal (as the API's and the forms' reasons).
 MAX_REASON_CHARS = 2000
@@ -85,11 +90,6 @@ DOCUMENT_SIGNATURES = (
 
 def dataset_root() -> Path:
     return Path(settings.SOYANG_DATASET_ROOT)
-
-
-def _site_queue(source_key: str) -> str:
-    # The worker app's naming (worker.celery.site_queue); datasets does not import worker, worker imports it.
-    return f"site.{source_key}"
 
 
 def _stewards_of(sources: Iterable[Source]) -> list[str]:
@@ -144,20 +144,10 @@ def _locked(request: DatasetRequest) -> DatasetRequest:
     return DatasetRequest.objects.select_for_update().select_related("requester").get(pk=request.pk)
 
 
-def _send(task: str, *, queue: str, **kwargs: Any) -> None:
-    def send() -> None:
-        try:
-            current_app.send_task(
-                task,
-                kwargs=kwargs,
-                queue=queue,
-                retry=True,
-                retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5},
-            )
-        except Exception:  # the broker went away: the row stays pending, visible to the steward and the admin
-            logger.exception("could not enqueue %s %s", task, kwargs)
-
-    transaction.on_commit(send)
+def _send(task: str, *, source: Source, **kwargs: Any) -> None:
+    # By the task's name: datasets does not import the worker package. When the broker went away the job stays
+    # queued, visible to the steward and the admin.
+    job_enqueue_on_commit(task, queue=site_queue(source.key), kwargs=kwargs)
 
 
 def _check_document(document: UploadedFile) -> tuple[bytes, str, str]:
@@ -310,7 +300,8 @@ def request_submit(*, request: DatasetRequest, user: User) -> DatasetRequest:
     _transition(request, RequestState.SUBMITTED, actor=user, recipients=_stewards_of(request.sites.all()))
     for source in request.sites.all():
         review, _created = SiteReview.objects.get_or_create(request=request, source=source)
-        _send(PROJECT_TASK, queue=_site_queue(source.key), review_id=review.pk)
+        Projection.objects.get_or_create(review=review)
+        _send(PROJECT_TASK, source=source, review_id=review.pk)
     return request
 
 
@@ -345,34 +336,15 @@ def request_withdraw(
 # --- projection (site worker) -----------------------------------------------------------------------------------
 
 
-def _claim(model: Any, pk: int, state_field: str, **conditions: Any) -> bool:
-    """Pending → running, or running with a lapsed lease (its worker died) → running again; ``conditions`` are
-    further lookups the row must match, checked in the same conditional update."""
-    now = timezone.now()
-    fields = {state_field: JobState.RUNNING, "lease_expires_at": now + LEASE}
-    if model is Extract:
-        fields.update(attempts=F("attempts") + 1, started_at=now)
-    claimed = model.objects.filter(
-        Q(**{state_field: JobState.PENDING}) | Q(**{state_field: JobState.RUNNING, "lease_expires_at__lt": now}),
-        pk=pk,
-        **conditions,
-    ).update(**fields)
-    return bool(claimed)
-
-
-def _release(model: Any, pk: int) -> None:
-    """Give a claimed row back (the site was unreachable): the task's retry may claim it at once."""
-    model.objects.filter(pk=pk).update(lease_expires_at=timezone.now())
-
-
-def projection_execute(*, review_id: int) -> str:
-    """Generate the cohort at the site and count the rows each requested table would hold. Raises
-    TransientEngineError (after giving the claim back) when the site is unreachable, so the task retries."""
+def projection_execute(*, review_id: int, worker: str = "") -> str:
+    """Generate the cohort at the site and count the rows each requested table would hold. Raises SiteUnreachable
+    (after giving the lease back) when the site is unreachable, so the task retries."""
     # Only for a request still waiting for its sites: one withdrawn (or rejected, revoked) before this site got to
     # it is not projected, and a redelivered message skips the same way. The state is read at the claim: a
-    # projection already running when the request closes finishes harmlessly (``_projection_finish`` records it
+    # projection already running when the request closes finishes harmlessly (``_projection_recorded`` records it
     # and moves the request on only while it is still submitted).
-    if not _claim(SiteReview, review_id, "projection_state", request__state__in=REVIEW_OPEN_STATES):
+    token = job_claim(Projection, review_id, lease=LEASE, worker=worker, review__request__state__in=REVIEW_OPEN_STATES)
+    if token is None:
         return "skipped"
     review = SiteReview.objects.select_related("request__version", "source").get(pk=review_id)
     request, source = review.request, review.source
@@ -395,41 +367,57 @@ def projection_execute(*, review_id: int) -> str:
                 days_before=request.days_before,
                 days_after=request.days_after,
             )
-    except TransientEngineError:
-        _release(SiteReview, review_id)
-        raise
+    except TransientEngineError as exc:
+        job_release(Projection, review_id, token)
+        raise SiteUnreachable(str(exc)) from exc
     except (WarehouseError, ExpressionError) as exc:
-        _projection_finish(review_id, state=JobState.FAILED, error=str(exc) or type(exc).__name__)
+        _projection_finish(review_id, token, state=JobState.FAILED, error=str(exc) or type(exc).__name__)
         return JobState.FAILED
-    _projection_finish(review_id, state=JobState.DONE, persons=generated.persons, counts=counts)
-    return JobState.DONE
+    _projection_finish(review_id, token, state=JobState.SUCCEEDED, persons=generated.persons, counts=counts)
+    return JobState.SUCCEEDED
 
 
+@transaction.atomic
 def projection_give_up(*, review_id: int, reason: str) -> None:
-    """The site stayed unreachable: the projection fails, the steward sees why."""
-    _projection_finish(review_id, state=JobState.FAILED, error=_("The site could not be reached: %s") % reason)
+    """The site stayed unreachable: the projection fails (unless a worker holds it again), the steward sees why."""
+    error = _("The site could not be reached: %s") % reason
+    if job_give_up(Projection, review_id, error=error[:2000]):
+        _projection_recorded(review_id, state=JobState.FAILED, error=error)
 
 
 @transaction.atomic
 def _projection_finish(
+    review_id: int,
+    token: str,
+    *,
+    state: str,
+    persons: int | None = None,
+    counts: dict[str, int] | None = None,
+    error: str = "",
+) -> None:
+    # Only the lease holder records: a worker overtaken after its lease lapsed leaves the outcome to the new one.
+    if job_finish(Projection, review_id, token, state, error=error[:2000]):
+        _projection_recorded(review_id, state=state, persons=persons, counts=counts, error=error)
+
+
+def _projection_recorded(
     review_id: int, *, state: str, persons: int | None = None, counts: dict[str, int] | None = None, error: str = ""
 ) -> None:
+    """The projection ended: its numbers on the review, audited; the request goes under review once every site's
+    projection has ended. Inside the caller's transaction."""
     review = SiteReview.objects.select_for_update().get(pk=review_id)
-    review.projection_state = state
-    review.projection_error = error[:2000]
     review.cohort_persons = persons
     review.projected_rows = counts or {}
-    review.lease_expires_at = None
-    review.save()
+    review.save(update_fields=["cohort_persons", "projected_rows"])
     request = _locked(review.request)
     audit_record(
         action="dataset_projection",
         obj=request,
         source_key=review.source.key,
-        outcome="success" if state == JobState.DONE else "failure",
+        outcome="success" if state == JobState.SUCCEEDED else "failure",
         detail={"persons": persons, "rows": counts or {}, **({"error": error[:500]} if error else {})},
     )
-    open_reviews = request.reviews.filter(projection_state__in=[JobState.PENDING, JobState.RUNNING]).exists()
+    open_reviews = request.reviews.filter(projection__state__in=ACTIVE_STATES).exists()
     if request.state == RequestState.SUBMITTED and not open_reviews:
         _transition(request, RequestState.UNDER_REVIEW, recipients=_stewards_of(request.sites.all()))
 
@@ -461,7 +449,7 @@ def review_decide(
             _("This site's decision is not open (the request is %s).") % request.get_state_display()
         )
     if approve:
-        if review.projection_state != JobState.DONE:
+        if review.projection_state != JobState.SUCCEEDED:
             raise ValidationError(_("The projection of this site failed; the request can only be rejected."))
         limit = policy_for(review.source).row_limit
         if review.projected_total > limit:
@@ -526,18 +514,24 @@ def _extraction_start(request: DatasetRequest) -> None:
         extract, _created = Extract.objects.get_or_create(
             request=request, source=review.source, defaults={"max_downloads": policy_for(review.source).max_downloads}
         )
-        _send(EXTRACT_TASK, queue=_site_queue(review.source.key), extract_id=extract.pk)
+        _send(EXTRACT_TASK, source=review.source, extract_id=extract.pk)
 
 
 # --- extraction (site worker) -----------------------------------------------------------------------------------
 
 
-def extraction_execute(*, extract_id: int) -> str:
-    """Build the site's extract. Raises TransientEngineError (claim given back) when the site is unreachable, so
-    the task retries; any other failure fails the whole request and removes every file of it."""
-    if not _claim(Extract, extract_id, "state"):
+def extraction_execute(*, extract_id: int, worker: str = "") -> str:
+    """Build the site's extract. Raises SiteUnreachable (lease given back) when the site is unreachable, so the task
+    retries; any other failure fails the whole request and removes every file of it."""
+    token = job_claim(Extract, extract_id, lease=LEASE, worker=worker)
+    if token is None:
         return "skipped"
     extract = Extract.objects.select_related("request__version", "source").get(pk=extract_id)
+    if extract.cancel_requested:
+        # Cancelled (revoked, or failed at another site) while a worker that then died held it: taken over only
+        # to record the end.
+        job_finish(Extract, extract_id, token, JobState.CANCELLED, error=EXTRACT_CANCELLED)
+        return "skipped"
     request, source = extract.request, extract.source
     review = SiteReview.objects.get(request=request, source=source)
     before, after = review.approved_window()
@@ -567,36 +561,39 @@ def extraction_execute(*, extract_id: int) -> str:
                 cohort_id=spec.cohort_id,
             )
             built = build_extract(engine, spec, root=dataset_root(), key=settings.SOYANG_DATASET_KEY)
-    except TransientEngineError:
-        _release(Extract, extract_id)
-        raise
+    except TransientEngineError as exc:
+        job_release(Extract, extract_id, token)
+        raise SiteUnreachable(str(exc)) from exc
     except Exception as exc:  # the reason is recorded; no file was left (build_extract cleans up)
         logger.error("extract %s failed:\n%s", extract_id, traceback.format_exc())
         message = (
             str(exc) if isinstance(exc, ExtractionRefused | WarehouseError | ExpressionError) else type(exc).__name__
         )
-        extraction_fail(extract_id=extract_id, reason=message or type(exc).__name__)
+        _extraction_fail(extract_id, reason=message or type(exc).__name__, token=token)
         return JobState.FAILED
-    return _extraction_finish(extract_id, built)
+    return _extraction_finish(extract_id, token, built)
 
 
 @transaction.atomic
-def _extraction_finish(extract_id: int, built: Any) -> str:
+def _extraction_finish(extract_id: int, token: str, built: Any) -> str:
     extract = Extract.objects.select_for_update().get(pk=extract_id)
     request = _locked(extract.request)
-    if request.state != RequestState.EXTRACTING or extract.state != JobState.RUNNING:
-        # Revoked (or failed at another site) meanwhile: the new file must not outlive the decision.
+    if request.state != RequestState.EXTRACTING or extract.state != JobState.RUNNING or extract.cancel_requested:
+        # Revoked (or failed at another site) meanwhile, or taken over: the new file must not outlive the decision.
         (dataset_root() / built.relative_path).unlink(missing_ok=True)
+        job_finish(Extract, extract_id, token, JobState.CANCELLED, error=EXTRACT_CANCELLED)
         return "discarded"
-    extract.state = JobState.DONE
-    extract.file_path = built.relative_path
-    extract.size_bytes = built.size_bytes
-    extract.sha256 = built.sha256
-    extract.encrypted = built.encrypted
-    extract.manifest = built.manifest
-    extract.finished_at = timezone.now()
-    extract.lease_expires_at = None
-    extract.save()
+    job_finish(
+        Extract,
+        extract_id,
+        token,
+        JobState.SUCCEEDED,
+        file_path=built.relative_path,
+        size_bytes=built.size_bytes,
+        sha256=built.sha256,
+        encrypted=built.encrypted,
+        manifest=built.manifest,
+    )
     audit_record(
         action="dataset_extract",
         obj=request,
@@ -606,24 +603,31 @@ def _extraction_finish(extract_id: int, built: Any) -> str:
             "suppressed": built.manifest.get("persons_suppressed_k_anonymity"),
         },
     )
-    if not request.extracts.exclude(state=JobState.DONE).exists():
+    if not request.extracts.exclude(state=JobState.SUCCEEDED).exists():
         days = min([request.retention_days, *(policy_for(s).link_valid_days for s in request.sites.all())])
         request.expires_at = timezone.now() + timedelta(days=days)
         request.extracts.update(expires_at=request.expires_at)
         _transition(request, RequestState.READY)
-    return JobState.DONE
+    return JobState.SUCCEEDED
+
+
+def extraction_give_up(*, extract_id: int, reason: str) -> None:
+    """The site stayed unreachable: the request fails (unless a worker holds the extract again)."""
+    _extraction_fail(extract_id, reason=f"The site could not be reached: {reason}")
 
 
 @transaction.atomic
-def extraction_fail(*, extract_id: int, reason: str) -> None:
-    """One site's extraction failed: the request fails with the reason, and no file of it stays on disk."""
+def _extraction_fail(extract_id: int, *, reason: str, token: str | None = None) -> None:
+    """One site's extraction failed (its holder's ``token``; None: given up after the retries): the request fails
+    with the reason, and no file of it stays on disk."""
     extract = Extract.objects.select_for_update().select_related("source").get(pk=extract_id)
     request = _locked(extract.request)
-    extract.state = JobState.FAILED
-    extract.error = reason[:2000]
-    extract.finished_at = timezone.now()
-    extract.lease_expires_at = None
-    extract.save()
+    if token is not None:
+        ended = job_finish(Extract, extract_id, token, JobState.FAILED, error=reason[:2000])
+    else:
+        ended = job_give_up(Extract, extract_id, error=reason[:2000])
+    if not ended:
+        return
     _delete_files(request)
     audit_record(
         action="dataset_extract",
@@ -637,16 +641,16 @@ def extraction_fail(*, extract_id: int, reason: str) -> None:
 
 
 def _delete_files(request: DatasetRequest) -> int:
-    """Delete every extract file of the request (the caller holds the request's lock)."""
+    """Delete every extract file of the request and cancel the extractions still to end (the caller holds the
+    request's lock): a queued one ends at once, a running one's worker discards its file when it finishes."""
     deleted = 0
+    now = timezone.now()
     for extract in request.extracts.select_for_update():
         if extract.file_path:
             (dataset_root() / extract.file_path).unlink(missing_ok=True)
             deleted += 1
-        if extract.state in (JobState.DONE, JobState.PENDING, JobState.RUNNING):
-            extract.state = JobState.DELETED
-        extract.file_path = ""
-        extract.save(update_fields=["state", "file_path"])
+            Extract.objects.filter(pk=extract.pk).update(file_path="", files_deleted_at=now)
+        job_cancel(Extract, extract.pk, error=EXTRACT_CANCELLED)
     return deleted
 
 
@@ -662,7 +666,7 @@ def download_open(*, extract: Extract, user: User, ip_address: str | None = None
         extract.request = request
         rules.require(rules.can_download(user, extract))
         problem = ""
-        if request.state not in DELIVERABLE_STATES or extract.state != JobState.DONE or not extract.file_path:
+        if request.state not in DELIVERABLE_STATES or extract.state != JobState.SUCCEEDED or not extract.file_path:
             problem = _("The dataset is not available (the request is %s).") % request.get_state_display()
         elif request.expires_at is None or request.expires_at <= timezone.now():
             problem = _("The download link has expired.")
@@ -758,6 +762,6 @@ def requests_expire(*, now: datetime | None = None) -> int:
 
 
 def reviews_rows_pruned(*, review_ids: Iterable[int], at: datetime) -> int:
-    """Record that the site deleted the cohort rows of these reviews (``cohorts.retention``); returns how many were
+    """Record that the site deleted the cohort rows of these reviews (``worker.retention``); returns how many were
     not recorded yet. Conditional: a review another prune recorded first keeps its time and is not counted."""
     return SiteReview.objects.filter(pk__in=list(review_ids), rows_pruned_at__isnull=True).update(rows_pruned_at=at)

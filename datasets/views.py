@@ -31,13 +31,13 @@ from datasets.choices import (
     CLOSED_STATES,
     DELIVERABLE_STATES,
     WITHDRAWABLE_STATES,
-    JobState,
     RequestState,
     SiteDecision,
 )
 from datasets.errors import DatasetError, DownloadRefused
 from datasets.forms import DatasetRequestForm, ReviewForm
 from datasets.models import DatasetRequest, SiteReview
+from jobs.choices import JobState
 
 
 def _errors(exc: Exception) -> str:
@@ -100,7 +100,7 @@ def request_new(request: HttpRequest, pk: int) -> HttpResponse:
 @never_cache
 def request_detail(request: HttpRequest, pk: int) -> HttpResponse:
     dataset_request = selectors.request_get_for_user(request.user, pk)
-    reviews = list(dataset_request.reviews.select_related("source", "reviewer"))
+    reviews = list(dataset_request.reviews.select_related("source", "reviewer", "projection"))
     state = dataset_request.state
     for review in reviews:
         review.request = dataset_request
@@ -122,7 +122,7 @@ def request_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "can_revoke": bool(rules.can_revoke(request.user, dataset_request)) and state not in CLOSED_STATES,
         "can_withdraw": bool(rules.can_withdraw(request.user, dataset_request)) and state in WITHDRAWABLE_STATES,
         "deliverable": state in DELIVERABLE_STATES,
-        "done": JobState.DONE,
+        "done": JobState.SUCCEEDED,
     }
     return render(request, "datasets/request_detail.html", context)
 

@@ -52,9 +52,10 @@ def _fill(definitions: int) -> dict[str, Any]:
     from accounts.services import membership_approve, membership_request, project_create
     from accounts.tests.factories import OrganisationFactory, SourceFactory, UserFactory, enroll_totp
     from cohorts.definitions.services import definition_create, definition_save_version, definition_share
-    from cohorts.runs.choices import RunKind, RunState
+    from cohorts.runs.choices import RunKind
     from cohorts.runs.models import CohortRun, RunRequest
     from cohorts.tests.conftest import oracle_definition
+    from jobs.choices import JobState
 
     hospital = OrganisationFactory(name="Bench Hospital")
     admin = UserFactory(username="bench-admin", role=Role.ADMIN, organisation=hospital, is_staff=True)
@@ -104,7 +105,7 @@ def _fill(definitions: int) -> dict[str, Any]:
                 cache_key=f"bench-{definition.pk}-{source.key}",
                 source_fingerprint=source.fingerprint,
                 requested_by=owner,
-                state=RunState.SUCCEEDED,
+                state=JobState.SUCCEEDED,
                 finished_at=timezone.now(),
                 result={"persons": 100 + n, "rows": 100 + n, "inclusion_rules": [], "attrition": []},
             )

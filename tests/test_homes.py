@@ -17,11 +17,12 @@ from accounts.permissions import grant
 from accounts.services import membership_approve, membership_request
 from accounts.tests.factories import OrganisationFactory, UserFactory
 from cohorts.definitions.services import definition_create, definition_share
-from cohorts.runs.choices import RunKind, RunState
+from cohorts.runs.choices import RunKind
 from cohorts.runs.models import CohortRun, RunRequest
 from cohorts.tests.expressions import EXPRESSION
 from datasets.choices import RequestState
 from datasets.models import DatasetRequest, SiteReview
+from jobs.choices import JobState
 
 pytestmark = pytest.mark.django_db
 
@@ -50,7 +51,7 @@ def client_for(user: Any) -> Client:
 def run(definition: Any, user: Any, source: Any, *, state: str, persons: int = 0, key: str = "") -> RunRequest:
     version = definition.latest_version()
     request = RunRequest.objects.create(version=version, kind=RunKind.COUNT, requested_by=user)
-    finished = state in (RunState.SUCCEEDED, RunState.FAILED)
+    finished = state in (JobState.SUCCEEDED, JobState.FAILED)
     request.runs.add(
         CohortRun.objects.create(
             version=version,
@@ -61,7 +62,7 @@ def run(definition: Any, user: Any, source: Any, *, state: str, persons: int = 0
             requested_by=user,
             state=state,
             finished_at=timezone.now() if finished else None,
-            result={"persons": persons} if state == RunState.SUCCEEDED else None,
+            result={"persons": persons} if state == JobState.SUCCEEDED else None,
         )
     )
     return request
@@ -78,8 +79,8 @@ def partner(project, alice, steward) -> Any:
 
 def test_a_researcher_sees_projects_with_expiry_recent_definitions_and_counts_with_their_state(alice, project, source):
     definition = definition_create(owner=alice, name="Type 2 diabetes", expression=EXPRESSION, project=project)
-    run(definition, alice, source, state=RunState.SUCCEEDED, persons=120)
-    run(definition, alice, source, state=RunState.RUNNING)
+    run(definition, alice, source, state=JobState.SUCCEEDED, persons=120)
+    run(definition, alice, source, state=JobState.RUNNING)
     response = client_for(alice).get("/")
     body = response.content.decode()
     assert list(response.context["projects"]) == [project]
@@ -94,7 +95,7 @@ def test_a_partner_sees_the_cohorts_shared_with_their_project_with_rounded_count
     shared = definition_create(owner=alice, name="Shared cohort", expression=EXPRESSION, project=project)
     definition_share(definition=shared, by=alice, to_project=project)
     definition_create(owner=alice, name="Alice's private draft", expression=EXPRESSION, project=project)
-    run(shared, alice, source, state=RunState.SUCCEEDED, persons=1234)
+    run(shared, alice, source, state=JobState.SUCCEEDED, persons=1234)
     response = client_for(partner).get("/")
     body = response.content.decode()
     assert [row["definition"].name for row in response.context["partner_cohorts"]] == ["Shared cohort"]
@@ -127,9 +128,9 @@ def test_site_health_shows_each_site_with_its_runs_and_failures_of_the_last_day(
     source.statement_timeout_seconds = 300
     source.save()
     definition = definition_create(owner=alice, name="Type 2 diabetes", expression=EXPRESSION, project=project)
-    run(definition, alice, source, state=RunState.SUCCEEDED, persons=50)
-    run(definition, alice, source, state=RunState.FAILED, key="failed")
-    old = run(definition, alice, source, state=RunState.FAILED, key="old")
+    run(definition, alice, source, state=JobState.SUCCEEDED, persons=50)
+    run(definition, alice, source, state=JobState.FAILED, key="failed")
+    old = run(definition, alice, source, state=JobState.FAILED, key="old")
     CohortRun.objects.filter(requests=old).update(queued_at=timezone.now() - dt.timedelta(days=2))
 
     sites = client_for(steward).get("/").context["sites"]

@@ -16,9 +16,10 @@ from django.urls import reverse
 from django.utils.translation import trans_real
 
 from cohorts.definitions.services import definition_create
-from cohorts.runs.choices import RunKind, RunState
+from cohorts.runs.choices import RunKind
 from cohorts.runs.models import CohortRun, RunRequest
 from cohorts.tests.expressions import EXPRESSION
+from jobs.choices import JobState
 
 PO_FILE = settings.BASE_DIR / "locale" / "ko" / "LC_MESSAGES" / "django.po"
 PLACEHOLDER = re.compile(r"%\((\w+)\)[sd]|\{\{\s*(\w+)\s*\}\}")
@@ -125,7 +126,7 @@ def test_a_korean_user_sees_the_run_result_page_in_korean(alice, project, source
             cache_key="i18n-run",
             source_fingerprint="f" * 64,
             requested_by=alice,
-            state=RunState.RUNNING,
+            state=JobState.RUNNING,
         )
     )
     client = client_for(alice, accept_language="ko")

@@ -23,9 +23,10 @@ from accounts.tests.factories import (
     make_project,
 )
 from cohorts.definitions.services import definition_create, definition_share
-from cohorts.runs.choices import RunKind, RunState
+from cohorts.runs.choices import RunKind
 from cohorts.runs.models import CohortRun, RunRequest
 from cohorts.tests.expressions import EXPRESSION
+from jobs.choices import JobState
 
 P_DEFINITION = "Alpha cohort of project P"
 Q_DEFINITION = "Omega secret cohort of project Q"
@@ -54,7 +55,7 @@ def _finished_request(definition: Any, user: Any, source: Any) -> RunRequest:
         cache_key=f"authz-{definition.pk}",
         source_fingerprint=source.fingerprint,
         requested_by=user,
-        state=RunState.SUCCEEDED,
+        state=JobState.SUCCEEDED,
         result={"persons": 42, "rows": 42, "inclusion_rules": [], "attrition": []},
     )
     request.runs.add(run)
@@ -64,7 +65,7 @@ def _finished_request(definition: Any, user: Any, source: Any) -> RunRequest:
 def _dataset_objects(definition: Any, requester: Any, source: Any, root: Any) -> dict[str, Any]:
     """A dataset request under review at the source (projection done), with its document and a pending extract."""
     from accounts.permissions import grant
-    from datasets.models import DatasetRequest, Extract, SiteReview
+    from datasets.models import DatasetRequest, Extract, Projection, SiteReview
 
     root.joinpath("documents").mkdir(parents=True, exist_ok=True)
     document = f"documents/authz-{definition.pk}.pdf"
@@ -82,9 +83,8 @@ def _dataset_objects(definition: Any, requester: Any, source: Any, root: Any) ->
     )
     request.sites.set([source])
     grant(request, codenames=["view_datasetrequest"], to_user=requester)
-    review = SiteReview.objects.create(
-        request=request, source=source, projection_state="done", cohort_persons=42, projected_rows={"person": 42}
-    )
+    review = SiteReview.objects.create(request=request, source=source, cohort_persons=42, projected_rows={"person": 42})
+    Projection.objects.create(review=review, state=JobState.SUCCEEDED)
     extract = Extract.objects.create(request=request, source=source)
     return {"dataset_request": request, "review": review, "extract": extract}
 

@@ -1,4 +1,5 @@
-"""Celery app, routing (a queue per site) and the thin tasks that call services.
+"""The Celery app (``worker.celery``), the one task decorator (``worker.decorators``), the thin tasks that call
+services (``worker.tasks``) and the periodic jobs that span apps (``worker.retention``).
 
-``celery -A worker worker -Q site.<key>`` serves one site.
+``celery -A worker worker -Q site.<key>`` serves one site (queue names: ``jobs.queues``).
 """

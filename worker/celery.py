@@ -36,11 +36,3 @@ def _configure_filesystem_transport() -> None:
 
 _configure_filesystem_transport()
 app.autodiscover_tasks()
-
-
-def site_queue(source_key: str) -> str:
-    """The queue the worker of one site consumes."""
-    return f"site.{source_key}"
-
-
-PORTAL_QUEUE = "portal"

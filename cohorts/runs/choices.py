@@ -1,4 +1,4 @@
-"""Choices of the cohorts app."""
+"""Choices of the cohorts runs; a run's state is a job state (``jobs.choices.JobState``)."""
 
 from __future__ import annotations
 
@@ -11,15 +11,3 @@ class RunKind(models.TextChoices):
     GENERATE = "generate", _("Generate")
     ATTRITION = "attrition", _("Attrition")
     DEMOGRAPHICS = "demographics", _("Demographics")
-
-
-class RunState(models.TextChoices):
-    QUEUED = "queued", _("Queued")
-    RUNNING = "running", _("Running")
-    SUCCEEDED = "succeeded", _("Succeeded")
-    FAILED = "failed", _("Failed")
-    CANCELLED = "cancelled", _("Cancelled")
-
-
-ACTIVE_STATES = (RunState.QUEUED, RunState.RUNNING)
-FINAL_STATES = (RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELLED)

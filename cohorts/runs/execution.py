@@ -1,13 +1,10 @@
 """Running a CohortRun on the site's worker: claim, compute with cancel and lease renewal, record.
 
-Concurrency invariants:
-- A run is claimed by a conditional update (queued → running, or running with a lapsed lease → running
-  with a new lease). Exactly one worker holds a live lease; the others retry later.
-- The worker renews the lease while the query runs. A worker killed with SIGKILL stops renewing, its
-  message is redelivered (acks_late), and the next worker takes the run over once the lease has lapsed.
-- The outcome is written only with the lease token: a run has exactly one result.
-- Cohort rows are written to the source's results schema keyed on the run id, delete-then-insert in one
-  warehouse transaction, so a retried or taken-over run leaves no duplicate rows.
+The run is a site job: its claim, lease, renewal, release and outcome follow ``jobs.lifecycle`` (exactly one
+worker holds a live lease; a worker killed with SIGKILL stops renewing, its message is redelivered and the next
+worker takes the run over once the lease has lapsed; only the lease holder records the outcome).
+Cohort rows are written to the source's results schema keyed on the run id, delete-then-insert in one warehouse
+transaction, so a retried or taken-over run leaves no duplicate rows.
 """
 
 from __future__ import annotations
@@ -16,33 +13,34 @@ import logging
 import threading
 import time
 import traceback
-import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import close_old_connections
-from django.db.models import F, Q
 from django.utils import timezone
 
 from cohorts.expression import ExpressionError, parse_expression
-from cohorts.runs.choices import RunKind, RunState
+from cohorts.runs.choices import RunKind
 from cohorts.runs.demographics import cohort_demographics
 from cohorts.runs.generation import generate_cohort
 from cohorts.runs.models import CohortRun
+from jobs.choices import JobState
+from jobs.errors import JobHeld, SiteUnreachable
+from jobs.lifecycle import (
+    job_cancel_requested,
+    job_claim,
+    job_finish,
+    job_give_up,
+    job_record,
+    job_release,
+    job_renew,
+)
 from warehouse.engines import QueryCancelled, QueryTimeout, TransientEngineError, WarehouseError
 from warehouse.services import source_connect
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class ExecutionOutcome:
-    """What the task should do next: nothing (``retry_in`` None) or come back in ``retry_in`` seconds."""
-
-    state: str
-    retry_in: float | None = None
 
 
 @dataclass
@@ -58,77 +56,56 @@ class _Progress:
             self.step, self.total, self.label, self.changed = step, total, label[:200], True
 
 
-def _lease_seconds() -> int:
-    return int(settings.SOYANG_RUN_LEASE_SECONDS)
-
-
-def _claim(run_id: int, worker: str) -> tuple[str | None, CohortRun | None]:
-    token = uuid.uuid4().hex
-    now = timezone.now()
-    lease = now + timedelta(seconds=_lease_seconds())
-    claimed = CohortRun.objects.filter(pk=run_id, state=RunState.QUEUED, cancel_requested=False).update(
-        state=RunState.RUNNING,
-        lease_token=token,
-        lease_expires_at=lease,
-        started_at=now,
-        attempts=F("attempts") + 1,
-        worker=worker,
-    )
-    if not claimed:
-        # Taken over from a worker that stopped renewing its lease (killed, or lost its connection).
-        claimed = CohortRun.objects.filter(pk=run_id, state=RunState.RUNNING, lease_expires_at__lt=now).update(
-            lease_token=token, lease_expires_at=lease, attempts=F("attempts") + 1, worker=worker
-        )
-    if not claimed:
-        return None, CohortRun.objects.filter(pk=run_id).first()
-    return token, CohortRun.objects.select_related("source", "version").get(pk=run_id)
+def _lease() -> timedelta:
+    return timedelta(seconds=int(settings.SOYANG_RUN_LEASE_SECONDS))
 
 
 def _finish(run_id: int, token: str, state: str, **fields: Any) -> bool:
-    return bool(
-        CohortRun.objects.filter(pk=run_id, state=RunState.RUNNING, lease_token=token).update(
-            state=state, finished_at=timezone.now(), lease_expires_at=None, **fields
-        )
-    )
+    return job_finish(CohortRun, run_id, token, state, **fields)
 
 
-def run_execute(*, run_id: int, worker: str = "") -> ExecutionOutcome:
-    """Execute one run to its end. Called by the Celery task of the run's site queue."""
-    token, run = _claim(run_id, worker)
-    if run is None:
-        logger.warning("run %s does not exist (deleted or not yet committed)", run_id)
-        return ExecutionOutcome(state="missing")
+def run_execute(*, run_id: int, worker: str = "") -> str:
+    """Execute one run to its end; returns its state. Called by the Celery task of the run's site queue.
+
+    Raises JobHeld while another worker holds a live lease on the run, and SiteUnreachable (lease given back)
+    when the site's database is unreachable: the task retries both."""
+    token = job_claim(CohortRun, run_id, lease=_lease(), worker=worker)
     if token is None:
+        run = CohortRun.objects.filter(pk=run_id).first()
+        if run is None:
+            logger.warning("run %s does not exist (deleted or not yet committed)", run_id)
+            return "missing"
         if run.is_final:
-            return ExecutionOutcome(state=run.state)
+            return run.state
         # Another worker holds a live lease: come back when it would have lapsed.
         remaining = (run.lease_expires_at - timezone.now()).total_seconds() if run.lease_expires_at else 1.0
-        return ExecutionOutcome(state=run.state, retry_in=max(1.0, remaining + 0.5))
+        raise JobHeld(retry_in=max(1.0, remaining + 0.5))
+    run = CohortRun.objects.select_related("source", "version").get(pk=run_id)
     if run.cancel_requested:
-        _finish(run_id, token, RunState.CANCELLED, error="Cancelled.")
-        return ExecutionOutcome(state=RunState.CANCELLED)
+        _finish(run_id, token, JobState.CANCELLED, error="Cancelled.")
+        return JobState.CANCELLED
     try:
         expression = parse_expression(run.version.expression)
     except ExpressionError as exc:
-        _finish(run_id, token, RunState.FAILED, error=f"The definition is not valid: {exc}")
-        return ExecutionOutcome(state=RunState.FAILED)
+        _finish(run_id, token, JobState.FAILED, error=f"The definition is not valid: {exc}")
+        return JobState.FAILED
     return _execute_claimed(run, token, expression)
 
 
-def _execute_claimed(run: CohortRun, token: str, expression: Any) -> ExecutionOutcome:
+def _execute_claimed(run: CohortRun, token: str, expression: Any) -> str:
     source = run.source
     progress = _Progress()
     box: dict[str, Any] = {}
     try:
         engine = source_connect(source)
-    except TransientEngineError:
+    except TransientEngineError as exc:
         # The site's database is unreachable or its file locked: give the lease back so that the retry can
         # claim the run at once; the task retries with backoff and fails the run when it gives up.
-        CohortRun.objects.filter(pk=run.pk, lease_token=token).update(lease_expires_at=timezone.now())
-        raise
+        job_release(CohortRun, run.pk, token)
+        raise SiteUnreachable(str(exc)) from exc
     except WarehouseError as exc:
-        _finish(run.pk, token, RunState.FAILED, error=f"The site's database cannot be used: {exc}")
-        return ExecutionOutcome(state=RunState.FAILED)
+        _finish(run.pk, token, JobState.FAILED, error=f"The site's database cannot be used: {exc}")
+        return JobState.FAILED
 
     def compute() -> None:
         try:
@@ -152,15 +129,11 @@ def _execute_claimed(run: CohortRun, token: str, expression: Any) -> ExecutionOu
             if progress.changed:
                 with progress.lock:
                     step, total, label, progress.changed = progress.step, progress.total, progress.label, False
-                CohortRun.objects.filter(pk=run.pk, lease_token=token).update(
-                    progress_step=step, progress_total=total, progress_label=label
-                )
-            if now - last_renew > _lease_seconds() / 3:
-                CohortRun.objects.filter(pk=run.pk, lease_token=token, state=RunState.RUNNING).update(
-                    lease_expires_at=timezone.now() + timedelta(seconds=_lease_seconds())
-                )
+                job_record(CohortRun, run.pk, token, progress_step=step, progress_total=total, progress_label=label)
+            if now - last_renew > _lease().total_seconds() / 3:
+                job_renew(CohortRun, run.pk, token, lease=_lease())
                 last_renew = now
-            if not cancelled and CohortRun.objects.filter(pk=run.pk, cancel_requested=True).exists():
+            if not cancelled and job_cancel_requested(CohortRun, run.pk):
                 cancelled = True
                 engine.cancel()
         thread.join()
@@ -170,39 +143,39 @@ def _execute_claimed(run: CohortRun, token: str, expression: Any) -> ExecutionOu
     seconds = time.monotonic() - started
     error = box.get("error")
     if cancelled or isinstance(error, QueryCancelled):
-        _finish(run.pk, token, RunState.CANCELLED, error="Cancelled by the user; the query was stopped.")
-        return ExecutionOutcome(state=RunState.CANCELLED)
+        _finish(run.pk, token, JobState.CANCELLED, error="Cancelled by the user; the query was stopped.")
+        return JobState.CANCELLED
     if error is None:
         result = box["result"]
         _finish(
             run.pk,
             token,
-            RunState.SUCCEEDED,
+            JobState.SUCCEEDED,
             result=result,
             database_seconds=result.get("seconds", seconds),
             progress_step=progress.total,
             progress_total=progress.total,
             progress_label=progress.label,
         )
-        return ExecutionOutcome(state=RunState.SUCCEEDED)
+        return JobState.SUCCEEDED
     if isinstance(error, QueryTimeout):
         _finish(
             run.pk,
             token,
-            RunState.FAILED,
+            JobState.FAILED,
             error=f"The query took longer than the site's limit of {source.statement_timeout_seconds} seconds.",
         )
-        return ExecutionOutcome(state=RunState.FAILED)
+        return JobState.FAILED
     if isinstance(error, TransientEngineError):
         # Let the lease lapse now so the retry can claim the run at once; Celery retries with backoff.
-        CohortRun.objects.filter(pk=run.pk, lease_token=token).update(lease_expires_at=timezone.now())
-        raise error
+        job_release(CohortRun, run.pk, token)
+        raise SiteUnreachable(str(error)) from error
     if isinstance(error, ExpressionError):
-        _finish(run.pk, token, RunState.FAILED, error=f"The definition is not valid: {error}")
-        return ExecutionOutcome(state=RunState.FAILED)
+        _finish(run.pk, token, JobState.FAILED, error=f"The definition is not valid: {error}")
+        return JobState.FAILED
     logger.error("run %s failed:\n%s", run.pk, box.get("traceback", ""))
-    _finish(run.pk, token, RunState.FAILED, error=f"{type(error).__name__}: {error}\n\n{box.get('traceback', '')}")
-    return ExecutionOutcome(state=RunState.FAILED)
+    _finish(run.pk, token, JobState.FAILED, error=f"{type(error).__name__}: {error}\n\n{box.get('traceback', '')}")
+    return JobState.FAILED
 
 
 def compute_run_result(engine: Any, *, source: Any, run: CohortRun, expression: Any, progress: _Progress) -> dict:
@@ -249,15 +222,4 @@ def compute_run_result(engine: Any, *, source: Any, run: CohortRun, expression: 
 
 def run_give_up(*, run_id: int, reason: str) -> None:
     """Fail a run whose retries are exhausted (its site stayed unreachable), whoever held it last."""
-    # Only a run nobody holds a live lease on: another worker may have reached the site meanwhile.
-    now = timezone.now()
-    CohortRun.objects.filter(
-        Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now),
-        pk=run_id,
-        state__in=[RunState.QUEUED, RunState.RUNNING],
-    ).update(
-        state=RunState.FAILED,
-        finished_at=timezone.now(),
-        lease_expires_at=None,
-        error=f"The site could not be reached after several tries: {reason}",
-    )
+    job_give_up(CohortRun, run_id, error=f"The site could not be reached after several tries: {reason}")

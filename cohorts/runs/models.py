@@ -6,7 +6,9 @@ from django.conf import settings
 from django.db import models
 
 from cohorts.definitions.models import CohortDefinitionVersion
-from cohorts.runs.choices import ACTIVE_STATES, RunKind, RunState
+from cohorts.runs.choices import RunKind
+from jobs.choices import ACTIVE_STATES
+from jobs.models import SiteJob
 
 
 class RunRequest(models.Model):
@@ -27,15 +29,16 @@ class RunRequest(models.Model):
         return f"{self.get_kind_display()} of {self.version} by {self.requested_by}"
 
 
-class CohortRun(models.Model):
+class CohortRun(SiteJob):
     """The computation of one kind of result of one expression on one source, done by that site's worker.
 
-    States move only forward: queued → running → succeeded | failed | cancelled. The worker claims the run
-    with a lease it renews while the query runs; a redelivered message (its worker was killed) takes the run
-    over only once the lease has lapsed, so a run has exactly one result. ``result`` holds aggregates only
-    (never a patient row), before privacy rules: they are applied when the result leaves the service layer.
+    A site job (``jobs.models.SiteJob``): states move only forward, queued → running → succeeded | failed |
+    cancelled. The worker claims the run with a lease it renews while the query runs; a redelivered message (its
+    worker was killed) takes the run over only once the lease has lapsed, so a run has exactly one result.
+    ``result`` holds aggregates only (never a patient row), before privacy rules: they are applied when the result
+    leaves the service layer.
     Its cohort rows at the site (``<results>.cohort`` under ``cohort_definition_id = pk``) are deleted once it has
-    been final for the retention period (``cohorts.retention``), which sets ``rows_pruned_at``.
+    been final for the retention period (``worker.retention``), which sets ``rows_pruned_at``.
     """
 
     version = models.ForeignKey(CohortDefinitionVersion, on_delete=models.PROTECT, related_name="runs")
@@ -44,20 +47,11 @@ class CohortRun(models.Model):
     cache_key = models.CharField(max_length=64, db_index=True)
     source_fingerprint = models.CharField(max_length=64)
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
-    state = models.CharField(max_length=20, choices=RunState.choices, default=RunState.QUEUED, db_index=True)
-    cancel_requested = models.BooleanField(default=False)
     progress_step = models.PositiveIntegerField(default=0)
     progress_total = models.PositiveIntegerField(default=0)
     progress_label = models.CharField(max_length=200, blank=True)
-    attempts = models.PositiveIntegerField(default=0)
-    lease_token = models.CharField(max_length=32, blank=True)
-    lease_expires_at = models.DateTimeField(null=True, blank=True)
-    worker = models.CharField(max_length=200, blank=True)
     queued_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
     database_seconds = models.FloatField(null=True, blank=True)
-    error = models.TextField(blank=True)
     result = models.JSONField(null=True, blank=True)
     rows_pruned_at = models.DateTimeField(null=True, blank=True)
 
@@ -81,7 +75,3 @@ class CohortRun(models.Model):
 
     def __str__(self) -> str:
         return f"run {self.pk} {self.kind} of {self.version} on {self.source.key}: {self.state}"
-
-    @property
-    def is_final(self) -> bool:
-        return self.state in (RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELLED)

@@ -22,7 +22,7 @@ from accounts.permissions import (
 )
 from cohorts.definitions.models import CohortDefinition
 from cohorts.definitions.selectors import RUN, VIEW, definitions_for_user
-from cohorts.runs.choices import RunKind, RunState
+from cohorts.runs.choices import RunKind
 from cohorts.runs.models import CohortRun, RunRequest
 from disclosure.rules import (
     FederatedTotal,
@@ -34,6 +34,7 @@ from disclosure.rules import (
     strictest,
 )
 from disclosure.selectors import rule_for
+from jobs.choices import JobState
 from warehouse.models import Source
 
 
@@ -172,7 +173,7 @@ def run_request_result(*, request: RunRequest, role: str) -> dict[str, Any]:
         rule = rule_for(source=run.source, role=role)
         site = _run_state(run)
         site["privacy"] = rule.as_dict()
-        if run.state == RunState.SUCCEEDED and run.result is not None:
+        if run.state == JobState.SUCCEEDED and run.result is not None:
             succeeded.append((run, rule))
         sites.append(site)
     merged_rule = strictest(rule for _, rule in succeeded)
@@ -200,7 +201,7 @@ def run_request_result(*, request: RunRequest, role: str) -> dict[str, Any]:
         "definition": request.version.definition_id,
         "version": request.version.number,
         "finished": finished,
-        "state": "finished" if finished else ("running" if RunState.RUNNING in states else "queued"),
+        "state": "finished" if finished else ("running" if JobState.RUNNING in states else "queued"),
         "cancelled": request.cancelled_at is not None,
         "total": total.as_dict() if total is not None else None,
         "total_privacy": merged_rule.as_dict(),
@@ -374,7 +375,7 @@ def latest_counts(definition_ids: list[int], *, role: str) -> dict[int, dict[str
             version__definition=OuterRef("pk"),
             kind=RunKind.COUNT,
             cancelled_at__isnull=True,
-            runs__state=RunState.SUCCEEDED,
+            runs__state=JobState.SUCCEEDED,
         )
         .order_by("-created_at", "-id")
         .values("pk")[:1]
@@ -386,7 +387,7 @@ def latest_counts(definition_ids: list[int], *, role: str) -> dict[int, dict[str
         .values_list("request_id", "pk")
     )
     # Only the columns needed, without building model instances: this runs for every row of a list page.
-    runs = CohortRun.objects.filter(requests__in=list(pairs), state=RunState.SUCCEEDED).values_list(
+    runs = CohortRun.objects.filter(requests__in=list(pairs), state=JobState.SUCCEEDED).values_list(
         "requests__id", "source_id", "result__persons", "finished_at"
     )
     by_request: dict[int, list[tuple[int, int, Any]]] = {}
@@ -411,7 +412,7 @@ def latest_counts_per_site(definition: CohortDefinition, *, role: str) -> list[d
     """For the printable summary: per site, the latest succeeded count of the definition's latest version (or of
     an earlier version if the latest was never counted there), protected by the site's rule for ``role``."""
     runs = (
-        CohortRun.objects.filter(version__definition=definition, kind=RunKind.COUNT, state=RunState.SUCCEEDED)
+        CohortRun.objects.filter(version__definition=definition, kind=RunKind.COUNT, state=JobState.SUCCEEDED)
         .select_related("source", "version")
         .order_by("source__key", "-version__number", "-finished_at", "-id")
     )
@@ -440,11 +441,11 @@ def run_request_state(request: RunRequest) -> str:
     if request.cancelled_at is not None:
         return "cancelled"
     states = [run.state for run in request.runs.all()]
-    if RunState.RUNNING in states:
+    if JobState.RUNNING in states:
         return "running"
-    if RunState.QUEUED in states:
+    if JobState.QUEUED in states:
         return "queued"
-    failed = sum(1 for state in states if state in (RunState.FAILED, RunState.CANCELLED))
+    failed = sum(1 for state in states if state in (JobState.FAILED, JobState.CANCELLED))
     if states and failed == len(states):
         return "failed"
     return "partial" if failed else "finished"
@@ -463,7 +464,7 @@ def site_health(user: User, *, hours: int = 24) -> list[dict[str, Any]]:
     since = timezone.now() - timedelta(hours=hours)
     sources = sources.annotate(
         runs_recent=Count("runs", filter=Q(runs__queued_at__gte=since)),
-        failures_recent=Count("runs", filter=Q(runs__queued_at__gte=since, runs__state=RunState.FAILED)),
+        failures_recent=Count("runs", filter=Q(runs__queued_at__gte=since, runs__state=JobState.FAILED)),
     ).order_by("key")
     rows = []
     for source in sources:

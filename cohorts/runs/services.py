@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from typing import Any
 
-from celery import current_app
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -15,29 +13,17 @@ from accounts.models import User
 from audit.services import audit_record
 from cohorts.definitions.models import CohortDefinitionVersion
 from cohorts.runs.cache_keys import run_cache_key
-from cohorts.runs.choices import ACTIVE_STATES, RunKind, RunState
+from cohorts.runs.choices import RunKind
 from cohorts.runs.errors import BrokerUnavailable, RunLimitReached, RunNotCancellable, SourceNotReady
 from cohorts.runs.models import CohortRun, RunRequest
+from jobs.choices import ACTIVE_STATES, JobState
+from jobs.enqueue import broker_check, job_enqueue_on_commit
+from jobs.errors import BrokerUnreachable
+from jobs.lifecycle import job_cancel, job_enqueue_failed
+from jobs.queues import site_queue
 
-logger = logging.getLogger(__name__)
-
+#: The worker's task that executes one run (sent by name: cohorts does not import the worker package).
 RUN_TASK_NAME = "worker.tasks.run_execute"
-
-
-def site_queue(source_key: str) -> str:
-    """The Celery queue served by the worker next to the source's database."""
-    return f"site.{source_key}"
-
-
-def broker_check(timeout: float = 2.0) -> None:
-    """Fail fast with BrokerUnavailable when the broker does not answer, before anything is written."""
-    try:
-        with current_app.connection_for_write() as connection:
-            connection.ensure_connection(max_retries=1, timeout=timeout)
-    except Exception as exc:  # kombu raises several transport-specific errors
-        raise BrokerUnavailable(
-            "The task queue is not reachable right now; no count was started. Try again shortly."
-        ) from exc
 
 
 def run_request_create(
@@ -57,7 +43,12 @@ def run_request_create(
             raise SourceNotReady(f"The site {source.key} is not active.")
         if not source.fingerprint:
             raise SourceNotReady(f"The site {source.key} has no data loaded yet.")
-    broker_check()
+    try:
+        broker_check()
+    except BrokerUnreachable as exc:
+        raise BrokerUnavailable(
+            "The task queue is not reachable right now; no count was started. Try again shortly."
+        ) from exc
     request, to_enqueue = _run_request_write(user=user, version=version, sources=sources, kind=kind)
     for run in to_enqueue:
         _enqueue_on_commit(run)
@@ -105,7 +96,7 @@ def _run_for(*, version: CohortDefinitionVersion, source: Any, kind: RunKind, us
     # time we look again its run may already have succeeded, so the lookup is simply repeated.
     for _ in range(3):
         reusable = (
-            CohortRun.objects.filter(cache_key=key, state__in=[RunState.SUCCEEDED, *ACTIVE_STATES])
+            CohortRun.objects.filter(cache_key=key, state__in=[JobState.SUCCEEDED, *ACTIVE_STATES])
             .order_by("-queued_at")
             .first()
         )
@@ -128,24 +119,15 @@ def _run_for(*, version: CohortDefinitionVersion, source: Any, kind: RunKind, us
 
 
 def _enqueue_on_commit(run: CohortRun) -> None:
-    def send() -> None:
-        try:
-            current_app.send_task(
-                RUN_TASK_NAME,
-                kwargs={"run_id": run.pk},
-                queue=site_queue(run.source.key),
-                retry=True,
-                retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5},
-            )
-        except Exception:  # the broker went away between the check and the commit
-            logger.exception("could not enqueue run %s", run.pk)
-            CohortRun.objects.filter(pk=run.pk, state=RunState.QUEUED).update(
-                state=RunState.FAILED,
-                finished_at=timezone.now(),
-                error="The task queue was not reachable; the run was not started. Try again shortly.",
-            )
+    def not_sent() -> None:
+        # The broker went away between the check and the commit: nobody would ever run it.
+        job_enqueue_failed(
+            CohortRun, run.pk, error="The task queue was not reachable; the run was not started. Try again shortly."
+        )
 
-    transaction.on_commit(send)
+    job_enqueue_on_commit(
+        RUN_TASK_NAME, queue=site_queue(run.source.key), kwargs={"run_id": run.pk}, on_failure=not_sent
+    )
 
 
 @transaction.atomic
@@ -168,11 +150,7 @@ def run_request_cancel(*, request: RunRequest, user: User) -> RunRequest:
         shared = run.requests.filter(cancelled_at__isnull=True).exclude(pk=request.pk).exists()
         if shared:
             continue
-        if run.state == RunState.QUEUED:
-            CohortRun.objects.filter(pk=run.pk, state=RunState.QUEUED).update(
-                state=RunState.CANCELLED, cancel_requested=True, finished_at=timezone.now(), error="Cancelled."
-            )
-        CohortRun.objects.filter(pk=run.pk, state=RunState.RUNNING).update(cancel_requested=True)
+        job_cancel(CohortRun, run.pk)
     audit_record(action="run_cancel", actor=user, obj=request.version.definition, detail={"request": request.pk})
     return request
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from cohorts.runs.choices import RunKind, RunState
+from cohorts.runs.choices import RunKind
 from cohorts.runs.models import CohortRun, RunRequest
+from jobs.choices import JobState
 
 
 def count_request(version: Any, user: Any, counts: dict[Any, int]) -> RunRequest:
@@ -21,7 +22,7 @@ def count_request(version: Any, user: Any, counts: dict[Any, int]) -> RunRequest
             cache_key=f"diff-{source.key}-{len(counts)}",
             source_fingerprint=source.fingerprint,
             requested_by=user,
-            state=RunState.SUCCEEDED,
+            state=JobState.SUCCEEDED,
             result={
                 "persons": persons,
                 "rows": persons,

@@ -20,10 +20,11 @@ from accounts.tests.factories import OrganisationFactory, UserFactory
 from audit.models import AuditEvent
 from cohorts.definitions.models import CohortDefinition
 from cohorts.definitions.services import definition_create, definition_save_version, definition_share
-from cohorts.runs.choices import RunKind, RunState
+from cohorts.runs.choices import RunKind
 from cohorts.runs.models import CohortRun, RunRequest
 from cohorts.tests.conftest import oracle_definition
 from cohorts.tests.expressions import EXPRESSION
+from jobs.choices import JobState
 
 pytestmark = pytest.mark.django_db
 
@@ -59,7 +60,7 @@ def finished_count(definition: CohortDefinition, user: Any, source: Any, persons
         cache_key=f"pages-{definition.pk}-{version.number}-{persons}",
         source_fingerprint="f" * 64,
         requested_by=user,
-        state=RunState.SUCCEEDED,
+        state=JobState.SUCCEEDED,
         result={"persons": persons, "rows": persons, "inclusion_rules": [], "attrition": []},
     )
     request.runs.add(run)

@@ -14,9 +14,10 @@ from django.test import Client
 from django.urls import reverse
 
 from cohorts.definitions.services import definition_create, definition_share
-from cohorts.runs.choices import RunKind, RunState
+from cohorts.runs.choices import RunKind
 from cohorts.runs.models import CohortRun, RunRequest
 from cohorts.tests.expressions import EXPRESSION
+from jobs.choices import JobState
 
 pytestmark = pytest.mark.django_db
 
@@ -79,7 +80,7 @@ def make_request(definition: Any, user: Any, source: Any, *, state: str, persons
 
 
 def test_an_outsider_gets_404_on_every_page_of_a_count(alice, charlie, definition, ready_source):
-    request = make_request(definition, alice, ready_source, state=RunState.QUEUED)
+    request = make_request(definition, alice, ready_source, state=JobState.QUEUED)
     client = client_for(charlie)
     for name in ("run_detail", "run_status"):
         assert client.get(reverse(f"cohorts:{name}", args=[request.pk])).status_code == 404
@@ -88,11 +89,11 @@ def test_an_outsider_gets_404_on_every_page_of_a_count(alice, charlie, definitio
     response = client.post(reverse("cohorts:run_create", args=[definition.pk]), {"sources": [ready_source.pk]})
     assert response.status_code == 404
     assert RunRequest.objects.count() == 1
-    assert CohortRun.objects.get().state == RunState.QUEUED
+    assert CohortRun.objects.get().state == JobState.QUEUED
 
 
 def test_status_shows_small_counts_as_under_the_threshold_with_the_rule(alice, definition, ready_source):
-    request = make_request(definition, alice, ready_source, state=RunState.SUCCEEDED, persons=7)
+    request = make_request(definition, alice, ready_source, state=JobState.SUCCEEDED, persons=7)
     response = client_for(alice).get(reverse("cohorts:run_status", args=[request.pk]))
     assert response.status_code == 200
     assert response["Cache-Control"].startswith("max-age=0")
@@ -105,7 +106,7 @@ def test_status_shows_small_counts_as_under_the_threshold_with_the_rule(alice, d
 
 @pytest.mark.parametrize("table", ["sites", "attrition", "age_pyramid", "gender", "index_year", "top_conditions"])
 def test_csv_holds_the_protected_numbers_only(alice, definition, ready_source, table):
-    request = make_request(definition, alice, ready_source, state=RunState.SUCCEEDED, persons=7)
+    request = make_request(definition, alice, ready_source, state=JobState.SUCCEEDED, persons=7)
     response = client_for(alice).get(reverse("cohorts:run_table_csv", args=[request.pk, table]))
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/csv")
@@ -117,12 +118,12 @@ def test_csv_holds_the_protected_numbers_only(alice, definition, ready_source, t
 
 
 def test_csv_of_an_unknown_table_is_404(alice, definition, ready_source):
-    request = make_request(definition, alice, ready_source, state=RunState.SUCCEEDED, persons=70)
+    request = make_request(definition, alice, ready_source, state=JobState.SUCCEEDED, persons=70)
     assert client_for(alice).get(reverse("cohorts:run_table_csv", args=[request.pk, "persons"])).status_code == 404
 
 
 def test_the_run_page_loads_plotly_from_the_portal_and_no_inline_script(alice, definition, ready_source):
-    request = make_request(definition, alice, ready_source, state=RunState.SUCCEEDED, persons=70)
+    request = make_request(definition, alice, ready_source, state=JobState.SUCCEEDED, persons=70)
     body = client_for(alice).get(reverse("cohorts:run_detail", args=[request.pk])).content.decode()
     assert reverse("cohorts:plotly_js") in body
     assert "cdn" not in body.lower()
@@ -134,15 +135,15 @@ def test_the_run_page_loads_plotly_from_the_portal_and_no_inline_script(alice, d
 
 
 def test_a_member_sees_a_shared_count_but_only_its_requester_cancels_it(alice, bob, definition, ready_source):
-    request = make_request(definition, alice, ready_source, state=RunState.QUEUED)
+    request = make_request(definition, alice, ready_source, state=JobState.QUEUED)
     assert client_for(bob).get(reverse("cohorts:run_status", args=[request.pk])).json()["can_cancel"] is False
     assert client_for(bob).post(reverse("cohorts:run_cancel", args=[request.pk])).status_code == 403
-    assert CohortRun.objects.get().state == RunState.QUEUED
+    assert CohortRun.objects.get().state == JobState.QUEUED
 
     response = client_for(alice).post(reverse("cohorts:run_cancel", args=[request.pk]), HTTP_ACCEPT="application/json")
     assert response.status_code == 200
     assert response.json()["cancelled"] is True
-    assert CohortRun.objects.get().state == RunState.CANCELLED
+    assert CohortRun.objects.get().state == JobState.CANCELLED
 
 
 def test_count_with_a_dead_broker_answers_503_and_writes_nothing(alice, definition, ready_source, monkeypatch):
@@ -196,7 +197,7 @@ def test_detail_offers_the_project_sites_to_those_who_may_run(alice, charlie, de
 def test_every_look_at_a_result_and_every_download_is_in_the_audit_log(alice, definition, ready_source):
     from audit.models import AuditEvent
 
-    request = make_request(definition, alice, ready_source, state=RunState.SUCCEEDED, persons=70)
+    request = make_request(definition, alice, ready_source, state=JobState.SUCCEEDED, persons=70)
     client = client_for(alice)
     assert client.get(reverse("cohorts:run_detail", args=[request.pk])).status_code == 200
     assert client.get(reverse("cohorts:run_table_csv", args=[request.pk, "gender"])).status_code == 200
@@ -227,7 +228,7 @@ def add_site_run(request: RunRequest, source: Any, user: Any, *, persons: int, r
         cache_key=f"k{CohortRun.objects.count()}-second",
         source_fingerprint=source.fingerprint,
         requested_by=user,
-        state=RunState.SUCCEEDED,
+        state=JobState.SUCCEEDED,
         result={
             "persons": persons,
             "rows": persons,
@@ -242,7 +243,7 @@ def add_site_run(request: RunRequest, source: Any, user: Any, *, persons: int, r
 def test_status_merges_the_demographics_of_two_sites_without_revealing_a_hidden_site(
     alice, definition, ready_source, other_source
 ):
-    request = make_request(definition, alice, ready_source, state=RunState.SUCCEEDED, persons=7)
+    request = make_request(definition, alice, ready_source, state=JobState.SUCCEEDED, persons=7)
     add_site_run(request, other_source, alice, persons=60, race=[(8527, 45), (8515, 15)])
     status = client_for(alice).get(reverse("cohorts:run_status", args=[request.pk])).json()
     merged = status["merged_demographics"]
@@ -254,13 +255,13 @@ def test_status_merges_the_demographics_of_two_sites_without_revealing_a_hidden_
 
 
 def test_a_single_site_result_has_no_merged_demographics(alice, definition, ready_source):
-    request = make_request(definition, alice, ready_source, state=RunState.SUCCEEDED, persons=70)
+    request = make_request(definition, alice, ready_source, state=JobState.SUCCEEDED, persons=70)
     assert "merged_demographics" not in client_for(alice).get(reverse("cohorts:run_status", args=[request.pk])).json()
 
 
 @pytest.mark.parametrize("table", ["age_pyramid", "gender", "race", "index_year", "top_conditions"])
 def test_csv_adds_the_merged_rows_as_all_sites(alice, definition, ready_source, other_source, table):
-    request = make_request(definition, alice, ready_source, state=RunState.SUCCEEDED, persons=7)
+    request = make_request(definition, alice, ready_source, state=JobState.SUCCEEDED, persons=7)
     add_site_run(request, other_source, alice, persons=60, race=[(8527, 45), (8515, 15)])
     body = client_for(alice).get(reverse("cohorts:run_table_csv", args=[request.pk, table])).content.decode()
     merged_rows = [line for line in body.splitlines() if line.startswith("all sites,")]

@@ -184,7 +184,8 @@ def rules_world(db: Any) -> RulesWorld:
     from accounts.tests.factories import SourceFactory
     from cohorts.definitions.services import definition_create
     from cohorts.tests.expressions import EXPRESSION
-    from datasets.models import DatasetRequest, Extract, SiteReview
+    from datasets.models import DatasetRequest, Extract, Projection, SiteReview
+    from jobs.choices import JobState
 
     hospitals = [OrganisationFactory(name=f"Hospital {letter}") for letter in "ABC"]
     sites = [SourceFactory(key=f"site_{h.name[-1].lower()}", organisation=h) for h in hospitals]
@@ -212,7 +213,9 @@ def rules_world(db: Any) -> RulesWorld:
         state="under_review",
     )
     request.sites.set(sites[:2])
-    reviews = [SiteReview.objects.create(request=request, source=site, projection_state="done") for site in sites[:2]]
+    reviews = [SiteReview.objects.create(request=request, source=site) for site in sites[:2]]
+    for review in reviews:
+        Projection.objects.create(review=review, state=JobState.SUCCEEDED)
     for user in (*stewards, admin):
         enroll_totp(user)  # the portal's pages require it of stewards and admins
     return RulesWorld(

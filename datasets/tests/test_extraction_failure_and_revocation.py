@@ -11,9 +11,10 @@ from django.test import Client
 from django.urls import reverse
 
 from datasets import services
-from datasets.choices import JobState, RequestState
+from datasets.choices import RequestState
 from datasets.models import DatasetRequest
 from datasets.tests.conftest import SELECTION, World, build_world, create_request, files_under
+from jobs.choices import JobState
 from worker.tests.helpers import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -22,11 +22,12 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 from datasets import catalogue
-from datasets.choices import JobState, RequestState
+from datasets.choices import RequestState
 from datasets.extraction import zip_members
 from datasets.models import DatasetPolicy, DatasetRequest, Extract
 from datasets.tests.conftest import World, build_world, files_under, request_form_data
 from datasets.tests.conftest import signed_in_client as _client
+from jobs.choices import JobState
 from worker.tests.helpers import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -150,7 +151,7 @@ def test_partner_gets_a_de_identified_dataset_approved_at_two_sites_until_it_exp
     request = DatasetRequest.objects.get(requester=world.partner)
     wait_for(lambda: _state(request, RequestState.UNDER_REVIEW), timeout=120, what="both projections")
     reviews = {r.source_id: r for r in request.reviews.all()}
-    assert all(r.projection_state == JobState.DONE and r.cohort_persons for r in reviews.values())
+    assert all(r.projection_state == JobState.SUCCEEDED and r.cohort_persons for r in reviews.values())
     # The same GiBleed at both sites: the same cohort, the same projected rows.
     assert reviews[pg.pk].projected_rows == reviews[duck.pk].projected_rows
 

@@ -23,7 +23,7 @@ from accounts.choices import Role
 from accounts.tests.factories import UserFactory, make_member
 from audit.models import AuditEvent
 from datasets import services
-from datasets.choices import JobState, RequestState
+from datasets.choices import RequestState
 from datasets.extraction import zip_members
 from datasets.models import DatasetPolicy, DatasetRequest, SiteReview
 from datasets.selectors import requests_for_user
@@ -38,6 +38,7 @@ from datasets.tests.conftest import (
     request_form_data,
 )
 from datasets.tests.conftest import signed_in_client as _client
+from jobs.choices import JobState
 
 pytestmark = pytest.mark.django_db
 
@@ -55,7 +56,7 @@ def _submitted(world: World, requester: Any = None, **fields: Any) -> DatasetReq
 
 def _projected(request: DatasetRequest) -> DatasetRequest:
     for review in request.reviews.all():
-        assert services.projection_execute(review_id=review.pk) == JobState.DONE
+        assert services.projection_execute(review_id=review.pk) == JobState.SUCCEEDED
     request.refresh_from_db()
     return request
 
@@ -224,7 +225,7 @@ def _extracted(world: World, request: DatasetRequest) -> DatasetRequest:
     """Approve at the site and run its extraction in-process (the worker's service, on the real warehouse)."""
     services.review_decide(review=request.reviews.get(), steward=world.steward_a, approve=True)
     for extract in request.extracts.all():
-        assert services.extraction_execute(extract_id=extract.pk) == JobState.DONE
+        assert services.extraction_execute(extract_id=extract.pk) == JobState.SUCCEEDED
     request.refresh_from_db()
     return request
 

@@ -12,12 +12,13 @@ import pytest
 from django.utils import timezone
 
 from audit.models import AuditEvent
-from cohorts.retention import results_prune
 from cohorts.runs.generation import generate_cohort
-from datasets.choices import REVIEW_OPEN_STATES, SITE_WORK_OVER_STATES, TRANSITIONS, JobState, RequestState
+from datasets.choices import REVIEW_OPEN_STATES, SITE_WORK_OVER_STATES, TRANSITIONS, RequestState
 from datasets.extraction import DATASET_COHORT_BASE
-from datasets.models import DatasetRequest, Extract, SiteReview
+from datasets.models import DatasetRequest, Extract, Projection, SiteReview
 from datasets.tests.conftest import World, build_world, create_request
+from jobs.choices import JobState
+from worker.retention import results_prune
 
 pytestmark = pytest.mark.django_db
 
@@ -33,14 +34,22 @@ def site_rows(cdm: Any, cohort_id: int) -> int:
     return int(row[0])
 
 
-def reviewed(world: World, cdm: Any, state: str, *, hours_ago: float, **review_fields: Any) -> SiteReview:
+def reviewed(
+    world: World,
+    cdm: Any,
+    state: str,
+    *,
+    hours_ago: float,
+    projection_state: str = JobState.SUCCEEDED,
+    **projection_fields: Any,
+) -> SiteReview:
     """A request in ``state`` since ``hours_ago``, its projection done at the site, the cohort generated there."""
     request = create_request(world)
     DatasetRequest.objects.filter(pk=request.pk).update(
         state=state, updated_at=timezone.now() - timedelta(hours=hours_ago)
     )
-    fields = {"projection_state": JobState.DONE, **review_fields}
-    review = SiteReview.objects.create(request=request, source=world.sites[0], **fields)
+    review = SiteReview.objects.create(request=request, source=world.sites[0])
+    Projection.objects.create(review=review, state=projection_state, **projection_fields)
     engine = cdm.connect()
     try:
         generate_cohort(
@@ -69,15 +78,15 @@ def test_a_dataset_cohort_goes_once_the_request_work_at_the_site_is_over(
     now = timezone.now()
     withdrawn = reviewed(world, cdm_gibleed_pg, RequestState.WITHDRAWN, hours_ago=48)
     downloaded = reviewed(world, cdm_gibleed_pg, RequestState.DOWNLOADED, hours_ago=30)
-    extract_of(downloaded, JobState.DONE, finished_at=now - timedelta(hours=40))
+    extract_of(downloaded, JobState.SUCCEEDED, finished_at=now - timedelta(hours=40))
     # Under review: the steward's approval would start an extraction that generates and reads the cohort.
     under_review = reviewed(world, cdm_gibleed_pg, RequestState.UNDER_REVIEW, hours_ago=72)
     # Ready an hour ago: its extraction finished within the retention.
     ready = reviewed(world, cdm_gibleed_pg, RequestState.READY, hours_ago=1)
-    extract_of(ready, JobState.DONE, finished_at=now - timedelta(hours=1))
-    # Revoked while the site's worker was extracting: the extract is marked deleted, its worker still holds it.
+    extract_of(ready, JobState.SUCCEEDED, finished_at=now - timedelta(hours=1))
+    # Revoked while the site's worker was extracting: the extract is asked to stop, its worker still holds it.
     revoked = reviewed(world, cdm_gibleed_pg, RequestState.REVOKED, hours_ago=48)
-    extract_of(revoked, JobState.DELETED, lease_expires_at=now + timedelta(minutes=20))
+    extract_of(revoked, JobState.RUNNING, cancel_requested=True, lease_expires_at=now + timedelta(minutes=20))
     # Rejected while a projection was still running there (its lease still live).
     rejected = reviewed(
         world,

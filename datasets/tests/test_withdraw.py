@@ -20,12 +20,13 @@ from rest_framework.test import APIClient
 from accounts.api.tokens import token_create
 from audit.models import AuditEvent
 from datasets import services
-from datasets.choices import WITHDRAWABLE_STATES, JobState, RequestState, SiteDecision
+from datasets.choices import WITHDRAWABLE_STATES, RequestState, SiteDecision
 from datasets.errors import InvalidTransition
 from datasets.models import DatasetRequest, RequestTransition
 from datasets.selectors import reviews_awaiting
 from datasets.tests.conftest import World, build_world, create_request
 from datasets.tests.conftest import signed_in_client as _client
+from jobs.choices import JobState
 
 pytestmark = pytest.mark.django_db
 
@@ -57,7 +58,7 @@ def _submitted(world: World) -> DatasetRequest:
 def _under_review(world: World) -> DatasetRequest:
     request = _submitted(world)
     for review in request.reviews.all():
-        assert services.projection_execute(review_id=review.pk) == JobState.DONE
+        assert services.projection_execute(review_id=review.pk) == JobState.SUCCEEDED
     request.refresh_from_db()
     assert request.state == RequestState.UNDER_REVIEW
     return request
@@ -98,7 +99,7 @@ def test_the_requester_withdraws_a_submitted_request_and_its_projection_is_skipp
     # The site's projection, not started yet, is skipped: no cohort is generated for a withdrawn request.
     assert services.projection_execute(review_id=review.pk) == "skipped"
     review.refresh_from_db()
-    assert review.projection_state == JobState.PENDING and review.cohort_persons is None
+    assert review.projection_state == JobState.QUEUED and review.cohort_persons is None
     assert not reviews_awaiting(world.steward_a).exists()
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
+from jobs.queues import PORTAL_QUEUE
 from portal.settings.env import env_bool, env_database, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -38,6 +39,7 @@ INSTALLED_APPS = [
     "accounts",
     "warehouse",
     "disclosure",
+    "jobs",
     "cohorts",
     "datasets",
     "worker",
@@ -157,14 +159,14 @@ EMAIL_BACKEND = env_str("EMAIL_BACKEND") or "django.core.mail.backends.console.E
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL") or "soyang@localhost"
 
 # Celery: the broker is Redis in production and the tests. ``worker.celery`` reads these with the
-# CELERY namespace. A queue per site (``site.<key>``) plus ``portal`` for portal-side work.
+# CELERY namespace. A queue per site (``jobs.queues.site_queue``) plus ``portal`` for portal-side work.
 REDIS_URL = env_str("REDIS_URL")
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or REDIS_URL or "redis://127.0.0.1:6379/0"
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_TASK_DEFAULT_QUEUE = "portal"
+CELERY_TASK_DEFAULT_QUEUE = PORTAL_QUEUE
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_TIMEOUT = env_int("CELERY_BROKER_CONNECTION_TIMEOUT", 3)
@@ -237,7 +239,7 @@ SOYANG_MAX_CONCURRENT_RUNS = env_int("SOYANG_MAX_CONCURRENT_RUNS", 3)
 SOYANG_RUN_LEASE_SECONDS = env_int("SOYANG_RUN_LEASE_SECONDS", 30)
 SOYANG_RUN_POLL_SECONDS = 0.2
 # The rows a run writes into its site's results tables are deleted once the run has been final (succeeded, failed,
-# cancelled) this many hours; 0 deletes them at the first prune after it ends (cohorts.retention). Dataset
+# cancelled) this many hours; 0 deletes them at the first prune after it ends (worker.retention). Dataset
 # cohorts go as long after their request's work at the site is over.
 SOYANG_RESULTS_RETENTION_HOURS = env_int("SOYANG_RESULTS_RETENTION_HOURS", 24)
 if SOYANG_RESULTS_RETENTION_HOURS < 0:
@@ -296,19 +298,19 @@ CELERY_BEAT_SCHEDULE = {
     "datasets-expire": {
         "task": "worker.tasks.datasets_expire",
         "schedule": env_int("SOYANG_DATASET_EXPIRY_INTERVAL_SECONDS", 600),
-        "options": {"queue": "portal"},
+        "options": {"queue": PORTAL_QUEUE},
     },
     "results-prune": {
         "task": "worker.tasks.results_prune",
         "schedule": SOYANG_RESULTS_PRUNE_INTERVAL_SECONDS,
-        "options": {"queue": "portal"},
+        "options": {"queue": PORTAL_QUEUE},
     },
     # Every request saves the session and every sign-in makes a new one; Django never deletes the expired rows
     # itself (its clearsessions command does), so the session table would grow with every sign-in for ever.
     "sessions-clear": {
         "task": "worker.tasks.sessions_clear",
         "schedule": env_int("SOYANG_SESSIONS_CLEAR_INTERVAL_SECONDS", 24 * 3600),
-        "options": {"queue": "portal"},
+        "options": {"queue": PORTAL_QUEUE},
     },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")

@@ -15,9 +15,10 @@ from rest_framework.test import APIClient
 from accounts.choices import AccountStatus, MembershipStatus
 from audit.models import AuditEvent
 from cohorts.definitions.models import CohortDefinition
-from cohorts.runs.choices import RunKind, RunState
+from cohorts.runs.choices import RunKind
 from cohorts.runs.models import CohortRun, RunRequest
 from cohorts.tests.expressions import EXPRESSION
+from jobs.choices import JobState
 from tests.world import World
 
 pytestmark = pytest.mark.django_db
@@ -140,7 +141,7 @@ def test_starting_a_count_queues_one_run_per_chosen_site(api_world: World, api_c
     assert body["state"] == "queued" and body["total"] is None and body["can_cancel"] is True
     assert [site["source"] for site in body["sites"]] == ["syuh"]
     request = RunRequest.objects.get(pk=body["request"])
-    assert request.runs.get().state == RunState.QUEUED
+    assert request.runs.get().state == JobState.QUEUED
     cancelled = api_client("member").post(f"{API}/runs/{request.pk}/cancel/")
     assert cancelled.status_code == 200 and cancelled.json()["cancelled"] is True
 
@@ -166,7 +167,7 @@ def _finished(api_world: World, persons: int) -> RunRequest:
         cache_key=f"api-{persons}",
         source_fingerprint="f" * 64,
         requested_by=api_world.users["member"],
-        state=RunState.SUCCEEDED,
+        state=JobState.SUCCEEDED,
         result={
             "persons": persons,
             "rows": persons,

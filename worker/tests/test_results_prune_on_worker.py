@@ -10,9 +10,9 @@ from celery import current_app
 from django.utils import timezone
 
 from audit.models import AuditEvent
-from cohorts.runs.choices import RunState
 from cohorts.runs.models import CohortRun
 from cohorts.runs.services import run_request_create, site_queue
+from jobs.choices import JobState
 from worker.tests.helpers import make_source, make_user, oracle_definition, wait_final, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -40,7 +40,7 @@ def test_the_beat_prune_reaches_the_site_worker_which_deletes_the_rows_of_old_ru
     start_worker(f"portal,{site_queue(source.key)}")
     request = run_request_create(user=user, version=definition.latest_version(), sources=[source])
     (run,) = wait_final(request)
-    assert run.state == RunState.SUCCEEDED, run.error
+    assert run.state == JobState.SUCCEEDED, run.error
     assert site_rows(cdm_gibleed_pg, run) == run.result["rows"] > 0
     # Two days later (the worker's retention is the default, 24 hours).
     CohortRun.objects.filter(pk=run.pk).update(finished_at=timezone.now() - timedelta(days=2))

@@ -8,11 +8,11 @@ import pytest
 from celery import Celery, current_app
 from django.db import connection
 
-from cohorts.runs.choices import RunState
 from cohorts.runs.errors import BrokerUnavailable, RunLimitReached
 from cohorts.runs.models import CohortRun, RunRequest
 from cohorts.runs.selectors import run_request_result
 from cohorts.runs.services import run_request_create, site_queue
+from jobs.choices import JobState
 from warehouse.services import source_load_omop
 from worker.tests.helpers import make_source, make_user, oracle_definition, oracle_expected, wait_final
 
@@ -31,7 +31,7 @@ def test_identical_request_reuses_the_stored_result_and_a_reload_invalidates_it(
     start_worker(site_queue(source.key))
     first = run_request_create(user=alice, version=version, sources=[source])
     (run,) = wait_final(first)
-    assert run.state == RunState.SUCCEEDED, run.error
+    assert run.state == JobState.SUCCEEDED, run.error
 
     again = run_request_create(user=bob, version=version, sources=[source])
     assert list(again.runs.all()) == [run]  # answered at once from the stored result
@@ -42,7 +42,7 @@ def test_identical_request_reuses_the_stored_result_and_a_reload_invalidates_it(
     after_reload = run_request_create(user=alice, version=version, sources=[source])
     (new_run,) = wait_final(after_reload)
     assert new_run.pk != run.pk
-    assert new_run.state == RunState.SUCCEEDED
+    assert new_run.state == JobState.SUCCEEDED
     assert new_run.result["persons"] == run.result["persons"]
 
 
@@ -83,7 +83,7 @@ def test_one_request_on_three_sites_merges_counts_and_reports_the_failed_site(
     request = run_request_create(user=user, version=definition.latest_version(), sources=[pg, duck, broken])
     runs = wait_final(request)
     states = {run.source.key: run.state for run in runs}
-    assert states == {pg.key: RunState.SUCCEEDED, duck.key: RunState.SUCCEEDED, broken.key: RunState.FAILED}
+    assert states == {pg.key: JobState.SUCCEEDED, duck.key: JobState.SUCCEEDED, broken.key: JobState.FAILED}
 
     merged = run_request_result(request=request, role="researcher")
     expected = oracle_expected(oracle_dir, NAME)["persons"]
@@ -92,7 +92,7 @@ def test_one_request_on_three_sites_merges_counts_and_reports_the_failed_site(
     assert merged["total"]["value"] == 2 * expected
     by_key = {site["source"]: site for site in merged["sites"]}
     assert by_key[pg.key]["persons"]["value"] == expected
-    assert by_key[broken.key]["state"] == RunState.FAILED
+    assert by_key[broken.key]["state"] == JobState.FAILED
     assert by_key[broken.key]["error"]
 
     partner_view = run_request_result(request=request, role="partner")

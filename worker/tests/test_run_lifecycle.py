@@ -8,9 +8,10 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 
-from cohorts.runs.choices import RunKind, RunState
+from cohorts.runs.choices import RunKind
 from cohorts.runs.selectors import run_request_result
 from cohorts.runs.services import run_request_create, site_queue
+from jobs.choices import JobState
 from worker.tests.helpers import make_source, make_user, oracle_definition, oracle_expected, wait_final
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -26,11 +27,11 @@ def test_count_goes_from_queued_to_succeeded_on_the_site_worker_with_the_command
     definition = oracle_definition(oracle_dir, NAME, user)
     request = run_request_create(user=user, version=definition.latest_version(), sources=[source], kind=RunKind.COUNT)
     run = request.runs.get()
-    assert run.state == RunState.QUEUED  # nothing consumes site.<key> yet: no request thread runs a query
+    assert run.state == JobState.QUEUED  # nothing consumes site.<key> yet: no request thread runs a query
 
     worker = start_worker(site_queue(source.key))
     (run,) = wait_final(request)
-    assert run.state == RunState.SUCCEEDED, run.error
+    assert run.state == JobState.SUCCEEDED, run.error
     assert run.attempts == 1
     assert run.progress_step == run.progress_total > 2  # step k of n over the cohort's statements
     assert run.started_at <= run.finished_at
@@ -53,7 +54,7 @@ def test_demographics_run_returns_aggregates_with_small_cells_hidden(start_worke
         user=user, version=definition.latest_version(), sources=[source], kind=RunKind.DEMOGRAPHICS
     )
     (run,) = wait_final(request)
-    assert run.state == RunState.SUCCEEDED, run.error
+    assert run.state == JobState.SUCCEEDED, run.error
     demographics = run.result["demographics"]
     assert demographics["persons"] == run.result["persons"]
     assert sum(cell["persons"] for cell in demographics["gender"]) == run.result["persons"]

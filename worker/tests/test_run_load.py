@@ -17,9 +17,10 @@ from django.db import connection
 from django.db.models import Count
 
 from cohorts.definitions.services import definition_create
-from cohorts.runs.choices import RunKind, RunState
+from cohorts.runs.choices import RunKind
 from cohorts.runs.models import CohortRun, RunRequest
 from cohorts.runs.services import run_request_create, site_queue
+from jobs.choices import JobState
 from worker.tests.helpers import make_source, make_user, wait_final
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -77,7 +78,7 @@ def test_200_requests_from_20_clients_on_3_sites_and_2_workers_all_end_once(
     elapsed = time.monotonic() - began
     assert not errors, errors[0]
     assert RunRequest.objects.count() == REQUESTS
-    assert not CohortRun.objects.exclude(state__in=[RunState.SUCCEEDED]).exists()
+    assert not CohortRun.objects.exclude(state__in=[JobState.SUCCEEDED]).exists()
     duplicated = CohortRun.objects.values("cache_key").annotate(n=Count("id")).filter(n__gt=1)
     assert not duplicated.exists()
     latencies.sort()

@@ -13,9 +13,10 @@ from collections.abc import Iterator
 import psycopg2
 import pytest
 
-from cohorts.runs.choices import RunKind, RunState
+from cohorts.runs.choices import RunKind
 from cohorts.runs.models import CohortRun
 from cohorts.runs.services import run_request_cancel, run_request_create, site_queue
+from jobs.choices import JobState
 from worker.tests.helpers import make_source, make_user, oracle_definition, oracle_expected, wait_final, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -68,12 +69,12 @@ def test_worker_killed_mid_query_leaves_the_run_to_another_worker_with_exactly_o
         first = start_worker(site_queue(source.key))
         request = run_request_create(user=user, version=definition.latest_version(), sources=[source])
         run = request.runs.get()
-        wait_for(lambda: CohortRun.objects.get(pk=run.pk).state == RunState.RUNNING, what="the run to start")
+        wait_for(lambda: CohortRun.objects.get(pk=run.pk).state == JobState.RUNNING, what="the run to start")
         wait_for(lambda: _waiting_on_lock(holder), what="the query to wait inside the database")
         first.kill()
         second = start_worker(site_queue(source.key))
     (run,) = wait_final(request, timeout=120)
-    assert run.state == RunState.SUCCEEDED, run.error
+    assert run.state == JobState.SUCCEEDED, run.error
     assert run.attempts == 2
     assert run.worker == second.name
     assert run.result["persons"] == oracle_expected(oracle_dir, NAME)["persons"]
@@ -96,7 +97,7 @@ def test_cancel_mid_query_stops_the_statement_and_leaves_the_results_schema_clea
         asked = time.monotonic()
         run_request_cancel(request=request, user=user)
         wait_for(
-            lambda: CohortRun.objects.get(pk=run.pk).state == RunState.CANCELLED,
+            lambda: CohortRun.objects.get(pk=run.pk).state == JobState.CANCELLED,
             timeout=10,
             interval=0.05,
             what="the run to be cancelled",
@@ -118,11 +119,11 @@ def test_cancel_of_a_queued_run_is_immediate_and_the_worker_never_runs_it(
     request = run_request_create(user=user, version=definition.latest_version(), sources=[source])
     run_request_cancel(request=request, user=user)
     run = request.runs.get()
-    assert run.state == RunState.CANCELLED
+    assert run.state == JobState.CANCELLED
     start_worker(site_queue(source.key))
     time.sleep(2)
     run.refresh_from_db()
-    assert run.state == RunState.CANCELLED
+    assert run.state == JobState.CANCELLED
     assert run.attempts == 0
 
 
@@ -134,7 +135,7 @@ def test_statement_timeout_fails_the_run_with_a_clear_message(start_worker, cdm_
     with table_locked(cdm_gibleed_pg):
         request = run_request_create(user=user, version=definition.latest_version(), sources=[source])
         (run,) = wait_final(request, timeout=30)
-    assert run.state == RunState.FAILED
+    assert run.state == JobState.FAILED
     assert "longer than the site's limit of 1 seconds" in run.error
     assert _cohort_rows(cdm_gibleed_pg, run) == (0, 0)
 
@@ -146,7 +147,7 @@ def test_a_query_error_fails_the_run_at_once_without_retrying(start_worker, cdm_
     start_worker(site_queue(source.key))
     request = run_request_create(user=user, version=definition.latest_version(), sources=[source], kind=RunKind.COUNT)
     (run,) = wait_final(request, timeout=30)
-    assert run.state == RunState.FAILED
+    assert run.state == JobState.FAILED
     assert run.attempts == 1
     assert run.error
 
@@ -170,5 +171,5 @@ def test_a_locked_site_database_is_retried_with_backoff_until_it_answers(
     finally:
         holder.close()
     (run,) = wait_final(request, timeout=90)
-    assert run.state == RunState.SUCCEEDED, run.error
+    assert run.state == JobState.SUCCEEDED, run.error
     assert run.result["persons"] == oracle_expected(oracle_dir, NAME)["persons"]

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from celery import current_app
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from cohorts.concept_sets.counts import concept_counts_enqueue, concept_counts_refresh_at_site
 from warehouse.engines import WarehouseError
 from warehouse.models import Source
-from warehouse.vocabulary.counts import concept_counts_refresh_for_source
-
-TASK_NAME = "worker.tasks.concept_counts_refresh"
 
 
 class Command(BaseCommand):
@@ -31,11 +28,10 @@ class Command(BaseCommand):
             raise CommandError(f"no source with key {options['source']!r}")
         if options["now"]:
             try:
-                counted = concept_counts_refresh_for_source(source_id=source.pk)
+                counted = concept_counts_refresh_at_site(source_id=source.pk)
             except WarehouseError as exc:
                 raise CommandError(str(exc)) from exc
             self.stdout.write(f"{counted:,} concepts counted at {source.key}")
             return
-        # By name: the warehouse app knows nothing of the worker package, only the task's public name.
-        result = current_app.send_task(TASK_NAME, kwargs={"source_id": source.pk}, queue=f"site.{source.key}")
-        self.stdout.write(f"concept counts of {source.key} queued (task {result.id})")
+        task_id = concept_counts_enqueue(source=source)
+        self.stdout.write(f"concept counts of {source.key} queued (task {task_id})")

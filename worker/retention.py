@@ -32,19 +32,19 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from celery import current_app
 from django.conf import settings
 from django.db import DatabaseError, connection
 from django.utils import timezone
 
 from audit.services import audit_record
 from cohorts.compiler import RESULTS_TABLES
-from cohorts.runs.choices import FINAL_STATES
 from cohorts.runs.models import CohortRun
-from cohorts.runs.services import site_queue
 from datasets.extraction import DATASET_COHORT_BASE
 from datasets.selectors import reviews_rows_due
 from datasets.services import reviews_rows_pruned
+from jobs.choices import FINAL_STATES
+from jobs.enqueue import job_send
+from jobs.queues import site_queue
 from warehouse.engines import Engine, WarehouseError, quote_ident
 from warehouse.models import Source
 from warehouse.services import source_connect
@@ -290,9 +290,6 @@ def results_prune_enqueue() -> int:
     interval = int(settings.SOYANG_RESULTS_PRUNE_INTERVAL_SECONDS)
     sent = 0
     for source in Source.objects.filter(is_active=True).only("pk", "key").order_by("key"):
-        # By name, as for runs: the cohorts app does not import the worker package.
-        current_app.send_task(
-            PRUNE_TASK_NAME, kwargs={"source_id": source.pk}, queue=site_queue(source.key), expires=interval
-        )
+        job_send(PRUNE_TASK_NAME, kwargs={"source_id": source.pk}, queue=site_queue(source.key), expires=interval)
         sent += 1
     return sent

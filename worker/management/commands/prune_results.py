@@ -2,7 +2,7 @@
 
     python manage.py prune_results --source KEY [--older-than-hours N] [--dry-run]
 
-The same prune as the hourly beat task (``cohorts.retention``), run here: the site's database must be reachable
+The same prune as the hourly beat task (``worker.retention``), run here: the site's database must be reachable
 from this process. ``--dry-run`` counts the rows that would go and changes nothing, at the site or in the portal.
 """
 
@@ -13,8 +13,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
-from cohorts.retention import results_prune
 from warehouse.models import Source
+from worker.retention import results_prune
 
 
 class Command(BaseCommand):

@@ -1,4 +1,4 @@
-"""The retention of a site's results rows (``cohorts.retention``) on real warehouses: GiBleed on PostgreSQL and
+"""The retention of a site's results rows (``worker.retention``) on real warehouses: GiBleed on PostgreSQL and
 DuckDB, cohorts generated for real under the ids of runs recorded in the portal.
 
 What is deleted: the rows of the site's runs final for longer than the retention, in both results tables. What is
@@ -23,10 +23,11 @@ from django.utils import timezone
 
 from accounts.tests.factories import SourceFactory
 from audit.models import AuditEvent
-from cohorts.retention import results_prune, results_prune_enqueue
-from cohorts.runs.choices import RunKind, RunState
+from cohorts.runs.choices import RunKind
 from cohorts.runs.generation import generate_cohort
 from cohorts.runs.models import CohortRun
+from jobs.choices import JobState
+from worker.retention import results_prune, results_prune_enqueue
 from worker.tasks import results_prune_site
 from worker.tests.helpers import make_source, make_user, oracle_definition
 
@@ -107,13 +108,13 @@ def test_rows_of_runs_final_longer_than_the_retention_go_and_everything_else_sta
     settings.SOYANG_RESULTS_RETENTION_HOURS = 24
     site = Site(cdm_gibleed, oracle_dir)
     other_site = make_source(cdm_gibleed)  # same warehouse and results schema, another site of the portal
-    succeeded = site.run(RunState.SUCCEEDED, finished_hours_ago=25)
-    failed = site.run(RunState.FAILED, finished_hours_ago=48)  # e.g. the demographics failed after the generation
-    cancelled = site.run(RunState.CANCELLED, finished_hours_ago=30)
-    recent = site.run(RunState.SUCCEEDED, finished_hours_ago=23)
-    running = site.run(RunState.RUNNING)
-    queued = site.run(RunState.QUEUED, rows=False)
-    of_other_site = site.run(RunState.SUCCEEDED, finished_hours_ago=100, source=other_site)
+    succeeded = site.run(JobState.SUCCEEDED, finished_hours_ago=25)
+    failed = site.run(JobState.FAILED, finished_hours_ago=48)  # e.g. the demographics failed after the generation
+    cancelled = site.run(JobState.CANCELLED, finished_hours_ago=30)
+    recent = site.run(JobState.SUCCEEDED, finished_hours_ago=23)
+    running = site.run(JobState.RUNNING)
+    queued = site.run(JobState.QUEUED, rows=False)
+    of_other_site = site.run(JobState.SUCCEEDED, finished_hours_ago=100, source=other_site)
     generate(cdm_gibleed, site.version.expression, SITE_OWN_COHORT)
     due = [succeeded, failed, cancelled]
     before = {run.pk: site_rows(cdm_gibleed, run.pk) for run in due}
@@ -171,8 +172,8 @@ def test_with_a_retention_of_zero_a_run_goes_at_the_first_prune_after_it_ends(
 ) -> None:
     settings.SOYANG_RESULTS_RETENTION_HOURS = 0
     site = Site(cdm_gibleed_pg, oracle_dir)
-    just_finished = site.run(RunState.SUCCEEDED, finished_hours_ago=0)
-    running = site.run(RunState.RUNNING)
+    just_finished = site.run(JobState.SUCCEEDED, finished_hours_ago=0)
+    running = site.run(JobState.RUNNING)
 
     report = results_prune(source_id=site.source.pk)
 
@@ -188,8 +189,8 @@ def test_the_dry_run_prints_what_would_go_and_changes_nothing_then_the_command_d
 ) -> None:
     settings.SOYANG_RESULTS_RETENTION_HOURS = 24
     site = Site(cdm_gibleed_duckdb, oracle_dir)
-    old = site.run(RunState.SUCCEEDED, finished_hours_ago=50)
-    recent = site.run(RunState.FAILED, finished_hours_ago=2)
+    old = site.run(JobState.SUCCEEDED, finished_hours_ago=50)
+    recent = site.run(JobState.FAILED, finished_hours_ago=2)
     rows, inclusion = site_rows(cdm_gibleed_duckdb, old.pk)
 
     out = io.StringIO()
@@ -222,7 +223,7 @@ def test_the_dry_run_prints_what_would_go_and_changes_nothing_then_the_command_d
 
 def test_a_site_that_cannot_be_reached_keeps_its_runs_for_the_next_prune(cdm_gibleed_pg: Any, oracle_dir: Path) -> None:
     site = Site(cdm_gibleed_pg, oracle_dir)
-    old = site.run(RunState.SUCCEEDED, finished_hours_ago=48)
+    old = site.run(JobState.SUCCEEDED, finished_hours_ago=48)
     # The same site, its database down: nothing answers on port 1.
     site.source.url = "postgresql://postgres@127.0.0.1:1/soyang_nowhere"
     site.source.save(update_fields=["url"])
@@ -247,8 +248,8 @@ def test_a_prune_stopped_midway_keeps_what_it_did_and_leaves_the_rest_unrecorded
     cdm_gibleed_pg: Any, oracle_dir: Path
 ) -> None:
     site = Site(cdm_gibleed_pg, oracle_dir, statement_timeout_seconds=1)
-    first = site.run(RunState.SUCCEEDED, finished_hours_ago=48)
-    second = site.run(RunState.SUCCEEDED, finished_hours_ago=47)
+    first = site.run(JobState.SUCCEEDED, finished_hours_ago=48)
+    second = site.run(JobState.SUCCEEDED, finished_hours_ago=47)
     # Another session holds the second cohort's rows: its delete waits until the site's statement timeout.
     holder = psycopg2.connect(cdm_gibleed_pg.url)
     try:
@@ -280,7 +281,7 @@ def test_a_prune_stopped_midway_keeps_what_it_did_and_leaves_the_rest_unrecorded
 
 def test_a_second_prune_of_the_same_site_meanwhile_does_nothing(cdm_gibleed_pg: Any, oracle_dir: Path) -> None:
     site = Site(cdm_gibleed_pg, oracle_dir)
-    old = site.run(RunState.SUCCEEDED, finished_hours_ago=48)
+    old = site.run(JobState.SUCCEEDED, finished_hours_ago=48)
     # Another process's prune of the site holds its lock: a session of its own on the portal database.
     other = connections.create_connection("default")
     try:
