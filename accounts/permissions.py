@@ -182,7 +182,7 @@ def _project_groups(project: Project, project_roles: Iterable[str] | None) -> li
     return groups
 
 
-def _check_target(to_user: Any, to_project: Project | None) -> None:
+def _check_target(to_user: User | None, to_project: Project | None) -> None:
     if (to_user is None) == (to_project is None):
         raise ValueError("give exactly one of the user or the project")
 
@@ -192,7 +192,7 @@ def grant(
     obj: models.Model,
     *,
     codenames: Iterable[str],
-    to_user: Any = None,
+    to_user: User | None = None,
     to_project: Project | None = None,
     project_roles: Iterable[str] | None = None,
 ) -> None:
@@ -215,7 +215,7 @@ def revoke(
     obj: models.Model,
     *,
     codenames: Iterable[str],
-    from_user: Any = None,
+    from_user: User | None = None,
     from_project: Project | None = None,
     project_roles: Iterable[str] | None = None,
 ) -> None:
