@@ -1,0 +1,480 @@
+"""Perturbation tables (ptables) of the cell-key method: how a cell's true count and cell key give its noise.
+
+A ptable says, for each true cell value and each cell key 0..255, the adjustment added to the count before it is
+released. It is data, versioned, generated from documented parameters (``make_ptable``) and validated on load:
+
+- ``max_adjustment`` D: no adjustment is larger than D either way (the noise is bounded);
+- ``variance`` V: the variance of the adjustment over the 256 cell keys (exactly, for every row where V fits;
+  see "near the threshold" below);
+- ``threshold`` k: counts from 1 to k-1 are withheld, never released as a number. The threshold applies to the
+  true count: a table has no row for them, and every row it has releases either 0 (true 0 only) or at least k.
+
+Rows, by true count ``n``:
+- ``n = 0``: adjustment 0 on every key. An empty cell stays empty (a true 0 has no records, hence no cell key).
+- ``1 <= n < k``: no row; ``perturb`` withholds the count. Here "unbiased" and "never 1..k-1" cannot both hold
+  with bounded noise (a true 3 could only go to 0, or up by at least 7 > D), so the count is not released at all
+  rather than released with a bias: this is the rule the portal already applies to small counts.
+- ``n >= k``: the adjustment has mean exactly 0 over the 256 keys (unbiased), is within -D..D, and never takes the
+  count below k. Just above the threshold the last condition cuts the downward side of the noise: at ``n = k``
+  the only unbiased noise that never goes below k is none at all, so a true k is released as k; at ``n = k + j``
+  (j < D) the adjustment is at least -j. Keeping the mean at 0 there costs variance, never bias: the row's variance
+  is V when a distribution with that variance exists whose probabilities never rise towards the ends of its range
+  (log-concave), otherwise the largest such variance (the unbiased maximum-entropy noise on that range).
+- ``n >= k + D`` share one row, written as the open range ``k+D+``: the noise is the same for every large count.
+
+Each row's probabilities are the maximum-entropy distribution on its range with mean 0 and the row's variance
+(the least informative noise with those two moments: a discretised bell, ``p(d) ∝ exp(a·d + b·d²)``, b ≤ 0),
+then rounded to multiples of 1/256 so that the mean is exactly 0 and the variance exactly the row's target
+(rounded to a multiple of 1/128, the step that 256 integer keys allow) — an exact statement, not an approximation.
+Adjustments take consecutive cell-key ranges in increasing order.
+
+File format (CSV, UTF-8)::
+
+    # soyang-ptable 1
+    # max_adjustment=3 variance=1 threshold=10
+    cell_value,cell_key_from,cell_key_to,perturbation
+    0,0,255,0
+    10,0,255,0
+    11,0,39,-1
+    ...
+    13+,0,7,-3
+
+Lines starting with ``#`` are comments; the first says the format and its version, one of them holds the
+parameters as ``name=value``. ``cell_value`` is a count or, once, ``N+`` for every count from N up.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import math
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+FORMAT_NAME = "soyang-ptable"
+FORMAT_VERSION = 1
+KEYS = 256  # cell keys are 0..255
+HEADER = ("cell_value", "cell_key_from", "cell_key_to", "perturbation")
+
+#: The defaults: see ``docs/privacy.md`` for why (the difference of two large counts is exact about 1 time in 5,
+#: never more than 1 in 3 for any two counts above the threshold; mean absolute error about 1.1).
+DEFAULT_MAX_ADJUSTMENT = 3
+DEFAULT_VARIANCE = Fraction(2)
+DEFAULT_THRESHOLD = 10
+
+
+class PtableError(ValueError):
+    """A ptable that cannot be made or used: bad parameters or a broken file (the message says where)."""
+
+
+@dataclass(frozen=True)
+class PtableParameters:
+    max_adjustment: int
+    variance: Fraction
+    threshold: int
+
+    def validate(self) -> None:
+        if self.max_adjustment < 1:
+            raise PtableError(f"max_adjustment must be at least 1, not {self.max_adjustment}")
+        if self.threshold < 1:
+            raise PtableError(f"threshold must be at least 1, not {self.threshold}")
+        if self.variance <= 0:
+            raise PtableError(f"variance must be positive, not {self.variance}")
+        if (self.variance * (KEYS // 2)).denominator != 1:
+            raise PtableError(
+                f"variance must be a multiple of 1/{KEYS // 2} (256 keys state it exactly): {self.variance}"
+            )
+        d = self.max_adjustment
+        # The uniform noise on -D..D has variance D(D+1)/3; asking more would pile the noise at ±D.
+        uniform = Fraction(d * (d + 1), 3)
+        if self.variance > uniform:
+            raise PtableError(
+                f"variance {self.variance} is more than the uniform noise on -{d}..{d} has ({uniform}): "
+                f"raise max_adjustment or lower the variance"
+            )
+
+    @property
+    def open_from(self) -> int:
+        """The first count of the open range: from here every count has the full noise range -D..D."""
+        return self.threshold + self.max_adjustment
+
+    def describe(self) -> str:
+        return f"max_adjustment={self.max_adjustment} variance={self.variance} threshold={self.threshold}"
+
+
+@dataclass(frozen=True)
+class Ptable:
+    """A validated ptable: per true count (0, k..open_from-1, and open_from for every larger count), the
+    adjustment of each of the 256 cell keys."""
+
+    parameters: PtableParameters
+    rows: dict[int, tuple[int, ...]]  # cell value -> 256 adjustments, indexed by cell key
+
+    def adjustments(self, true_count: int) -> tuple[int, ...] | None:
+        """The row of a true count (None for 1..k-1: withheld, no row)."""
+        if true_count < 0:
+            raise PtableError(f"a count cannot be negative: {true_count}")
+        if 0 < true_count < self.parameters.threshold:
+            return None
+        return self.rows[min(true_count, self.parameters.open_from)]
+
+    def to_csv(self) -> str:
+        return ptable_to_csv(self)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Generation
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _moments(support: np.ndarray, weights: np.ndarray) -> tuple[float, float]:
+    p = weights / weights.sum()
+    return float(p @ support), float(p @ support**2)
+
+
+def _maxent(support: Sequence[int], variance: float | None) -> np.ndarray:
+    """The maximum-entropy distribution on ``support`` (integers, including 0) with mean 0 and, when given, the
+    variance; ``p(d) ∝ exp(a·d + b·d²)``. Solved by Newton's method on the convex dual (two unknowns)."""
+    x = np.asarray(support, dtype=float)
+    features = np.vstack([x, x**2]) if variance is not None else x[None, :]
+    target = np.array([0.0, variance]) if variance is not None else np.array([0.0])
+    lam = np.zeros(features.shape[0])
+    for _ in range(500):
+        logits = lam @ features
+        w = np.exp(logits - logits.max())
+        p = w / w.sum()
+        mean = features @ p
+        gradient = mean - target
+        if np.max(np.abs(gradient)) < 1e-13:
+            return p
+        centred = features - mean[:, None]
+        hessian = (centred * p) @ centred.T
+        step = np.linalg.solve(hessian + 1e-12 * np.eye(len(lam)), gradient)
+        # Damped Newton: halve the step until the dual objective (log Z - λ·target) decreases.
+        objective = math.log(np.exp(logits - logits.max()).sum()) + logits.max() - lam @ target
+        t = 1.0
+        while t > 1e-8:
+            trial = lam - t * step
+            tl = trial @ features
+            trial_objective = math.log(np.exp(tl - tl.max()).sum()) + tl.max() - trial @ target
+            if trial_objective <= objective:
+                break
+            t /= 2
+        lam = lam - t * step
+    raise PtableError(f"the maximum-entropy noise on {list(support)} with variance {variance} did not converge")
+
+
+def _row_distribution(lower: int, upper: int, variance: float) -> tuple[np.ndarray, float]:
+    """The noise of one row on lower..upper (lower <= 0 <= upper): its probabilities and its variance target."""
+    support = list(range(lower, upper + 1))
+    if lower == 0:
+        return np.array([1.0 if d == 0 else 0.0 for d in support]), 0.0
+    # The largest variance a log-concave (b <= 0) noise reaches here is that of b = 0: the mean-only solution.
+    mean_only = _maxent(support, None)
+    cap = float(mean_only @ np.asarray(support, dtype=float) ** 2)
+    if variance >= cap:
+        return mean_only, cap
+    return _maxent(support, variance), variance
+
+
+def _discretise(support: Sequence[int], p: np.ndarray, second_moment: int) -> list[int]:
+    """Integer key counts ``n`` (summing to 256) close to ``256·p`` with ``Σ n·d = 0`` and ``Σ n·d² =
+    second_moment``: the exact mean and variance. All but three entries (d = -1, 0, 1) are searched in a window
+    around their ideal; those three then follow from the three equations."""
+    ideal = KEYS * p
+    pivots = [support.index(-1), support.index(0), support.index(1)]
+    free = [i for i in range(len(support)) if i not in pivots]
+    for width in (1, 2, 3):
+        ranges = []
+        for i in free:
+            centre = round(ideal[i])
+            lo = 0 if ideal[i] == 0 else max(0, centre - width)
+            ranges.append(np.arange(lo, centre + width + 1))
+        grids = np.array(list(itertools.product(*ranges)), dtype=np.int64) if free else np.zeros((1, 0), np.int64)
+        d = np.asarray([support[i] for i in free], dtype=np.int64)
+        r0 = KEYS - grids.sum(axis=1)
+        r1 = 0 - grids @ d
+        r2 = second_moment - grids @ (d**2)
+        # n(-1) + n(0) + n(1) = r0;  -n(-1) + n(1) = r1;  n(-1) + n(1) = r2
+        ok = (r1 + r2) % 2 == 0
+        n_plus = (r1 + r2) // 2
+        n_minus = (r2 - r1) // 2
+        n_zero = r0 - r2
+        ok &= (n_plus >= 0) & (n_minus >= 0) & (n_zero >= 0)
+        if not ok.any():
+            continue
+        full = np.zeros((int(ok.sum()), len(support)), dtype=np.int64)
+        full[:, free] = grids[ok]
+        full[:, pivots[0]] = n_minus[ok]
+        full[:, pivots[1]] = n_zero[ok]
+        full[:, pivots[2]] = n_plus[ok]
+        cost = ((full - ideal) ** 2).sum(axis=1)
+        return [int(v) for v in full[int(np.argmin(cost))]]
+    raise PtableError(f"no exact 256-key rounding of the noise on {list(support)} with Σd² = {second_moment}")
+
+
+def generate_ptable(parameters: PtableParameters) -> Ptable:
+    """The ptable of the parameters (deterministic: the same parameters always give the same table)."""
+    parameters.validate()
+    k, d = parameters.threshold, parameters.max_adjustment
+    rows: dict[int, tuple[int, ...]] = {0: (0,) * KEYS}
+    for value in range(k, parameters.open_from + 1):
+        lower, upper = -min(d, value - k), d
+        support = list(range(lower, upper + 1))
+        p, row_variance = _row_distribution(lower, upper, float(parameters.variance))
+        if lower == 0:
+            counts = [KEYS if s == 0 else 0 for s in support]
+        else:
+            target = row_variance if row_variance < float(parameters.variance) else parameters.variance
+            # Σ n·d² over 256 keys is even when Σ n·d = 0 (d² and d have the same parity).
+            second_moment = 2 * round(float(target) * KEYS / 2)
+            counts = _discretise(support, p, second_moment)
+        adjustments: list[int] = []
+        for s, n in zip(support, counts, strict=True):
+            adjustments.extend([s] * n)
+        rows[value] = tuple(adjustments)
+    return Ptable(parameters=parameters, rows=rows)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# What a ptable costs and gives: the figures of docs/privacy.md
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RowStatistics:
+    """Of one row, exactly over the 256 keys (uniform cell keys)."""
+
+    mean: Fraction
+    variance: Fraction
+    mean_absolute_error: Fraction
+    exact: Fraction  # probability that the count is released unchanged
+    difference_exact: Fraction  # two independent cells of this row: released difference = true difference
+
+
+def row_statistics(adjustments: Sequence[int]) -> RowStatistics:
+    n = len(adjustments)
+    mean = Fraction(sum(adjustments), n)
+    variance = Fraction(sum(a * a for a in adjustments), n) - mean * mean
+    mae = Fraction(sum(abs(a) for a in adjustments), n)
+    exact = Fraction(sum(1 for a in adjustments if a == 0), n)
+    counts: dict[int, int] = {}
+    for a in adjustments:
+        counts[a] = counts.get(a, 0) + 1
+    difference_exact = Fraction(sum(c * c for c in counts.values()), n * n)
+    return RowStatistics(mean, variance, mae, exact, difference_exact)
+
+
+def difference_exact_probability(first: Sequence[int], second: Sequence[int]) -> Fraction:
+    """Two independently keyed cells with these rows: probability that their released difference is the true
+    one (both adjustments equal)."""
+    a = {v: sum(1 for x in first if x == v) for v in set(first)}
+    b = {v: sum(1 for x in second if x == v) for v in set(second)}
+    return Fraction(sum(c * b.get(v, 0) for v, c in a.items()), len(first) * len(second))
+
+
+def worst_difference_exact(ptable: Ptable) -> tuple[Fraction, int, int]:
+    """The largest probability, over every pair of released true counts, that their released difference is the
+    true one, and the pair. Two counts both exactly at the threshold are left out: a true k is always released
+    as k (see the module's docstring), so their difference is always exact — and says only that both are k."""
+    values = [v for v in ptable.rows if v]
+    k = ptable.parameters.threshold
+    return max(
+        (difference_exact_probability(ptable.rows[a], ptable.rows[b]), a, b)
+        for a in values
+        for b in values
+        if a <= b and (a, b) != (k, k)
+    )
+
+
+def ptable_summary(ptable: Ptable) -> str:
+    """The figures of a ptable as ``make_ptable`` prints them (and docs/privacy.md quotes them)."""
+    p = ptable.parameters
+    lines = [f"{FORMAT_NAME} {FORMAT_VERSION}: {p.describe()}"]
+    lines.append("true count   mean  variance  mean |error|  exact  difference exact (two counts alike)")
+    for value in sorted(ptable.rows):
+        s = row_statistics(ptable.rows[value])
+        label = f"{value}+" if value == p.open_from else str(value)
+        lines.append(
+            f"{label:>10} {float(s.mean):6.2f} {float(s.variance):9.4f} {float(s.mean_absolute_error):13.4f} "
+            f"{float(s.exact):6.4f} {float(s.difference_exact):8.4f}"
+        )
+    worst, a, b = worst_difference_exact(ptable)
+    lines.append(
+        f"counts 1..{p.threshold - 1} withheld; worst pair for an exact difference: true {a} and {b}, "
+        f"{float(worst):.4f} (about 1 in {float(1 / worst):.1f})"
+    )
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The file: writing and loading with validation
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _ranges(adjustments: Sequence[int]) -> Iterable[tuple[int, int, int]]:
+    start = 0
+    for key in range(1, len(adjustments) + 1):
+        if key == len(adjustments) or adjustments[key] != adjustments[start]:
+            yield start, key - 1, adjustments[start]
+            start = key
+
+
+def ptable_to_csv(ptable: Ptable) -> str:
+    out = io.StringIO()
+    out.write(f"# {FORMAT_NAME} {FORMAT_VERSION}\n")
+    out.write(f"# {ptable.parameters.describe()}\n")
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(HEADER)
+    open_from = ptable.parameters.open_from
+    for value in sorted(ptable.rows):
+        label = f"{value}+" if value == open_from else str(value)
+        for key_from, key_to, adjustment in _ranges(ptable.rows[value]):
+            writer.writerow([label, key_from, key_to, adjustment])
+    return out.getvalue()
+
+
+def ptable_file_name(parameters: PtableParameters) -> str:
+    """A name that says the format version and the parameters, e.g. ``ptable-v1-D3-V1-k10.csv``."""
+    variance = str(parameters.variance).replace("/", "over")
+    return f"ptable-v{FORMAT_VERSION}-D{parameters.max_adjustment}-V{variance}-k{parameters.threshold}.csv"
+
+
+_PARAMETER_RE = re.compile(r"(\w+)=(\S+)")
+
+
+def _int(text: str, what: str, where: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise PtableError(f"{where}: {what} must be a whole number, not {text!r}") from None
+
+
+def _parameters(comments: list[tuple[int, str]], name: str) -> PtableParameters:
+    if not comments or comments[0][1].split() != [FORMAT_NAME, str(FORMAT_VERSION)]:
+        raise PtableError(f"{name}: the first line must be '# {FORMAT_NAME} {FORMAT_VERSION}' (format and version)")
+    found: dict[str, str] = {}
+    for _, text in comments[1:]:
+        found.update(_PARAMETER_RE.findall(text))
+    missing = [p for p in ("max_adjustment", "variance", "threshold") if p not in found]
+    if missing:
+        raise PtableError(f"{name}: the header comments do not give {', '.join(missing)}")
+    try:
+        variance = Fraction(found["variance"])
+    except (ValueError, ZeroDivisionError):
+        raise PtableError(f"{name}: variance must be a number, not {found['variance']!r}") from None
+    parameters = PtableParameters(
+        max_adjustment=_int(found["max_adjustment"], "max_adjustment", name),
+        variance=variance,
+        threshold=_int(found["threshold"], "threshold", name),
+    )
+    try:
+        parameters.validate()
+    except PtableError as exc:
+        raise PtableError(f"{name}: {exc}") from None
+    return parameters
+
+
+def parse_ptable(text: str, *, name: str = "ptable") -> Ptable:
+    """Read and validate a ptable. Every refusal names the line and what is wrong."""
+    comments: list[tuple[int, str]] = []
+    data: list[tuple[int, str]] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        if line.startswith("#"):
+            comments.append((number, line[1:].strip()))
+        else:
+            data.append((number, line))
+    parameters = _parameters(comments, name)
+    k, d, open_from = parameters.threshold, parameters.max_adjustment, parameters.open_from
+    if not data or next(csv.reader([data[0][1]])) != list(HEADER):
+        raise PtableError(f"{name}: the first line that is not a comment must be {','.join(HEADER)}")
+    keys: dict[int, list[int | None]] = {}
+    open_label_seen = False
+    for number, line in data[1:]:
+        where = f"{name} line {number}"
+        fields = next(csv.reader([line]))
+        if len(fields) != len(HEADER):
+            raise PtableError(f"{where}: expected {len(HEADER)} fields, found {len(fields)}")
+        label, key_from_text, key_to_text, adjustment_text = (f.strip() for f in fields)
+        if label.endswith("+"):
+            value = _int(label[:-1], "cell_value", where)
+            if value != open_from:
+                raise PtableError(
+                    f"{where}: the open range must start at threshold + max_adjustment = {open_from}, not {value}"
+                )
+            open_label_seen = True
+        else:
+            value = _int(label, "cell_value", where)
+            if value >= open_from:
+                raise PtableError(f"{where}: counts from {open_from} up are the open row '{open_from}+', not {value}")
+        if value < 0:
+            raise PtableError(f"{where}: cell_value cannot be negative ({value})")
+        if 0 < value < k:
+            raise PtableError(f"{where}: counts 1 to {k - 1} are withheld and have no row (cell_value {value})")
+        key_from = _int(key_from_text, "cell_key_from", where)
+        key_to = _int(key_to_text, "cell_key_to", where)
+        if not 0 <= key_from <= key_to <= KEYS - 1:
+            raise PtableError(f"{where}: cell keys must satisfy 0 <= from <= to <= 255, not {key_from}..{key_to}")
+        adjustment = _int(adjustment_text, "perturbation", where)
+        if abs(adjustment) > d:
+            raise PtableError(f"{where}: perturbation {adjustment} is beyond max_adjustment {d}")
+        released = value + adjustment
+        if value == 0 and adjustment != 0:
+            raise PtableError(f"{where}: a true 0 stays 0 (perturbation {adjustment})")
+        if released < 0:
+            raise PtableError(f"{where}: {value} {adjustment:+d} would release a negative count")
+        if 0 < released < k:
+            raise PtableError(f"{where}: {value} {adjustment:+d} = {released} would release a count from 1 to {k - 1}")
+        row = keys.setdefault(value, [None] * KEYS)
+        for key in range(key_from, key_to + 1):
+            if row[key] is not None:
+                raise PtableError(f"{where}: cell key {key} of cell value {label} is already covered")
+            row[key] = adjustment
+    expected = [0, *range(k, open_from + 1)]
+    missing_rows = [v for v in expected if v not in keys]
+    if missing_rows:
+        labels = [f"{v}+" if v == open_from else str(v) for v in missing_rows]
+        raise PtableError(f"{name}: no rows for cell values {', '.join(labels)}")
+    if not open_label_seen:
+        raise PtableError(f"{name}: the last row must be written as the open range '{open_from}+'")
+    rows: dict[int, tuple[int, ...]] = {}
+    for value in expected:
+        row = keys[value]
+        uncovered = [key for key, a in enumerate(row) if a is None]
+        if uncovered:
+            label = f"{value}+" if value == open_from else str(value)
+            raise PtableError(f"{name}: cell value {label} does not cover cell keys {_spans(uncovered)}")
+        complete = tuple(a for a in row if a is not None)
+        if sum(complete) != 0:
+            label = f"{value}+" if value == open_from else str(value)
+            raise PtableError(
+                f"{name}: the perturbations of cell value {label} add up to {sum(complete)} over the 256 keys, "
+                "not 0: the noise would be biased"
+            )
+        rows[value] = complete
+    return Ptable(parameters=parameters, rows=rows)
+
+
+def _spans(keys: list[int]) -> str:
+    spans = []
+    for _, group in itertools.groupby(enumerate(keys), key=lambda pair: pair[1] - pair[0]):
+        members = [key for _, key in group]
+        spans.append(str(members[0]) if len(members) == 1 else f"{members[0]}-{members[-1]}")
+    return ", ".join(spans)
+
+
+def load_ptable(path: Path | str) -> Ptable:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PtableError(f"{path}: cannot read the ptable: {exc}") from None
+    return parse_ptable(text, name=str(path))
