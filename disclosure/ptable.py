@@ -397,7 +397,6 @@ def parse_ptable(text: str, *, name: str = "ptable") -> Ptable:
     if not data or next(csv.reader([data[0][1]])) != list(HEADER):
         raise PtableError(f"{name}: the first line that is not a comment must be {','.join(HEADER)}")
     keys: dict[int, list[int | None]] = {}
-    open_label_seen = False
     for number, line in data[1:]:
         where = f"{name} line {number}"
         fields = next(csv.reader([line]))
@@ -410,7 +409,6 @@ def parse_ptable(text: str, *, name: str = "ptable") -> Ptable:
                 raise PtableError(
                     f"{where}: the open range must start at threshold + max_adjustment = {open_from}, not {value}"
                 )
-            open_label_seen = True
         else:
             value = _int(label, "cell_value", where)
             if value >= open_from:
@@ -443,8 +441,6 @@ def parse_ptable(text: str, *, name: str = "ptable") -> Ptable:
     if missing_rows:
         labels = [f"{v}+" if v == open_from else str(v) for v in missing_rows]
         raise PtableError(f"{name}: no rows for cell values {', '.join(labels)}")
-    if not open_label_seen:
-        raise PtableError(f"{name}: the last row must be written as the open range '{open_from}+'")
     rows: dict[int, tuple[int, ...]] = {}
     for value in expected:
         row = keys[value]
