@@ -148,7 +148,7 @@ def _maxent(support: Sequence[int], variance: float | None) -> np.ndarray:
     for _ in range(500):
         logits = lam @ features
         w = np.exp(logits - logits.max())
-        p = w / w.sum()
+        p: np.ndarray = w / w.sum()
         mean = features @ p
         gradient = mean - target
         if np.max(np.abs(gradient)) < 1e-13:

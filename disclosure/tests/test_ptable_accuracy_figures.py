@@ -22,7 +22,19 @@ def test_a_large_count_is_exact_about_one_time_in_four_and_off_by_1_1_on_average
     large = row_statistics(PTABLE.rows[13])
     assert large.exact == Fraction(68, 256)  # 26.6 %
     assert large.mean_absolute_error == Fraction(284, 256)  # 1.11
-    assert PTABLE.rows[13].count(3) == PTABLE.rows[13].count(-3) == 9  # ±3: 3.5 % each way
+    assert PTABLE.rows[13].count(3) == PTABLE.rows[13].count(-3) == 9  # ±3: 7.0 % in all
+    assert sum(abs(a) <= 1 for a in PTABLE.rows[13]) == 178  # within ±1: 69.5 %
+
+
+def test_near_the_threshold_the_error_is_smaller_and_still_unbiased() -> None:
+    assert row_statistics(PTABLE.rows[10]).exact == 1
+    eleven, twelve = row_statistics(PTABLE.rows[11]), row_statistics(PTABLE.rows[12])
+    assert (eleven.exact, eleven.mean_absolute_error, eleven.variance) == (
+        Fraction(66, 256),
+        Fraction(236, 256),
+        Fraction(11, 8),
+    )
+    assert (twelve.exact, twelve.mean_absolute_error) == (Fraction(64, 256), Fraction(290, 256))
 
 
 def test_the_difference_of_two_large_counts_is_exact_about_one_time_in_five() -> None:
