@@ -18,8 +18,8 @@ Rows, by true count ``n``:
   count below k. Just above the threshold the last condition cuts the downward side of the noise: at ``n = k``
   the only unbiased noise that never goes below k is none at all, so a true k is released as k; at ``n = k + j``
   (j < D) the adjustment is at least -j. Keeping the mean at 0 there costs variance, never bias: the row's variance
-  is V when a distribution with that variance exists whose probabilities never rise towards the ends of its range
-  (log-concave), otherwise the largest such variance (the unbiased maximum-entropy noise on that range).
+  is V unless reaching V on that lopsided range would need b > 0 below (noise more likely towards the ends of
+  its range than near 0); then the row takes b = 0, the maximum-entropy noise with mean 0 alone, and its variance.
 - ``n >= k + D`` share one row, written as the open range ``k+D+``: the noise is the same for every large count.
 
 Each row's probabilities are the maximum-entropy distribution on its range with mean 0 and the row's variance
@@ -31,13 +31,13 @@ Adjustments take consecutive cell-key ranges in increasing order.
 File format (CSV, UTF-8)::
 
     # soyang-ptable 1
-    # max_adjustment=3 variance=1 threshold=10
+    # max_adjustment=3 variance=2 threshold=10
     cell_value,cell_key_from,cell_key_to,perturbation
     0,0,255,0
     10,0,255,0
-    11,0,39,-1
+    11,0,117,-1
     ...
-    13+,0,7,-3
+    13+,247,255,3
 
 Lines starting with ``#`` are comments; the first says the format and its version, one of them holds the
 parameters as ``name=value``. ``cell_value`` is a count or, once, ``N+`` for every count from N up.
@@ -175,7 +175,8 @@ def _row_distribution(lower: int, upper: int, variance: float) -> tuple[np.ndarr
     support = list(range(lower, upper + 1))
     if lower == 0:
         return np.array([1.0 if d == 0 else 0.0 for d in support]), 0.0
-    # The largest variance a log-concave (b <= 0) noise reaches here is that of b = 0: the mean-only solution.
+    # Within p(d) ∝ exp(a·d + b·d²), b <= 0 (never more likely towards the ends), the variance is largest at
+    # b = 0: the maximum-entropy noise with mean 0 alone.
     mean_only = _maxent(support, None)
     cap = float(mean_only @ np.asarray(support, dtype=float) ** 2)
     if variance >= cap:

@@ -72,8 +72,8 @@ def test_the_default_ptable_has_the_stated_moments_exactly() -> None:
     assert (DEFAULTS.max_adjustment, DEFAULTS.variance, DEFAULTS.threshold) == (3, 2, 10)
     stats = {value: row_statistics(row) for value, row in ptable.rows.items()}
     assert all(s.mean == 0 for s in stats.values())
-    # 10 is released as 10; 11 can only go down by 1, which caps its variance at 11/8 (the most a noise that
-    # never grows towards the ends of its range reaches there); from 12 on the variance is 2.
+    # 10 is released as 10; 11 can only go down by 1, which caps its variance at 11/8 (the maximum-entropy noise
+    # with mean 0 alone on -1..3; more would need b > 0, a convex log-probability); from 12 on it is 2.
     assert [stats[v].variance for v in (0, 10, 11, 12, 13)] == [0, 0, Fraction(11, 8), 2, 2]
     assert all(-3 <= a <= 3 for row in ptable.rows.values() for a in row)
 
