@@ -7,6 +7,8 @@ it (their apps come before accounts in INSTALLED_APPS, so theirs are registered 
 
 from __future__ import annotations
 
+from typing import Any
+
 from allauth.account.admin import EmailAddressAdmin
 from allauth.account.models import EmailAddress
 from allauth.mfa.admin import AuthenticatorAdmin
@@ -19,8 +21,10 @@ from django.contrib.auth.models import Group
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 
+from accounts import services
 from accounts.models import Organisation, User
 from audit.admin import AuditedAdminMixin
+from audit.http import client_ip
 
 
 @admin.register(User)
@@ -28,6 +32,14 @@ class SoyangUserAdmin(AuditedAdminMixin, UserAdmin):
     list_display = ("username", "email", "organisation", "role", "status", "is_active")
     list_filter = ("role", "status", "organisation")
     fieldsets = (*UserAdmin.fieldsets, ("Soyang", {"fields": ("organisation", "role", "status")}))
+
+    def save_model(self, request: HttpRequest, obj: User, form: Any, change: bool) -> None:
+        # The admin is one more path that changes a role: it revokes the account's API tokens like the others.
+        before = services.account_privileges(obj) if change else {}
+        super().save_model(request, obj, form, change)
+        services.account_privileges_changed(
+            user=obj, before=before, changed_by=request.user, ip_address=client_ip(request)
+        )
 
     def user_change_password(self, request: HttpRequest, id: str, form_url: str = "") -> HttpResponse:
         # Django saves the new password and logs the change in two steps: one transaction holds both and the audit
