@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from allauth.mfa.models import Authenticator
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import logout
@@ -12,6 +11,12 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 
 from accounts.choices import AccountStatus
+from accounts.permissions import mfa_enrolment_missing
+
+#: Where the REST API lives (portal/urls.py). It refuses a steward or admin without TOTP itself, with a 403 in
+#: its error shape (``accounts.api.permissions.IsApprovedAccount``), whether the call comes with a session or a
+#: token: a redirect to an HTML page is no answer to a script.
+API_PREFIX = "/api/"
 
 
 class AccessGuardMiddleware:
@@ -20,7 +25,8 @@ class AccessGuardMiddleware:
     * an account suspended (or otherwise no longer approved) while signed in loses its session at its next
       request — the decision takes effect at once, not when the session idles out;
     * a data steward or admin without TOTP is sent to set it up before anything else. Only the pages needed to
-      do that (MFA set-up, re-authentication, sign-out) and static files stay reachable.
+      do that (MFA set-up, re-authentication, sign-out) and static files stay reachable; the API applies the
+      same rule (``mfa_enrolment_missing``) and answers in its own shape.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
@@ -33,10 +39,9 @@ class AccessGuardMiddleware:
                 logout(request)
                 messages.error(request, "Your account is not approved any more; you have been signed out.")
                 return HttpResponseRedirect(reverse("login"))
-            if user.role in settings.SOYANG_MFA_REQUIRED_ROLES and not self._exempt(request.path):
-                if not Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).exists():
-                    messages.warning(request, "Data stewards and admins must set up an authenticator app first.")
-                    return HttpResponseRedirect(reverse("mfa_activate_totp"))
+            if not self._exempt(request.path) and mfa_enrolment_missing(user):
+                messages.warning(request, "Data stewards and admins must set up an authenticator app first.")
+                return HttpResponseRedirect(reverse("mfa_activate_totp"))
         return self.get_response(request)
 
     @staticmethod
@@ -49,5 +54,6 @@ class AccessGuardMiddleware:
             reverse("health"),
             # The translations of the page scripts, which the TOTP set-up page itself loads.
             reverse("javascript-catalog"),
+            API_PREFIX,
         )
         return path.startswith(allowed)

@@ -19,6 +19,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, TypeVar
 
+from allauth.mfa.models import Authenticator
+from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, Group, Permission
 from django.contrib.contenttypes.models import ContentType
 from django.db import models, transaction
@@ -62,6 +64,15 @@ def is_admin(user: User | AnonymousUser) -> bool:
 def is_steward(user: User | AnonymousUser) -> bool:
     """An approved data steward of an organisation."""
     return account_is_usable(user) and user.role == Role.STEWARD and user.organisation_id is not None
+
+
+def mfa_enrolment_missing(user: User | AnonymousUser) -> bool:
+    """A data steward or admin (``SOYANG_MFA_REQUIRED_ROLES``) who has no TOTP authenticator yet. The one rule
+    the pages (``AccessGuardMiddleware``) and the API (``IsApprovedAccount``) both enforce: such an account acts
+    on nothing until it enrols — whatever made it a steward (approval, the Django admin, a migration)."""
+    if not getattr(user, "is_authenticated", False) or user.role not in settings.SOYANG_MFA_REQUIRED_ROLES:
+        return False
+    return not Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).exists()
 
 
 def running_projects_q(prefix: str = "") -> Q:

@@ -17,6 +17,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from accounts import approvals
+from accounts.api import tokens
 from accounts.choices import AccountStatus, MembershipStatus, ProjectRole, Role
 from accounts.models import Organisation, Project, ProjectMembership, User
 from accounts.notifications import notify
@@ -138,6 +139,36 @@ def logout_recorded(*, user: User, request: HttpRequest | None) -> None:
 
 # --- account decisions ---------------------------------------------------------------------------------------------
 
+#: What a person may do follows from these fields of the account (a steward's site from its organisation; an
+#: admin's powers from its role or the superuser flag).
+PRIVILEGE_FIELDS = ("role", "is_superuser", "organisation_id")
+
+
+def account_privileges(user: User) -> dict[str, Any]:
+    """The account's privilege fields as stored now: read before a change, handed to
+    ``account_privileges_changed`` after it."""
+    return dict(User.objects.filter(pk=user.pk).values(*PRIVILEGE_FIELDS).first() or {})
+
+
+def account_privileges_changed(
+    *, user: User, before: dict[str, Any], changed_by: User | None, ip_address: str | None = None
+) -> int:
+    """After any change to an account (approval, the Django admin, the API): when its role, superuser flag or
+    organisation changed, revoke its API tokens, so that no token made under the old role acts under the new one
+    (a token of a researcher made steward would otherwise approve requests with no second factor ever asked).
+    Call it inside the transaction of the change. Returns the number of tokens revoked (audited when any)."""
+    after = account_privileges(user)
+    if not before or after == before:
+        return 0
+    changed = sorted(field.removesuffix("_id") for field in PRIVILEGE_FIELDS if before.get(field) != after.get(field))
+    return tokens.tokens_revoke_all(
+        user=user,
+        reason="role_change",
+        by=changed_by,
+        ip_address=ip_address,
+        detail={"changed": changed, "role_before": before.get("role"), "role": after.get("role")},
+    )
+
 
 def _locked_user(user: User) -> User:
     # Two reviewers deciding at once: the second one sees the first one's decision and fails cleanly.
@@ -151,6 +182,7 @@ def account_approve(
     """Approve a pending account with an organisation and a role. Needs a verified e-mail address."""
     role = Role(role)
     user = _locked_user(user)
+    before = account_privileges(user)
     if not approvals.can_approve_account(decided_by, user, organisation=organisation, role=role):
         raise PermissionDenied("you may not approve this account with this organisation and role")
     if not EmailAddress.objects.filter(user=user, verified=True).exists():
@@ -169,6 +201,7 @@ def account_approve(
         ip_address=ip_address,
         detail={"role": role.value, "organisation": organisation.name},
     )
+    account_privileges_changed(user=user, before=before, changed_by=decided_by, ip_address=ip_address)
     notify(to=[user.email], template="account_decision", context={"account": user, "decision": "approved"})
     return user
 

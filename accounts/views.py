@@ -7,6 +7,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts import approvals, selectors, services
@@ -20,6 +21,17 @@ def _error_text(exc: Exception) -> str:
     if isinstance(exc, ValidationError):
         return " ".join(exc.messages)
     return str(exc) or "Not allowed."
+
+
+def _same_site_next(request: HttpRequest, *, default: str) -> str:
+    """The ``next`` the form sent when it is a path of this site; ``default`` (a URL name) otherwise. A ``next``
+    naming another host (or a scheme-relative ``//host``) would make the portal an open redirect."""
+    target = request.POST.get("next") or ""
+    if target and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return target
+    return default
 
 
 @login_required
@@ -97,7 +109,7 @@ def membership_decide(request: HttpRequest, pk: int) -> HttpResponse:
     form = MembershipDecisionForm(request.POST)
     if not form.is_valid():
         messages.error(request, " ".join(form.non_field_errors()) or "Choose a decision.")
-        return redirect(request.POST.get("next") or "accounts:approvals")
+        return redirect(_same_site_next(request, default="accounts:approvals"))
     decision, reason = form.cleaned_data["decision"], form.cleaned_data["reason"]
     ip_address = client_ip(request)
     try:

@@ -30,7 +30,8 @@ def can_read_audit(user: AbstractBaseUser | AnonymousUser) -> bool:
 
 def events_visible_to(user: AbstractBaseUser | AnonymousUser) -> QuerySet[AuditEvent]:
     """Admins: every event. A data steward: its site's events — those about one of its organisation's sources
-    (``source_key``) — and those by or about its organisation's people. Others: none.
+    (``source_key``, every site of a multi-site event) — and those by or about its organisation's people.
+    Others: none.
 
     audit depends on no app, so the organisation's users and sources are reached through the app registry.
     """
@@ -41,16 +42,33 @@ def events_visible_to(user: AbstractBaseUser | AnonymousUser) -> QuerySet[AuditE
     organisation_id = user.organisation_id
     user_model = apps.get_model("accounts", "User")
     people = user_model.objects.filter(organisation_id=organisation_id)
-    source_keys: QuerySet | list[str] = []
+    source_keys: list[str] = []
     if apps.is_installed("warehouse"):
-        source_keys = apps.get_model("warehouse", "Source").objects.filter(organisation_id=organisation_id)
-        source_keys = source_keys.values("key")
+        sources = apps.get_model("warehouse", "Source").objects.filter(organisation_id=organisation_id)
+        source_keys = list(sources.values_list("key", flat=True))
     person_ids = [str(pk) for pk in people.values_list("pk", flat=True)]
     return AuditEvent.objects.filter(
-        Q(source_key__in=source_keys)
+        events_of_sites_q(source_keys)
         | Q(actor__in=people)
         | Q(object_type=user_model._meta.label_lower, object_id__in=person_ids)
     )
+
+
+def events_of_sites_q(source_keys: list[str]) -> Q:
+    """Events about any of these sites. An event that spans sites (a federated count, a multi-site dataset
+    request) names them all in ``source_key``, joined by commas ("demo,other"): it is an event of each. A key
+    matches only as a whole element of that list, never as a part of one ("demo" does not match "demo2")."""
+    q = Q(pk__in=[])
+    for key in source_keys:
+        if not key or "," in key:
+            continue  # an empty key or one with the separator would match other sites' events
+        q |= (
+            Q(source_key=key)
+            | Q(source_key__startswith=f"{key},")
+            | Q(source_key__endswith=f",{key}")
+            | Q(source_key__contains=f",{key},")
+        )
+    return q
 
 
 @dataclass(frozen=True)

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.contrib import admin
-from django.db import transaction
 
-from audit.services import audit_record
+from audit.admin import AuditedAdminMixin
 from warehouse.models import Source
 
 
 @admin.register(Source)
-class SourceAdmin(admin.ModelAdmin):
+class SourceAdmin(AuditedAdminMixin, admin.ModelAdmin):
     list_display = ("key", "name", "engine", "cdm_version", "is_active", "loaded_at")
     list_filter = ("engine", "is_active")
     readonly_fields = ("fingerprint", "loaded_at", "cdm_version", "created_at", "updated_at")
@@ -29,15 +26,8 @@ class SourceAdmin(admin.ModelAdmin):
         "fingerprint",
         "loaded_at",
     )
+    audit_add_action = "source.created"
+    audit_change_action = "configuration_change"
 
-    def save_model(self, request: Any, obj: Source, form: Any, change: bool) -> None:
-        with transaction.atomic():
-            super().save_model(request, obj, form, change)
-            audit_record(
-                action="configuration_change" if change else "source.created",
-                actor=request.user,
-                obj=obj,
-                source_key=obj.key,
-                ip_address=request.META.get("REMOTE_ADDR"),
-                detail={"changed": sorted(form.changed_data)},
-            )
+    def audit_source_key(self, obj: Source) -> str:
+        return obj.key

@@ -113,6 +113,23 @@ def token_revoke(*, token: ApiToken, by: User, ip_address: str | None = None) ->
     return token
 
 
+def tokens_revoke_all(
+    *, user: User, reason: str, by: User | None = None, ip_address: str | None = None, detail: dict | None = None
+) -> int:
+    """Revoke every live token of ``user`` (their role changed, say): one audit event names the reason and how
+    many were revoked. Call it inside the transaction of the change that requires it. Returns the number."""
+    revoked = ApiToken.objects.filter(user=user, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    if revoked:
+        audit_record(
+            action="api_tokens_revoke_all",
+            actor=by,
+            obj=user,
+            ip_address=ip_address,
+            detail={"reason": reason, "tokens": revoked, **(detail or {})},
+        )
+    return revoked
+
+
 def token_authenticate(*, secret: str) -> ApiToken | None:
     """The live token of an approved account with this secret, or None. Marks its last use (at most once a
     minute: a conditional update, so concurrent requests do not contend).

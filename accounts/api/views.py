@@ -45,6 +45,9 @@ class TokenViewSet(
 ):
     model = ApiToken
     serializer_class = TokenSerializer
+    # One's own tokens only, nothing of the role: a steward without TOTP may still list and revoke them (a token
+    # made here does nothing else for it until TOTP is enrolled).
+    mfa_exempt = True
 
     def restrict(self, user: User) -> QuerySet[ApiToken]:
         return tokens.tokens_of_user(user)

@@ -109,3 +109,25 @@ def make_member(*, project: Project, user: User, owner: User, steward: User) -> 
     membership = membership_request(project=project, user=user)
     membership_approve(membership=membership, approver=owner)
     return membership_approve(membership=membership, approver=steward)
+
+
+def admin_user_form(user: User, **changes: Any) -> dict[str, Any]:
+    """The POST body of the Django admin's change form of ``user`` as it stands, with ``changes`` applied."""
+    data: dict[str, Any] = {
+        "username": user.username,
+        "email": user.email,
+        "first_name": user.first_name,
+        "last_name": user.last_name,
+        "date_joined_0": timezone.localtime(user.date_joined).date().isoformat(),
+        "date_joined_1": timezone.localtime(user.date_joined).time().strftime("%H:%M:%S"),
+        "organisation": user.organisation_id or "",
+        "role": user.role,
+        "status": user.status,
+    }
+    # The admin compares a date-time with the "initial-" copy the page sends along (show_hidden_initial).
+    data["initial-date_joined_0"], data["initial-date_joined_1"] = data["date_joined_0"], data["date_joined_1"]
+    for flag in ("is_active", "is_staff", "is_superuser"):
+        if getattr(user, flag):
+            data[flag] = "on"
+    data.update(changes)
+    return {key: value for key, value in data.items() if value is not False}
