@@ -66,7 +66,7 @@ def home(request: HttpRequest) -> HttpResponse:
     visible = definitions_for_user(user).select_related("project")
     if role == Role.PARTNER:
         shared = list(visible.exclude(owner=user)[:HOME_LIST])
-        counts = latest_counts([d.pk for d in shared], role=role)
+        counts = latest_counts([d.pk for d in shared], user=user)
         context["partner_cohorts"] = [{"definition": d, "count": counts.get(d.pk)} for d in shared]
         context["projects"] = projects_for_user(user).order_by("expires_on")[:HOME_LIST]
         # Only the partner's own requests: a steward's view of requests on its sites is the datasets page.

@@ -1,5 +1,5 @@
 """API views of the cohorts app. Every object is reached through the selectors the HTML views use, so the two
-answer alike: others' objects 404, anonymous 401, results only through ``run_request_result``."""
+answer alike: others' objects 404, anonymous 401, results only through ``run_request_result_for_user``."""
 
 from __future__ import annotations
 
@@ -266,7 +266,7 @@ class RunFilter(django_filters.FilterSet):
 
 
 def _result(request: Request, run_request: RunRequest) -> dict[str, Any]:
-    result = run_selectors.run_request_result(request=run_request, role=request.user.role)
+    result = run_selectors.run_request_result_for_user(request.user, run_request)
     result["can_cancel"] = run_request.requested_by_id == request.user.pk and not (
         result["finished"] or result["cancelled"]
     )

@@ -45,7 +45,7 @@ def definition_list(request: HttpRequest) -> HttpResponse:
     filters = form.filters()
     definitions = definition_selectors.definitions_listed_for_user(request.user, **filters)
     page = Paginator(definitions, DEFINITIONS_PER_PAGE).get_page(request.GET.get("page"))
-    counts = run_selectors.latest_counts([d.pk for d in page.object_list], role=request.user.role)
+    counts = run_selectors.latest_counts([d.pk for d in page.object_list], user=request.user)
     rows = [{"definition": d, "count": counts.get(d.pk)} for d in page.object_list]
     query = request.GET.copy()
     query.pop("page", None)
@@ -312,7 +312,7 @@ def definition_summary(request: HttpRequest, pk: int) -> HttpResponse:
         "latest": latest,
         "summary": expression_summary(latest.expression) if latest else None,
         "concept_sets": _concept_sets(latest.expression) if latest else [],
-        "counts": run_selectors.latest_counts_per_site(definition, role=request.user.role),
+        "counts": run_selectors.latest_counts_per_site(definition, user=request.user),
     }
     return render(request, "cohorts/summary.html", context)
 

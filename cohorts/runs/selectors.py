@@ -5,23 +5,25 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Collection
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
 from django.http import Http404
 from django.utils import timezone
 
 from accounts.models import User
 from accounts.permissions import (
     account_is_usable,
+    filter_by_permission,
     is_admin,
-    project_sources_for_user,
     projects_for_user,
     user_can,
 )
 from cohorts.definitions.models import CohortDefinition
-from cohorts.definitions.selectors import RUN, VIEW, definitions_for_user
+from cohorts.definitions.selectors import RUN, VIEW
 from cohorts.runs.choices import RunKind
 from cohorts.runs.models import CohortRun, RunRequest
 from disclosure.rules import (
@@ -158,15 +160,25 @@ def merged_demographics(parts: list[tuple[dict[str, Any], PrivacyRule]]) -> dict
     return out
 
 
-def run_request_result(*, request: RunRequest, role: str) -> dict[str, Any]:
-    """The merged result of a request as a user of ``role`` may see it.
+def run_request_result(*, request: RunRequest, role: str, sites: Collection[int] | None = None) -> dict[str, Any]:
+    """The merged result of a request as a user of ``role`` may see it, over the sources ``sites`` only.
 
     Each site's own rule is applied to its numbers before merging; the merged total is protected with the
     strictest of the rules and, when a site's count is hidden, shown as "the visible sites + <10" — never as a
     number from which the hidden site could be recovered (disclosure.rules.protect_federated). A site that failed or was
     cancelled is shown as such; the others still answer.
+
+    A source left out of ``sites`` is absent, not hidden: the total, the counts of answering sites and the merged
+    demographics are computed over the shown sites alone, so nothing of a left-out site reaches the reader, not
+    even through a difference. Pages and the API pass what ``run_request_sites_for_user`` allows (through
+    ``run_request_result_for_user``); ``None`` (every site) is for callers that show the result to nobody in
+    particular (workers, commands).
     """
-    runs = list(request.runs.select_related("source").order_by("source__key"))
+    runs = [
+        run
+        for run in request.runs.select_related("source").order_by("source__key")
+        if sites is None or run.source_id in sites
+    ]
     sites: list[dict[str, Any]] = []
     succeeded: list[tuple[CohortRun, PrivacyRule]] = []
     for run in runs:
@@ -213,50 +225,140 @@ def run_request_result(*, request: RunRequest, role: str) -> dict[str, Any]:
     return result
 
 
-def run_request_get_for_user(user: User, pk: int) -> RunRequest:
-    """The run request ``pk`` if the user made it or may view its definition; Http404 otherwise.
+@dataclass(frozen=True)
+class CountRights:
+    """Where a user may count today, by the project of a definition.
 
-    Its requester keeps access to their own request only while they may still view the definition too: a
-    definition unshared from somebody takes its results with it.
+    ``by_project[p]`` holds the sources a definition of project ``p`` is counted on (those of ``p`` while the
+    user works in it); ``by_project[None]`` those a definition without a project is counted on (the sources of
+    every running project of the user's). ``every_site``: an admin, who may count everywhere. Running a
+    definition also needs ``run_cohortdefinition`` on it, checked beside these rights.
     """
+
+    every_site: bool
+    by_project: dict[int | None, frozenset[int]]
+
+    def sites(self, project_id: int | None) -> frozenset[int] | None:
+        """The sources a definition of ``project_id`` is counted on; None for every source (admins)."""
+        if self.every_site:
+            return None
+        return self.by_project.get(project_id, frozenset())
+
+    def allows(self, project_id: int | None, source_id: int) -> bool:
+        sites = self.sites(project_id)
+        return sites is None or source_id in sites
+
+
+def count_rights_for_user(user: User) -> CountRights:
+    """The one rule of where a user may count, read now (one query): a definition lives in a project, and is
+    counted on that project's sources while the user works in the project (an approved membership of a running
+    project, ``projects_for_user``). A definition without a project (imported before projects, or made by a
+    command) is counted on the sources of any running project of the user — the approval each source needs is
+    the project, never the definition. Admins may count on every source; unusable accounts nowhere.
+
+    Starting a count (``sources_for_user_and_definition``) and seeing one (``run_request_sites_for_user``,
+    ``run_requests_for_user``, ``latest_counts``) all read these rights, so a revoked or expired membership ends
+    both at once: nothing is cached between requests.
+    """
+    if is_admin(user):
+        return CountRights(every_site=True, by_project={})
+    by_project: dict[int | None, set[int]] = {None: set()}
+    if account_is_usable(user):
+        pairs = Source.projects.through.objects.filter(project__in=projects_for_user(user)).values_list(
+            "project_id", "source_id"
+        )
+        for project_id, source_id in pairs:
+            by_project.setdefault(project_id, set()).add(source_id)
+            by_project[None].add(source_id)
+    return CountRights(every_site=False, by_project={k: frozenset(v) for k, v in by_project.items()})
+
+
+def _definitions_counted_by(user: User) -> QuerySet[CohortDefinition]:
+    """Definitions the user may both view and run: what seeing any of their counts needs besides the site."""
+    viewable = filter_by_permission(queryset=CohortDefinition.objects.all(), user=user, codename=VIEW)
+    return filter_by_permission(queryset=viewable, user=user, codename=RUN)
+
+
+def _shows_a_site(rights: CountRights, **run_filter: Any) -> Q:
+    """For a RunRequest queryset: the request has a run (matching ``run_filter``) on a source the user may count
+    its definition on — the rights of ``count_rights_for_user``, as SQL."""
+    runs = CohortRun.objects.filter(requests=OuterRef("pk"), **run_filter)
+    if rights.every_site:
+        return Q(Exists(runs))
+    shown = Q(pk__in=[])
+    for project_id, sources in rights.by_project.items():
+        on_site = Exists(runs.filter(source_id__in=sources))
+        if project_id is None:
+            shown |= Q(on_site, version__definition__project__isnull=True)
+        else:
+            shown |= Q(on_site, version__definition__project_id=project_id)
+    return shown
+
+
+def run_request_sites_for_user(user: User, request: RunRequest) -> frozenset[int]:
+    """The sources of ``request`` whose results the user may see now: they may view and run its definition, and
+    may count it on that source today (``count_rights_for_user``). Every page and API answer showing a result
+    goes through here: a source left out is absent from what the user sees, and a request with no source left is
+    answered as missing (``run_request_get_for_user``).
+
+    Making the request gives no right of its own: a requester whose membership ended, or whose definition was
+    unshared from them, loses its results with it.
+    """
+    definition = request.version.definition
+    if not account_is_usable(user) or not _definitions_counted_by(user).filter(pk=definition.pk).exists():
+        return frozenset()
+    rights = count_rights_for_user(user)
+    source_ids = request.runs.values_list("source_id", flat=True)
+    return frozenset(source_id for source_id in source_ids if rights.allows(definition.project_id, source_id))
+
+
+def run_request_get_for_user(user: User, pk: int) -> RunRequest:
+    """The run request ``pk`` if the user may see at least one of its sites now (``run_request_sites_for_user``);
+    Http404 otherwise — the same answer as for a request that does not exist, so walking the sequential ids
+    tells a stranger nothing."""
     request = (
         RunRequest.objects.select_related("version__definition", "requested_by").filter(pk=pk).first()
         if account_is_usable(user)
         else None
     )
-    if request is None or not user_can(user, VIEW, request.version.definition):
+    if request is None or not run_request_sites_for_user(user, request):
         raise Http404("No such count.")
     return request
 
 
+def run_request_result_for_user(user: User, request: RunRequest) -> dict[str, Any]:
+    """The result of ``request`` as ``user`` may see it now: their role's privacy rules, over the sources they may
+    see only (``run_request_sites_for_user``). Http404 when none is left (access ended since the request was
+    fetched)."""
+    sites = run_request_sites_for_user(user, request)
+    if not sites:
+        raise Http404("No such count.")
+    return run_request_result(request=request, role=user.role, sites=sites)
+
+
 def run_requests_for_user(user: User, *, definition: CohortDefinition | None = None) -> QuerySet[RunRequest]:
-    """Requests the user made (on definitions they may still view), newest first; of one definition if given."""
-    visible = definitions_for_user(user).values("pk")
-    queryset = RunRequest.objects.filter(requested_by=user, version__definition__in=visible)
+    """Requests the user made that they may still see (a definition they may view and run, a source they may
+    count it on today), newest first; of one definition if given."""
+    queryset = RunRequest.objects.filter(
+        _shows_a_site(count_rights_for_user(user)),
+        requested_by=user,
+        version__definition__in=_definitions_counted_by(user).values("pk"),
+    )
     if definition is not None:
         queryset = queryset.filter(version__definition=definition)
     return queryset.select_related("version__definition").prefetch_related("runs").order_by("-created_at", "-id")
 
 
 def sources_for_user_and_definition(user: User, definition: CohortDefinition) -> QuerySet[Source]:
-    """The sites the user may count this definition on (active and loaded ones only).
-
-    The rule: a definition lives in a project, and is counted on that project's sources while the user works in
-    the project (``project_sources_for_user``). A definition without a project (imported before projects, or
-    made by a command) is counted on the sources of any running project of the user — the approval each source
-    needs is the project, never the definition. Admins may count on every active, loaded source. Running also
-    needs ``run_cohortdefinition`` on the definition: without it, no source.
-    """
+    """The sites the user may count this definition on (active and loaded ones only): the rights of
+    ``count_rights_for_user``, and ``run_cohortdefinition`` on the definition — without it, no source."""
     ready = Source.objects.filter(is_active=True).exclude(fingerprint="")
     if not user_can(user, RUN, definition):
         return ready.none()
-    if is_admin(user):
+    sites = count_rights_for_user(user).sites(definition.project_id)
+    if sites is None:
         return ready.order_by("key")
-    if definition.project_id is not None:
-        allowed = project_sources_for_user(user, definition.project).values("pk")
-    else:
-        allowed = Source.objects.filter(projects__in=projects_for_user(user)).values("pk")
-    return ready.filter(pk__in=allowed).order_by("key")
+    return ready.filter(pk__in=sites).order_by("key")
 
 
 #: Tables of a result that can be downloaded as CSV.
@@ -361,27 +463,32 @@ def run_result_csv(result: dict[str, Any], table: str) -> str:
     return buffer.getvalue()
 
 
-def latest_counts(definition_ids: list[int], *, role: str) -> dict[int, dict[str, Any]]:
-    """The latest finished count of each definition, protected for ``role`` exactly as a result page would
-    show it (each site's rule, then the federated total): ``{definition id: {"display", "at", "request"}}``.
+def latest_counts(definition_ids: list[int], *, user: User) -> dict[int, dict[str, Any]]:
+    """The latest finished count of each definition, as ``user`` may see it now and exactly as its result page
+    would show it: over the sources they may see (``count_rights_for_user``; the newest request with a succeeded
+    run on one of them), each site's rule for their role, then the federated total of the shown sites only:
+    ``{definition id: {"display", "at", "request", "sites"}}``.
 
-    Three queries for any number of definitions (newest count request with a succeeded run per definition, the
-    persons of its succeeded runs, their sources); portable SQL, so the SQLite demo database answers it too.
+    A fixed number of queries for any number of definitions (the user's rights, the definitions they may view
+    and run, the newest count request per definition, the persons of its succeeded runs, their sources);
+    portable SQL, so the SQLite demo database answers it too.
     """
     if not definition_ids:
         return {}
+    rights = count_rights_for_user(user)
+    projects = dict(_definitions_counted_by(user).filter(pk__in=definition_ids).values_list("pk", "project_id"))
     newest = (
         RunRequest.objects.filter(
+            _shows_a_site(rights, state=JobState.SUCCEEDED),
             version__definition=OuterRef("pk"),
             kind=RunKind.COUNT,
             cancelled_at__isnull=True,
-            runs__state=JobState.SUCCEEDED,
         )
         .order_by("-created_at", "-id")
         .values("pk")[:1]
     )
     pairs = dict(
-        CohortDefinition.objects.filter(pk__in=definition_ids)
+        CohortDefinition.objects.filter(pk__in=list(projects))
         .annotate(request_id=Subquery(newest))
         .exclude(request_id=None)
         .values_list("request_id", "pk")
@@ -392,12 +499,12 @@ def latest_counts(definition_ids: list[int], *, role: str) -> dict[int, dict[str
     )
     by_request: dict[int, list[tuple[int, int, Any]]] = {}
     for request_id, source_id, persons, finished_at in runs:
-        if persons is not None:
+        if persons is not None and rights.allows(projects[pairs[request_id]], source_id):
             by_request.setdefault(request_id, []).append((source_id, int(persons), finished_at))
     sources = Source.objects.in_bulk({source_id for rows in by_request.values() for source_id, _, _ in rows})
     counts: dict[int, dict[str, Any]] = {}
     for request_id, rows in by_request.items():
-        rules = [rule_for(source=sources[source_id], role=role) for source_id, _, _ in rows]
+        rules = [rule_for(source=sources[source_id], role=user.role) for source_id, _, _ in rows]
         total, _ = protect_federated([persons for _, persons, _ in rows], rules)
         counts[pairs[request_id]] = {
             "display": total.as_dict()["display"],
@@ -408,21 +515,27 @@ def latest_counts(definition_ids: list[int], *, role: str) -> dict[int, dict[str
     return counts
 
 
-def latest_counts_per_site(definition: CohortDefinition, *, role: str) -> list[dict[str, Any]]:
-    """For the printable summary: per site, the latest succeeded count of the definition's latest version (or of
-    an earlier version if the latest was never counted there), protected by the site's rule for ``role``."""
+def latest_counts_per_site(definition: CohortDefinition, *, user: User) -> list[dict[str, Any]]:
+    """For the printable summary: per source ``user`` may see now (``count_rights_for_user``, and view and run on
+    the definition), the latest succeeded count of the definition's latest version (or of an earlier version if
+    the latest was never counted there), protected by the site's rule for their role."""
+    if not _definitions_counted_by(user).filter(pk=definition.pk).exists():
+        return []
     runs = (
         CohortRun.objects.filter(version__definition=definition, kind=RunKind.COUNT, state=JobState.SUCCEEDED)
         .select_related("source", "version")
         .order_by("source__key", "-version__number", "-finished_at", "-id")
     )
+    sites = count_rights_for_user(user).sites(definition.project_id)
+    if sites is not None:
+        runs = runs.filter(source_id__in=sites)
     rows: list[dict[str, Any]] = []
     seen: set[int] = set()
     for run in runs:
         if run.source_id in seen:
             continue
         seen.add(run.source_id)
-        rule = rule_for(source=run.source, role=role)
+        rule = rule_for(source=run.source, role=user.role)
         rows.append(
             {
                 "source": run.source,

@@ -79,7 +79,7 @@ def run_create(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _status(request: HttpRequest, run_request: Any) -> dict[str, Any]:
-    result = run_selectors.run_request_result(request=run_request, role=request.user.role)
+    result = run_selectors.run_request_result_for_user(request.user, run_request)
     result["can_cancel"] = run_request.requested_by_id == request.user.pk and not (
         result["finished"] or result["cancelled"]
     )
@@ -136,7 +136,7 @@ def run_cancel(request: HttpRequest, pk: int) -> HttpResponse:
 def run_table_csv(request: HttpRequest, pk: int, table: str) -> HttpResponse:
     """One table of the result as CSV: the protected numbers exactly as shown ("<10" stays "<10")."""
     run_request = run_selectors.run_request_get_for_user(request.user, pk)
-    result = run_selectors.run_request_result(request=run_request, role=request.user.role)
+    result = run_selectors.run_request_result_for_user(request.user, run_request)
     body = run_selectors.run_result_csv(result, table)
     run_services.run_result_viewed(request=run_request, user=request.user, ip_address=client_ip(request), export=table)
     response = HttpResponse(body, content_type="text/csv; charset=utf-8")

@@ -293,6 +293,8 @@ def test_unsharing_from_the_owner_is_not_possible(alice, definition):
 def test_summary_has_the_expression_in_sentences_concepts_and_protected_counts_per_site(
     alice, partner, project, source, other_source
 ):
+    # Both sites are the project's: the summary shows a site's count only to those who may count there.
+    project.sources.add(other_source)
     expression = oracle_definition("pl_10606")
     definition = definition_create(owner=alice, name="Ulcerative colitis", expression=expression, project=project)
     definition_share(definition=definition, by=alice, to_project=project)

@@ -36,6 +36,13 @@ def ready_source(source) -> Any:
 
 
 @pytest.fixture
+def second_site(project, other_source) -> Any:
+    """A second site of the project: a result shows a site only to those who may count on it there."""
+    project.sources.add(other_source)
+    return other_source
+
+
+@pytest.fixture
 def definition(alice, project, bob_member, ready_source) -> Any:
     definition = definition_create(owner=alice, name="Type 2 diabetes", expression=EXPRESSION, project=project)
     definition_share(definition=definition, by=alice, to_project=project)
@@ -241,10 +248,10 @@ def add_site_run(request: RunRequest, source: Any, user: Any, *, persons: int, r
 
 
 def test_status_merges_the_demographics_of_two_sites_without_revealing_a_hidden_site(
-    alice, definition, ready_source, other_source
+    alice, definition, ready_source, second_site
 ):
     request = make_request(definition, alice, ready_source, state=JobState.SUCCEEDED, persons=7)
-    add_site_run(request, other_source, alice, persons=60, race=[(8527, 45), (8515, 15)])
+    add_site_run(request, second_site, alice, persons=60, race=[(8527, 45), (8515, 15)])
     status = client_for(alice).get(reverse("cohorts:run_status", args=[request.pk])).json()
     merged = status["merged_demographics"]
     assert merged["persons"]["display"] == "60 + <10" and merged["persons"]["value"] is None
@@ -260,9 +267,9 @@ def test_a_single_site_result_has_no_merged_demographics(alice, definition, read
 
 
 @pytest.mark.parametrize("table", ["age_pyramid", "gender", "race", "index_year", "top_conditions"])
-def test_csv_adds_the_merged_rows_as_all_sites(alice, definition, ready_source, other_source, table):
+def test_csv_adds_the_merged_rows_as_all_sites(alice, definition, ready_source, second_site, table):
     request = make_request(definition, alice, ready_source, state=JobState.SUCCEEDED, persons=7)
-    add_site_run(request, other_source, alice, persons=60, race=[(8527, 45), (8515, 15)])
+    add_site_run(request, second_site, alice, persons=60, race=[(8527, 45), (8515, 15)])
     body = client_for(alice).get(reverse("cohorts:run_table_csv", args=[request.pk, table])).content.decode()
     merged_rows = [line for line in body.splitlines() if line.startswith("all sites,")]
     assert merged_rows
