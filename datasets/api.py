@@ -142,6 +142,15 @@ class ExtractSerializer(serializers.Serializer):
     files_deleted_at = serializers.DateTimeField(
         allow_null=True, help_text="When its file was deleted (revocation, expiry, another site's failure)."
     )
+    manifest = serializers.SerializerMethodField(
+        help_text="As in the file: the cohort size as the portal shows it to the requester's role, the "
+        "generalization applied for k-anonymity. The site's stewards and admins also get `stewards_only`: the exact "
+        "cohort size and the persons suppressed."
+    )
+
+    @extend_schema_field(OpenApiTypes.OBJECT)
+    def get_manifest(self, extract: Extract) -> dict[str, Any]:
+        return rules.manifest_as_seen_by(self.context["request"].user, extract)
 
 
 class DatasetRequestSerializer(serializers.ModelSerializer):
@@ -199,7 +208,7 @@ class DatasetRequestDetailSerializer(DatasetRequestSerializer):
 
     @extend_schema_field(ExtractSerializer(many=True))
     def get_extracts(self, request: DatasetRequest) -> list[dict[str, Any]]:
-        return ExtractSerializer(request.extracts.select_related("source"), many=True).data
+        return ExtractSerializer(request.extracts.select_related("source"), many=True, context=self.context).data
 
 
 class DatasetRequestCreateSerializer(serializers.Serializer):

@@ -8,8 +8,13 @@ de-identified). Only columns present in both OMOP CDM v5.3 and v5.4 are listed, 
 
 Each column has a kind that tells the extraction how to de-identify it:
 ``person`` (replaced by the request's pseudonym), ``own_id`` and ``visit_id`` (replaced by per-request surrogates),
-``date`` (shifted or reduced to year-month), ``birth_year`` (grouped above the policy's maximum age), ``value``
-(kept: concept ids, numbers).
+``date`` (shifted or reduced to year-month), ``birth_year`` (grouped above the policy's maximum age, withheld when
+k-anonymity needs it), ``demographic`` (a person's attribute that others may know: sex, race, ethnicity, and any
+location column added later; withheld when k-anonymity needs it), ``value`` (kept: concept ids, numbers).
+
+The quasi-identifiers of an extract are derived from these kinds (``quasi_identifiers``): every released person
+column of kind ``birth_year`` or ``demographic``, plus the derived age group. A column added with one of these kinds
+is checked for k-anonymity without any other change.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 PERSON, OWN_ID, VISIT_ID, DATE, BIRTH_YEAR, VALUE = "person", "own_id", "visit_id", "date", "birth_year", "value"
+DEMOGRAPHIC = "demographic"
 
 
 @dataclass(frozen=True)
@@ -45,10 +51,10 @@ TABLES: dict[str, Table] = {
             "Persons",
             {
                 "person_id": PERSON,
-                "gender_concept_id": VALUE,
+                "gender_concept_id": DEMOGRAPHIC,
                 "year_of_birth": BIRTH_YEAR,
-                "race_concept_id": VALUE,
-                "ethnicity_concept_id": VALUE,
+                "race_concept_id": DEMOGRAPHIC,
+                "ethnicity_concept_id": DEMOGRAPHIC,
             },
             None,
         ),
@@ -164,6 +170,17 @@ TABLES: dict[str, Table] = {
 
 #: Derived column added to the person table: the age group at the index date (the k-anonymity quasi-identifier).
 AGE_GROUP = "age_group"
+
+
+def quasi_identifiers(selection: dict[str, list[str]]) -> list[str]:
+    """The person columns a selection releases that identify a person together with outside knowledge (birth year
+    and demographics, in catalogue order), after the derived age group, which every extract releases."""
+    person = TABLES["person"]
+    released = selection.get("person", [])
+    return [
+        AGE_GROUP,
+        *(c for c in person.selectable if c in released and person.columns[c] in (BIRTH_YEAR, DEMOGRAPHIC)),
+    ]
 
 
 def validate_selection(selection: dict[str, list[str]]) -> dict[str, list[str]]:

@@ -14,8 +14,11 @@ from __future__ import annotations
 import random
 from collections import Counter
 from collections.abc import Hashable, Iterable
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
+
+from datasets.catalogue import AGE_GROUP
 
 _rng = random.SystemRandom()
 
@@ -61,15 +64,15 @@ def deidentify_date(value: Any, *, offset: int, mode: str) -> str:
     return (original + timedelta(days=offset)).isoformat()
 
 
-def age_group(age: int | None, *, max_age: int) -> str:
-    """Five-year bands up to ``max_age``; everybody older falls in one top group (e.g. ``90+``)."""
+def age_group(age: int | None, *, max_age: int, width: int = 5) -> str:
+    """Bands of ``width`` years up to ``max_age``; everybody older falls in one top group (e.g. ``90+``)."""
     if age is None:
         return "unknown"
     if age > max_age:
         return f"{max_age + 1}+"
     age = max(age, 0)
-    low = (age // 5) * 5
-    high = min(low + 4, max_age)
+    low = (age // width) * width
+    high = min(low + width - 1, max_age)
     return f"{low}-{high}"
 
 
@@ -79,6 +82,83 @@ def k_anonymous(quasi_identifiers: dict[int, Hashable], *, k: int) -> tuple[set[
     sizes = Counter(quasi_identifiers.values())
     kept = {pid for pid, qi in quasi_identifiers.items() if sizes[qi] >= k}
     return kept, len(quasi_identifiers) - len(kept)
+
+
+#: Most persons an extract may suppress to reach k-anonymity, as a percentage of the cohort (at least k - 1
+#: persons: one group too small to keep). Beyond it the extract is refused rather than released with a silently
+#: biased population.
+MAX_SUPPRESSED_PERCENT = 5
+
+
+def suppression_cap(persons: int, *, k: int) -> int:
+    return max(k - 1, persons * MAX_SUPPRESSED_PERCENT // 100)
+
+
+@dataclass(frozen=True)
+class Generalization:
+    """One step of the ladder: how the quasi-identifiers are released."""
+
+    name: str
+    birth_year: bool  # the year of birth released as it is (else withheld: the age group carries the age)
+    age_width: int  # years per age group
+    withheld: tuple[str, ...] = ()  # demographic columns released empty
+
+    def describe(self) -> str:
+        parts = [
+            "year of birth released" if self.birth_year else "year of birth withheld",
+            f"age groups of {self.age_width} years",
+        ]
+        if self.withheld:
+            parts.append(f"withheld: {', '.join(self.withheld)}")
+        return "; ".join(parts)
+
+
+def ladder(demographics: list[str]) -> list[Generalization]:
+    """The generalizations to try, least first: the year of birth is withheld (the age group stays), then the age
+    groups widen from 5 to 10 years, then the demographic columns are withheld from the last in catalogue order to
+    the second (sex, the first, stays: it is what nearly every analysis needs)."""
+    steps = [
+        Generalization("exact", True, 5),
+        Generalization("age_5y", False, 5),
+        Generalization("age_10y", False, 10),
+    ]
+    for cut in range(len(demographics) - 1, 0, -1):
+        withheld = tuple(demographics[cut:])
+        steps.append(Generalization(f"age_10y_without_{'_'.join(withheld)}", False, 10, withheld))
+    return steps
+
+
+def released_quasi(person: dict[str, Any], step: Generalization, *, columns: list[str], max_age: int) -> dict[str, Any]:
+    """The values a person's quasi-identifier ``columns`` take in the file under ``step``. ``person`` holds the
+    raw values and ``age`` (at the index date, None when unknown)."""
+    age = person.get("age")
+    out: dict[str, Any] = {}
+    for column in columns:
+        if column == AGE_GROUP:
+            out[column] = age_group(age, max_age=max_age, width=step.age_width)
+        elif column == "year_of_birth":
+            keep = step.birth_year and age is not None and age <= max_age
+            out[column] = person.get(column) if keep else None
+        else:
+            out[column] = None if column in step.withheld else person.get(column)
+    return out
+
+
+def generalize(
+    people: dict[int, dict[str, Any]], *, columns: list[str], demographics: list[str], k: int, max_age: int
+) -> tuple[Generalization, set[int], int] | None:
+    """The least generalization under which suppressing the persons of groups smaller than ``k`` stays within the
+    cap, with the persons kept and the number suppressed; None when no step of the ladder gets there."""
+    cap = suppression_cap(len(people), k=k)
+    for step in ladder(demographics):
+        quasi = {
+            pid: tuple(released_quasi(person, step, columns=columns, max_age=max_age).values())
+            for pid, person in people.items()
+        }
+        kept, suppressed = k_anonymous(quasi, k=k)
+        if suppressed <= cap:
+            return step, kept, suppressed
+    return None
 
 
 class Surrogates:

@@ -8,7 +8,14 @@ Invariants:
 - The dataset is assembled in a private work directory and zipped to a temporary name beside its final place;
   only a complete, checksummed (and, with a key, encrypted) file is renamed into place, atomically. On any error
   the work directory and the temporary file are removed: no partial file is ever reachable.
-- Persons in a quasi-identifier group smaller than k are dropped from every table before anything is written.
+- k-anonymity holds on the released person file: every combination of the quasi-identifiers it releases
+  (``catalogue.quasi_identifiers``: the age group, and the year of birth and demographics as requested) is shared
+  by at least k persons. The least generalization of ``deidentify.ladder`` that needs no more suppression than the
+  cap is applied, the persons still in smaller groups are dropped from every table, and the written person rows
+  are counted again before anything is packaged; no step within the cap refuses the extract.
+- The ``manifest.json`` inside the file is the requester's: the cohort size as the portal shows it to the
+  requester's role (``disclosure.rules.protect`` under the site's rule), never the exact size nor the number
+  suppressed. Those stay in the site's record (``stewards_only``), which only the site's stewards and admins see.
 """
 
 # SQL text here is built only from identifiers checked by quote_ident (allow-listed names) and file paths of the
@@ -25,6 +32,7 @@ import secrets
 import shutil
 import tempfile
 import zipfile
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,16 +42,18 @@ import duckdb
 from cryptography.fernet import Fernet
 
 from datasets import catalogue
-from datasets.catalogue import BIRTH_YEAR, DATE, OWN_ID, PERSON, VISIT_ID
+from datasets.catalogue import BIRTH_YEAR, DATE, DEMOGRAPHIC, OWN_ID, PERSON, VISIT_ID
 from datasets.deidentify import (
     Surrogates,
-    age_group,
     as_date,
     date_offsets,
     deidentify_date,
-    k_anonymous,
+    generalize,
     pseudonyms,
+    released_quasi,
+    suppression_cap,
 )
+from disclosure.rules import PrivacyRule, protect
 from warehouse.engines import quote_ident
 
 #: Cohort ids of dataset work in the site's ``<results>.cohort``, far above the ids of count runs (their pk).
@@ -115,6 +125,8 @@ class ExtractSpec:
     days_after: int
     output_format: str
     policy: dict[str, Any]
+    # The site's disclosure rule for the requester's role: the manifest's cohort size is shown under it.
+    count_rule: PrivacyRule
 
 
 @dataclass
@@ -126,15 +138,40 @@ class BuiltExtract:
     manifest: dict[str, Any] = field(default_factory=dict)
 
 
-def _persons(engine: Any, spec: ExtractSpec) -> list[tuple[Any, ...]]:
+#: Keys of the manifest only the site's stewards and admins see (never in the requester's file).
+STEWARDS_ONLY = "stewards_only"
+
+
+def requester_manifest(manifest: dict[str, Any]) -> dict[str, Any]:
+    """The manifest as the requester gets it (in the file, and through the portal): without the exact figures."""
+    return {key: value for key, value in manifest.items() if key != STEWARDS_ONLY}
+
+
+def _persons(engine: Any, spec: ExtractSpec, columns: list[str]) -> dict[int, dict[str, Any]]:
+    """Each cohort person's raw person columns (``columns``, allow-listed) and age at the index date."""
     cdm = quote_ident(spec.cdm_schema)
-    return engine.fetchall(
-        _index_cte(spec.results_schema)
-        + "SELECT p.person_id, p.gender_concept_id, p.year_of_birth, p.race_concept_id, p.ethnicity_concept_id, "
-        f"l.state, idx.index_date FROM {cdm}.person p JOIN idx ON p.person_id = idx.person_id "
-        f"LEFT JOIN {cdm}.location l ON l.location_id = p.location_id",
+    extra = "".join(f", p.{quote_ident(c)}" for c in columns if c != "year_of_birth")
+    rows = engine.fetchall(
+        _index_cte(spec.results_schema) + f"SELECT p.person_id, idx.index_date, p.year_of_birth{extra} "
+        f"FROM {cdm}.person p JOIN idx ON p.person_id = idx.person_id",
         {"cid": spec.cohort_id},
     )
+    people: dict[int, dict[str, Any]] = {}
+    names = ["year_of_birth", *(c for c in columns if c != "year_of_birth")]
+    for person_id, index_date, *values in rows:
+        person = dict(zip(names, values, strict=True))
+        index, yob = as_date(index_date), person["year_of_birth"]
+        person["age"] = index.year - int(yob) if yob is not None and index is not None else None
+        people[int(person_id)] = person
+    return people
+
+
+def _check_k_anonymous(header: list[str], rows: list[list[str]], quasi: list[str], k: int) -> None:
+    """The released person rows, counted again: every quasi-identifier combination has at least k persons."""
+    positions = [header.index(c) for c in quasi]
+    sizes = Counter(tuple(row[i] for i in positions) for row in rows)
+    if sizes and min(sizes.values()) < k:
+        raise ExtractionRefused(f"The released person file is not {k}-anonymous; nothing was released.")
 
 
 def _cell(value: Any) -> str:
@@ -178,7 +215,9 @@ DICTIONARY_MEANING = {
     OWN_ID: "Per-request sequential surrogate of the row (not the site's id).",
     VISIT_ID: "Per-request sequential surrogate of the visit (same surrogate in every table of this dataset).",
     DATE: "Date, de-identified as the manifest says (shifted per person, or year-month).",
-    BIRTH_YEAR: "Year of birth; empty for persons above the site's maximum age (see age_group).",
+    BIRTH_YEAR: "Year of birth; empty for persons above the site's maximum age (see age_group), and for everybody "
+    "when the manifest's generalization withholds it.",
+    DEMOGRAPHIC: "As in OMOP; empty for everybody when the manifest's generalization withholds it.",
 }
 
 
@@ -244,22 +283,19 @@ def _assemble(engine: Any, spec: ExtractSpec, work: Path, persons_total: int) ->
     policy = spec.policy
     max_age, k, mode = int(policy["max_age"]), int(policy["k_anonymity"]), str(policy["date_mode"])
 
-    people = _persons(engine, spec)
-    facts: dict[int, dict[str, Any]] = {}
-    quasi: dict[int, tuple[Any, ...]] = {}
-    for person_id, gender, yob, race, ethnicity, region, index_date in people:
-        index = as_date(index_date)
-        age = index.year - int(yob) if yob is not None and index is not None else None
-        group = age_group(age, max_age=max_age)
-        facts[int(person_id)] = {
-            "gender_concept_id": gender,
-            "year_of_birth": yob if age is not None and age <= max_age else None,
-            "race_concept_id": race,
-            "ethnicity_concept_id": ethnicity,
-            catalogue.AGE_GROUP: group,
-        }
-        quasi[int(person_id)] = (group, gender, region or "")
-    kept, suppressed = k_anonymous(quasi, k=k)
+    quasi = catalogue.quasi_identifiers(spec.selection)
+    released = [c for c in quasi if c != catalogue.AGE_GROUP]
+    demographics = [c for c in released if catalogue.TABLES["person"].columns[c] == DEMOGRAPHIC]
+    people = _persons(engine, spec, released)
+    chosen = generalize(people, columns=quasi, demographics=demographics, k=k, max_age=max_age)
+    if chosen is None:
+        raise ExtractionRefused(
+            f"No generalization of the released person columns ({', '.join(quasi)}) makes every combination "
+            f"shared by at least {k} persons without suppressing more than the cap; request fewer person columns "
+            "or a larger cohort. Nothing was extracted."
+        )
+    step, kept, suppressed = chosen
+    facts = {pid: released_quasi(people[pid], step, columns=quasi, max_age=max_age) for pid in kept}
     names = pseudonyms(sorted(kept, key=lambda _: secrets.randbits(32)))
     offsets = date_offsets(kept, max_days=int(policy["date_shift_days"]))
     visits = Surrogates("V")
@@ -325,6 +361,8 @@ def _assemble(engine: Any, spec: ExtractSpec, work: Path, persons_total: int) ->
                 elif kind == VISIT_ID:
                     values[i] = visits(values[i])
             rows.append([_cell(v) for v in values])
+        if name == "person":
+            _check_k_anonymous(header, rows, quasi, k)
         path = work / f"{name}.csv"
         _write_csv(path, header, rows)
         rows_written[name] = len(rows)
@@ -338,7 +376,9 @@ def _assemble(engine: Any, spec: ExtractSpec, work: Path, persons_total: int) ->
             kind = table.columns.get(column, "derived")
             meaning = DICTIONARY_MEANING.get(
                 kind,
-                "Age group at the index date (five-year bands, oldest grouped)" if kind == "derived" else "As in OMOP.",
+                f"Age group at the index date ({step.age_width}-year bands, oldest grouped)"
+                if kind == "derived"
+                else "As in OMOP.",
             )
             dictionary.append([path.name, column, kind, meaning])
 
@@ -358,9 +398,20 @@ def _assemble(engine: Any, spec: ExtractSpec, work: Path, persons_total: int) ->
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "format": spec.output_format,
         "window_days": {"before_index": spec.days_before, "after_index": spec.days_after},
-        "cohort_persons": persons_total,
+        # As the portal shows it to the requester's role: the exact size is for the site's stewards.
+        "cohort_persons": {**protect(persons_total, spec.count_rule).as_dict(), "rule": spec.count_rule.describe()},
         "persons_released": len(kept),
-        "persons_suppressed_k_anonymity": suppressed,
+        "generalization": {
+            "step": step.name,
+            "applied": step.describe(),
+            "quasi_identifiers": quasi,
+            "k": k,
+        },
+        STEWARDS_ONLY: {
+            "cohort_persons": persons_total,
+            "persons_suppressed_k_anonymity": suppressed,
+            "suppression_cap": suppression_cap(len(people), k=k),
+        },
         "rows": rows_written,
         "files": {n: {"sha256": _sha256(p), "bytes": p.stat().st_size} for n, p in files.items()},
         "deidentification": [
@@ -370,7 +421,8 @@ def _assemble(engine: Any, spec: ExtractSpec, work: Path, persons_total: int) ->
             date_rule,
             f"year of birth removed and age grouped as {max_age + 1}+ above age {max_age}",
             "source values and free text never extracted",
-            f"persons whose (age group, sex, region) combination is shared by fewer than {k} persons suppressed",
+            f"quasi-identifiers ({', '.join(quasi)}) generalized: {step.describe()}",
+            f"persons whose combination of these is shared by fewer than {k} persons in the file suppressed",
         ],
         "policy": policy,
     }
@@ -380,7 +432,7 @@ def _zip(work: Path, target: Path, manifest: dict[str, Any]) -> None:
     with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for name in sorted(manifest["files"]):
             archive.write(work / name, arcname=name)
-        archive.writestr("manifest.json", json.dumps(manifest, indent=2, sort_keys=True))
+        archive.writestr("manifest.json", json.dumps(requester_manifest(manifest), indent=2, sort_keys=True))
 
 
 def read_extract(path: Path, *, encrypted: bool, key: str) -> bytes:

@@ -14,6 +14,7 @@ that a person who may not act at all hears that first. Seeing a request at all i
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from django.core.exceptions import PermissionDenied
 from django.utils.translation import gettext as _
@@ -21,6 +22,7 @@ from django.utils.translation import gettext as _
 from accounts.models import User
 from accounts.permissions import is_admin, is_steward, projects_for_user, user_can
 from cohorts.definitions.models import CohortDefinition
+from datasets.extraction import requester_manifest
 from datasets.models import DatasetRequest, Extract, SiteReview
 from datasets.selectors import REQUEST_DATASET
 from warehouse.models import Source
@@ -83,6 +85,22 @@ def can_see_review_counts(user: User, review: SiteReview) -> Verdict:
     if not (is_admin(user) or is_site_steward(user, review.source)):
         return Verdict(_("The patient counts of a site's review are for its data stewards and the admins."))
     return ALLOWED
+
+
+def can_see_extract_counts(user: User, extract: Extract) -> Verdict:
+    """The exact figures of an extract (cohort size, persons suppressed for k-anonymity) are for the site's
+    stewards and admins; the requester sees the cohort size as the portal shows it to their role."""
+    if not (is_admin(user) or is_site_steward(user, extract.source)):
+        return Verdict(_("The exact counts of a site's dataset are for its data stewards and the admins."))
+    return ALLOWED
+
+
+def manifest_as_seen_by(user: User, extract: Extract) -> dict[str, Any]:
+    """An extract's manifest as ``user`` may see it: whole (with the exact figures) for the site's stewards and
+    admins (``can_see_extract_counts``), otherwise as it is in the file the requester downloads."""
+    if can_see_extract_counts(user, extract):
+        return dict(extract.manifest)
+    return requester_manifest(extract.manifest)
 
 
 def can_decide_review(user: User, review: SiteReview) -> Verdict:

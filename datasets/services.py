@@ -46,6 +46,7 @@ from datasets.choices import (
 from datasets.errors import DatasetError, DownloadRefused, InvalidTransition, NotSubmitted
 from datasets.extraction import (
     DATASET_COHORT_BASE,
+    STEWARDS_ONLY,
     ExtractionRefused,
     ExtractSpec,
     build_extract,
@@ -56,6 +57,7 @@ from datasets.extraction import (
 from datasets.models import DatasetRequest, Extract, Projection, RequestTransition, SiteReview
 from datasets.notifications import notify
 from datasets.selectors import policy_for
+from disclosure.selectors import rule_for
 from jobs.choices import ACTIVE_STATES, JobState
 from jobs.enqueue import job_enqueue_on_commit
 from jobs.errors import SiteUnreachable
@@ -526,7 +528,7 @@ def extraction_execute(*, extract_id: int, worker: str = "") -> str:
     token = job_claim(Extract, extract_id, lease=LEASE, worker=worker)
     if token is None:
         return "skipped"
-    extract = Extract.objects.select_related("request__version", "source").get(pk=extract_id)
+    extract = Extract.objects.select_related("request__version", "request__requester", "source").get(pk=extract_id)
     if extract.cancel_requested:
         # Cancelled (revoked, or failed at another site) while a worker that then died held it: taken over only
         # to record the end.
@@ -547,6 +549,7 @@ def extraction_execute(*, extract_id: int, worker: str = "") -> str:
         days_after=after,
         output_format=request.output_format,
         policy=policy.as_dict(),
+        count_rule=rule_for(source=source, role=request.requester.role),
     )
     try:
         with source_connect(source) as engine:
@@ -600,7 +603,8 @@ def _extraction_finish(extract_id: int, token: str, built: Any) -> str:
         source_key=extract.source.key,
         detail={
             "rows": built.manifest.get("rows", {}),
-            "suppressed": built.manifest.get("persons_suppressed_k_anonymity"),
+            "suppressed": built.manifest[STEWARDS_ONLY]["persons_suppressed_k_anonymity"],
+            "generalization": built.manifest["generalization"]["step"],
         },
     )
     if not request.extracts.exclude(state=JobState.SUCCEEDED).exists():

@@ -111,11 +111,15 @@ def request_detail(request: HttpRequest, pk: int) -> HttpResponse:
             and state == RequestState.UNDER_REVIEW
             and review.decision == SiteDecision.PENDING
         )
+    extracts = list(dataset_request.extracts.select_related("source"))
+    for extract in extracts:
+        extract.request = dataset_request
+        extract.shown_manifest = rules.manifest_as_seen_by(request.user, extract)
     # Each button only where the rule allows the person and the request's state allows the move.
     context = {
         "req": dataset_request,
         "reviews": reviews,
-        "extracts": list(dataset_request.extracts.select_related("source")),
+        "extracts": extracts,
         "transitions": dataset_request.transitions.select_related("actor"),
         "is_requester": dataset_request.requester_id == request.user.pk,
         "can_submit": bool(rules.can_submit(request.user, dataset_request)) and state == RequestState.DRAFT,
