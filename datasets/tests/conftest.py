@@ -141,6 +141,37 @@ def create_request(world: World, **fields: Any) -> Any:
     return services.request_create(**{**arguments, **fields})
 
 
+#: Every person column the catalogue releases: the quasi-identifiers of the k-anonymity tests.
+ALL_PERSON_COLUMNS = {
+    "person": ["gender_concept_id", "year_of_birth", "race_concept_id", "ethnicity_concept_id"],
+    "condition_occurrence": ["condition_concept_id", "condition_start_date"],
+}
+
+
+def extract_ready(world: World, selection: dict[str, list[str]], dataset_root: Path, start: Any) -> Any:
+    """The one site's extract of a partner's request for ``selection``, extracted by a real worker of the site
+    after its steward's approval (a ten-year window either side of the index date); ``start`` is the
+    ``start_worker`` fixture."""
+    from datasets import services
+    from datasets.choices import RequestState
+    from worker.tests.helpers import wait_for
+
+    (site,) = world.sites
+    worker = start(f"site.{site.key}", env={"SOYANG_DATASET_ROOT": str(dataset_root)})
+    request = create_request(world, selection=selection, days_before=3650, days_after=3650)
+
+    def state_in(*states: str) -> bool:
+        request.refresh_from_db()
+        return request.state in states
+
+    services.request_submit(request=request, user=world.partner)
+    wait_for(lambda: state_in(RequestState.UNDER_REVIEW), timeout=120, what="the projection")
+    services.review_decide(review=request.reviews.get(), steward=world.steward_a, approve=True)
+    wait_for(lambda: state_in(RequestState.READY, RequestState.FAILED), timeout=120, what="the extraction")
+    assert request.state == RequestState.READY, (request.reason, worker.log()[-3000:])
+    return request.extracts.select_related("source", "request").get()
+
+
 def signed_in_client(user: Any) -> Client:
     """A page client signed in as ``user``."""
     client = Client()
