@@ -8,7 +8,9 @@ anything else reads the body:
 - a body is refused by its declared length, before a byte is read: at ``DATA_UPLOAD_MAX_MEMORY_SIZE`` (JSON
   endpoints, form posts), or for a multipart form at the file the page accepts (``UPLOAD_LIMITS``) plus the same
   allowance for its other fields;
-- a multipart form is then parsed here, so a field over Django's limit is refused here too, not in the CSRF check.
+- a multipart post to an upload page is then parsed here: its body may be larger than Django's limit, so one of its
+  text fields may be over it, and that is refused here too, not in the CSRF check. (Any other body is within
+  Django's limit as a whole, so nothing else can trip it; and it is left unread, for views that read the raw body.)
 
 JSON endpoints (a JSON request, or one that asks for JSON) get the API's error shape; pages get a page. The API's
 own views are left to its parsers (``accounts.api.parsers``), whose limit is ``SOYANG_API_MAX_BODY_BYTES`` and whose
@@ -55,14 +57,17 @@ def _wants_json(request: HttpRequest) -> bool:
     return request.content_type == "application/json" or ("application/json" in accept and "text/html" not in accept)
 
 
+def _upload_allowance(request: HttpRequest) -> int:
+    """The file this request may carry on top of its fields: only a multipart post to an upload page has one."""
+    match = request.resolver_match
+    if not _is_multipart(request) or match is None:
+        return 0
+    return _upload_limits().get(match.view_name, 0)
+
+
 def body_limit(request: HttpRequest) -> int:
     """The largest body this request may declare, in bytes."""
-    fields = int(settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
-    if _is_multipart(request):
-        match = request.resolver_match
-        upload = _upload_limits().get(match.view_name, 0) if match is not None else 0
-        return upload + fields
-    return fields
+    return _upload_allowance(request) + int(settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
 
 
 def request_too_large(request: HttpRequest, limit: int) -> HttpResponse:
@@ -96,9 +101,9 @@ class RequestSizeLimitMiddleware:
         limit = body_limit(request)
         if _declared_length(request) > limit:
             return request_too_large(request, limit)
-        if request.method == "POST":
+        if request.method == "POST" and _upload_allowance(request):
             try:
-                # Parses a form post (urlencoded or multipart) now, as the CSRF check would next; JSON is not read.
+                # Parses the upload now, as the CSRF check would next.
                 request.POST  # noqa: B018
             except RequestDataTooBig:
                 return request_too_large(request, int(settings.DATA_UPLOAD_MAX_MEMORY_SIZE))
