@@ -6,7 +6,7 @@ there it surfaces as a 500 (inside DRF) or as Django's generic 400 page. This mi
 anything else reads the body:
 
 - a body is refused by its declared length, before a byte is read: at ``DATA_UPLOAD_MAX_MEMORY_SIZE`` (JSON
-  endpoints, form posts), or for a multipart form at the file the page accepts (``UPLOAD_LIMITS``) plus the same
+  endpoints, form posts), or for a multipart form at the file the page accepts (``_upload_limits``) plus the same
   allowance for its other fields;
 - a multipart post to an upload page is then parsed here: its body may be larger than Django's limit, so one of its
   text fields may be over it, and that is refused here too, not in the CSRF check. (Any other body is within
