@@ -19,6 +19,7 @@ from audit.http import client_ip
 from audit.models import EVENT_COLUMNS, AuditEvent
 from audit.selectors import actions_visible_to, audit_filter_from_params, can_read_audit, events_filtered
 from audit.services import audit_record
+from audit.spreadsheet_guard import spreadsheet_safe_cell
 
 CSV_COLUMNS = EVENT_COLUMNS
 
@@ -45,14 +46,6 @@ def audit_list(request: HttpRequest) -> HttpResponse:
     return render(request, "audit/event_list.html", context)
 
 
-def _csv_cell(value: object) -> str:
-    text = "" if value is None else str(value)
-    # A spreadsheet would run a cell starting with these as a formula (CSV injection): quote it.
-    if text[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + text
-    return text
-
-
 class _Echo:
     def write(self, value: str) -> str:
         return value
@@ -65,7 +58,7 @@ def _csv_rows(events: Iterator[AuditEvent]) -> Iterator[str]:
         row = [getattr(event, column) for column in CSV_COLUMNS]
         row[0] = timezone.localtime(event.at).isoformat()
         row[-1] = json.dumps(event.detail, ensure_ascii=False, sort_keys=True)
-        yield writer.writerow([_csv_cell(value) for value in row])
+        yield writer.writerow([spreadsheet_safe_cell(value) for value in row])
 
 
 @login_required

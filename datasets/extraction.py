@@ -33,6 +33,7 @@ from typing import Any
 import duckdb
 from cryptography.fernet import Fernet
 
+from audit.spreadsheet_guard import spreadsheet_safe_cell
 from datasets import catalogue
 from datasets.catalogue import BIRTH_YEAR, DATE, OWN_ID, PERSON, VISIT_ID
 from datasets.deidentify import (
@@ -145,11 +146,16 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def _write_csv(path: Path, header: list[str], rows: list[list[str]]) -> None:
+def _write_csv(path: Path, header: list[str], rows: list[list[str]], *, for_spreadsheets: bool = True) -> None:
+    """A CSV file; for a file delivered as CSV every cell goes through the formula guard. The intermediate CSV of
+    a Parquet extract is not (Parquet is typed data that no spreadsheet runs, and keeps the values as they are)."""
     with path.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(header)
-        writer.writerows(rows)
+        if for_spreadsheets:
+            writer.writerows([spreadsheet_safe_cell(cell) for cell in row] for row in rows)
+        else:
+            writer.writerows(rows)
 
 
 def _to_parquet(csv_path: Path, parquet_path: Path) -> None:
@@ -326,7 +332,7 @@ def _assemble(engine: Any, spec: ExtractSpec, work: Path, persons_total: int) ->
                     values[i] = visits(values[i])
             rows.append([_cell(v) for v in values])
         path = work / f"{name}.csv"
-        _write_csv(path, header, rows)
+        _write_csv(path, header, rows, for_spreadsheets=spec.output_format != "parquet")
         rows_written[name] = len(rows)
         if spec.output_format == "parquet":
             parquet = work / f"{name}.parquet"

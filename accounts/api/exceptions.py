@@ -13,11 +13,14 @@ import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, HttpRequest, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler, set_rollback
+
+from accounts.api.parsers import RequestTooLarge
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +100,10 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         exc = exceptions.NotFound(str(exc) or "Not found.")
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied(str(exc) or "You may not do this.")
+    elif isinstance(exc, RequestDataTooBig):
+        # DRF reads the whole body through Django before the parser sees it, so Django's own limit
+        # (DATA_UPLOAD_MAX_MEMORY_SIZE, above the API's) can be what refuses it: the same 413, never a 500.
+        exc = RequestTooLarge()
 
     response = exception_handler(exc, context)
     if response is None:

@@ -58,7 +58,10 @@ _NUMERIC_OPS = frozenset({"lt", "lte", "eq", "!eq", "gt", "gte", "bt", "!bt"})
 _TEXT_OPS = frozenset({"startsWith", "contains", "endsWith", "!startsWith", "!contains", "!endsWith"})
 _LIMITS = {"FIRST": "FIRST", "LAST": "LAST", "ALL": "ALL"}
 _GROUP_TYPES = frozenset({"ALL", "ANY", "AT_LEAST", "AT_MOST"})
-_DATE_RE = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})")
+# A whole calendar date, as Circe writes it; nothing before or after it. A prefix match let
+# "2010-01-01' or '1'='1" through, and the definition was then stored and exported back with its tail.
+_DATE_RE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
+DATE_MESSAGE = "expected a date: a whole calendar date written YYYY-MM-DD (e.g. 2010-01-31), nothing else"
 _MISSING = object()
 
 
@@ -219,20 +222,21 @@ class _Parser:
         return value
 
     def a_date(self, value: Any, path: str, *, required: bool = True) -> date | None:
+        """Every date of an expression (date ranges' Value and Extent, observation and censor windows) is read here."""
         if value is None or value is _MISSING or value == "":
             if required:
-                self.fail(path, "expected a date (YYYY-MM-DD)")
+                self.fail(path, DATE_MESSAGE)
             return None
         if not isinstance(value, str):
-            self.fail(path, "expected a date (YYYY-MM-DD)")
+            self.fail(path, DATE_MESSAGE)
             return None
-        match = _DATE_RE.match(value)
+        match = _DATE_RE.fullmatch(value)
         try:
             if match is None:
                 raise ValueError(value)
             return date(int(match.group(1)), int(match.group(2)), int(match.group(3)))
         except ValueError:
-            self.fail(path, "expected a date (YYYY-MM-DD)")
+            self.fail(path, DATE_MESSAGE)
             return None
 
     def enum(self, value: Any, path: str, allowed: dict[str, str], *, default: str | None = None) -> str | None:

@@ -22,6 +22,7 @@ from accounts.permissions import (
     projects_for_user,
     user_can,
 )
+from audit.spreadsheet_guard import spreadsheet_safe_cell
 from cohorts.definitions.models import CohortDefinition
 from cohorts.definitions.selectors import RUN, VIEW
 from cohorts.runs.breakdowns import fixed_buckets
@@ -484,8 +485,7 @@ def run_result_csv(result: dict[str, Any], table: str) -> str:
     writer = csv.writer(buffer)
     writer.writerow(header)
     for row in rows:
-        # Cells starting with = + - @ would be formulas in a spreadsheet: prefix them (CSV injection).
-        writer.writerow([f"'{v}" if isinstance(v, str) and v[:1] in ("=", "+", "-", "@") else v for v in row])
+        writer.writerow([spreadsheet_safe_cell(v) for v in row])
     return buffer.getvalue()
 
 

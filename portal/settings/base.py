@@ -54,6 +54,8 @@ MIDDLEWARE = [
     # After sessions, before common: the language comes from the switcher's cookie, else Accept-Language.
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
+    # Before the CSRF check, which reads a form post's body: an oversized body answers 413, not 400 or 500.
+    "portal.middleware.RequestSizeLimitMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "allauth.account.middleware.AccountMiddleware",
