@@ -440,7 +440,7 @@ def run_result_table(result: dict[str, Any], table: str) -> tuple[list[str], lis
     if table == "attrition":
         header = ["site", "step", "rule", "persons", "privacy rule"]
         for site in result["sites"]:
-            if _withheld(site, table, result["kind"]):
+            if _withheld(site, table, result.get("kind", "")):
                 rows.append([site["source"], "", "", "", f"{BREAKDOWN_WITHHELD} ({site['privacy']['description']})"])
             for step, item in enumerate(site.get("attrition", []), start=1):
                 rows.append([site["source"], step, item["name"], _cell(item), site["privacy"]["description"]])
@@ -460,7 +460,7 @@ def run_result_table(result: dict[str, Any], table: str) -> tuple[list[str], lis
         return demographics.get("top_at_index", {}).get(top, []) if top else demographics.get(table, [])
 
     for site in result["sites"]:
-        if _withheld(site, table, result["kind"]):
+        if _withheld(site, table, result.get("kind", "")):
             rows.append([site["source"], *blank, "", f"{BREAKDOWN_WITHHELD} ({site['privacy']['description']})"])
         for item in items(site.get("demographics", {})):
             rows.append(
@@ -473,7 +473,7 @@ def run_result_table(result: dict[str, Any], table: str) -> tuple[list[str], lis
             )
     if result.get("merged_breakdown_withheld"):
         rows.append([MERGED_SOURCE, *blank, "", MERGED_BREAKDOWN_WITHHELD])
-    for item in items(result.get("merged_demographics", {})):
+    for item in items(result.get("merged_demographics") or {}):
         rows.append([MERGED_SOURCE, *[item.get(c) for c in columns], _cell(item["persons"]), _merged_rule(result)])
     return header, rows
 
