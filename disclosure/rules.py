@@ -4,13 +4,26 @@ Rules, per source (its ``DisclosurePolicy``; ``disclosure.selectors.rule_for`` g
 - a minimum cell size (default 10): a count from 1 to size-1 is shown as "<10", never the number;
 - complementary suppression: in a group of cells that add up to a shown total (demographic buckets), hiding one
   cell alone would let anyone recover it by subtraction, so the next smallest cell is hidden too until at least
-  two are hidden (or the total itself is hidden);
+  two are hidden (or the total itself is hidden). A cell hidden that way is shown exactly like a small one ("<10"),
+  with no mark: a mark would point at the other, genuinely small cell;
 - a federated total (several sites) is never more exact than its parts: when a site's count is hidden, the total
   is shown as "the visible sites + <10", so the difference between two requests (all sites, then all but one)
   cannot recover a hidden site's count either;
 - rounding (to the nearest 10 by default) on top, for pharma partners and any role the source marks
   "aggregate only".
 The rule applied is returned with the numbers, so the UI can show it next to each of them.
+
+Breakdowns (``protect_breakdown``: a cohort by age group and sex, race, ethnicity, year of index):
+- no breakdown without a shown total: when the cohort's count is hidden, its breakdown is withheld whole, since
+  even which buckets have members is a profile of fewer than 10 persons;
+- the buckets are fixed (every category, whether or not it has members, in a fixed order, never by size), so that
+  the presence or the order of a bucket reveals nothing;
+- an empty bucket is shown as "<10" like any hidden cell, not as "0". Showing 0 would reveal least only if every
+  cell could be 0, but next to "<10" it splits the categories into "has members" and "has none": exactly the
+  presence of a bucket that fixed categories are there to hide (a cohort of 40 with "race: Black <10" and every
+  other small race "0" names the race of its few non-White members). So "<10" in a breakdown means hidden: none,
+  a few, or a larger cell hidden as the complement of a small one. Only a cohort whose total is 0 shows its
+  buckets as 0, which the total already says.
 """
 
 from __future__ import annotations
@@ -43,15 +56,9 @@ class ProtectedCount:
     value: int | None  # None when hidden
     display: str
     hidden: bool
-    # Hidden only so that another hidden cell cannot be recovered by subtraction: its value may be at or above
-    # the minimum cell size, so "<10" would be a lie about it.
-    complementary: bool = False
 
     def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"value": self.value, "display": self.display, "hidden": self.hidden}
-        if self.complementary:
-            out["complementary"] = True
-        return out
+        return {"value": self.value, "display": self.display, "hidden": self.hidden}
 
 
 def strictest(rules: Iterable[PrivacyRule]) -> PrivacyRule:
@@ -80,8 +87,8 @@ def shown(count: int, rule: PrivacyRule) -> int | str:
     return protected.display if protected.hidden else int(protected.value or 0)
 
 
-def hidden(rule: PrivacyRule, *, complementary: bool = False) -> ProtectedCount:
-    return ProtectedCount(None, f"<{rule.min_cell}" if rule.min_cell > 1 else "hidden", True, complementary)
+def hidden(rule: PrivacyRule) -> ProtectedCount:
+    return ProtectedCount(None, f"<{rule.min_cell}" if rule.min_cell > 1 else "hidden", True)
 
 
 def protect_group(
@@ -100,10 +107,27 @@ def protect_group(
         )
         if candidates:
             _, j = candidates[0]
-            protected[j] = hidden(rule, complementary=True)
+            protected[j] = hidden(rule)
         else:
             shown_total = hidden(rule)
     return shown_total, protected
+
+
+def protect_breakdown(total: int, cells: Sequence[int], rule: PrivacyRule) -> list[ProtectedCount] | None:
+    """The cells of a breakdown of a cohort of ``total`` persons into fixed categories, as they may be shown;
+    None when the total is hidden: then no cell at all may be shown (see the module's docstring).
+
+    Complementary suppression runs over the cells with members: a hidden empty cell protects nothing, as it may
+    well be guessed empty. With a shown total of at least the threshold, one small cell always has a larger
+    partner to hide with it, so the total itself stays shown.
+    """
+    shown_total = protect(total, rule)
+    if shown_total.hidden:
+        return None
+    if total <= 0:
+        return [protect(0, rule) for _ in cells]
+    _, protected = protect_group(total, cells, rule)
+    return [hidden(rule) if count <= 0 else cell for count, cell in zip(cells, protected, strict=True)]
 
 
 @dataclass(frozen=True)
@@ -135,9 +159,9 @@ def protect_federated(
     subtraction recovers them; hiding a second site would only lose information. The visible part is protected
     like any count (rounded for aggregate-only roles), so it reveals no more than the sites shown beside it.
 
-    ``parts``, when given, are the sites' counts as each site already protected them (a bucket of a group, after
-    complementary suppression): a part hidden there stays out of the visible sum here. A part hidden only by
-    complementary suppression may be 10 or more, so it is said "hidden", never "<10".
+    ``parts``, when given, are the sites' counts as each site already protected them (a bucket of a breakdown,
+    after complementary suppression): a part hidden there stays out of the visible sum here, and is said "<10"
+    like any hidden part, whatever hid it.
     """
     if parts is None:
         parts = [protect(count, rule) for count, rule in zip(counts, rules, strict=True)]
@@ -149,14 +173,7 @@ def protect_federated(
         return FederatedTotal(exact.value, exact.display, exact.hidden, exact.value or 0, 0), parts
     visible_sum = sum(count for count, part in zip(counts, parts, strict=True) if not part.hidden)
     visible = protect(visible_sum, merged)
-    small = sum(1 for p in parts if p.hidden and not p.complementary)
-    suppressed = hidden_sites - small
-    pieces = []
-    if small:
-        pieces.append(f"<{merged.min_cell}" if small == 1 else f"{small} × <{merged.min_cell}")
-    if suppressed:
-        pieces.append("hidden" if suppressed == 1 else f"{suppressed} × hidden")
-    under = " + ".join(pieces)
+    under = f"<{merged.min_cell}" if hidden_sites == 1 else f"{hidden_sites} × <{merged.min_cell}"
     if visible_sum == 0:
         display = under
     elif visible.hidden:

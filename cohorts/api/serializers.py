@@ -213,9 +213,20 @@ class SiteResultSerializer(serializers.Serializer):
     error = serializers.CharField(allow_blank=True)
     privacy = PrivacyRuleSerializer()
     persons = ProtectedCountSerializer(required=False)
+    breakdown_withheld = serializers.BooleanField(
+        required=False,
+        help_text="The site's count is under its threshold: no per-rule counts, attrition steps or demographics "
+        "are released for it (inclusion_rules and attrition are empty, demographics absent).",
+    )
     inclusion_rules = StepSerializer(many=True, required=False)
     attrition = StepSerializer(many=True, required=False)
-    demographics = serializers.DictField(required=False, help_text="Buckets, each count protected like persons.")
+    demographics = serializers.DictField(
+        required=False,
+        help_text="Only when the site's count is shown. Every bucket of fixed categories (all age groups by sex, "
+        "sexes, races, ethnicities, five-year periods of the index year), in a fixed order, each count protected "
+        "like persons: an empty or hidden bucket is '<10' alike. Top concepts at index: only those whose count "
+        "is shown.",
+    )
 
 
 class RunResultSerializer(serializers.Serializer):
@@ -230,9 +241,14 @@ class RunResultSerializer(serializers.Serializer):
     total_privacy = PrivacyRuleSerializer()
     sites_answered = serializers.IntegerField()
     sites = SiteResultSerializer(many=True)
+    merged_breakdown_withheld = serializers.BooleanField(
+        help_text="Two or more sites answered with demographics, but the merged total is hidden (a site's count is "
+        "under its threshold): no merged demographics are released."
+    )
     merged_demographics = serializers.DictField(
         required=False,
-        help_text="Demographics summed over the sites that answered (two or more): a bucket is exact only where "
-        "every site shows it, else its visible part plus how much is hidden, never a subtracted number.",
+        help_text="Demographics summed over the sites that answered (two or more), only when the merged total is "
+        "shown: a bucket is exact only where every site shows it, else its visible part plus how much is hidden, "
+        "never a subtracted number.",
     )
     can_cancel = serializers.BooleanField()

@@ -25,6 +25,7 @@ from accounts.permissions import (
 from audit.spreadsheet_guard import spreadsheet_safe_cell
 from cohorts.definitions.models import CohortDefinition
 from cohorts.definitions.selectors import RUN, VIEW
+from cohorts.runs.breakdowns import fixed_buckets
 from cohorts.runs.choices import RunKind
 from cohorts.runs.models import CohortRun, RunRequest
 from disclosure.rules import (
@@ -32,8 +33,8 @@ from disclosure.rules import (
     PrivacyRule,
     ProtectedCount,
     protect,
+    protect_breakdown,
     protect_federated,
-    protect_group,
     strictest,
 )
 from disclosure.selectors import rule_for
@@ -61,88 +62,101 @@ def _protected_steps(steps: list[dict[str, Any]], rule: PrivacyRule) -> list[dic
     return [{"name": s["name"], **protect(int(s["persons"]), rule).as_dict()} for s in steps]
 
 
-def _protected_demographics(demo: dict[str, Any], rule: PrivacyRule) -> dict[str, Any]:
+#: What a site or the merged result says when its breakdown is withheld (CSV; the pages word it themselves).
+BREAKDOWN_WITHHELD = "No breakdown: the cohort's count is under the site's threshold"
+MERGED_BREAKDOWN_WITHHELD = "No breakdown of all sites together: a site's count is under its threshold"
+
+#: A released bucket: its labels, its true count, and the count as it may be shown.
+_Cell = tuple[dict[str, Any], int, ProtectedCount]
+
+
+def _breakdown_cells(demo: dict[str, Any], rule: PrivacyRule) -> dict[str, list[_Cell]] | None:
+    """A site's demographics in the fixed categories (``cohorts.runs.breakdowns``), each table protected under
+    the site's total (``disclosure.rules.protect_breakdown``); None when the total is hidden: no breakdown."""
     total = int(demo.get("persons", 0))
-    out: dict[str, Any] = {"persons": protect(total, rule).as_dict()}
-    for key in ("age_pyramid", "gender", "race", "ethnicity", "index_year"):
-        cells = demo.get(key, [])
-        _, protected = protect_group(total, [int(c["persons"]) for c in cells], rule)
-        out[key] = [
-            {**{k: v for k, v in c.items() if k != "persons"}, "persons": p.as_dict()}
-            for c, p in zip(cells, protected, strict=True)
+    out: dict[str, list[_Cell]] = {}
+    for key, buckets in fixed_buckets(demo).items():
+        protected = protect_breakdown(total, [persons for _, persons in buckets], rule)
+        if protected is None:
+            return None
+        out[key] = [(labels, persons, p) for (labels, persons), p in zip(buckets, protected, strict=True)]
+    return out
+
+
+def _shown_top(demo: dict[str, Any], rule: PrivacyRule) -> dict[str, list[_Cell]]:
+    """The top concepts at index whose count is shown, in the site's order. The list itself tells which concepts
+    occur, so a concept whose count is hidden is left out rather than shown as "<10". Top concepts are not a
+    partition of the total (a person has many), so each is protected on its own."""
+    out: dict[str, list[_Cell]] = {}
+    for label, rows in demo.get("top_at_index", {}).items():
+        cells = [
+            ({k: v for k, v in row.items() if k != "persons"}, int(row["persons"]), protect(int(row["persons"]), rule))
+            for row in rows
         ]
-    # Top concepts are not a partition of the total (a person has many), each is protected on its own.
+        out[label] = [cell for cell in cells if not cell[2].hidden and cell[1] > 0]
+    return out
+
+
+def _protected_demographics(demo: dict[str, Any], rule: PrivacyRule) -> dict[str, Any] | None:
+    """A site's demographics as they may be released; None when its total is hidden (no breakdown at all)."""
+    cells = _breakdown_cells(demo, rule)
+    if cells is None:
+        return None
+    out: dict[str, Any] = {"persons": protect(int(demo.get("persons", 0)), rule).as_dict()}
+    for key, rows in cells.items():
+        out[key] = [{**labels, "persons": shown.as_dict()} for labels, _, shown in rows]
     out["top_at_index"] = {
-        label: [
-            {**{k: v for k, v in c.items() if k != "persons"}, "persons": protect(int(c["persons"]), rule).as_dict()}
-            for c in rows
-        ]
-        for label, rows in demo.get("top_at_index", {}).items()
+        label: [{**concept, "persons": shown.as_dict()} for concept, _, shown in rows]
+        for label, rows in _shown_top(demo, rule).items()
     }
     out["index_lookback_days"] = demo.get("index_lookback_days")
     return out
 
 
-#: The buckets of each demographic group, keyed as the sites name them: the same key at two sites is one bucket.
-_BUCKET_KEYS: dict[str, tuple[str, ...]] = {
-    "age_pyramid": ("age_group", "gender_concept_id"),
-    "gender": ("concept_id",),
-    "race": ("concept_id",),
-    "ethnicity": ("concept_id",),
-    "index_year": ("year",),
-}
-
-
-def merged_demographics(parts: list[tuple[dict[str, Any], PrivacyRule]]) -> dict[str, Any]:
-    """The demographics of several sites summed bucket by bucket, protected so that no hidden value returns.
+def merged_demographics(parts: list[tuple[dict[str, Any], PrivacyRule]]) -> dict[str, Any] | None:
+    """The demographics of several sites summed bucket by bucket, protected so that no hidden value returns; None
+    when the merged total is hidden (a site's total is), as no breakdown is released without a shown total.
 
     Each site's buckets are first protected as that site shows them (its rule, complementary suppression in its
-    group); a bucket hidden at a site stays out of the merged number, which is then "visible sites + <10" (or
-    "+ hidden" where the site hid it only to protect another cell). So the merged bucket minus the other sites'
-    shown buckets is the hidden site's shown value — never its hidden one (disclosure.rules.protect_federated).
+    breakdown); a bucket hidden at a site stays out of the merged number, which is then "visible sites + <10". So
+    the merged bucket minus the other sites' shown buckets is the hidden site's shown value — never its hidden one
+    (disclosure.rules.protect_federated). The buckets are the fixed categories at every site, so a "+ <10" says
+    nothing of which categories a site has members in.
     """
     rules = [rule for _, rule in parts]
     merged_rule = strictest(rules)
-    totals = [int(demo.get("persons", 0)) for demo, _ in parts]
-    persons, _ = protect_federated(totals, rules)
+    persons, _ = protect_federated([int(demo.get("persons", 0)) for demo, _ in parts], rules)
+    if persons.hidden:
+        return None
+    site_cells = [_breakdown_cells(demo, rule) for demo, rule in parts]
+    shown_cells = [cells for cells in site_cells if cells is not None]
+    if len(shown_cells) != len(parts):
+        return None
     out: dict[str, Any] = {"persons": persons.as_dict()}
-    for key, id_fields in _BUCKET_KEYS.items():
-        buckets: dict[tuple[Any, ...], dict[str, Any]] = {}
-        site_cells: list[dict[tuple[Any, ...], tuple[int, ProtectedCount]]] = []
-        for (demo, rule), total in zip(parts, totals, strict=True):
-            cells = demo.get(key, [])
-            _, protected = protect_group(total, [int(c["persons"]) for c in cells], rule)
-            own: dict[tuple[Any, ...], tuple[int, ProtectedCount]] = {}
-            for cell, shown in zip(cells, protected, strict=True):
-                bucket = tuple(cell.get(f) for f in id_fields)
-                buckets.setdefault(bucket, {k: v for k, v in cell.items() if k != "persons"})
-                own[bucket] = (int(cell["persons"]), shown)
-            site_cells.append(own)
+    for key in ("age_pyramid", "gender", "race", "ethnicity", "index_year"):
         rows = []
-        for bucket, labels in sorted(buckets.items(), key=lambda item: tuple(str(v) for v in item[0])):
-            # A bucket a site does not list has no person there: a true zero, shown as such by the site too.
-            counts = [own.get(bucket, (0, protect(0, merged_rule)))[0] for own in site_cells]
-            shown = [own.get(bucket, (0, protect(0, merged_rule)))[1] for own in site_cells]
-            federated, _ = protect_federated(counts, rules, shown)
-            rows.append({**labels, "persons": federated.as_dict()})
-        if key in ("gender", "race", "ethnicity"):
-            rows.sort(key=lambda row: -(row["persons"]["lower_bound"] or 0))
+        for bucket in zip(*(cells[key] for cells in shown_cells), strict=True):
+            federated, _ = protect_federated(
+                [persons for _, persons, _ in bucket], rules, [shown for _, _, shown in bucket]
+            )
+            rows.append({**bucket[0][0], "persons": federated.as_dict()})
         out[key] = rows
     out["top_at_index"] = {}
-    labels_seen = {label for demo, _ in parts for label in demo.get("top_at_index", {})}
-    for label in sorted(labels_seen):
+    tops = [_shown_top(demo, rule) for demo, rule in parts]
+    for label in sorted({label for top in tops for label in top}):
         names: dict[int, dict[str, Any]] = {}
         listed: list[dict[int, int]] = []
-        for demo, _ in parts:
+        for top in tops:
             own_top: dict[int, int] = {}
-            for row in demo.get("top_at_index", {}).get(label, []):
-                names.setdefault(int(row["concept_id"]), {k: v for k, v in row.items() if k != "persons"})
-                own_top[int(row["concept_id"])] = int(row["persons"])
+            for concept, persons_at_site, _ in top.get(label, []):
+                names.setdefault(int(concept["concept_id"]), concept)
+                own_top[int(concept["concept_id"])] = persons_at_site
             listed.append(own_top)
         top_rows = []
         for concept_id, concept in names.items():
-            # A site lists only its top concepts: where this one is missing its count is unknown, not zero, so
-            # the merged number covers the listing sites only and says how many sites it leaves out.
+            # A site lists only its top concepts whose count it shows: where this one is missing its count is
+            # unknown, not zero, so the merged number covers the listing sites only and says how many it leaves
+            # out.
             at = [i for i, own_top in enumerate(listed) if concept_id in own_top]
             federated, _ = protect_federated([listed[i][concept_id] for i in at], [rules[i] for i in at])
             persons_dict = federated.as_dict()
@@ -168,6 +182,10 @@ def run_request_result(*, request: RunRequest, role: str, sites: Collection[int]
     strictest of the rules and, when a site's count is hidden, shown as "the visible sites + <10" — never as a
     number from which the hidden site could be recovered (disclosure.rules.protect_federated). A site that failed or was
     cancelled is shown as such; the others still answer.
+
+    No breakdown without a shown total: a site whose count is hidden gets no per-rule counts, no attrition steps
+    and no demographics (``breakdown_withheld``), and the merged demographics are left out when the merged total
+    is hidden (``merged_breakdown_withheld``). Breakdowns list fixed categories (``cohorts.runs.breakdowns``).
 
     A source left out of ``sites`` is absent, not hidden: the total, the counts of answering sites and the merged
     demographics are computed over the shown sites alone, so nothing of a left-out site reaches the reader, not
@@ -201,10 +219,17 @@ def run_request_result(*, request: RunRequest, role: str, sites: Collection[int]
             run, protected_count = by_run[site["run"]]
             own_rule = rule_for(source=run.source, role=role)
             site["persons"] = protected_count.as_dict()
-            site["inclusion_rules"] = _protected_steps(run.result.get("inclusion_rules", []), own_rule)
-            site["attrition"] = _protected_steps(run.result.get("attrition", []), own_rule)
-            if "demographics" in run.result:
-                site["demographics"] = _protected_demographics(run.result["demographics"], own_rule)
+            released = None
+            if not protected_count.hidden and "demographics" in run.result:
+                released = _protected_demographics(run.result["demographics"], own_rule)
+            withheld = protected_count.hidden or ("demographics" in run.result and released is None)
+            site["breakdown_withheld"] = withheld
+            site["inclusion_rules"] = (
+                [] if withheld else _protected_steps(run.result.get("inclusion_rules", []), own_rule)
+            )
+            site["attrition"] = [] if withheld else _protected_steps(run.result.get("attrition", []), own_rule)
+            if released is not None:
+                site["demographics"] = released
     with_demographics = [(run.result["demographics"], rule) for run, rule in succeeded if "demographics" in run.result]
     states = {run.state for run in runs}
     finished = all(run.is_final for run in runs)
@@ -221,8 +246,10 @@ def run_request_result(*, request: RunRequest, role: str, sites: Collection[int]
         "sites_answered": len(succeeded),
         "sites": sites,
     }
-    if len(with_demographics) >= 2:
-        result["merged_demographics"] = merged_demographics(with_demographics)
+    merged = merged_demographics(with_demographics) if len(with_demographics) >= 2 else None
+    result["merged_breakdown_withheld"] = len(with_demographics) >= 2 and merged is None
+    if merged is not None:
+        result["merged_demographics"] = merged
     return result
 
 
@@ -390,8 +417,15 @@ def _cell(protected: dict[str, Any]) -> str:
     return protected["display"]
 
 
+def _withheld(site: dict[str, Any], table: str, kind: str) -> bool:
+    """Whether ``table`` of the result lists ``site`` as "no breakdown": its count is hidden, and the request asked
+    for that table (attrition steps come with every count, demographics with demographics requests only)."""
+    return bool(site.get("breakdown_withheld")) and (table == "attrition" or kind == RunKind.DEMOGRAPHICS)
+
+
 def run_result_table(result: dict[str, Any], table: str) -> tuple[list[str], list[list[Any]]]:
-    """Header and rows of one table of a protected result (``run_request_result``'s output) for CSV."""
+    """Header and rows of one table of a protected result (``run_request_result``'s output) for CSV. A site (or
+    the merged total) whose breakdown is withheld has one row saying so, with no number in it."""
     if table not in RESULT_TABLES:
         raise Http404("No such table.")
     rows: list[list[Any]] = []
@@ -406,39 +440,29 @@ def run_result_table(result: dict[str, Any], table: str) -> tuple[list[str], lis
     if table == "attrition":
         header = ["site", "step", "rule", "persons", "privacy rule"]
         for site in result["sites"]:
+            if _withheld(site, table, result.get("kind", "")):
+                rows.append([site["source"], "", "", "", f"{BREAKDOWN_WITHHELD} ({site['privacy']['description']})"])
             for step, item in enumerate(site.get("attrition", []), start=1):
                 rows.append([site["source"], step, item["name"], _cell(item), site["privacy"]["description"]])
         return header, rows
-    if table.startswith("top_"):
-        label = table.removeprefix("top_")
-        header = ["site", "concept_id", "name", "persons", "privacy rule"]
-        for site in result["sites"]:
-            for item in site.get("demographics", {}).get("top_at_index", {}).get(label, []):
-                rows.append(
-                    [
-                        site["source"],
-                        item.get("concept_id"),
-                        item.get("name"),
-                        _cell(item["persons"]),
-                        site["privacy"]["description"],
-                    ]
-                )
-        merged = result.get("merged_demographics")
-        for item in (merged or {}).get("top_at_index", {}).get(label, []):
-            rows.append(
-                [MERGED_SOURCE, item.get("concept_id"), item.get("name"), _cell(item["persons"]), _merged_rule(result)]
-            )
-        return header, rows
+    top = table.removeprefix("top_") if table.startswith("top_") else None
     columns = {
         "age_pyramid": ["age_group", "gender"],
         "gender": ["concept_id", "name"],
         "race": ["concept_id", "name"],
         "ethnicity": ["concept_id", "name"],
         "index_year": ["year"],
-    }[table]
+    }.get(table, ["concept_id", "name"])
     header = ["site", *columns, "persons", "privacy rule"]
+    blank = [""] * len(columns)
+
+    def items(demographics: dict[str, Any]) -> list[dict[str, Any]]:
+        return demographics.get("top_at_index", {}).get(top, []) if top else demographics.get(table, [])
+
     for site in result["sites"]:
-        for item in site.get("demographics", {}).get(table, []):
+        if _withheld(site, table, result.get("kind", "")):
+            rows.append([site["source"], *blank, "", f"{BREAKDOWN_WITHHELD} ({site['privacy']['description']})"])
+        for item in items(site.get("demographics", {})):
             rows.append(
                 [
                     site["source"],
@@ -447,7 +471,9 @@ def run_result_table(result: dict[str, Any], table: str) -> tuple[list[str], lis
                     site["privacy"]["description"],
                 ]
             )
-    for item in result.get("merged_demographics", {}).get(table, []):
+    if result.get("merged_breakdown_withheld"):
+        rows.append([MERGED_SOURCE, *blank, "", MERGED_BREAKDOWN_WITHHELD])
+    for item in items(result.get("merged_demographics") or {}):
         rows.append([MERGED_SOURCE, *[item.get(c) for c in columns], _cell(item["persons"]), _merged_rule(result)])
     return header, rows
 

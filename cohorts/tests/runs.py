@@ -32,3 +32,64 @@ def count_request(version: Any, user: Any, counts: dict[Any, int]) -> RunRequest
         )
         request.runs.add(run)
     return request
+
+
+def raw_demographics(
+    persons: int,
+    *,
+    race: dict[int, int] | None = None,
+    top: dict[int, int] | None = None,
+    gender_concept_id: int = 8532,
+) -> dict[str, Any]:
+    """A site's demographics as its worker stores them: only the buckets with members, every person a woman of
+    40-49 whose index year is 2020, split by race as ``race`` says (concept id → persons; all White if not
+    given), with the top conditions ``top`` (concept id → persons)."""
+    return {
+        "persons": persons,
+        "age_pyramid": [
+            {"age_group": "40-49", "gender_concept_id": gender_concept_id, "gender": "FEMALE", "persons": persons}
+        ],
+        "gender": [{"concept_id": gender_concept_id, "name": "FEMALE", "persons": persons}],
+        "race": [
+            {"concept_id": concept_id, "name": f"race {concept_id}", "persons": n}
+            for concept_id, n in (race or {8527: persons}).items()
+        ],
+        "ethnicity": [{"concept_id": 38003564, "name": "Not Hispanic or Latino", "persons": persons}],
+        "index_year": [{"year": 2020, "persons": persons}],
+        "top_at_index": {
+            "conditions": [
+                {"concept_id": concept_id, "name": f"condition {concept_id}", "persons": n}
+                for concept_id, n in (top or {}).items()
+            ]
+        },
+        "index_lookback_days": 30,
+    }
+
+
+def demographics_request(version: Any, user: Any, sites: dict[Any, dict[str, Any]]) -> RunRequest:
+    """A demographics request of ``version`` by ``user``, finished at each source of ``sites`` with those
+    demographics (``raw_demographics``), one attrition step and one inclusion rule."""
+    request = RunRequest.objects.create(version=version, kind=RunKind.DEMOGRAPHICS, requested_by=user)
+    for source, demographics in sites.items():
+        persons = demographics["persons"]
+        run = CohortRun.objects.create(
+            version=version,
+            source=source,
+            kind=RunKind.DEMOGRAPHICS,
+            cache_key=f"demographics-{source.key}-{request.pk}",
+            source_fingerprint=source.fingerprint,
+            requested_by=user,
+            state=JobState.SUCCEEDED,
+            result={
+                "persons": persons,
+                "rows": persons,
+                "inclusion_rules": [{"name": "aged 40 or more", "persons": persons}],
+                "attrition": [
+                    {"name": "entry events", "persons": persons + 3},
+                    {"name": "aged 40", "persons": persons},
+                ],
+                "demographics": demographics,
+            },
+        )
+        request.runs.add(run)
+    return request

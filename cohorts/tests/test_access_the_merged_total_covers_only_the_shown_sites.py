@@ -87,7 +87,13 @@ def test_alices_total_and_merged_demographics_are_over_syuh_and_crh_alone(
     assert status["total"]["display"] == "70" and status["total"]["value"] == 70
     merged = status["merged_demographics"]
     assert merged["persons"]["display"] == "70"
-    assert {row["concept_id"]: row["persons"]["display"] for row in merged["race"]} == {8527: "45", 8515: "25"}
+    # Every race of the fixed list is there; those without persons at either site are hidden at both.
+    assert {row["concept_id"]: row["persons"]["display"] for row in merged["race"]} == {
+        8527: "45",
+        8516: "2 × <10",
+        8515: "25",
+        0: "2 × <10",
+    }
     assert "570" not in str(status) and "545" not in str(status) and "500" not in str(status)
     # Exactly the result of the two shown sites, as if the third had never been asked.
     shown = run_request_result(request=three_site_count, role="researcher", sites={source.pk, other_source.pk})
@@ -105,7 +111,12 @@ def test_alices_csv_all_sites_rows_are_over_the_shown_sites(alice, three_site_co
     client.force_login(alice)
     race = client.get(reverse("cohorts:run_table_csv", args=[three_site_count.pk, "race"])).content.decode()
     merged = sorted(line.split(",")[1:4] for line in race.splitlines() if line.startswith("all sites,"))
-    assert merged == [["8515", "race 8515", "25"], ["8527", "race 8527", "45"]]
+    assert merged == [
+        ["0", "Other or unknown", "2 × <10"],
+        ["8515", "Asian", "25"],
+        ["8516", "Black or African American", "2 × <10"],
+        ["8527", "White", "45"],
+    ]
     sites = client.get(reverse("cohorts:run_table_csv", args=[three_site_count.pk, "sites"])).content.decode()
     assert "kmc" not in sites and "570" not in sites
     assert [line.split(",")[2] for line in sites.splitlines() if line.startswith("total,")] == ["70"]

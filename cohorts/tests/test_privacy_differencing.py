@@ -38,7 +38,8 @@ def test_subtracting_a_request_on_fewer_sites_does_not_reveal_the_hidden_site(tw
 
     by_key = {site["source"]: site for site in both["sites"]}
     assert by_key["small"]["persons"] == {"value": None, "display": "<10", "hidden": True}
-    assert by_key["small"]["attrition"][0]["display"] == "<10"
+    # No breakdown without a shown total: not even the attrition steps, hidden or not.
+    assert by_key["small"]["attrition"] == [] and by_key["small"]["breakdown_withheld"]
     # The total of both sites is not a number: "<the big site> + <10".
     assert both["total"]["value"] is None and both["total"]["hidden"]
     assert both["total"]["display"].endswith("+ <10")

@@ -16,9 +16,13 @@ RULE = PrivacyRule()
 PARTNER = PrivacyRule(round_to=10)
 
 
+#: The race concepts of these sites, by the short names the tests use.
+RACE_IDS = {"White": 8527, "Asian": 8515, "Black": 8516, "Other": 0}
+
+
 def demographics(cells: dict[str, int], *, top: dict[int, int] | None = None) -> dict[str, Any]:
     """A site's raw demographics with race buckets ``cells`` (name → persons) adding up to its total."""
-    ids = {"White": 8527, "Asian": 8515, "Black": 8516}
+    ids = RACE_IDS
     total = sum(cells.values())
     return {
         "persons": total,
@@ -40,7 +44,8 @@ def demographics(cells: dict[str, int], *, top: dict[int, int] | None = None) ->
 
 
 def race(merged: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {row["name"]: row["persons"] for row in merged["race"]}
+    names = {concept_id: name for name, concept_id in RACE_IDS.items()}
+    return {names[row["concept_id"]]: row["persons"] for row in merged["race"]}
 
 
 def test_merged_buckets_are_exact_sums_when_every_site_shows_them():
@@ -50,8 +55,12 @@ def test_merged_buckets_are_exact_sums_when_every_site_shows_them():
     assert merged["persons"]["value"] == 110
     assert race(merged)["White"]["value"] == 70 and race(merged)["White"]["display"] == "70"
     assert race(merged)["Asian"]["value"] == 40
-    assert merged["age_pyramid"][0]["persons"]["display"] == "110"
-    assert merged["index_year"] == [{"year": 2020, "persons": merged["index_year"][0]["persons"]}]
+    # Every fixed bucket is listed; the one with persons is exact, the empty ones are hidden like small ones.
+    pyramid = {(row["age_group"], row["gender_concept_id"]): row["persons"] for row in merged["age_pyramid"]}
+    assert len(pyramid) == 30 and pyramid["40-49", 8532]["display"] == "110"
+    years = {row["year"]: row["persons"] for row in merged["index_year"]}
+    assert years["2020-2024"]["display"] == "110"
+    assert {p["display"] for year, p in years.items() if year != "2020-2024"} == {"2 × <10"}
     assert merged["privacy"]["description"] == "counts under 10 hidden"
 
 
@@ -63,8 +72,9 @@ def test_a_bucket_hidden_at_one_site_is_shown_as_the_others_plus_under_ten():
         ]
     )
     assert race(merged)["Black"]["display"] == "20 + <10"
-    # The Asian bucket was hidden at the first site only to protect its Black bucket: it may be 10 or more.
-    assert race(merged)["Asian"]["display"] == "20 + hidden"
+    # The Asian bucket was hidden at the first site only to protect its Black bucket: it says "<10" all the same,
+    # so that nothing tells it from the small one.
+    assert race(merged)["Asian"]["display"] == "20 + <10"
     assert race(merged)["White"]["display"] == "70"
 
 
@@ -81,11 +91,11 @@ def test_merged_bucket_minus_the_other_sites_visible_bucket_never_gives_a_hidden
     assert not numbers & {4, 12, 24, 32}
 
 
-def test_a_site_whose_total_is_hidden_leaves_the_merged_total_a_lower_bound():
+def test_a_site_whose_total_is_hidden_withholds_the_merged_breakdown():
+    # The merged total would be "55 + <10": not shown, so no merged bucket either (the hidden site's buckets would
+    # show as "+ <10" where it has members).
     merged = merged_demographics([(demographics({"White": 6}), RULE), (demographics({"White": 40, "Asian": 15}), RULE)])
-    assert merged["persons"]["display"] == "55 + <10"
-    assert merged["persons"]["value"] is None
-    assert race(merged)["White"]["display"] == "40 + <10"
+    assert merged is None
 
 
 def test_merged_counts_for_partners_are_rounded_like_each_site():
@@ -104,5 +114,6 @@ def test_a_top_concept_missing_at_a_site_is_marked_partial_not_counted_as_zero()
     top = {row["concept_id"]: row["persons"] for row in merged["top_at_index"]["conditions"]}
     assert top[1]["display"] == "55" and top[1]["value"] == 55
     assert top[2]["display"] == "20 + 1 × not in top" and top[2]["value"] is None and top[2]["partial_sites"] == 1
-    assert top[3]["display"] == "<10 + 1 × not in top"
-    assert [row["concept_id"] for row in merged["top_at_index"]["conditions"]] == [1, 2, 3]
+    # Concept 3 has a hidden count at its only site: not listed there, so not merged either.
+    assert 3 not in top
+    assert [row["concept_id"] for row in merged["top_at_index"]["conditions"]] == [1, 2]

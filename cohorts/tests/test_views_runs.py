@@ -118,9 +118,16 @@ def test_csv_holds_the_protected_numbers_only(alice, definition, ready_source, t
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/csv")
     body = response.content.decode()
-    assert "<10" in body
+    if table == "sites":
+        assert "<10" in body
+    else:
+        # No breakdown without a shown total: the table says so instead of listing buckets.
+        assert "No breakdown: the cohort's count is under the site's threshold" in body
     assert ",7," not in body and not body.rstrip().endswith(",7")
     if table == "top_conditions":
+        # A shown cohort lists its top concepts: the name is there, as text only.
+        shown = make_request(definition, alice, ready_source, state=JobState.SUCCEEDED, persons=70)
+        body = client_for(alice).get(reverse("cohorts:run_table_csv", args=[shown.pk, table])).content.decode()
         assert "'=HYPERLINK()" in body  # no formula reaches a spreadsheet
 
 
@@ -247,18 +254,14 @@ def add_site_run(request: RunRequest, source: Any, user: Any, *, persons: int, r
     request.runs.add(run)
 
 
-def test_status_merges_the_demographics_of_two_sites_without_revealing_a_hidden_site(
-    alice, definition, ready_source, second_site
-):
+def test_status_withholds_the_merged_demographics_when_a_site_is_hidden(alice, definition, ready_source, second_site):
     request = make_request(definition, alice, ready_source, state=JobState.SUCCEEDED, persons=7)
     add_site_run(request, second_site, alice, persons=60, race=[(8527, 45), (8515, 15)])
     status = client_for(alice).get(reverse("cohorts:run_status", args=[request.pk])).json()
-    merged = status["merged_demographics"]
-    assert merged["persons"]["display"] == "60 + <10" and merged["persons"]["value"] is None
-    assert merged["gender"][0]["persons"]["display"] == "60 + <10"
-    assert {row["concept_id"]: row["persons"]["display"] for row in merged["race"]} == {8527: "45", 8515: "15"}
-    assert merged["privacy"]["description"] == "counts under 10 hidden"
-    assert "67" not in str(merged)
+    # The merged total is "60 + <10", not shown: no merged breakdown, and the result says so.
+    assert status["total"]["display"] == "60 + <10" and status["total"]["value"] is None
+    assert "merged_demographics" not in status and status["merged_breakdown_withheld"] is True
+    assert "67" not in str(status)
 
 
 def test_a_single_site_result_has_no_merged_demographics(alice, definition, ready_source):
@@ -273,7 +276,8 @@ def test_csv_adds_the_merged_rows_as_all_sites(alice, definition, ready_source, 
     body = client_for(alice).get(reverse("cohorts:run_table_csv", args=[request.pk, table])).content.decode()
     merged_rows = [line for line in body.splitlines() if line.startswith("all sites,")]
     assert merged_rows
-    assert all("strictest of the sites' rules" in line for line in merged_rows)
-    if table in ("age_pyramid", "gender", "index_year", "top_conditions"):
-        assert any("60 + <10" in line for line in merged_rows)
+    # A site's total is hidden, so the merged total is too: one "all sites" row says there is no breakdown.
+    (merged_row,) = merged_rows
+    assert merged_row.endswith(",No breakdown of all sites together: a site's count is under its threshold")
+    assert not any(char.isdigit() for char in merged_row)
     assert ",67," not in body and ",7," not in body

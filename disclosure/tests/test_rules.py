@@ -86,19 +86,18 @@ def test_a_federated_total_of_shown_sites_is_exact_or_rounded_by_the_strictest_r
     assert [s.display for s in sites] == ["104", "<20"] and total.display == "104 + <20"
 
 
-def test_complementary_suppression_marks_the_cell_it_hides_only_for_protection():
+def test_a_cell_hidden_as_a_complement_looks_exactly_like_a_small_one():
     _, cells = protect_group(66, [4, 12, 50], RULE)
     assert [c.display for c in cells] == ["<10", "<10", "50"]
-    assert not cells[0].complementary
-    assert cells[1].complementary
-    assert cells[1].as_dict() == {"value": None, "display": "<10", "hidden": True, "complementary": True}
+    # No mark: one would point at the other, genuinely small cell.
+    assert cells[1].as_dict() == {"value": None, "display": "<10", "hidden": True}
     assert cells[0].as_dict() == {"value": None, "display": "<10", "hidden": True}
 
 
-def test_a_federated_count_says_hidden_not_under_ten_for_a_complementary_part():
+def test_a_federated_count_says_under_ten_for_any_hidden_part():
     _, site_cells = protect_group(66, [4, 12, 50], RULE)
     total, _ = protect_federated([12, 20], [RULE, RULE], [site_cells[1], protect(20, RULE)])
-    assert total.display == "20 + hidden"
+    assert total.display == "20 + <10"
     assert total.value is None and total.lower_bound == 20
     small, _ = protect_federated([4, 20], [RULE, RULE], [site_cells[0], protect(20, RULE)])
     assert small.display == "20 + <10"

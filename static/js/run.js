@@ -3,8 +3,11 @@
  * the locally served Plotly, and cancels through the page's own form (its CSRF token).
  *
  * Every number comes already protected by the server ({value, display, hidden}); this file only displays
- * `display` ("<10", "1,230") and never computes a number from hidden cells. Text from the server is set with
- * textContent, never as HTML. No inline script: the page passes its URLs in data-* attributes.
+ * `display` ("<10", "1,230") and never computes a number from hidden cells. A site whose count is hidden comes
+ * with no breakdown at all (`breakdown_withheld`), nor does the merged view when the merged total is hidden
+ * (`merged_breakdown_withheld`): the page says so in one sentence each. Breakdowns list fixed categories in a
+ * fixed order (every age band by sex, ...), drawn in that order. Text from the server is set with textContent,
+ * never as HTML. No inline script: the page passes its URLs in data-* attributes.
  */
 (function () {
   "use strict";
@@ -34,6 +37,8 @@
     top_measurements: { title: _("Top measurements at index"), columns: [["concept_id", _("Concept")], ["name", _("Name")]], top: "measurements" }
   };
   var MALE = 8507;
+  // The bucket of every sex, race and ethnicity the fixed lists do not name (cohorts/runs/breakdowns.py).
+  var OTHER = 0;
 
   function csvUrl(table) {
     return root.dataset.csvUrl.replace("TABLE", table);
@@ -134,8 +139,49 @@
     });
   }
 
+  // The answered sites whose breakdown is released (their count is shown).
+  function withBreakdown(result) {
+    return answered(result).filter(function (site) {
+      return !site.breakdown_withheld;
+    });
+  }
+
+  /* One sentence per site whose count is hidden (and one for the merged view when the merged total is), for
+   * attrition and demographics requests: a plain count shows no breakdown anyway. */
+  function renderWithheld(result) {
+    var holder = document.getElementById("no-breakdown");
+    if (!holder) {
+      return;
+    }
+    var lines = [];
+    if (result.kind !== "count") {
+      answered(result).forEach(function (site) {
+        if (site.breakdown_withheld) {
+          lines.push(interpolate(_("No breakdown for %(site)s: the cohort's count is under the site's threshold."),
+            { site: site.site + " (" + site.source + ")" }, true));
+        }
+      });
+      if (result.merged_breakdown_withheld) {
+        lines.push(_("No breakdown of all sites together: a site's count is under its threshold."));
+      }
+    }
+    replace(holder, null);
+    lines.forEach(function (line) {
+      holder.appendChild(el("p", line, "meaning"));
+    });
+  }
+
+  // A fixed "other or unknown" bucket is the portal's own label: translated like the page's text.
+  function label(cell, key) {
+    var concept = key === "gender" && "gender_concept_id" in cell ? cell.gender_concept_id : cell.concept_id;
+    if ((key === "name" || key === "gender") && concept === OTHER) {
+      return _("Other or unknown");
+    }
+    return cell[key];
+  }
+
   function renderAttrition(result) {
-    var sites = answered(result);
+    var sites = withBreakdown(result);
     var section = document.getElementById("attrition");
     // A plain count shows the numbers only; attrition and demographics requests show the funnel too.
     if (!sites.length || result.kind === "count") {
@@ -176,7 +222,8 @@
     var demo = site.demographics || {};
     var cells = spec.top ? (demo.top_at_index || {})[spec.top] || [] : demo[key] || [];
     return cells.map(function (cell) {
-      return [site.source].concat(spec.columns.map(function (c) { return cell[c[0]]; }), [cell.persons.display, site.privacy.description]);
+      return [site.source].concat(spec.columns.map(function (c) { return spec.top ? cell[c[0]] : label(cell, c[0]); }),
+        [cell.persons.display, site.privacy.description]);
     });
   }
 
@@ -190,8 +237,13 @@
     sites.forEach(function (site) {
       var cells = (site.demographics || {}).age_pyramid || [];
       var byGender = {};
+      // Every age band is listed, in the server's order (youngest first): the axis keeps that order.
+      var bands = [];
       cells.forEach(function (cell) {
-        var g = cell.gender || String(cell.gender_concept_id);
+        if (bands.indexOf(cell.age_group) < 0) {
+          bands.push(cell.age_group);
+        }
+        var g = label(cell, "gender") || String(cell.gender_concept_id);
         if (!byGender[g]) {
           byGender[g] = { male: cell.gender_concept_id === MALE, y: [], x: [], text: [] };
         }
@@ -216,13 +268,14 @@
         margin: { l: 60, r: 20, t: 10, b: 40 },
         height: 360,
         xaxis: { title: { text: _("persons (men to the left)") }, tickformat: "d" },
-        yaxis: { type: "category", categoryorder: "category ascending" }
+        yaxis: { type: "category", categoryorder: "array", categoryarray: bands }
       }, { displaylogo: false, responsive: true });
     });
   }
 
   /* What the demographics section can show: with 2+ sites, "All sites (merged)" first (the server's merged
-   * numbers, already protected), then every site side by side, then each site alone. */
+   * numbers, already protected; absent when the merged total is hidden), then every site side by side, then each
+   * site alone. */
   function demographicViews(result, sites) {
     var views = [];
     var merged = result.merged_demographics;
@@ -230,12 +283,12 @@
       views.push({ id: "merged", label: _("All sites (merged)"),
         sites: [{ site: _("All sites (merged)"), source: _("all sites"), demographics: merged,
           privacy: { description: merged.privacy.description + " " + _("(strictest of the sites' rules)") } }] });
-      views.push({ id: "each", label: _("Each site"), sites: sites });
+    }
+    views.push({ id: "each", label: _("Each site"), sites: sites });
+    if (sites.length > 1) {
       sites.forEach(function (site) {
         views.push({ id: "site-" + site.source, label: site.site + " (" + site.source + ")", sites: [site] });
       });
-    } else {
-      views.push({ id: "each", label: _("Each site"), sites: sites });
     }
     return views;
   }
@@ -243,7 +296,7 @@
   var demographicsResult = null;
 
   function renderDemographics(result) {
-    var sites = answered(result).filter(function (site) { return site.demographics; });
+    var sites = withBreakdown(result).filter(function (site) { return site.demographics; });
     if (!sites.length) {
       return;
     }
@@ -300,6 +353,7 @@
 
   function render(result) {
     renderSites(result);
+    renderWithheld(result);
     // Charts are redrawn only when the set of answered sites changes, not on every poll.
     var signature = answered(result).map(function (s) { return s.run; }).join(",");
     if (signature && signature !== lastDrawn) {
