@@ -10,19 +10,34 @@ from cohorts.runs.models import CohortRun, RunRequest
 from jobs.choices import JobState
 
 
+def finished_run(
+    version: Any, source: Any, user: Any, *, kind: str, cache_key: str, result: dict[str, Any]
+) -> CohortRun:
+    """A run of ``version`` at ``source`` that the site's worker finished with ``result`` (aggregates as it stores
+    them), under the source's current fingerprint."""
+    return CohortRun.objects.create(
+        version=version,
+        source=source,
+        kind=kind,
+        cache_key=cache_key,
+        source_fingerprint=source.fingerprint,
+        requested_by=user,
+        state=JobState.SUCCEEDED,
+        result=result,
+    )
+
+
 def count_request(version: Any, user: Any, counts: dict[Any, int]) -> RunRequest:
     """A count request of ``version`` by ``user``, finished at each source of ``counts`` with that many persons
     (the shape a worker stores), as if the sites had answered."""
     request = RunRequest.objects.create(version=version, kind=RunKind.COUNT, requested_by=user)
     for source, persons in counts.items():
-        run = CohortRun.objects.create(
-            version=version,
-            source=source,
+        run = finished_run(
+            version,
+            source,
+            user,
             kind=RunKind.COUNT,
             cache_key=f"diff-{source.key}-{len(counts)}",
-            source_fingerprint=source.fingerprint,
-            requested_by=user,
-            state=JobState.SUCCEEDED,
             result={
                 "persons": persons,
                 "rows": persons,
@@ -72,14 +87,12 @@ def demographics_request(version: Any, user: Any, sites: dict[Any, dict[str, Any
     request = RunRequest.objects.create(version=version, kind=RunKind.DEMOGRAPHICS, requested_by=user)
     for source, demographics in sites.items():
         persons = demographics["persons"]
-        run = CohortRun.objects.create(
-            version=version,
-            source=source,
+        run = finished_run(
+            version,
+            source,
+            user,
             kind=RunKind.DEMOGRAPHICS,
             cache_key=f"demographics-{source.key}-{request.pk}",
-            source_fingerprint=source.fingerprint,
-            requested_by=user,
-            state=JobState.SUCCEEDED,
             result={
                 "persons": persons,
                 "rows": persons,

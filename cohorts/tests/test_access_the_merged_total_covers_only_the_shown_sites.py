@@ -20,7 +20,7 @@ from cohorts.runs.choices import RunKind
 from cohorts.runs.models import CohortRun, RunRequest
 from cohorts.runs.selectors import run_request_result
 from cohorts.tests.expressions import EXPRESSION
-from jobs.choices import JobState
+from cohorts.tests.runs import finished_run
 
 pytestmark = pytest.mark.django_db
 
@@ -38,14 +38,12 @@ def demographics_run(version: Any, source: Any, user: Any, persons: int, race: l
         "index_year": [{"year": 2020, "persons": persons}],
         "top_at_index": {"conditions": [{"concept_id": 201826, "name": "Diabetes", "persons": persons}]},
     }
-    return CohortRun.objects.create(
-        version=version,
-        source=source,
+    return finished_run(
+        version,
+        source,
+        user,
         kind=RunKind.DEMOGRAPHICS,
         cache_key=f"merged-{source.key}",
-        source_fingerprint=source.fingerprint,
-        requested_by=user,
-        state=JobState.SUCCEEDED,
         result={
             "persons": persons,
             "rows": persons,

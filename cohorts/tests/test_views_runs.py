@@ -17,6 +17,7 @@ from cohorts.definitions.services import definition_create, definition_share
 from cohorts.runs.choices import RunKind
 from cohorts.runs.models import CohortRun, RunRequest
 from cohorts.tests.expressions import EXPRESSION
+from cohorts.tests.runs import finished_run
 from jobs.choices import JobState
 
 pytestmark = pytest.mark.django_db
@@ -235,14 +236,12 @@ def add_site_run(request: RunRequest, source: Any, user: Any, *, persons: int, r
         "index_year": [{"year": 2020, "persons": persons}],
         "top_at_index": {"conditions": [{"concept_id": 201826, "name": "=HYPERLINK()", "persons": persons}]},
     }
-    run = CohortRun.objects.create(
-        version=request.version,
-        source=source,
+    run = finished_run(
+        request.version,
+        source,
+        user,
         kind=RunKind.DEMOGRAPHICS,
         cache_key=f"k{CohortRun.objects.count()}-second",
-        source_fingerprint=source.fingerprint,
-        requested_by=user,
-        state=JobState.SUCCEEDED,
         result={
             "persons": persons,
             "rows": persons,
