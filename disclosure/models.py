@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from django.core.validators import MinValueValidator
+from fractions import Fraction
+
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from accounts.choices import Role
+from disclosure.ptable import DEFAULT_MAX_ADJUSTMENT, DEFAULT_VARIANCE, PtableError, PtableParameters
 from disclosure.rules import DEFAULT_MIN_CELL, DEFAULT_ROUND_TO
 
 
@@ -16,7 +20,10 @@ def default_aggregate_only_roles() -> list[str]:
 class DisclosurePolicy(models.Model):
     """The disclosure policy of one site (source), applied to every number of that site before it leaves the
     service layer and shown next to it (``disclosure.rules``): counts from 1 to ``min_cell_size`` - 1 are hidden;
-    the roles listed in ``aggregate_only_roles`` also get counts rounded to the nearest ``round_to``.
+    every other count is perturbed by the site's ptable (``perturbation_max_adjustment`` D and
+    ``perturbation_variance`` V, with the threshold ``min_cell_size``; ``disclosure.ptable``) unless a grant makes
+    a project's counts exact; the roles listed in ``aggregate_only_roles`` also get counts rounded to the nearest
+    ``round_to``.
 
     A source without a row has the defaults of these fields (``disclosure.selectors.policy_for``): a new site
     discloses nothing more than the defaults until an admin says otherwise.
@@ -38,9 +45,41 @@ class DisclosurePolicy(models.Model):
         blank=True,
         help_text="Roles that see rounded aggregate counts only (e.g. partner).",
     )
+    perturbation_max_adjustment = models.PositiveSmallIntegerField(
+        default=DEFAULT_MAX_ADJUSTMENT,
+        validators=[MinValueValidator(1), MaxValueValidator(20)],
+        help_text="The ptable's maximum adjustment D: no released count moves further than this from the truth.",
+    )
+    perturbation_variance = models.CharField(
+        max_length=20,
+        default=str(DEFAULT_VARIANCE),
+        help_text="The ptable's variance V (a number such as 2 or 3/2, a multiple of 1/128).",
+    )
 
     class Meta:
         verbose_name_plural = "disclosure policies"
 
     def __str__(self) -> str:
         return f"disclosure policy of {self.source}"
+
+    def ptable_parameters(self) -> PtableParameters:
+        """The parameters of the site's ptable; raises ``PtableError`` when they make no valid table."""
+        try:
+            variance = Fraction(str(self.perturbation_variance).strip())
+        except (ValueError, ZeroDivisionError):
+            text = self.perturbation_variance
+            raise PtableError(f"the variance must be a number such as 2 or 3/2, not {text!r}") from None
+        parameters = PtableParameters(
+            max_adjustment=int(self.perturbation_max_adjustment or DEFAULT_MAX_ADJUSTMENT),
+            variance=variance,
+            threshold=max(1, int(self.min_cell_size or DEFAULT_MIN_CELL)),
+        )
+        parameters.validate()
+        return parameters
+
+    def clean(self) -> None:
+        super().clean()
+        try:
+            self.ptable_parameters()
+        except PtableError as exc:
+            raise ValidationError({"perturbation_variance": str(exc)}) from None

@@ -53,6 +53,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -241,6 +242,13 @@ def generate_ptable(parameters: PtableParameters) -> Ptable:
             adjustments.extend([s] * n)
         rows[value] = tuple(adjustments)
     return Ptable(parameters=parameters, rows=rows)
+
+
+@lru_cache(maxsize=64)
+def cached_ptable(parameters: PtableParameters) -> Ptable:
+    """The ptable of the parameters, generated once per process (a few milliseconds) and then shared: sites'
+    policies name their parameters, and every count released under them looks its noise up here."""
+    return generate_ptable(parameters)
 
 
 # ---------------------------------------------------------------------------------------------------------------

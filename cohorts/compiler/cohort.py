@@ -71,13 +71,16 @@ class CompiledCohort:
     """``statements`` run in order in one transaction; ``cleanup`` drops the temp tables (same connection; empty
     on PostgreSQL, whose temp tables are created ``ON COMMIT DROP``). ``readback``, run in the same transaction
     after ``statements`` and before ``cleanup``, returns ``(0, persons, rows)`` then ``(1, mask, person_count)``
-    per by-person inclusion mask."""
+    per by-person inclusion mask. ``key_readback`` (only when compiled with a record-key table), run at the same
+    point, returns the cell keys of those counts: ``(0, 0, cell key, unkeyed)`` for the cohort's persons, then
+    ``(1, mask, cell key, unkeyed)`` per by-person mask (``unkeyed``: persons without a record key)."""
 
     statements: list[Statement]
     cleanup: list[Statement]
     setup: list[Statement] = field(default_factory=list)  # results DDL, idempotent; also at the head of statements
     rule_names: list[str] = field(default_factory=list)
     readback: Statement | None = None
+    key_readback: Statement | None = None
 
 
 def results_setup(dialect: str, results_schema: str) -> list[Statement]:
@@ -120,8 +123,13 @@ def compile_cohort(
     results_schema: str,
     cohort_id: int,
     codeset_values: Mapping[int, Sequence[int]] | None = None,
+    record_keys: str | None = None,
 ) -> CompiledCohort:
     """Compile ``expression`` for engine ``dialect`` ("postgresql" | "duckdb").
+
+    ``record_keys``: the site's record-key table (SQL name, ``disclosure.record_keys``); when given, the compiled
+    cohort also reads the cell key of each count back (``CompiledCohort.key_readback``). The statements that
+    write the cohort are the same either way.
 
     ``codeset_values``: the concept ids of each concept set, as ``codesets_query`` resolved them on the same
     database; the statements then carry them as bound arrays instead of resolving them again.
@@ -146,14 +154,17 @@ def compile_cohort(
             for codeset, concepts in codeset_values.items()
             if codeset in known
         }
-    return _CohortCompiler(ctx, expression, cohort_id).compile()
+    return _CohortCompiler(ctx, expression, cohort_id, record_keys).compile()
 
 
 class _CohortCompiler:
-    def __init__(self, ctx: Context, expression: CohortExpression, cohort_id: int) -> None:
+    def __init__(
+        self, ctx: Context, expression: CohortExpression, cohort_id: int, record_keys: str | None = None
+    ) -> None:
         self.ctx = ctx
         self.e = expression
         self.cohort_id = cohort_id
+        self.record_keys = record_keys
         # Event relations with one row per (person_id, event_id): an EXISTS semi-join may replace GROUP BY there.
         self.unique_events: set[str] = {QUALIFIED_EVENTS}
         # The entry events' statement where the dialect stages them (set by ``qualified_events``).
@@ -585,6 +596,33 @@ class _CohortCompiler:
             f"SELECT CAST({cid} AS BIGINT), mask, COUNT(*), 1 FROM best GROUP BY mask\n) S"
         )
 
+    def best_masks(self) -> str:
+        """One row per person of the by-person inclusion statistics: ``person_id`` and the mask of the person's
+        best event (the same ranking as ``stats_insert``)."""
+        if not self.e.inclusion_rules:
+            return f"SELECT DISTINCT person_id, CAST(0 AS BIGINT) AS mask FROM {QUALIFIED_EVENTS}"
+        if self.one_event_per_person():
+            return f"SELECT person_id, mask FROM {INCLUSION_EVENTS}"
+        return (
+            "SELECT person_id, mask FROM (SELECT person_id, mask, row_number() OVER (PARTITION BY person_id "
+            "ORDER BY rule_count DESC, min_rule_id ASC, start_date ASC, event_id) AS rank_value "
+            f"FROM {INCLUSION_EVENTS}) R WHERE rank_value = 1"
+        )
+
+    def key_readback(self, where: str) -> str:
+        """The cell keys of the counts ``readback`` returns: the sum of the persons' record keys modulo 256,
+        from the same temp tables in the same transaction, so that no person id leaves the site."""
+        keys = self.record_keys
+        key = "MOD(SUM(COALESCE(K.record_key, 0)), 256)"
+        unkeyed = "SUM(CASE WHEN K.record_key IS NULL THEN 1 ELSE 0 END)"
+        return (
+            f"SELECT 0, CAST(0 AS BIGINT), {key}, {unkeyed}\n"
+            f"FROM (SELECT DISTINCT person_id FROM {FINAL_COHORT}{where}) P "
+            f"LEFT JOIN {keys} K ON K.person_id = P.person_id\nUNION ALL\n"
+            f"SELECT 1, P.mask, {key}, {unkeyed}\nFROM ({self.best_masks()}) P "
+            f"LEFT JOIN {keys} K ON K.person_id = P.person_id GROUP BY P.mask"
+        )
+
     def codesets(self) -> str:
         """The SELECT of the codesets temp table: resolved here, or the ids resolved before (bound arrays)."""
         values = self.ctx.codeset_values
@@ -644,10 +682,16 @@ class _CohortCompiler:
             f"SELECT 1, inclusion_rule_mask, person_count FROM {ctx.results}.cohort_inclusion_result "
             f"WHERE cohort_definition_id = {cid} AND mode_id = 1"
         )
+        key_readback = ctx.statement(self.key_readback(where)) if self.record_keys is not None else None
         if ctx.ctes:  # pragma: no cover - every statement takes its CTEs
             raise AssertionError("CTEs left over")
         return CompiledCohort(
-            statements, cleanup, setup, [rule.name for rule in self.e.inclusion_rules], readback=readback
+            statements,
+            cleanup,
+            setup,
+            [rule.name for rule in self.e.inclusion_rules],
+            readback=readback,
+            key_readback=key_readback,
         )
 
 

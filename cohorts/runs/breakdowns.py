@@ -24,6 +24,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from cohorts.runs.demographics import AGE_BAND_YEARS
+from disclosure.rules import Cell, cell_sum
 
 #: The top age band is open: "90+" with ten-year bands (the sites compute the same bands).
 TOP_AGE_BAND = 9
@@ -58,8 +59,25 @@ INDEX_YEARS: tuple[str, ...] = (
     f"{INDEX_YEAR_LAST + 1}+",
 )
 
-#: A bucket as released: its labels (without the count) and the persons it holds.
-Bucket = tuple[dict[str, Any], int]
+#: A bucket as released: its labels (without the count) and its cell: the persons it holds and their cell key
+#: (the sum of the site's cells summed into it, ``disclosure.rules.cell_sum``; None when a site cell had none).
+Bucket = tuple[dict[str, Any], Cell]
+
+
+class _Summed:
+    """Cells summed into one bucket: counts add, cell keys add modulo 256."""
+
+    __slots__ = ("parts",)
+
+    def __init__(self) -> None:
+        self.parts: list[Cell] = []
+
+    def add(self, site_cell: dict[str, Any]) -> None:
+        key = site_cell.get("key")
+        self.parts.append((int(site_cell["persons"]), None if key is None else int(key)))
+
+    def cell(self) -> Cell:
+        return cell_sum(self.parts) if self.parts else (0, 0)
 
 
 def _age_band(age_group: str) -> int:
@@ -78,31 +96,30 @@ def _year_bucket(year: int) -> int:
 
 def _concept_buckets(cells: Iterable[dict[str, Any]], fixed: tuple[tuple[int, str], ...]) -> list[Bucket]:
     named = {concept_id for concept_id, _ in fixed}
-    persons = dict.fromkeys(named, 0)
+    persons = {concept_id: _Summed() for concept_id in named}
     for cell in cells:
         concept_id = int(cell.get("concept_id") or 0)
-        persons[concept_id if concept_id in named else OTHER] += int(cell["persons"])
-    return [({"concept_id": concept_id, "name": name}, persons[concept_id]) for concept_id, name in fixed]
+        persons[concept_id if concept_id in named else OTHER].add(cell)
+    return [({"concept_id": concept_id, "name": name}, persons[concept_id].cell()) for concept_id, name in fixed]
 
 
 def fixed_buckets(demographics: dict[str, Any]) -> dict[str, list[Bucket]]:
     """Each breakdown table of a site's demographics (as its worker stored them) summed into the fixed categories,
-    in their fixed order: ``{"age_pyramid" | "gender" | "race" | "ethnicity" | "index_year": [(labels, persons)]}``.
+    in their fixed order: ``{"age_pyramid" | "gender" | "race" | "ethnicity" | "index_year": [(labels, cell)]}``.
     The age pyramid lists every age group by every sex (age groups first)."""
     genders = {concept_id for concept_id, _ in GENDERS}
-    pyramid = {(band, concept_id): 0 for band in range(len(AGE_GROUPS)) for concept_id, _ in GENDERS}
+    pyramid = {(band, concept_id): _Summed() for band in range(len(AGE_GROUPS)) for concept_id, _ in GENDERS}
     for cell in demographics.get("age_pyramid", []):
         concept_id = int(cell.get("gender_concept_id") or 0)
-        key = (_age_band(cell["age_group"]), concept_id if concept_id in genders else OTHER)
-        pyramid[key] += int(cell["persons"])
-    years = [0] * len(INDEX_YEARS)
+        pyramid[_age_band(cell["age_group"]), concept_id if concept_id in genders else OTHER].add(cell)
+    years = [_Summed() for _ in INDEX_YEARS]
     for cell in demographics.get("index_year", []):
-        years[_year_bucket(int(cell["year"]))] += int(cell["persons"])
+        years[_year_bucket(int(cell["year"]))].add(cell)
     return {
         "age_pyramid": [
             (
                 {"age_group": AGE_GROUPS[band], "gender_concept_id": concept_id, "gender": name},
-                pyramid[band, concept_id],
+                pyramid[band, concept_id].cell(),
             )
             for band in range(len(AGE_GROUPS))
             for concept_id, name in GENDERS
@@ -110,5 +127,5 @@ def fixed_buckets(demographics: dict[str, Any]) -> dict[str, list[Bucket]]:
         "gender": _concept_buckets(demographics.get("gender", []), GENDERS),
         "race": _concept_buckets(demographics.get("race", []), RACES),
         "ethnicity": _concept_buckets(demographics.get("ethnicity", []), ETHNICITIES),
-        "index_year": [({"year": label}, persons) for label, persons in zip(INDEX_YEARS, years, strict=True)],
+        "index_year": [({"year": label}, summed.cell()) for label, summed in zip(INDEX_YEARS, years, strict=True)],
     }

@@ -2,6 +2,10 @@
 
 Each person is described at their first cohort entry (the index date). The SQL is the same on PostgreSQL
 and DuckDB; schema names come from the source (validated), the cohort id is an integer parameter.
+
+With the site's record-key table (``record_keys``), every count comes with its cell key (``"key"``: the sum of
+its persons' record keys modulo 256, ``disclosure.cellkey``) computed in the same query, and the result says how
+many persons had no key (``"unkeyed"``); the portal perturbs each count with it.
 """
 
 from __future__ import annotations
@@ -28,7 +32,10 @@ TOP_DOMAINS = {
 }
 
 
-def _index_cte(results: str, cdm: str) -> str:
+def _index_cte(results: str, cdm: str, keys: str | None) -> str:
+    # Without a key table every key reads NULL (and is left out of the result).
+    key_join = f"LEFT JOIN {keys} k ON k.person_id = idx.person_id" if keys else ""
+    key_column = "k.record_key" if keys else "CAST(NULL AS INTEGER)"
     return f"""
         WITH idx AS (
             SELECT c.subject_id AS person_id, MIN(c.cohort_start_date) AS index_date
@@ -37,33 +44,60 @@ def _index_cte(results: str, cdm: str) -> str:
             GROUP BY c.subject_id
         ), ppl AS (
             SELECT idx.person_id, idx.index_date, p.gender_concept_id, p.race_concept_id, p.ethnicity_concept_id,
-                   CAST(EXTRACT(YEAR FROM idx.index_date) AS INTEGER) - p.year_of_birth AS age
+                   CAST(EXTRACT(YEAR FROM idx.index_date) AS INTEGER) - p.year_of_birth AS age,
+                   {key_column} AS record_key
             FROM idx JOIN {cdm}.person p ON p.person_id = idx.person_id
+            {key_join}
         )"""
 
 
-def _named_counts(engine: Any, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+#: The count, cell key and unkeyed persons of a group of ``ppl`` rows (one per person).
+_COUNTED = "COUNT(*), MOD(SUM(COALESCE(record_key, 0)), 256), SUM(CASE WHEN record_key IS NULL THEN 1 ELSE 0 END)"
+
+
+class _Keys:
+    """Collects the unkeyed persons of every count of one description."""
+
+    def __init__(self, keyed: bool) -> None:
+        self.keyed = keyed
+        self.unkeyed = 0
+
+    def cell(self, n: Any, key: Any, unkeyed: Any) -> dict[str, int]:
+        if not self.keyed:
+            return {"persons": int(n)}
+        self.unkeyed = max(self.unkeyed, int(unkeyed or 0))
+        return {"persons": int(n), "key": int(key or 0)}
+
+
+def _named_counts(engine: Any, sql: str, params: dict[str, Any], keys: _Keys) -> list[dict[str, Any]]:
     return [
         {
             "concept_id": int(concept_id),
             "name": name or ("Unknown" if not concept_id else str(concept_id)),
-            "persons": int(n),
+            **keys.cell(n, key, unkeyed),
         }
-        for concept_id, name, n in engine.fetchall(sql, params)
+        for concept_id, name, n, key, unkeyed in engine.fetchall(sql, params)
     ]
 
 
 def cohort_demographics(
-    engine: Any, *, cdm_schema: str, vocabulary_schema: str, results_schema: str, cohort_id: int
+    engine: Any,
+    *,
+    cdm_schema: str,
+    vocabulary_schema: str,
+    results_schema: str,
+    cohort_id: int,
+    record_keys: str | None = None,
 ) -> dict[str, Any]:
     cdm, vocab, results = quote_ident(cdm_schema), quote_ident(vocabulary_schema), quote_ident(results_schema)
     params = {"cohort_id": int(cohort_id), "band": AGE_BAND_YEARS, "lookback": INDEX_LOOKBACK_DAYS, "top": TOP_N}
-    base = _index_cte(results, cdm)
+    base = _index_cte(results, cdm, record_keys)
+    keys = _Keys(record_keys is not None)
 
     pyramid_rows = engine.fetchall(
         f"""{base}
         SELECT CASE WHEN age >= 90 THEN 9 WHEN age < 0 THEN 0 ELSE CAST(FLOOR(age / 10.0) AS INTEGER) END AS band,
-               ppl.gender_concept_id, COALESCE(g.concept_name, 'Unknown'), COUNT(*)
+               ppl.gender_concept_id, COALESCE(g.concept_name, 'Unknown'), {_COUNTED}
         FROM ppl LEFT JOIN {vocab}.concept g ON g.concept_id = ppl.gender_concept_id
         GROUP BY 1, 2, 3 ORDER BY 1, 2""",
         params,
@@ -75,45 +109,52 @@ def cohort_demographics(
             else f"{band * AGE_BAND_YEARS}-{band * AGE_BAND_YEARS + 9}",
             "gender_concept_id": int(gender_id or 0),
             "gender": gender,
-            "persons": int(n),
+            **keys.cell(n, key, unkeyed),
         }
-        for band, gender_id, gender, n in pyramid_rows
+        for band, gender_id, gender, n, key, unkeyed in pyramid_rows
     ]
 
     def by_concept(column: str) -> list[dict[str, Any]]:
         return _named_counts(
             engine,
             f"""{base}
-            SELECT COALESCE(ppl.{column}, 0), c.concept_name, COUNT(*)
+            SELECT COALESCE(ppl.{column}, 0), c.concept_name, {_COUNTED}
             FROM ppl LEFT JOIN {vocab}.concept c ON c.concept_id = ppl.{column}
             GROUP BY 1, 2 ORDER BY 3 DESC, 1""",
             params,
+            keys,
         )
 
     index_years = [
-        {"year": int(year), "persons": int(n)}
-        for year, n in engine.fetchall(
+        {"year": int(year), **keys.cell(n, key, unkeyed)}
+        for year, n, key, unkeyed in engine.fetchall(
             f"""{base}
-            SELECT CAST(EXTRACT(YEAR FROM index_date) AS INTEGER), COUNT(*) FROM ppl GROUP BY 1 ORDER BY 1""",
+            SELECT CAST(EXTRACT(YEAR FROM index_date) AS INTEGER), {_COUNTED} FROM ppl GROUP BY 1 ORDER BY 1""",
             params,
         )
     ]
     top: dict[str, list[dict[str, Any]]] = {}
     for label, (table, concept_column, date_column) in TOP_DOMAINS.items():
+        # One row per person and concept, so that a person counts once and adds their key once.
         top[label] = _named_counts(
             engine,
-            f"""{base}
-            SELECT e.{concept_column}, c.concept_name, COUNT(DISTINCT e.person_id) AS persons
-            FROM ppl JOIN {cdm}.{table} e ON e.person_id = ppl.person_id
-                AND e.{date_column} BETWEEN ppl.index_date - CAST(%(lookback)s AS INTEGER) AND ppl.index_date
-            LEFT JOIN {vocab}.concept c ON c.concept_id = e.{concept_column}
-            WHERE e.{concept_column} <> 0
+            f"""{base}, seen AS (
+                SELECT DISTINCT ppl.person_id, ppl.record_key, e.{concept_column} AS concept_id
+                FROM ppl JOIN {cdm}.{table} e ON e.person_id = ppl.person_id
+                    AND e.{date_column} BETWEEN ppl.index_date - CAST(%(lookback)s AS INTEGER) AND ppl.index_date
+                WHERE e.{concept_column} <> 0
+            )
+            SELECT seen.concept_id, c.concept_name, {_COUNTED}
+            FROM seen LEFT JOIN {vocab}.concept c ON c.concept_id = seen.concept_id
             GROUP BY 1, 2 ORDER BY 3 DESC, 1 LIMIT %(top)s""",
             params,
+            keys,
         )
-    persons = engine.fetchone(f"{base} SELECT COUNT(*) FROM ppl", params)
-    return {
-        "persons": int(persons[0]) if persons else 0,
+    persons = engine.fetchone(f"{base} SELECT {_COUNTED} FROM ppl", params)
+    n, key, unkeyed = persons if persons else (0, 0, 0)
+    total = keys.cell(n, key, unkeyed)
+    out: dict[str, Any] = {
+        "persons": total["persons"],
         "age_pyramid": age_pyramid,
         "gender": by_concept("gender_concept_id"),
         "race": by_concept("race_concept_id"),
@@ -122,3 +163,7 @@ def cohort_demographics(
         "top_at_index": top,
         "index_lookback_days": INDEX_LOOKBACK_DAYS,
     }
+    if "key" in total:
+        out["persons_key"] = total["key"]
+        out["unkeyed"] = keys.unkeyed
+    return out

@@ -26,6 +26,7 @@ from cohorts.runs.choices import RunKind
 from cohorts.runs.demographics import cohort_demographics
 from cohorts.runs.generation import generate_cohort
 from cohorts.runs.models import CohortRun
+from disclosure.record_keys import RecordKeyError, record_keys_ensure, record_keys_fill
 from jobs.choices import JobState
 from jobs.errors import JobHeld, SiteUnreachable
 from jobs.lifecycle import (
@@ -173,6 +174,9 @@ def _execute_claimed(run: CohortRun, token: str, expression: Any) -> str:
     if isinstance(error, ExpressionError):
         _finish(run.pk, token, JobState.FAILED, error=f"The definition is not valid: {error}")
         return JobState.FAILED
+    if isinstance(error, RecordKeyError):
+        _finish(run.pk, token, JobState.FAILED, error=str(error))
+        return JobState.FAILED
     logger.error("run %s failed:\n%s", run.pk, box.get("traceback", ""))
     _finish(run.pk, token, JobState.FAILED, error=f"{type(error).__name__}: {error}\n\n{box.get('traceback', '')}")
     return JobState.FAILED
@@ -180,7 +184,27 @@ def _execute_claimed(run: CohortRun, token: str, expression: Any) -> str:
 
 def compute_run_result(engine: Any, *, source: Any, run: CohortRun, expression: Any, progress: _Progress) -> dict:
     """The aggregates of one run: counts and Circe's by-person inclusion statistics always; demographics
-    when asked. Never a patient row."""
+    when asked. Never a patient row. Every count comes with its cell key (``key``, ``persons_key``), computed
+    with the site's record keys in the query that counts it; the portal perturbs each count with its key.
+
+    A count with persons that have no record key yet (the CDM was reloaded with new persons) is not released
+    with a wrong key: the missing persons are keyed and the run computed again, once."""
+    record_keys = record_keys_ensure(engine, source=source)
+    result = _compute_keyed(engine, source=source, run=run, expression=expression, progress=progress, keys=record_keys)
+    if result.pop("unkeyed", 0):
+        keyed = record_keys_fill(engine, source=source)
+        logger.info("source %s: %s persons keyed after a reload of the CDM; run %s again", source.key, keyed, run.pk)
+        result = _compute_keyed(
+            engine, source=source, run=run, expression=expression, progress=progress, keys=record_keys
+        )
+        if result.pop("unkeyed", 0):
+            raise RecordKeyError("Some persons of the cohort have no record key; the count is not released.")
+    return result
+
+
+def _compute_keyed(
+    engine: Any, *, source: Any, run: CohortRun, expression: Any, progress: _Progress, keys: str
+) -> dict[str, Any]:
     extra = 1 if run.kind == RunKind.DEMOGRAPHICS else 0
     total = 1 + extra
     progress.report(0, total, "Finding the cohort")
@@ -199,23 +223,35 @@ def compute_run_result(engine: Any, *, source: Any, run: CohortRun, expression: 
         results_schema=source.results_schema,
         cohort_id=run.pk,
         progress=statement_progress,
+        record_keys=keys,
     )
     result: dict[str, Any] = {
         "persons": generated.persons,
+        "persons_key": generated.persons_key,
         "rows": generated.rows,
         "seconds": generated.seconds,
-        "inclusion_rules": [{"name": name, "persons": n} for name, n in generated.inclusion_rules],
-        "attrition": [{"name": name, "persons": n} for name, n in generated.attrition],
+        "inclusion_rules": [
+            {"name": name, "persons": n, "key": key}
+            for (name, n), key in zip(generated.inclusion_rules, generated.inclusion_rule_keys, strict=True)
+        ],
+        "attrition": [
+            {"name": name, "persons": n, "key": key}
+            for (name, n), key in zip(generated.attrition, generated.attrition_keys, strict=True)
+        ],
+        "unkeyed": generated.unkeyed,
     }
     if run.kind == RunKind.DEMOGRAPHICS:
         progress.report(total - 1, total, "Describing the cohort")
-        result["demographics"] = cohort_demographics(
+        demographics = cohort_demographics(
             engine,
             cdm_schema=source.cdm_schema,
             vocabulary_schema=source.vocabulary_schema,
             results_schema=source.results_schema,
             cohort_id=run.pk,
+            record_keys=keys,
         )
+        result["unkeyed"] += demographics.pop("unkeyed", 0)
+        result["demographics"] = demographics
     progress.report(total, total, "Done")
     return result
 

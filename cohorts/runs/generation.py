@@ -20,8 +20,10 @@ from datetime import date, datetime
 from typing import Any, Protocol
 
 from cohorts.compiler import codesets_query, compile_cohort, results_present, results_setup
+from cohorts.compiler.cohort import CompiledCohort
 from cohorts.compiler.dialects import dialect_for
 from cohorts.expression import CohortExpression, parse_expression
+from disclosure.ptable import KEYS
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +50,13 @@ class CohortResult:
     seconds: float
     inclusion_rules: list[tuple[str, int]] = field(default_factory=list)
     attrition: list[tuple[str, int]] = field(default_factory=list)
+    #: The cell keys of the counts above (``disclosure.cellkey``), when generated with the site's record keys:
+    #: of ``persons``, of each inclusion rule and of each attrition step, in the same order.
+    persons_key: int | None = None
+    inclusion_rule_keys: list[int] = field(default_factory=list)
+    attrition_keys: list[int] = field(default_factory=list)
+    #: Persons of those counts without a record key (a key table older than the CDM): their keys are wrong.
+    unkeyed: int = 0
 
 
 def ensure_results_tables(engine: Engine, *, results_schema: str) -> None:
@@ -83,11 +92,15 @@ def generate_cohort(
     results_schema: str,
     cohort_id: int,
     progress: Callable[[int, int, str], None] | None = None,
+    record_keys: str | None = None,
 ) -> CohortResult:
     """Generate cohort ``cohort_id`` from ``expression`` into ``<results_schema>.cohort`` (idempotent).
 
     ``progress``, when given, is called as ``(step, total, label)`` before each statement of the transaction
     (``step`` from 1 to ``total``; the label names the work, never a value of the definition).
+
+    ``record_keys``: the site's record-key table (``disclosure.record_keys``); when given, the cell key of every
+    count is read back in the same transaction (``CohortResult.persons_key`` and the rest).
 
     Raises ``ExpressionError`` before touching the database when the expression is invalid or unsupported.
     """
@@ -95,10 +108,11 @@ def generate_cohort(
     dialect = dialect_for(engine.kind)
     schemas = {"cdm_schema": cdm_schema, "vocabulary_schema": vocabulary_schema, "results_schema": results_schema}
     # Compiled once before touching the database, so that an invalid expression or schema changes nothing.
-    compiled = compile_cohort(parsed, dialect=engine.kind, cohort_id=cohort_id, **schemas)
+    compiled = compile_cohort(parsed, dialect=engine.kind, cohort_id=cohort_id, record_keys=record_keys, **schemas)
     started = time.perf_counter()
     ensure_results_tables(engine, results_schema=results_schema)
     fetched: list[tuple[Any, ...]] = []
+    keyed: list[tuple[Any, ...]] = []
     with engine.transaction():
         work = compiled.statements[len(compiled.setup) :]
         if dialect.inline_codesets:
@@ -112,7 +126,12 @@ def generate_cohort(
             ):
                 values.setdefault(int(codeset), []).append(int(concept))
             compiled = compile_cohort(
-                parsed, dialect=engine.kind, cohort_id=cohort_id, codeset_values=values, **schemas
+                parsed,
+                dialect=engine.kind,
+                cohort_id=cohort_id,
+                codeset_values=values,
+                record_keys=record_keys,
+                **schemas,
             )
             work = compiled.statements[len(compiled.setup) :]
             if [sql for sql, _ in work[: len(settings)]] == settings:
@@ -121,13 +140,13 @@ def generate_cohort(
         steps = [*work, *compiled.cleanup]
         read_at = len(work)
         for step, (sql, params) in enumerate(steps, start=1):
-            if step == read_at + 1 and compiled.readback is not None:
-                fetched = engine.fetchall(*compiled.readback)
+            if step == read_at + 1:
+                fetched, keyed = _read_back(engine, compiled)
             if progress is not None:
                 progress(step, len(steps), statement_label(sql))
             engine.execute(sql, params)
-        if not compiled.cleanup and compiled.readback is not None:
-            fetched = engine.fetchall(*compiled.readback)
+        if not compiled.cleanup:
+            fetched, keyed = _read_back(engine, compiled)
     seconds = time.perf_counter() - started
 
     # One statement of the transaction read the counts (from the final cohort temp table, same rows as the
@@ -136,7 +155,29 @@ def generate_cohort(
     persons, rows = (int(counts[0][1] or 0), int(counts[0][2] or 0)) if counts else (0, 0)
     masks = [(int(m), int(n)) for kind, m, n in fetched if int(kind) == 1]
     inclusion, attrition = rule_statistics(compiled.rule_names, masks)
-    return CohortResult(persons, rows, round(seconds, 4), inclusion, attrition)
+    if compiled.key_readback is None:
+        return CohortResult(persons, rows, round(seconds, 4), inclusion, attrition)
+    persons_key = next((int(key or 0) for kind, _, key, _ in keyed if int(kind) == 0), 0)
+    mask_keys = [(int(m), int(key or 0)) for kind, m, key, _ in keyed if int(kind) == 1]
+    inclusion_keys, attrition_keys = rule_statistics(compiled.rule_names, mask_keys)
+    return CohortResult(
+        persons,
+        rows,
+        round(seconds, 4),
+        inclusion,
+        attrition,
+        persons_key=persons_key,
+        inclusion_rule_keys=[key % KEYS for _, key in inclusion_keys],
+        attrition_keys=[key % KEYS for _, key in attrition_keys],
+        unkeyed=sum(int(unkeyed or 0) for *_, unkeyed in keyed),
+    )
+
+
+def _read_back(engine: Engine, compiled: CompiledCohort) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """The counts, and their cell keys when compiled with record keys (same transaction, before cleanup)."""
+    fetched = engine.fetchall(*compiled.readback) if compiled.readback is not None else []
+    keyed = engine.fetchall(*compiled.key_readback) if compiled.key_readback is not None else []
+    return fetched, keyed
 
 
 def statement_label(sql: str) -> str:
@@ -160,7 +201,9 @@ def statement_label(sql: str) -> str:
 def rule_statistics(
     rule_names: list[str], masks: list[tuple[int, int]]
 ) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
-    """Per-rule and cumulative counts from ``(inclusion_rule_mask, person_count)`` rows (Circe's derivation)."""
+    """Per-rule and cumulative counts from ``(inclusion_rule_mask, person_count)`` rows (Circe's derivation).
+    Cell keys add up the same way: given ``(mask, cell key)`` rows it gives each rule's and step's key (before
+    the modulo)."""
     inclusion = []
     attrition = []
     for i, name in enumerate(rule_names):

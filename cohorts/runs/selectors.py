@@ -29,11 +29,13 @@ from cohorts.runs.breakdowns import fixed_buckets
 from cohorts.runs.choices import RunKind
 from cohorts.runs.models import CohortRun, RunRequest
 from disclosure.rules import (
+    Cell,
     FederatedTotal,
     PrivacyRule,
     ProtectedCount,
     protect,
     protect_breakdown,
+    protect_cell,
     protect_federated,
     strictest,
 )
@@ -58,28 +60,37 @@ def _run_state(run: CohortRun) -> dict[str, Any]:
     }
 
 
+def _key(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
 def _protected_steps(steps: list[dict[str, Any]], rule: PrivacyRule) -> list[dict[str, Any]]:
-    return [{"name": s["name"], **protect(int(s["persons"]), rule).as_dict()} for s in steps]
+    return [{"name": s["name"], **protect(int(s["persons"]), rule, _key(s.get("key"))).as_dict()} for s in steps]
+
+
+def _total_cell(result: dict[str, Any]) -> Cell:
+    """The cell of a site's total (a run's result, or its demographics): persons and their cell key."""
+    return int(result.get("persons", 0)), _key(result.get("persons_key"))
 
 
 #: What a site or the merged result says when its breakdown is withheld (CSV; the pages word it themselves).
 BREAKDOWN_WITHHELD = "No breakdown: the cohort's count is under the site's threshold"
 MERGED_BREAKDOWN_WITHHELD = "No breakdown of all sites together: a site's count is under its threshold"
 
-#: A released bucket: its labels, its true count, and the count as it may be shown.
-_Cell = tuple[dict[str, Any], int, ProtectedCount]
+#: A released bucket: its labels, its true cell (count and cell key), and the count as it may be shown.
+_Cell = tuple[dict[str, Any], Cell, ProtectedCount]
 
 
 def _breakdown_cells(demo: dict[str, Any], rule: PrivacyRule) -> dict[str, list[_Cell]] | None:
     """A site's demographics in the fixed categories (``cohorts.runs.breakdowns``), each table protected under
     the site's total (``disclosure.rules.protect_breakdown``); None when the total is hidden: no breakdown."""
-    total = int(demo.get("persons", 0))
+    total = _total_cell(demo)
     out: dict[str, list[_Cell]] = {}
     for key, buckets in fixed_buckets(demo).items():
-        protected = protect_breakdown(total, [persons for _, persons in buckets], rule)
+        protected = protect_breakdown(total, [cell for _, cell in buckets], rule)
         if protected is None:
             return None
-        out[key] = [(labels, persons, p) for (labels, persons), p in zip(buckets, protected, strict=True)]
+        out[key] = [(labels, cell, p) for (labels, cell), p in zip(buckets, protected, strict=True)]
     return out
 
 
@@ -90,10 +101,14 @@ def _shown_top(demo: dict[str, Any], rule: PrivacyRule) -> dict[str, list[_Cell]
     out: dict[str, list[_Cell]] = {}
     for label, rows in demo.get("top_at_index", {}).items():
         cells = [
-            ({k: v for k, v in row.items() if k != "persons"}, int(row["persons"]), protect(int(row["persons"]), rule))
+            (
+                {k: v for k, v in row.items() if k not in ("persons", "key")},
+                (int(row["persons"]), _key(row.get("key"))),
+                protect(int(row["persons"]), rule, _key(row.get("key"))),
+            )
             for row in rows
         ]
-        out[label] = [cell for cell in cells if not cell[2].hidden and cell[1] > 0]
+        out[label] = [cell for cell in cells if not cell[2].hidden and cell[1][0] > 0]
     return out
 
 
@@ -102,7 +117,7 @@ def _protected_demographics(demo: dict[str, Any], rule: PrivacyRule) -> dict[str
     cells = _breakdown_cells(demo, rule)
     if cells is None:
         return None
-    out: dict[str, Any] = {"persons": protect(int(demo.get("persons", 0)), rule).as_dict()}
+    out: dict[str, Any] = {"persons": protect_cell(_total_cell(demo), rule).as_dict()}
     for key, rows in cells.items():
         out[key] = [{**labels, "persons": shown.as_dict()} for labels, _, shown in rows]
     out["top_at_index"] = {
@@ -125,7 +140,7 @@ def merged_demographics(parts: list[tuple[dict[str, Any], PrivacyRule]]) -> dict
     """
     rules = [rule for _, rule in parts]
     merged_rule = strictest(rules)
-    persons, _ = protect_federated([int(demo.get("persons", 0)) for demo, _ in parts], rules)
+    persons, _ = protect_federated([_total_cell(demo) for demo, _ in parts], rules)
     if persons.hidden:
         return None
     site_cells = [_breakdown_cells(demo, rule) for demo, rule in parts]
@@ -136,21 +151,19 @@ def merged_demographics(parts: list[tuple[dict[str, Any], PrivacyRule]]) -> dict
     for key in ("age_pyramid", "gender", "race", "ethnicity", "index_year"):
         rows = []
         for bucket in zip(*(cells[key] for cells in shown_cells), strict=True):
-            federated, _ = protect_federated(
-                [persons for _, persons, _ in bucket], rules, [shown for _, _, shown in bucket]
-            )
+            federated, _ = protect_federated([cell for _, cell, _ in bucket], rules, [shown for _, _, shown in bucket])
             rows.append({**bucket[0][0], "persons": federated.as_dict()})
         out[key] = rows
     out["top_at_index"] = {}
     tops = [_shown_top(demo, rule) for demo, rule in parts]
     for label in sorted({label for top in tops for label in top}):
         names: dict[int, dict[str, Any]] = {}
-        listed: list[dict[int, int]] = []
+        listed: list[dict[int, Cell]] = []
         for top in tops:
-            own_top: dict[int, int] = {}
-            for concept, persons_at_site, _ in top.get(label, []):
+            own_top: dict[int, Cell] = {}
+            for concept, cell_at_site, _ in top.get(label, []):
                 names.setdefault(int(concept["concept_id"]), concept)
-                own_top[int(concept["concept_id"])] = persons_at_site
+                own_top[int(concept["concept_id"])] = cell_at_site
             listed.append(own_top)
         top_rows = []
         for concept_id, concept in names.items():
@@ -208,7 +221,7 @@ def run_request_result(*, request: RunRequest, role: str, sites: Collection[int]
             succeeded.append((run, rule))
         sites.append(site)
     merged_rule = strictest(rule for _, rule in succeeded)
-    raw_counts = [int(run.result["persons"]) for run, _ in succeeded]
+    raw_counts = [_total_cell(run.result) for run, _ in succeeded]
     total: FederatedTotal | None = None
     site_counts: list[ProtectedCount] = []
     if succeeded:
@@ -521,12 +534,12 @@ def latest_counts(definition_ids: list[int], *, user: User) -> dict[int, dict[st
     )
     # Only the columns needed, without building model instances: this runs for every row of a list page.
     runs = CohortRun.objects.filter(requests__in=list(pairs), state=JobState.SUCCEEDED).values_list(
-        "requests__id", "source_id", "result__persons", "finished_at"
+        "requests__id", "source_id", "result__persons", "result__persons_key", "finished_at"
     )
-    by_request: dict[int, list[tuple[int, int, Any]]] = {}
-    for request_id, source_id, persons, finished_at in runs:
+    by_request: dict[int, list[tuple[int, Cell, Any]]] = {}
+    for request_id, source_id, persons, key, finished_at in runs:
         if persons is not None and rights.allows(projects[pairs[request_id]], source_id):
-            by_request.setdefault(request_id, []).append((source_id, int(persons), finished_at))
+            by_request.setdefault(request_id, []).append((source_id, (int(persons), _key(key)), finished_at))
     sources = Source.objects.in_bulk({source_id for rows in by_request.values() for source_id, _, _ in rows})
     counts: dict[int, dict[str, Any]] = {}
     for request_id, rows in by_request.items():
@@ -566,7 +579,7 @@ def latest_counts_per_site(definition: CohortDefinition, *, user: User) -> list[
             {
                 "source": run.source,
                 "version": run.version.number,
-                "persons": protect(int((run.result or {}).get("persons", 0)), rule).as_dict(),
+                "persons": protect_cell(_total_cell(run.result or {}), rule).as_dict(),
                 "privacy": rule.describe(),
                 "finished_at": run.finished_at,
             }

@@ -286,6 +286,12 @@ AUDIT_RETENTION_DAYS = env_int("AUDIT_RETENTION_DAYS", 3650)
 AUDIT_RETENTION_MIN_DAYS = 730
 AUDIT_PAGE_SIZE = 100
 
+# --- disclosure control (disclosure/) ---
+# Each site's worker perturbs its counts with record keys derived from a secret of its own, read from its
+# environment: SOYANG_SOURCE_<KEY>_RECORD_KEY_SECRET or SOYANG_SOURCE_<KEY>_RECORD_KEY_SECRET_FILE
+# (disclosure.record_keys). Only the demo and the tests keep generated secrets in a directory.
+SOYANG_RECORD_KEY_SECRET_DIR: Path | None = None
+
 # --- dataset requests (datasets/) ---
 # Extracts and approval documents live here: outside STATIC_ROOT and MEDIA_ROOT, served only through the
 # request's access check. SOYANG_DATASET_KEY (a Fernet key) encrypts the extracts at rest when set.

@@ -14,5 +14,8 @@ from portal.settings.env import env_database, env_str  # noqa: E402
 DEBUG = True
 SECRET_KEY = env_str("SECRET_KEY") or "soyang-demo-only-key-not-for-production-use-0123456789"
 DATABASES = {"default": env_database("DATABASE_URL", f"sqlite:///{VAR_DIR / 'portal.sqlite3'}")}
+# The demo site's record-key secret is generated on first use and kept here (a hospital's comes from its
+# worker's environment: disclosure.record_keys).
+SOYANG_RECORD_KEY_SECRET_DIR = VAR_DIR / "record-keys"
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True

@@ -1,0 +1,158 @@
+"""Record keys at the site: the secret each site keeps, and the table of its persons' keys beside the CDM.
+
+Runs in the site's worker only. The secret comes from the worker's environment —
+``SOYANG_SOURCE_<KEY>_RECORD_KEY_SECRET``, or the file named by ``SOYANG_SOURCE_<KEY>_RECORD_KEY_SECRET_FILE`` —
+never from the portal's database, and it never reaches the warehouse either: keys are computed in this process
+(``disclosure.cellkey.record_key``) and bulk-loaded into ``<results>.soyang_record_key``. A development machine
+(the demo, the tests) may instead name a directory in ``SOYANG_RECORD_KEY_SECRET_DIR``, where a random secret
+per site is made on first use and kept (mode 0600); production settings leave it unset, so a site without its
+secret counts nothing and says why.
+
+Freshness: a person's key is a pure function of the secret and the person id, so a key, once written, stays
+right for as long as the secret does. What a reload of the CDM can leave behind is persons without a key.
+Every count query reports how many of its persons had none (``unkeyed``); the worker then keys the missing
+persons (``record_keys_fill``) and counts again, and refuses to release a count that still has unkeyed persons.
+Changing a site's secret needs ``record_keys_rebuild`` (every key changes, hence every released number once).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import secrets
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+
+from disclosure.cellkey import record_key
+from warehouse.engines import Engine, WarehouseError, quote_ident
+
+RECORD_KEY_TABLE = "soyang_record_key"
+#: The shortest secret a site may use (bytes): HMAC-SHA256 keys shorter than this are guessable offline.
+MIN_SECRET_BYTES = 16
+
+
+class RecordKeyError(WarehouseError):
+    """The site cannot key its persons: no secret, a secret too short, or persons left without a key."""
+
+
+def record_key_secret_variable(source_key: str) -> str:
+    return f"SOYANG_SOURCE_{source_key.upper()}_RECORD_KEY_SECRET"
+
+
+def record_key_secret(source_key: str) -> bytes:
+    """The record-key secret of the site ``source_key``, from this process's environment (see the module)."""
+    variable = record_key_secret_variable(source_key)
+    file_name = os.environ.get(f"{variable}_FILE")
+    if file_name:
+        try:
+            secret = Path(file_name).read_bytes().strip()
+        except OSError as exc:
+            raise RecordKeyError(f"{variable}_FILE names {file_name}, which cannot be read: {exc}") from None
+    elif os.environ.get(variable):
+        secret = os.environ[variable].encode("utf-8")
+    elif getattr(settings, "SOYANG_RECORD_KEY_SECRET_DIR", None):
+        secret = _development_secret(Path(settings.SOYANG_RECORD_KEY_SECRET_DIR), source_key)
+    else:
+        raise RecordKeyError(
+            f"The site has no record-key secret: set {variable} (or {variable}_FILE, a file holding it) in the "
+            "environment of its worker. Without it the site's counts cannot be perturbed, so none is released."
+        )
+    if len(secret) < MIN_SECRET_BYTES:
+        raise RecordKeyError(f"{variable} must hold at least {MIN_SECRET_BYTES} bytes")
+    return secret
+
+
+def _development_secret(directory: Path, source_key: str) -> bytes:
+    """A random secret per site kept under ``directory`` (made on first use): for the demo and the tests."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{source_key}.secret"
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_bytes().strip()
+    with os.fdopen(descriptor, "w", encoding="ascii") as handle:
+        handle.write(secrets.token_hex(32))
+    return path.read_bytes().strip()
+
+
+def record_key_table(results_schema: str) -> str:
+    """The SQL name of a site's record-key table."""
+    return f"{quote_ident(results_schema)}.{quote_ident(RECORD_KEY_TABLE)}"
+
+
+def _table_exists(engine: Engine, results_schema: str) -> bool:
+    row = engine.fetchone(
+        "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = %(schema)s AND table_name = %(table)s",
+        {"schema": results_schema, "table": RECORD_KEY_TABLE},
+    )
+    return bool(row and row[0])
+
+
+def record_keys_ensure(engine: Engine, *, source: Any) -> str:
+    """The record-key table of ``source`` (SQL name), created and filled when missing (one catalog query when
+    it exists). The secret is read first, so a site without one fails before touching its database."""
+    secret = record_key_secret(source.key)
+    table = record_key_table(source.results_schema)
+    if not _table_exists(engine, source.results_schema):
+        with engine.transaction():
+            engine.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(source.results_schema)}")
+            engine.execute(
+                f"CREATE TABLE IF NOT EXISTS {table} (person_id BIGINT PRIMARY KEY, record_key SMALLINT NOT NULL)"
+            )
+        _fill(engine, secret=secret, source=source, table=table)
+    return table
+
+
+def record_keys_fill(engine: Engine, *, source: Any) -> int:
+    """Key the persons of the site's CDM that have no record key yet (after a reload of the CDM); returns how
+    many were keyed."""
+    return _fill(
+        engine, secret=record_key_secret(source.key), source=source, table=record_keys_ensure(engine, source=source)
+    )
+
+
+def record_keys_rebuild(engine: Engine, *, source: Any) -> int:
+    """Replace every key (after a change of the site's secret); returns the number of persons keyed."""
+    table = record_keys_ensure(engine, source=source)
+    with engine.transaction():
+        engine.execute(f"DELETE FROM {table}")  # noqa: S608 - quoted identifiers only
+    return _fill(engine, secret=record_key_secret(source.key), source=source, table=table)
+
+
+def _fill(engine: Engine, *, secret: bytes, source: Any, table: str) -> int:
+    """Insert the keys of the persons missing from ``table``, computed here: the secret never reaches SQL.
+
+    Two workers filling at once insert the same keys (a pure function of the person id): the loser's rows are
+    skipped on conflict, never doubled.
+    """
+    person = f"{quote_ident(source.cdm_schema)}.{quote_ident('person')}"
+    # Quoted identifiers only; no value is spliced in.
+    missing = engine.fetchall(
+        f"SELECT p.person_id FROM {person} p WHERE NOT EXISTS "  # noqa: S608
+        f"(SELECT 1 FROM {table} k WHERE k.person_id = p.person_id)"
+    )
+    if not missing:
+        return 0
+    staging = quote_ident("soyang_record_key_staging")
+    descriptor, name = tempfile.mkstemp(prefix="record_keys_", suffix=".csv")
+    path = Path(name)
+    try:
+        with os.fdopen(descriptor, "w", newline="", encoding="ascii") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["person_id", "record_key"])
+            writer.writerows((int(row[0]), record_key(secret, int(row[0]))) for row in missing)
+        with engine.transaction():
+            engine.execute(f"DROP TABLE IF EXISTS {staging}")
+            engine.execute(f"CREATE TEMPORARY TABLE {staging} (person_id BIGINT, record_key SMALLINT)")
+            engine.copy_from_csv(staging, path, ["person_id", "record_key"], header=True)
+            engine.execute(
+                f"INSERT INTO {table} (person_id, record_key) SELECT person_id, record_key FROM {staging} "  # noqa: S608
+                "ON CONFLICT (person_id) DO NOTHING"
+            )
+            engine.execute(f"DROP TABLE {staging}")
+    finally:
+        path.unlink(missing_ok=True)
+    return len(missing)
