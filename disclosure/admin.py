@@ -12,10 +12,21 @@ from disclosure.models import DisclosurePolicy
 
 @admin.register(DisclosurePolicy)
 class DisclosurePolicyAdmin(AuditedAdminMixin, admin.ModelAdmin):
-    list_display = ("source", "min_cell_size", "round_to", "aggregate_only_roles")
+    list_display = (
+        "source",
+        "min_cell_size",
+        "round_to",
+        "aggregate_only_roles",
+        "perturbation_max_adjustment",
+        "perturbation_variance",
+    )
     list_select_related = ("source",)
     ordering = ("source__key",)
-    fields = ("source", ("min_cell_size", "round_to", "aggregate_only_roles"))
+    fields = (
+        "source",
+        ("min_cell_size", "round_to", "aggregate_only_roles"),
+        ("perturbation_max_adjustment", "perturbation_variance"),
+    )
     audit_add_action = audit_change_action = "configuration_change"
 
     def audit_source_key(self, obj: DisclosurePolicy) -> str:

@@ -20,6 +20,7 @@ from cohorts.definitions.services import definition_create, definition_share
 from cohorts.runs.choices import RunKind
 from cohorts.runs.models import CohortRun, RunRequest
 from cohorts.tests.expressions import EXPRESSION
+from cohorts.tests.runs import with_cell_keys
 from datasets.choices import RequestState
 from datasets.models import DatasetRequest, SiteReview
 from jobs.choices import JobState
@@ -62,7 +63,7 @@ def run(definition: Any, user: Any, source: Any, *, state: str, persons: int = 0
             requested_by=user,
             state=state,
             finished_at=timezone.now() if finished else None,
-            result={"persons": persons} if state == JobState.SUCCEEDED else None,
+            result=with_cell_keys({"persons": persons}) if state == JobState.SUCCEEDED else None,
         )
     )
     return request
@@ -139,8 +140,8 @@ def test_site_health_shows_each_site_with_its_runs_and_failures_of_the_last_day(
     row = sites[0]
     assert (row["runs"], row["failures"]) == (2, 1)
     assert row["fingerprint"] == "abcdef012345"
-    assert row["privacy"] == "counts under 10 hidden"
-    assert row["partner_privacy"] == "counts under 10 hidden, rounded to the nearest 10"
+    assert row["privacy"] == "perturbed (at most ±3), counts under 10 hidden"
+    assert row["partner_privacy"] == "perturbed (at most ±3), counts under 10 hidden, rounded to the nearest 10"
     body = client_for(steward).get("/").content.decode()
     assert "300 s" in body and "abcdef012345" in body and "5.4" in body
     assert [r["source"].key for r in client_for(admin).get("/").context["sites"]] == ["crh", "syuh"]

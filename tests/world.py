@@ -26,6 +26,7 @@ from cohorts.definitions.services import definition_create, definition_share
 from cohorts.runs.choices import RunKind
 from cohorts.runs.models import CohortRun, RunRequest
 from cohorts.tests.expressions import EXPRESSION
+from cohorts.tests.runs import with_cell_keys
 from jobs.choices import JobState
 
 P_DEFINITION = "Alpha cohort of project P"
@@ -56,7 +57,7 @@ def _finished_request(definition: Any, user: Any, source: Any) -> RunRequest:
         source_fingerprint=source.fingerprint,
         requested_by=user,
         state=JobState.SUCCEEDED,
-        result={"persons": 42, "rows": 42, "inclusion_rules": [], "attrition": []},
+        result=with_cell_keys({"persons": 42, "rows": 42, "inclusion_rules": [], "attrition": []}),
     )
     request.runs.add(run)
     return request

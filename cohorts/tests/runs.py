@@ -7,14 +7,78 @@ from typing import Any
 
 from cohorts.runs.choices import RunKind
 from cohorts.runs.models import CohortRun, RunRequest
+from disclosure.ptable import (
+    DEFAULT_MAX_ADJUSTMENT,
+    DEFAULT_THRESHOLD,
+    DEFAULT_VARIANCE,
+    PtableParameters,
+    cached_ptable,
+)
 from jobs.choices import JobState
+
+#: The ptable of a site with the default policy.
+DEFAULT_PTABLE = cached_ptable(
+    PtableParameters(max_adjustment=DEFAULT_MAX_ADJUSTMENT, variance=DEFAULT_VARIANCE, threshold=DEFAULT_THRESHOLD)
+)
+
+
+def unperturbed_key(count: int) -> int:
+    """A cell key whose noise under the default ptable is 0 for a true ``count``.
+
+    Results built by hand for tests about who sees what (access, breakdowns, suppression) carry these keys, so
+    that each site's own numbers read as their true counts there; a number made of several cells (a total over
+    sites, a bucket summing several site cells) has the sum of their keys and is perturbed like any other. The
+    noise itself is tested in ``disclosure/tests`` and by the walk over every output
+    (``cohorts/tests/test_every_released_count_is_perturbed.py``)."""
+    adjustments = DEFAULT_PTABLE.adjustments(count)
+    return 0 if adjustments is None else adjustments.index(0)
+
+
+def released(count: int, key: int, *, round_to: int = 1) -> int:
+    """What the default ptable releases for a true ``count`` (at least the threshold) with cell ``key``, rounded
+    like an aggregate-only role's count when ``round_to`` is given."""
+    adjustments = DEFAULT_PTABLE.adjustments(count)
+    assert adjustments is not None and count >= DEFAULT_THRESHOLD
+    value = count + adjustments[key]
+    if round_to > 1:
+        value = max(DEFAULT_THRESHOLD, ((value + round_to // 2) // round_to) * round_to)
+    return value
+
+
+def released_sum(*counts: int, round_to: int = 1) -> int:
+    """What the default ptable releases for the cell made of several cells of ``counts`` (each carrying its
+    ``unperturbed_key``): a total over sites, or a bucket summing several site cells. Its key is the sum of theirs,
+    so its noise is its own, usually not 0."""
+    return released(sum(counts), sum(unperturbed_key(n) for n in counts) % 256, round_to=round_to)
+
+
+def with_cell_keys(result: dict[str, Any]) -> dict[str, Any]:
+    """``result`` with a cell key on every count that has none (``unperturbed_key``), as a site's worker stores
+    them."""
+    out = dict(result)
+    if "persons" in out and "persons_key" not in out:
+        out["persons_key"] = unperturbed_key(int(out["persons"]))
+    for name, value in result.items():
+        if isinstance(value, list):
+            out[name] = [
+                {**item, "key": unperturbed_key(int(item["persons"]))}
+                if isinstance(item, dict) and "persons" in item and "key" not in item
+                else item
+                for item in value
+            ]
+        elif isinstance(value, dict) and name == "demographics":
+            out[name] = with_cell_keys(value)
+        elif isinstance(value, dict) and name == "top_at_index":
+            out[name] = {label: with_cell_keys({"rows": rows})["rows"] for label, rows in value.items()}
+    return out
 
 
 def finished_run(
     version: Any, source: Any, user: Any, *, kind: str, cache_key: str, result: dict[str, Any]
 ) -> CohortRun:
     """A run of ``version`` at ``source`` that the site's worker finished with ``result`` (aggregates as it stores
-    them), under the source's current fingerprint."""
+    them, a cell key added to every count given without one: ``with_cell_keys``), under the source's current
+    fingerprint."""
     return CohortRun.objects.create(
         version=version,
         source=source,
@@ -23,7 +87,7 @@ def finished_run(
         source_fingerprint=source.fingerprint,
         requested_by=user,
         state=JobState.SUCCEEDED,
-        result=result,
+        result=with_cell_keys(result),
     )
 
 

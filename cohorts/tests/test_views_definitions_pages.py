@@ -24,6 +24,7 @@ from cohorts.runs.choices import RunKind
 from cohorts.runs.models import CohortRun, RunRequest
 from cohorts.tests.conftest import oracle_definition
 from cohorts.tests.expressions import EXPRESSION
+from cohorts.tests.runs import with_cell_keys
 from jobs.choices import JobState
 
 pytestmark = pytest.mark.django_db
@@ -61,7 +62,7 @@ def finished_count(definition: CohortDefinition, user: Any, source: Any, persons
         source_fingerprint="f" * 64,
         requested_by=user,
         state=JobState.SUCCEEDED,
-        result={"persons": persons, "rows": persons, "inclusion_rules": [], "attrition": []},
+        result=with_cell_keys({"persons": persons, "rows": persons, "inclusion_rules": [], "attrition": []}),
     )
     request.runs.add(run)
     return request

@@ -17,7 +17,7 @@ from cohorts.definitions.services import definition_create, definition_share
 from cohorts.runs.choices import RunKind
 from cohorts.runs.models import CohortRun, RunRequest
 from cohorts.tests.expressions import EXPRESSION
-from cohorts.tests.runs import finished_run
+from cohorts.tests.runs import finished_run, with_cell_keys
 from jobs.choices import JobState
 
 pytestmark = pytest.mark.django_db
@@ -81,7 +81,7 @@ def make_request(definition: Any, user: Any, source: Any, *, state: str, persons
         source_fingerprint=source.fingerprint,
         requested_by=user,
         state=state,
-        result=result,
+        result=None if result is None else with_cell_keys(result),
     )
     request.runs.add(run)
     return request
@@ -109,7 +109,7 @@ def test_status_shows_small_counts_as_under_the_threshold_with_the_rule(alice, d
     (site,) = status["sites"]
     assert status["finished"] and not status["can_cancel"]
     assert site["persons"] == {"value": None, "display": "<10", "hidden": True}
-    assert site["privacy"]["description"] == "counts under 10 hidden"
+    assert site["privacy"]["description"] == "perturbed (at most ±3), counts under 10 hidden"
 
 
 @pytest.mark.parametrize("table", ["sites", "attrition", "age_pyramid", "gender", "index_year", "top_conditions"])

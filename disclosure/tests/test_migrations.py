@@ -69,7 +69,7 @@ def test_migrating_moves_each_sites_privacy_settings_and_keeps_the_projects_site
         assert (policies["plain"].min_cell_size, policies["plain"].round_to) == (10, 10)
         assert policies["plain"].aggregate_only_roles == ["partner"]
         assert rule_for(source=Source.objects.get(key="strict"), role="researcher").describe() == (
-            "counts under 20 hidden, rounded to the nearest 5"
+            "perturbed (at most ±3), counts under 20 hidden, rounded to the nearest 5"
         )
         assert sorted(Project.objects.get(title="P").sources.values_list("key", flat=True)) == ["plain", "strict"]
         assert list(Source.objects.get(key="strict").projects.values_list("title", flat=True)) == ["P"]

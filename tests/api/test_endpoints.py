@@ -18,6 +18,7 @@ from cohorts.definitions.models import CohortDefinition
 from cohorts.runs.choices import RunKind
 from cohorts.runs.models import CohortRun, RunRequest
 from cohorts.tests.expressions import EXPRESSION
+from cohorts.tests.runs import with_cell_keys
 from jobs.choices import JobState
 from tests.world import World
 
@@ -168,12 +169,14 @@ def _finished(api_world: World, persons: int) -> RunRequest:
         source_fingerprint="f" * 64,
         requested_by=api_world.users["member"],
         state=JobState.SUCCEEDED,
-        result={
-            "persons": persons,
-            "rows": persons,
-            "inclusion_rules": [],
-            "attrition": [{"name": "entry", "persons": persons}],
-        },
+        result=with_cell_keys(
+            {
+                "persons": persons,
+                "rows": persons,
+                "inclusion_rules": [],
+                "attrition": [{"name": "entry", "persons": persons}],
+            }
+        ),
     )
     request.runs.add(run)
     return request

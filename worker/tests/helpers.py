@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import json
 import time
@@ -15,6 +16,11 @@ from accounts.choices import Role
 from accounts.services import account_create_approved, organisation_get_or_create, project_create
 from cohorts.definitions.services import definition_create
 from cohorts.runs.models import CohortRun, RunRequest
+from disclosure.cellkey import record_key
+from disclosure.ptable import KEYS
+from disclosure.record_keys import record_key_secret
+from disclosure.rules import protect, strictest
+from disclosure.selectors import rule_for
 from warehouse.models import Source
 
 PASSWORD = "a long test password 1"
@@ -84,6 +90,24 @@ def oracle_definition(oracle_dir: Path, name: str, owner: Any) -> Any:
 
 def oracle_expected(oracle_dir: Path, name: str) -> dict[str, Any]:
     return json.loads((oracle_dir / "expected" / f"{name}.json").read_text())
+
+
+def oracle_persons(oracle_dir: Path, name: str) -> set[int]:
+    """The persons of an oracle cohort (its rows' subjects)."""
+    with (oracle_dir / "expected" / f"{name}.csv").open(newline="", encoding="utf-8") as handle:
+        return {int(row["subject_id"]) for row in csv.DictReader(handle)}
+
+
+def oracle_released(oracle_dir: Path, name: str, *sources: Any, role: str = "researcher") -> int:
+    """The count the portal releases for the oracle cohort ``name`` counted on ``sources`` together (each a site
+    on the same data): the truth from the oracle, its cell key from each site's record keys as the test process
+    recomputes them from the site's secret (the workers read the same), perturbed by the sites' rule."""
+    persons = oracle_persons(oracle_dir, name)
+    key = sum(record_key(record_key_secret(source.key), pid) for source in sources for pid in persons) % KEYS
+    rule = strictest(rule_for(source=source, role=role) for source in sources)
+    released = protect(len(persons) * len(sources), rule, key)
+    assert released.value is not None
+    return released.value
 
 
 def wait_for(predicate: Any, *, timeout: float = 60.0, interval: float = 0.1, what: str = "condition") -> Any:
