@@ -80,6 +80,18 @@ class PrivacyRule:
             text += f", rounded to the nearest {self.round_to}"
         return text
 
+    def short(self) -> str:
+        """The rule in a few characters, for a column beside every number of a long table."""
+        if self.ptable is not None:
+            text = f"±{self.ptable.parameters.max_adjustment}, <{self.min_cell} hidden"
+        elif self.grant is not None:
+            text = f"exact (grant #{self.grant}), <{self.min_cell} hidden"
+        else:
+            text = f"<{self.min_cell} hidden"
+        if self.round_to > 1:
+            text += f", rounded to {self.round_to}"
+        return text
+
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "min_cell": self.min_cell,
@@ -87,6 +99,7 @@ class PrivacyRule:
             "method": self.method,
             "grant": self.grant,
             "description": self.describe(),
+            "short": self.short(),
         }
         if self.ptable is not None:
             parameters = self.ptable.parameters

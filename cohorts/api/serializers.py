@@ -23,10 +23,24 @@ MAX_EXPRESSION_CHARS = 2_000_000
 RUNNABLE_KINDS = [(k.value, k.label) for k in (RunKind.COUNT, RunKind.ATTRITION, RunKind.DEMOGRAPHICS)]
 
 
+class PerturbationSerializer(serializers.Serializer):
+    ptable = serializers.CharField(help_text="The published perturbation table in force (docs/privacy.md).")
+    max_adjustment = serializers.IntegerField(help_text="No count is moved further than this from the truth.")
+    variance = serializers.CharField(help_text="The variance of the noise, as a fraction.")
+
+
 class PrivacyRuleSerializer(serializers.Serializer):
     min_cell = serializers.IntegerField(help_text="Counts from 1 to min_cell - 1 are shown as '<min_cell'.")
     round_to = serializers.IntegerField(help_text="Counts are rounded to this (1: no rounding).")
+    method = serializers.ChoiceField(
+        choices=["perturbed", "exact"],
+        help_text="perturbed: the cell-key method, the same persons always give the same number; exact: by a "
+        "steward's grant to the project (never for partners).",
+    )
+    grant = serializers.IntegerField(allow_null=True, help_text="The exact-count grant in force, if any.")
+    perturbation = PerturbationSerializer(required=False, help_text="The ptable, when the counts are perturbed.")
     description = serializers.CharField()
+    short = serializers.CharField(help_text="The rule in a few characters.")
 
 
 class SourceSerializer(serializers.ModelSerializer):

@@ -192,7 +192,7 @@
     var traces = sites.map(function (site) {
       var steps = site.attrition || [];
       steps.forEach(function (step, i) {
-        rows.push([site.source, i + 1, step.name, step.display, site.privacy.description]);
+        rows.push([site.source, i + 1, step.name, step.display, site.privacy.short || site.privacy.description]);
       });
       var names = steps.map(function (s, i) { return (i + 1) + ". " + s.name; });
       return {
@@ -223,7 +223,7 @@
     var cells = spec.top ? (demo.top_at_index || {})[spec.top] || [] : demo[key] || [];
     return cells.map(function (cell) {
       return [site.source].concat(spec.columns.map(function (c) { return spec.top ? cell[c[0]] : label(cell, c[0]); }),
-        [cell.persons.display, site.privacy.description]);
+        [cell.persons.display, site.privacy.short || site.privacy.description]);
     });
   }
 
