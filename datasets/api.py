@@ -102,12 +102,18 @@ class ReviewSerializer(serializers.Serializer):
     approved_selection = serializers.SerializerMethodField()
     approved_days_before = serializers.SerializerMethodField()
     approved_days_after = serializers.SerializerMethodField()
-    cohort_persons = serializers.SerializerMethodField(help_text="For the site's stewards and admins only.")
-    projected_rows = serializers.SerializerMethodField(help_text="Rows per table; stewards and admins only.")
+    cohort_persons = serializers.SerializerMethodField(
+        help_text="For the site's stewards (exact) and admins (perturbed, '<n' when hidden) only; else null."
+    )
+    projected_rows = serializers.SerializerMethodField(help_text="Rows per table, as cohort_persons.")
+    counts_rule = serializers.SerializerMethodField(help_text="The rule the two above were shown under, in words.")
     projection_error = serializers.SerializerMethodField()
 
     def _counts_visible(self, review: SiteReview) -> bool:
         return bool(rules.can_see_review_counts(self.context["request"].user, review))
+
+    def _counts(self, review: SiteReview) -> dict[str, Any]:
+        return rules.review_counts_as_seen_by(self.context["request"].user, review) or {}
 
     @extend_schema_field(OpenApiTypes.OBJECT)
     def get_approved_selection(self, review: SiteReview) -> dict[str, list[str]]:
@@ -119,13 +125,18 @@ class ReviewSerializer(serializers.Serializer):
     def get_approved_days_after(self, review: SiteReview) -> int:
         return review.approved_window()[1]
 
-    @extend_schema_field(serializers.IntegerField(allow_null=True))
-    def get_cohort_persons(self, review: SiteReview) -> int | None:
-        return review.cohort_persons if self._counts_visible(review) else None
+    @extend_schema_field(serializers.JSONField(allow_null=True))
+    def get_cohort_persons(self, review: SiteReview) -> int | str | None:
+        value: int | str | None = self._counts(review).get("cohort_persons")
+        return value
 
-    @extend_schema_field(serializers.DictField(child=serializers.IntegerField(), allow_null=True))
-    def get_projected_rows(self, review: SiteReview) -> dict[str, int] | None:
-        return review.projected_rows if self._counts_visible(review) else None
+    @extend_schema_field(serializers.DictField(child=serializers.JSONField(), allow_null=True))
+    def get_projected_rows(self, review: SiteReview) -> dict[str, int | str] | None:
+        value: dict[str, int | str] | None = self._counts(review).get("projected_rows")
+        return value
+
+    def get_counts_rule(self, review: SiteReview) -> str:
+        return str(self._counts(review).get("rule", ""))
 
     def get_projection_error(self, review: SiteReview) -> str:
         return review.projection_error if self._counts_visible(review) else ""

@@ -14,8 +14,11 @@ Invariants:
   cap is applied, the persons still in smaller groups are dropped from every table, and the written person rows
   are counted again before anything is packaged; no step within the cap refuses the extract.
 - The ``manifest.json`` inside the file is the requester's: the cohort size as the portal shows it to the
-  requester's role (``disclosure.rules.protect`` under the site's rule), never the exact size nor the number
-  suppressed. Those stay in the site's record (``stewards_only``), which only the site's stewards and admins see.
+  requester's role (``disclosure.rules.protect_cell`` under the site's rule: perturbed with the cohort's cell key,
+  computed here from the site's record keys), never the exact size nor the number suppressed. Those stay in the
+  site's record (``stewards_only``), which only the site's stewards see (``datasets.rules``).
+- Every count here comes with its cell key, computed in the query that counts it (``project_rows``); a cohort
+  with persons the site has not keyed yet is not extracted (``UnkeyedCohort``) until they are.
 """
 
 # SQL text here is built only from identifiers checked by quote_ident (allow-listed names) and file paths of the
@@ -54,7 +57,7 @@ from datasets.deidentify import (
     released_quasi,
     suppression_cap,
 )
-from disclosure.rules import PrivacyRule, protect
+from disclosure.rules import PrivacyRule, protect_cell
 from warehouse.engines import quote_ident
 
 #: Cohort ids of dataset work in the site's ``<results>.cohort``, far above the ids of count runs (their pk).
@@ -62,7 +65,13 @@ DATASET_COHORT_BASE = 9_000_000_000
 
 
 class ExtractionRefused(Exception):
-    """The request cannot be served as approved (e.g. over the site's row limit); the message says why."""
+    """The request cannot be served as approved (e.g. over the site's row limit); the message says why. The
+    message reaches the requester (the request's timeline): it carries no count of the site's data."""
+
+
+class UnkeyedCohort(ExtractionRefused):
+    """Some persons of the cohort have no record key, so the manifest's count cannot be perturbed: the caller keys
+    the site's persons and builds again, once."""
 
 
 def _index_cte(results_schema: str) -> str:
@@ -81,6 +90,30 @@ def _window_sql(table: catalogue.Table) -> str:
     )
 
 
+#: The count, the cell key and the unkeyed persons of the rows joined to the record-key table ``k`` (one row per
+#: person, or one per record: a record carries its person's key, so a table's rows are a cell of their own).
+_COUNTED = "COUNT(*), MOD(SUM(COALESCE(k.record_key, 0)), 256), SUM(CASE WHEN k.record_key IS NULL THEN 1 ELSE 0 END)"
+
+
+@dataclass(frozen=True)
+class ProjectedCounts:
+    """What a request would release at a site, with the cell key of each count (``disclosure.cellkey``): the
+    cohort's persons, and the rows of each requested table before k-anonymity (which only removes rows).
+
+    ``unkeyed``: cohort persons without a record key; the keys are then wrong and none of these counts may be
+    released (the caller keys the site's persons and projects again)."""
+
+    persons: int
+    persons_key: int
+    rows: dict[str, int]
+    row_keys: dict[str, int]
+    unkeyed: int
+
+    @property
+    def total(self) -> int:
+        return sum(self.rows.values())
+
+
 def project_rows(
     engine: Any,
     *,
@@ -90,26 +123,31 @@ def project_rows(
     selection: dict[str, list[str]],
     days_before: int,
     days_after: int,
-) -> tuple[int, dict[str, int]]:
-    """The cohort's person count and the rows each requested table would hold (before k-anonymity, which only
-    removes rows)."""
+    record_keys: str,
+) -> ProjectedCounts:
+    """The cohort's person count and the rows each requested table would hold, each with its cell key computed in
+    the same query from the site's record-key table (``record_keys``, its SQL name)."""
     params = {"cid": cohort_id, "before": days_before, "after": days_after}
     cte = _index_cte(results_schema)
-    persons_row = engine.fetchone(cte + "SELECT COUNT(*) FROM idx", params)
-    persons = int(persons_row[0]) if persons_row else 0
-    counts: dict[str, int] = {}
+    persons_row = engine.fetchone(
+        cte + f"SELECT {_COUNTED} FROM idx LEFT JOIN {record_keys} k ON k.person_id = idx.person_id", params
+    )
+    persons, persons_key, unkeyed = (int(v or 0) for v in persons_row) if persons_row else (0, 0, 0)
+    rows: dict[str, int] = {}
+    keys: dict[str, int] = {}
     for name in selection:
         table = catalogue.TABLES[name]
         if table.event_date is None:
-            counts[name] = persons
+            rows[name], keys[name] = persons, persons_key  # one row per person: the persons' cell
             continue
         row = engine.fetchone(
-            cte + f"SELECT COUNT(*) FROM {quote_ident(cdm_schema)}.{quote_ident(name)} t "
-            f"JOIN idx ON t.person_id = idx.person_id WHERE {_window_sql(table)}",
+            cte + f"SELECT {_COUNTED} FROM {quote_ident(cdm_schema)}.{quote_ident(name)} t "
+            f"JOIN idx ON t.person_id = idx.person_id LEFT JOIN {record_keys} k ON k.person_id = t.person_id "
+            f"WHERE {_window_sql(table)}",
             params,
         )
-        counts[name] = int(row[0]) if row else 0
-    return persons, counts
+        rows[name], keys[name] = (int(row[0] or 0), int(row[1] or 0)) if row else (0, 0)
+    return ProjectedCounts(persons=persons, persons_key=persons_key, rows=rows, row_keys=keys, unkeyed=unkeyed)
 
 
 @dataclass
@@ -128,6 +166,8 @@ class ExtractSpec:
     policy: dict[str, Any]
     # The site's disclosure rule for the requester's role: the manifest's cohort size is shown under it.
     count_rule: PrivacyRule
+    # The SQL name of the site's record-key table (``disclosure.record_keys``): the cohort size's cell key.
+    record_keys: str
 
 
 @dataclass
@@ -239,7 +279,7 @@ def build_extract(engine: Any, spec: ExtractSpec, *, root: Path, key: str = "") 
             Fernet(key.encode())
         except (ValueError, TypeError) as exc:
             raise ExtractionRefused("SOYANG_DATASET_KEY is not a valid Fernet key; nothing was extracted.") from exc
-    persons_total, projected = project_rows(
+    projected = project_rows(
         engine,
         cdm_schema=spec.cdm_schema,
         results_schema=spec.results_schema,
@@ -247,12 +287,15 @@ def build_extract(engine: Any, spec: ExtractSpec, *, root: Path, key: str = "") 
         selection=spec.selection,
         days_before=spec.days_before,
         days_after=spec.days_after,
+        record_keys=spec.record_keys,
     )
-    total = sum(projected.values())
-    if total > int(policy["row_limit"]):
+    if projected.unkeyed:
+        raise UnkeyedCohort("Some persons of the cohort have no record key; nothing was extracted.")
+    if projected.total > int(policy["row_limit"]):
+        # Without the numbers: the requester reads this (the site's stewards saw them in the projection).
         raise ExtractionRefused(
-            f"The dataset would hold {total} rows ({', '.join(f'{t}: {n}' for t, n in projected.items())}), "
-            f"more than the site's limit of {policy['row_limit']}."
+            f"The dataset would now hold more rows than the site's limit of {policy['row_limit']} (the site's data "
+            "changed since the projection); nothing was extracted."
         )
     root.mkdir(parents=True, exist_ok=True)
     target_dir = root / str(spec.request_id)
@@ -260,7 +303,7 @@ def build_extract(engine: Any, spec: ExtractSpec, *, root: Path, key: str = "") 
     work = Path(tempfile.mkdtemp(prefix=".work-", dir=root))
     temporary = target_dir / f".tmp-{secrets.token_hex(8)}.zip"
     try:
-        manifest = _assemble(engine, spec, work, persons_total)
+        manifest = _assemble(engine, spec, work, (projected.persons, projected.persons_key))
         _zip(work, temporary, manifest)
         sha256 = _sha256(temporary)
         encrypted = bool(key)
@@ -285,8 +328,10 @@ def build_extract(engine: Any, spec: ExtractSpec, *, root: Path, key: str = "") 
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _assemble(engine: Any, spec: ExtractSpec, work: Path, persons_total: int) -> dict[str, Any]:
+def _assemble(engine: Any, spec: ExtractSpec, work: Path, cohort: tuple[int, int]) -> dict[str, Any]:
+    """The dataset's files in ``work`` and its manifest. ``cohort``: the cohort's persons and their cell key."""
     policy = spec.policy
+    persons_total = cohort[0]
     max_age, k, mode = int(policy["max_age"]), int(policy["k_anonymity"]), str(policy["date_mode"])
 
     quasi = catalogue.quasi_identifiers(spec.selection)
@@ -404,8 +449,9 @@ def _assemble(engine: Any, spec: ExtractSpec, work: Path, persons_total: int) ->
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "format": spec.output_format,
         "window_days": {"before_index": spec.days_before, "after_index": spec.days_after},
-        # As the portal shows it to the requester's role: the exact size is for the site's stewards.
-        "cohort_persons": {**protect(persons_total, spec.count_rule).as_dict(), "rule": spec.count_rule.describe()},
+        # As the portal shows it to the requester's role, perturbed with the cohort's cell key (the same persons
+        # give the same number as a count of the cohort): the exact size is for the site's stewards.
+        "cohort_persons": {**protect_cell(cohort, spec.count_rule).as_dict(), "rule": spec.count_rule.describe()},
         "persons_released": len(kept),
         "generalization": {
             "step": step.name,

@@ -109,6 +109,11 @@ class SiteReview(models.Model):
     source = models.ForeignKey("warehouse.Source", on_delete=models.PROTECT, related_name="+")
     cohort_persons = models.PositiveIntegerField(null=True, blank=True)
     projected_rows = models.JSONField(default=dict, blank=True)
+    # The cell keys of those counts (0..255, computed at the site: ``extraction.project_rows``), with which everybody
+    # but the site's stewards sees them perturbed (``rules.review_counts_as_seen_by``). None / {} for a projection
+    # recorded before the sites computed keys: its counts are then shown to the stewards only.
+    cohort_persons_key = models.PositiveSmallIntegerField(null=True, blank=True)
+    projected_row_keys = models.JSONField(default=dict, blank=True)
     decision = models.CharField(max_length=20, choices=SiteDecision.choices, default=SiteDecision.PENDING)
     reviewer = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"

@@ -25,6 +25,8 @@ from cohorts.definitions.models import CohortDefinition
 from datasets.extraction import requester_manifest
 from datasets.models import DatasetRequest, Extract, SiteReview
 from datasets.selectors import REQUEST_DATASET
+from disclosure.rules import shown
+from disclosure.selectors import rule_for
 from warehouse.models import Source
 
 
@@ -81,23 +83,52 @@ def can_withdraw(user: User, request: DatasetRequest) -> Verdict:
 
 def can_see_review_counts(user: User, review: SiteReview) -> Verdict:
     """Counts of patients (the projection) are for the site's stewards, who decide on them, and for admins; the
-    requester sees the review's state only."""
+    requester sees the review's state only. How each sees them: ``review_counts_as_seen_by``."""
     if not (is_admin(user) or is_site_steward(user, review.source)):
         return Verdict(_("The patient counts of a site's review are for its data stewards and the admins."))
     return ALLOWED
 
 
+def review_counts_as_seen_by(user: User, review: SiteReview) -> dict[str, Any] | None:
+    """The projection of ``review`` (the cohort's persons, the rows of each table) as ``user`` may see it, with the
+    rule that applied in words; None for whom it is not (``can_see_review_counts``).
+
+    Exact for the site's stewards only: the numbers are their own site's, they decide on the request, and they
+    must see what the row limit is checked against. Admins oversee the portal, not the site's data: they see each
+    count perturbed with its own cell key (the persons, and each table's rows, as cells of their own) under the
+    site's rule for their role, like every other count the site releases. A projection recorded before the sites
+    computed cell keys is therefore not released to them ("not released").
+    """
+    if not can_see_review_counts(user, review):
+        return None
+    if is_site_steward(user, review.source):
+        return {
+            "cohort_persons": review.cohort_persons,
+            "projected_rows": dict(review.projected_rows or {}),
+            "rule": _("exact, for the site's data stewards"),
+        }
+    rule = rule_for(source=review.source, role=user.role)
+    keys = review.projected_row_keys or {}
+    persons = review.cohort_persons
+    return {
+        "cohort_persons": None if persons is None else shown(persons, rule, review.cohort_persons_key),
+        "projected_rows": {table: shown(int(n), rule, keys.get(table)) for table, n in review.projected_rows.items()},
+        "rule": rule.describe(),
+    }
+
+
 def can_see_extract_counts(user: User, extract: Extract) -> Verdict:
     """The exact figures of an extract (cohort size, persons suppressed for k-anonymity) are for the site's
-    stewards and admins; the requester sees the cohort size as the portal shows it to their role."""
-    if not (is_admin(user) or is_site_steward(user, extract.source)):
-        return Verdict(_("The exact counts of a site's dataset are for its data stewards and the admins."))
+    stewards only: the numbers are their site's. Everybody else who sees the extract, admins included, sees the
+    cohort size as the requester does (perturbed under the site's rule for the requester's role)."""
+    if not is_site_steward(user, extract.source):
+        return Verdict(_("The exact counts of a site's dataset are for its data stewards."))
     return ALLOWED
 
 
 def manifest_as_seen_by(user: User, extract: Extract) -> dict[str, Any]:
-    """An extract's manifest as ``user`` may see it: whole (with the exact figures) for the site's stewards and
-    admins (``can_see_extract_counts``), otherwise as it is in the file the requester downloads."""
+    """An extract's manifest as ``user`` may see it: whole (with the exact figures) for the site's stewards
+    (``can_see_extract_counts``), otherwise as it is in the file the requester downloads."""
     if can_see_extract_counts(user, extract):
         return dict(extract.manifest)
     return requester_manifest(extract.manifest)

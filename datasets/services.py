@@ -46,9 +46,10 @@ from datasets.choices import (
 from datasets.errors import DatasetError, DownloadRefused, InvalidTransition, NotSubmitted
 from datasets.extraction import (
     DATASET_COHORT_BASE,
-    STEWARDS_ONLY,
     ExtractionRefused,
     ExtractSpec,
+    ProjectedCounts,
+    UnkeyedCohort,
     build_extract,
     project_rows,
     read_extract,
@@ -57,6 +58,7 @@ from datasets.extraction import (
 from datasets.models import DatasetRequest, Extract, Projection, RequestTransition, SiteReview
 from datasets.notifications import notify
 from datasets.selectors import policy_for
+from disclosure.record_keys import RecordKeyError, record_keys_ensure, record_keys_fill
 from disclosure.selectors import rule_for
 from jobs.choices import ACTIVE_STATES, JobState
 from jobs.enqueue import job_enqueue_on_commit
@@ -352,7 +354,8 @@ def projection_execute(*, review_id: int, worker: str = "") -> str:
     request, source = review.request, review.source
     try:
         with source_connect(source) as engine:
-            generated = generate_cohort(
+            record_keys = record_keys_ensure(engine, source=source)
+            generate_cohort(
                 engine,
                 request.version.expression,
                 cdm_schema=source.cdm_schema,
@@ -360,23 +363,35 @@ def projection_execute(*, review_id: int, worker: str = "") -> str:
                 results_schema=source.results_schema,
                 cohort_id=DATASET_COHORT_BASE + review.pk,
             )
-            _persons, counts = project_rows(
-                engine,
-                cdm_schema=source.cdm_schema,
-                results_schema=source.results_schema,
-                cohort_id=DATASET_COHORT_BASE + review.pk,
-                selection=request.selection,
-                days_before=request.days_before,
-                days_after=request.days_after,
-            )
+            projected = _project(engine, review, record_keys)
+            if projected.unkeyed:
+                # Persons added since the site keyed them (a reload of the CDM): key them and count again, once.
+                record_keys_fill(engine, source=source)
+                projected = _project(engine, review, record_keys)
+                if projected.unkeyed:
+                    raise RecordKeyError("Some persons of the cohort have no record key; nothing was counted.")
     except TransientEngineError as exc:
         job_release(Projection, review_id, token)
         raise SiteUnreachable(str(exc)) from exc
     except (WarehouseError, ExpressionError) as exc:
         _projection_finish(review_id, token, state=JobState.FAILED, error=str(exc) or type(exc).__name__)
         return JobState.FAILED
-    _projection_finish(review_id, token, state=JobState.SUCCEEDED, persons=generated.persons, counts=counts)
+    _projection_finish(review_id, token, state=JobState.SUCCEEDED, projected=projected)
     return JobState.SUCCEEDED
+
+
+def _project(engine: Any, review: SiteReview, record_keys: str) -> ProjectedCounts:
+    request, source = review.request, review.source
+    return project_rows(
+        engine,
+        cdm_schema=source.cdm_schema,
+        results_schema=source.results_schema,
+        cohort_id=DATASET_COHORT_BASE + review.pk,
+        selection=request.selection,
+        days_before=request.days_before,
+        days_after=request.days_after,
+        record_keys=record_keys,
+    )
 
 
 @transaction.atomic
@@ -389,35 +404,34 @@ def projection_give_up(*, review_id: int, reason: str) -> None:
 
 @transaction.atomic
 def _projection_finish(
-    review_id: int,
-    token: str,
-    *,
-    state: str,
-    persons: int | None = None,
-    counts: dict[str, int] | None = None,
-    error: str = "",
+    review_id: int, token: str, *, state: str, projected: ProjectedCounts | None = None, error: str = ""
 ) -> None:
     # Only the lease holder records: a worker overtaken after its lease lapsed leaves the outcome to the new one.
     if job_finish(Projection, review_id, token, state, error=error[:2000]):
-        _projection_recorded(review_id, state=state, persons=persons, counts=counts, error=error)
+        _projection_recorded(review_id, state=state, projected=projected, error=error)
 
 
 def _projection_recorded(
-    review_id: int, *, state: str, persons: int | None = None, counts: dict[str, int] | None = None, error: str = ""
+    review_id: int, *, state: str, projected: ProjectedCounts | None = None, error: str = ""
 ) -> None:
-    """The projection ended: its numbers on the review, audited; the request goes under review once every site's
-    projection has ended. Inside the caller's transaction."""
+    """The projection ended: its numbers on the review, with their cell keys, audited; the request goes under
+    review once every site's projection has ended. Inside the caller's transaction.
+
+    The audit event says which tables were projected, not how many persons or rows: the audit log is read by the
+    admins too, and the exact figures are the site's stewards' only (``rules.review_counts_as_seen_by``)."""
     review = SiteReview.objects.select_for_update().get(pk=review_id)
-    review.cohort_persons = persons
-    review.projected_rows = counts or {}
-    review.save(update_fields=["cohort_persons", "projected_rows"])
+    review.cohort_persons = projected.persons if projected else None
+    review.cohort_persons_key = projected.persons_key if projected else None
+    review.projected_rows = projected.rows if projected else {}
+    review.projected_row_keys = projected.row_keys if projected else {}
+    review.save(update_fields=["cohort_persons", "cohort_persons_key", "projected_rows", "projected_row_keys"])
     request = _locked(review.request)
     audit_record(
         action="dataset_projection",
         obj=request,
         source_key=review.source.key,
         outcome="success" if state == JobState.SUCCEEDED else "failure",
-        detail={"persons": persons, "rows": counts or {}, **({"error": error[:500]} if error else {})},
+        detail={"tables": sorted(projected.rows) if projected else [], **({"error": error[:500]} if error else {})},
     )
     open_reviews = request.reviews.filter(projection__state__in=ACTIVE_STATES).exists()
     if request.state == RequestState.SUBMITTED and not open_reviews:
@@ -538,21 +552,22 @@ def extraction_execute(*, extract_id: int, worker: str = "") -> str:
     review = SiteReview.objects.get(request=request, source=source)
     before, after = review.approved_window()
     policy = policy_for(source)
-    spec = ExtractSpec(
-        request_id=request.pk,
-        site_key=source.key,
-        cdm_schema=source.cdm_schema,
-        results_schema=source.results_schema,
-        cohort_id=DATASET_COHORT_BASE + review.pk,
-        selection=review.approved_selection(),
-        days_before=before,
-        days_after=after,
-        output_format=request.output_format,
-        policy=policy.as_dict(),
-        count_rule=rule_for(source=source, role=request.requester.role),
-    )
     try:
         with source_connect(source) as engine:
+            spec = ExtractSpec(
+                request_id=request.pk,
+                site_key=source.key,
+                cdm_schema=source.cdm_schema,
+                results_schema=source.results_schema,
+                cohort_id=DATASET_COHORT_BASE + review.pk,
+                selection=review.approved_selection(),
+                days_before=before,
+                days_after=after,
+                output_format=request.output_format,
+                policy=policy.as_dict(),
+                count_rule=rule_for(source=source, role=request.requester.role),
+                record_keys=record_keys_ensure(engine, source=source),
+            )
             # Generated again: the site's data may have changed since the projection, and the results table
             # is the site's own scratch space.
             generate_cohort(
@@ -563,7 +578,12 @@ def extraction_execute(*, extract_id: int, worker: str = "") -> str:
                 results_schema=source.results_schema,
                 cohort_id=spec.cohort_id,
             )
-            built = build_extract(engine, spec, root=dataset_root(), key=settings.SOYANG_DATASET_KEY)
+            try:
+                built = build_extract(engine, spec, root=dataset_root(), key=settings.SOYANG_DATASET_KEY)
+            except UnkeyedCohort:
+                # Persons added since the site keyed them (a reload of the CDM): key them and build again, once.
+                record_keys_fill(engine, source=source)
+                built = build_extract(engine, spec, root=dataset_root(), key=settings.SOYANG_DATASET_KEY)
     except TransientEngineError as exc:
         job_release(Extract, extract_id, token)
         raise SiteUnreachable(str(exc)) from exc
@@ -601,11 +621,10 @@ def _extraction_finish(extract_id: int, token: str, built: Any) -> str:
         action="dataset_extract",
         obj=request,
         source_key=extract.source.key,
-        detail={
-            "rows": built.manifest.get("rows", {}),
-            "suppressed": built.manifest[STEWARDS_ONLY]["persons_suppressed_k_anonymity"],
-            "generalization": built.manifest["generalization"]["step"],
-        },
+        # The rows of the released files (which the requester holds) and the step applied; not the number of
+        # persons suppressed, which with them gives the exact cohort size: that is the site's stewards' only, and
+        # the admins read the audit log too.
+        detail={"rows": built.manifest.get("rows", {}), "generalization": built.manifest["generalization"]["step"]},
     )
     if not request.extracts.exclude(state=JobState.SUCCEEDED).exists():
         days = min([request.retention_days, *(policy_for(s).link_valid_days for s in request.sites.all())])

@@ -105,6 +105,7 @@ def request_detail(request: HttpRequest, pk: int) -> HttpResponse:
     for review in reviews:
         review.request = dataset_request
         review.can_see_counts = bool(rules.can_see_review_counts(request.user, review))
+        review.shown_counts = rules.review_counts_as_seen_by(request.user, review)
         # The review link only while the decision is still open (``review_decide`` refuses it otherwise).
         review.can_decide = (
             bool(rules.can_decide_review(request.user, review))

@@ -190,13 +190,18 @@ class Domain(models.Model):
 class ConceptCount(models.Model):
     """How often a standard concept occurs at one site: aggregates computed by the site's worker, never rows.
 
-    Stored exact; every display goes through the site's disclosure policy (``disclosure``).
+    Stored exact, with the cell key of each count (``record_key``, ``person_key``: 0..255, computed at the site,
+    ``warehouse.vocabulary.counts``); every display goes through the site's disclosure policy (``disclosure``),
+    which perturbs each count with its key. Counts stored before the sites computed keys have none and are not
+    released until the site counts again.
     """
 
     source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="concept_counts")
     concept_id = models.IntegerField()
     record_count = models.BigIntegerField()
     person_count = models.BigIntegerField()
+    record_key = models.PositiveSmallIntegerField(null=True, blank=True)
+    person_key = models.PositiveSmallIntegerField(null=True, blank=True)
     computed_at = models.DateTimeField()
 
     class Meta:

@@ -53,8 +53,11 @@ class RelatedConceptSerializer(ConceptSerializer):
 class SiteCountSerializer(serializers.Serializer):
     source = serializers.CharField()
     source_name = serializers.CharField()
-    records = serializers.JSONField(help_text="A number, '<n' when under the site's threshold, null if not counted.")
-    persons = serializers.JSONField(help_text="As records.")
+    records = serializers.JSONField(
+        help_text="A number perturbed with its cell key, '<n' when under the site's threshold, null if not counted."
+    )
+    persons = serializers.JSONField(help_text="As records (a cell of its own, with its own perturbation).")
+    rule = serializers.CharField(help_text="The site's rule that applied to these counts, in words.")
 
 
 class CountedConceptSerializer(ConceptSerializer):

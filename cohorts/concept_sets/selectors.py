@@ -57,7 +57,13 @@ def count_sources_for_user(user: User) -> QuerySet[Source]:
 
 def concept_counts_for_user(user: User, concept_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
     """Per concept, one entry per site the user may see: records and persons after the site's privacy rule for
-    the user's role ("<10" for a hidden count, null when the site has not counted that concept)."""
+    the user's role ("<10" for a hidden count, null when the site has not counted that concept), and the rule
+    that applied in words.
+
+    Each count is perturbed with its own cell key, computed at the site (``concept_sets.counts``): the record
+    count and the person count are two cells, so neither gives the other's noise away, and the same concept at
+    the same site always shows the same numbers. No exact-count grant applies here: the counts belong to no
+    project. A count stored without a key (before the sites computed keys) is not released."""
     sources = list(count_sources_for_user(user))
     stored = concept_counts(concept_ids=concept_ids, sources=sources)
     role = getattr(user, "role", "")
@@ -71,8 +77,9 @@ def concept_counts_for_user(user: User, concept_ids: list[int]) -> dict[int, lis
                 {
                     "source": source.key,
                     "source_name": source.name,
-                    "records": shown(count.record_count, rule) if count else None,
-                    "persons": shown(count.person_count, rule) if count else None,
+                    "records": shown(count.record_count, rule, count.record_key) if count else None,
+                    "persons": shown(count.person_count, rule, count.person_key) if count else None,
+                    "rule": rule.describe(),
                 }
             )
         out[cid] = entries

@@ -3,6 +3,9 @@ without counts, hierarchy, concept set CRUD and permissions, and clear refusals 
 
 People (accounts.tests.fixtures): alice owns project P (on GiBleed), bob is an analyst of P, the partner a
 partner viewer of P, charlie an approved researcher of no project.
+
+Every count shown is perturbed with its cell key (records and persons are two cells); the expected numbers are
+computed from the CDM and the site's secret (``concept_fixtures.condition_cells`` and ``released``).
 """
 
 from __future__ import annotations
@@ -14,11 +17,17 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
+from accounts.choices import Role
 from audit.models import AuditEvent
 from cohorts.concept_sets.models import ConceptSet
+from cohorts.tests.concept_fixtures import condition_cells, released
 from cohorts.tests.expressions import ASTHMA, CHILDHOOD_ASTHMA, GI_BLEED, GI_BLEED_ICD10, ITEMS
+from disclosure.selectors import rule_for
+from warehouse.models import ConceptCount
 
 pytestmark = pytest.mark.django_db
+
+VIRAL_SINUSITIS = 40481087  # 17,268 records of 2,686 persons: a record count far from its person count
 
 
 def _client(user: Any) -> Client:
@@ -40,7 +49,7 @@ def _counts(user: Any, concept_id: int) -> list[dict[str, Any]]:
 # --- search ------------------------------------------------------------------------------------------------------
 
 
-def test_search_json_follows_the_builders_contract(members: dict[str, Any]) -> None:
+def test_search_json_follows_the_builders_contract(members: dict[str, Any], site: Any, cdm_gibleed_pg: Any) -> None:
     response = _search(members["bob"], q="gastrointestinal hemorrhage", standard="S", limit=5)
     assert response.status_code == 200
     data = response.json()
@@ -59,19 +68,63 @@ def test_search_json_follows_the_builders_contract(members: dict[str, Any]) -> N
         "invalid_reason",
         "counts",
     }
-    assert first["counts"] == [{"source": "gibleed", "source_name": "GiBleed hospital", "records": 479, "persons": 479}]
+    records, persons = condition_cells(cdm_gibleed_pg, site, GI_BLEED)
+    assert (records[0], persons[0]) == (479, 479)
+    assert first["counts"] == [
+        {
+            "source": "gibleed",
+            "source_name": "GiBleed hospital",
+            "records": released(records, site, Role.RESEARCHER),
+            "persons": released(persons, site, Role.RESEARCHER),
+            "rule": rule_for(source=site, role=Role.RESEARCHER).describe(),
+        }
+    ]
+    assert first["counts"][0]["rule"].startswith("perturbed (at most ±")
 
 
-def test_a_researcher_sees_exact_counts_and_a_small_count_as_under_ten(members: dict[str, Any]) -> None:
-    assert _counts(members["bob"], GI_BLEED)[0]["persons"] == 479
+def test_a_researcher_sees_counts_perturbed_with_their_cell_keys_and_a_small_count_as_under_ten(
+    members: dict[str, Any], site: Any, cdm_gibleed_pg: Any
+) -> None:
+    for concept_id in (GI_BLEED, VIRAL_SINUSITIS):
+        records, persons = condition_cells(cdm_gibleed_pg, site, concept_id)
+        counts = _counts(members["bob"], concept_id)[0]
+        assert (counts["records"], counts["persons"]) == (
+            released(records, site, Role.RESEARCHER),
+            released(persons, site, Role.RESEARCHER),
+        )
     small = _counts(members["bob"], ASTHMA)[0]
     assert (small["records"], small["persons"]) == ("<10", "<10")
 
 
-def test_a_partner_sees_counts_rounded_to_ten(members: dict[str, Any]) -> None:
-    counts = _counts(members["partner"], GI_BLEED)[0]
-    assert (counts["records"], counts["persons"]) == (480, 480)
+def test_a_partner_sees_counts_perturbed_then_rounded_to_ten(
+    members: dict[str, Any], site: Any, cdm_gibleed_pg: Any
+) -> None:
+    records, persons = condition_cells(cdm_gibleed_pg, site, VIRAL_SINUSITIS)
+    counts = _counts(members["partner"], VIRAL_SINUSITIS)[0]
+    assert (counts["records"], counts["persons"]) == (
+        released(records, site, Role.PARTNER),
+        released(persons, site, Role.PARTNER),
+    )
+    assert counts["rule"] == rule_for(source=site, role=Role.PARTNER).describe()
+    assert counts["rule"].endswith("counts under 10 hidden, rounded to the nearest 10")
     assert _counts(members["partner"], ASTHMA)[0]["persons"] == "<10"
+
+
+def test_the_same_concept_shows_the_same_numbers_after_the_site_counts_again(
+    members: dict[str, Any], site: Any
+) -> None:
+    from cohorts.concept_sets.counts import concept_counts_refresh_at_site
+
+    before = _counts(members["bob"], VIRAL_SINUSITIS)
+    concept_counts_refresh_at_site(source_id=site.pk)
+    assert _counts(members["bob"], VIRAL_SINUSITIS) == before
+
+
+def test_a_count_stored_without_its_cell_key_is_not_released(members: dict[str, Any], site: Any) -> None:
+    ConceptCount.objects.filter(source=site, concept_id=GI_BLEED).update(record_key=None)
+    counts = _counts(members["bob"], GI_BLEED)[0]
+    assert counts["records"] == "not released (count again)"
+    assert isinstance(counts["persons"], int)
 
 
 def test_an_outsider_finds_concepts_but_sees_no_counts_of_sites_they_may_not_query(
@@ -83,9 +136,17 @@ def test_an_outsider_finds_concepts_but_sees_no_counts_of_sites_they_may_not_que
     assert "GiBleed hospital" not in page.content.decode()
 
 
-def test_a_concept_never_counted_at_a_site_shows_no_number(members: dict[str, Any]) -> None:
+def test_a_concept_never_counted_at_a_site_shows_no_number(members: dict[str, Any], site: Any) -> None:
     counts = _counts(members["bob"], GI_BLEED_ICD10)  # non-standard: counts are of standard concepts only
-    assert counts == [{"source": "gibleed", "source_name": "GiBleed hospital", "records": None, "persons": None}]
+    assert counts == [
+        {
+            "source": "gibleed",
+            "source_name": "GiBleed hospital",
+            "records": None,
+            "persons": None,
+            "rule": rule_for(source=site, role=Role.RESEARCHER).describe(),
+        }
+    ]
 
 
 @pytest.mark.parametrize(
@@ -103,12 +164,16 @@ def test_bad_search_input_is_a_clear_400(members: dict[str, Any], params: dict[s
     assert message in response.json()["error"]
 
 
-def test_the_search_page_shows_domain_vocabulary_code_and_counts(members: dict[str, Any]) -> None:
+def test_the_search_page_shows_domain_vocabulary_code_and_counts(
+    members: dict[str, Any], site: Any, cdm_gibleed_pg: Any
+) -> None:
+    records, persons = condition_cells(cdm_gibleed_pg, site, GI_BLEED)
+    shown = f"{released(records, site, Role.RESEARCHER)} / {released(persons, site, Role.RESEARCHER)}"
     response = _client(members["bob"]).get(reverse("cohorts:concept_search_page"), {"q": "hemorrhage"})
     body = response.content.decode()
     assert response.status_code == 200
     assert "Gastrointestinal hemorrhage" in body and "K92.2" in body and "ICD10CM" in body
-    assert "479 / 479" in body
+    assert shown in body
 
 
 def test_concept_json_has_parents_children_descendants_total_and_mappings(members: dict[str, Any]) -> None:

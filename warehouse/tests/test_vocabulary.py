@@ -16,7 +16,7 @@ from cohorts.compiler.context import Context
 from cohorts.compiler.dialects import dialect_for
 from cohorts.expression import parse_expression
 from warehouse.models import Concept, ConceptAncestor, ConceptCount, ConceptRelationship, Vocabulary
-from warehouse.vocabulary.counts import concept_counts_refresh
+from warehouse.vocabulary.counts import UnkeyedPersons, concept_counts_refresh
 from warehouse.vocabulary.hierarchy import concept_hierarchy
 from warehouse.vocabulary.load import vocabulary_load_from_directory, vocabulary_load_from_source
 from warehouse.vocabulary.resolve import SetItem, concept_set_resolve
@@ -32,6 +32,7 @@ ASTHMA = 317009
 CHILDHOOD_ASTHMA = 4051466
 SINUSITIS = 4283893
 CHRONIC_SINUSITIS = 257012
+VIRAL_SINUSITIS = 40481087
 
 
 @pytest.fixture
@@ -158,19 +159,63 @@ def test_hierarchy_lists_parents_children_one_level_down_and_all_descendants(voc
     assert [m["concept_id"] for m in concept_hierarchy(GI_BLEED_ICD10)["maps_to"]] == [GI_BLEED]
 
 
-def test_concept_counts_are_per_site_aggregates_of_the_domain_tables(vocabulary: Any, cdm_gibleed_pg: Any) -> None:
-    counted = concept_counts_refresh(source=vocabulary, engine=cdm_gibleed_pg.engine)
+@pytest.fixture
+def made_up_keys(cdm_gibleed_pg: Any) -> Any:
+    """A temporary record-key table on the test connection with keys known to the test (1 + person_id mod 255):
+    the counting SQL is checked here on its own; how a site makes its real keys is the disclosure app's."""
+    engine = cdm_gibleed_pg.engine
+    engine.execute("DROP TABLE IF EXISTS made_up_keys")
+    engine.execute(
+        "CREATE TEMPORARY TABLE made_up_keys AS SELECT person_id, 1 + MOD(person_id, 255) AS record_key "
+        "FROM gibleed.person"
+    )
+    yield "made_up_keys"
+    engine.execute("DROP TABLE IF EXISTS made_up_keys")
+
+
+def test_concept_counts_are_per_site_aggregates_of_the_domain_tables_with_their_cell_keys(
+    vocabulary: Any, cdm_gibleed_pg: Any, made_up_keys: str
+) -> None:
+    engine = cdm_gibleed_pg.engine
+    counted = concept_counts_refresh(source=vocabulary, engine=engine, record_keys=made_up_keys)
     assert counted > 0
-    records, persons = cdm_gibleed_pg.engine.fetchone(
-        "SELECT COUNT(*), COUNT(DISTINCT person_id) FROM gibleed.condition_occurrence "
-        "WHERE condition_concept_id = %(id)s",
+    for concept_id, table, column in (
+        (GI_BLEED, "condition_occurrence", "condition_concept_id"),
+        (CELECOXIB, "drug_exposure", "drug_concept_id"),
+        (VIRAL_SINUSITIS, "condition_occurrence", "condition_concept_id"),
+    ):
+        per_person = engine.fetchall(
+            f"SELECT person_id, COUNT(*) FROM gibleed.{table} WHERE {column} = %(id)s GROUP BY person_id",
+            {"id": concept_id},
+        )
+        stored = ConceptCount.objects.get(source=vocabulary, concept_id=concept_id)
+        assert stored.record_count == sum(n for _, n in per_person)
+        assert stored.person_count == len(per_person)
+        # The person count's key: each distinct person's key once; the record count's: once per record.
+        assert stored.person_key == sum(1 + person % 255 for person, _ in per_person) % 256
+        assert stored.record_key == sum(n * (1 + person % 255) for person, n in per_person) % 256
+    # Most persons have several records of viral sinusitis: its records are a cell apart from its persons.
+    sinusitis = ConceptCount.objects.get(source=vocabulary, concept_id=VIRAL_SINUSITIS)
+    assert sinusitis.record_count > 6 * sinusitis.person_count
+    # Refreshing replaces, never adds.
+    concept_counts_refresh(source=vocabulary, engine=engine, record_keys=made_up_keys)
+    assert ConceptCount.objects.filter(source=vocabulary).count() == counted
+
+
+def test_a_refresh_with_unkeyed_persons_stores_nothing_and_keeps_the_counts_there_were(
+    vocabulary: Any, cdm_gibleed_pg: Any, made_up_keys: str
+) -> None:
+    engine = cdm_gibleed_pg.engine
+    concept_counts_refresh(source=vocabulary, engine=engine, record_keys=made_up_keys)
+    before = list(ConceptCount.objects.filter(source=vocabulary).order_by("concept_id").values())
+    engine.execute(
+        "DELETE FROM made_up_keys WHERE person_id IN (SELECT person_id FROM gibleed.condition_occurrence "
+        "WHERE condition_concept_id = %(id)s ORDER BY person_id LIMIT 2)",
         {"id": GI_BLEED},
     )
-    stored = ConceptCount.objects.get(source=vocabulary, concept_id=GI_BLEED)
-    assert (stored.record_count, stored.person_count) == (records, persons)
-    # Refreshing replaces, never adds.
-    concept_counts_refresh(source=vocabulary, engine=cdm_gibleed_pg.engine)
-    assert ConceptCount.objects.filter(source=vocabulary).count() == counted
+    with pytest.raises(UnkeyedPersons, match="2 or more persons counted have no record key"):
+        concept_counts_refresh(source=vocabulary, engine=engine, record_keys=made_up_keys)
+    assert list(ConceptCount.objects.filter(source=vocabulary).order_by("concept_id").values()) == before
 
 
 def _compiler_codeset(cdm: Any, items: list[dict[str, Any]]) -> list[int]:
