@@ -3,7 +3,8 @@
 Runs in the site's worker only. The secret comes from the worker's environment —
 ``SOYANG_SOURCE_<KEY>_RECORD_KEY_SECRET``, or the file named by ``SOYANG_SOURCE_<KEY>_RECORD_KEY_SECRET_FILE`` —
 never from the portal's database, and it never reaches the warehouse either: keys are computed in this process
-(``disclosure.cellkey.record_key``) and bulk-loaded into ``<results>.soyang_record_key``. A development machine
+(``disclosure.cellkey.record_key``) and bulk-loaded into ``<results>.soyang_record_key_<source key>`` (one table
+per site, so that two sites registered on one results schema never read each other's keys). A development machine
 (the demo, the tests) may instead name a directory in ``SOYANG_RECORD_KEY_SECRET_DIR``, where a random secret
 per site is made on first use and kept (mode 0600); production settings leave it unset, so a site without its
 secret counts nothing and says why.
@@ -29,7 +30,7 @@ from django.conf import settings
 from disclosure.cellkey import record_key
 from warehouse.engines import Engine, WarehouseError, quote_ident
 
-RECORD_KEY_TABLE = "soyang_record_key"
+RECORD_KEY_TABLE_PREFIX = "soyang_record_key_"
 #: The shortest secret a site may use (bytes): HMAC-SHA256 keys shorter than this are guessable offline.
 MIN_SECRET_BYTES = 16
 
@@ -78,15 +79,20 @@ def _development_secret(directory: Path, source_key: str) -> bytes:
     return path.read_bytes().strip()
 
 
-def record_key_table(results_schema: str) -> str:
+def record_key_table_name(source_key: str) -> str:
+    """The (unquoted) name of a site's record-key table; source keys are lower-case identifiers."""
+    return f"{RECORD_KEY_TABLE_PREFIX}{source_key.lower()}"
+
+
+def record_key_table(results_schema: str, source_key: str) -> str:
     """The SQL name of a site's record-key table."""
-    return f"{quote_ident(results_schema)}.{quote_ident(RECORD_KEY_TABLE)}"
+    return f"{quote_ident(results_schema)}.{quote_ident(record_key_table_name(source_key))}"
 
 
-def _table_exists(engine: Engine, results_schema: str) -> bool:
+def _table_exists(engine: Engine, results_schema: str, source_key: str) -> bool:
     row = engine.fetchone(
         "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = %(schema)s AND table_name = %(table)s",
-        {"schema": results_schema, "table": RECORD_KEY_TABLE},
+        {"schema": results_schema, "table": record_key_table_name(source_key)},
     )
     return bool(row and row[0])
 
@@ -95,8 +101,8 @@ def record_keys_ensure(engine: Engine, *, source: Any) -> str:
     """The record-key table of ``source`` (SQL name), created and filled when missing (one catalog query when
     it exists). The secret is read first, so a site without one fails before touching its database."""
     secret = record_key_secret(source.key)
-    table = record_key_table(source.results_schema)
-    if not _table_exists(engine, source.results_schema):
+    table = record_key_table(source.results_schema, source.key)
+    if not _table_exists(engine, source.results_schema, source.key):
         with engine.transaction():
             engine.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(source.results_schema)}")
             engine.execute(
