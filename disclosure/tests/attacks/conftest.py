@@ -17,7 +17,7 @@ from accounts.tests.factories import OrganisationFactory, SourceFactory, UserFac
 from disclosure.record_keys import record_key_secret_variable
 from disclosure.tests.attacks import plans
 from disclosure.tests.attacks.portal import Portal
-from disclosure.tests.attacks.site import Site, Warehouse
+from disclosure.tests.attacks.site import Generated, Site, Warehouse
 from warehouse.engines import quote_ident
 
 SITES = ("north", "south")
@@ -33,7 +33,9 @@ def warehouse(cdm_gibleed_duckdb: Any) -> Iterator[Warehouse]:
         for key in SITES:
             patch.setenv(record_key_secret_variable(key), SECRETS[key])
             results = f"{key}_results"
-            engine.execute_script(f"DROP SCHEMA IF EXISTS {quote_ident(results)} CASCADE; CREATE SCHEMA {quote_ident(results)};")
+            engine.execute_script(
+                f"DROP SCHEMA IF EXISTS {quote_ident(results)} CASCADE; CREATE SCHEMA {quote_ident(results)};"
+            )
             sites[key] = Site(key, engine, cdm_gibleed_duckdb.cdm_schema, cdm_gibleed_duckdb.vocabulary_schema, results)
         yield Warehouse(engine, cdm_gibleed_duckdb.cdm_schema, sites)
     engine.close()
@@ -42,6 +44,13 @@ def warehouse(cdm_gibleed_duckdb: Any) -> Iterator[Warehouse]:
 @pytest.fixture(scope="session")
 def chains(warehouse: Warehouse) -> list[plans.Chain]:
     return [plans.chain_of(warehouse.sites["north"], warehouse, condition) for condition in plans.CONDITIONS]
+
+
+@pytest.fixture(scope="session")
+def broken_down(warehouse: Warehouse) -> list[Generated]:
+    """First diagnoses with their demographics: those of the chains' conditions and of the margins' own."""
+    north = warehouse.sites["north"]
+    return [plans.base_of(north, condition) for condition in plans.CONDITIONS + plans.MARGIN_CONDITIONS]
 
 
 @pytest.fixture(scope="session")
@@ -90,4 +99,3 @@ def portal(db: Any, warehouse: Warehouse, cdm_gibleed_duckdb: Any) -> Portal:
         principal_investigator=researcher, created_by=admin, sources=list(sources.values()), title="Attack suite"
     )
     return Portal(sources, researcher, project)
-

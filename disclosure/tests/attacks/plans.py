@@ -6,8 +6,8 @@ each instance is a genuinely small group; the attacker's arithmetic never sees t
 
 - ``Chain``: a condition's first diagnosis (``base``, with demographics), and the same with one rule "not aged a"
   per small age group (``chain``): per-rule counts and attrition steps differ from their neighbours by one group.
-- ``Pair``: two definitions, a condition's first diagnosis in one sex (``larger``, with demographics) and the same
-  without one age (``smaller``): subtraction between definitions, and the federated attack at two sites.
+- ``Pair``: two definitions, a condition's first diagnosis in one sex (``larger``) and the same without one age
+  (``smaller``): subtraction between definitions, and the federated attack at two sites.
 - ``Tracker``: a condition whose youngest persons (fewer than 10, under ``age``) are the target; rule 1 is "aged
   ``age`` or more", each further rule "aged ``age`` or more, or ever took drug X".
 - ``Variants``: one ``Chain`` asked again, with its rules in reverse order, and written otherwise (the concept set
@@ -43,8 +43,12 @@ CONDITIONS = (4278672, 4113008, 317576, 381316, 4294548, 4218389, 78272, 257012,
 RULES_PER_CHAIN = 24
 
 #: Subtraction between definitions: ages per (condition, sex), and how many conditions the federated attack uses.
-AGES_PER_PAIR_FAMILY = 4
-FEDERATED_CONDITIONS = CONDITIONS[:5]
+AGES_PER_PAIR_FAMILY = 3
+FEDERATED_CONDITIONS = CONDITIONS[:4]
+
+#: Conditions whose first diagnosis is broken down (beside those of ``CONDITIONS``) for the margins attack:
+#: lacerations, fractures, urinary tract infection, sore throat, sprain of ankle.
+MARGIN_CONDITIONS = (4156265, 4155034, 4152936, 4237458, 4109685, 4134304, 4059173, 4116491, 28060, 81151)
 
 #: The drugs the tracker asks about: the 20 most common in GiBleed (vaccines, analgesics, antibiotics).
 TRACKER_DRUGS = (
@@ -102,9 +106,7 @@ def chain_of(site: Site, warehouse: Warehouse, condition: int) -> Chain:
 
 
 def pairs_of(site: Site, warehouse: Warehouse, condition: int, sex: int) -> list[Pair]:
-    larger = site.generate(
-        f"first {condition}, {SEXES[sex]}", first_diagnosis(condition, [sex_is(sex)]), kind=RunKind.DEMOGRAPHICS
-    )
+    larger = site.generate(f"first {condition}, {SEXES[sex]}", first_diagnosis(condition, [sex_is(sex)]))
     ages = small_ages(warehouse.ages(larger), threshold=THRESHOLD, most=AGES_PER_PAIR_FAMILY)
     return [
         Pair(
@@ -119,7 +121,9 @@ def pairs_of(site: Site, warehouse: Warehouse, condition: int, sex: int) -> list
 
 
 def all_pairs(site: Site, warehouse: Warehouse, conditions: tuple[int, ...]) -> list[Pair]:
-    return [pair for condition in conditions for sex in (MALE, FEMALE) for pair in pairs_of(site, warehouse, condition, sex)]
+    return [
+        pair for condition in conditions for sex in (MALE, FEMALE) for pair in pairs_of(site, warehouse, condition, sex)
+    ]
 
 
 def youngest_group_age(ages: Counter[int], *, threshold: int) -> int:
@@ -154,9 +158,7 @@ def variants_of(site: Site, warehouse: Warehouse, condition: int) -> Variants:
     bases = (
         chain.base,
         site.generate(f"first {condition}, asked again", first_diagnosis(condition), kind=demographics),
-        site.generate(
-            f"first {condition}, listed", first_diagnosis(condition, listed=listed), kind=demographics
-        ),
+        site.generate(f"first {condition}, listed", first_diagnosis(condition, listed=listed), kind=demographics),
     )
     ages = chain.ages
     chains = (

@@ -103,7 +103,9 @@ class Warehouse:
     def year_of_birth(self, person: int) -> int:
         if not self._year_of_birth:
             table = f"{quote_ident(self.cdm_schema)}.person"
-            self._year_of_birth = {int(p): int(y) for p, y in self.engine.fetchall(f"SELECT person_id, year_of_birth FROM {table}")}
+            self._year_of_birth = {
+                int(p): int(y) for p, y in self.engine.fetchall(f"SELECT person_id, year_of_birth FROM {table}")
+            }
         return self._year_of_birth[person]
 
     def ages(self, generated: Generated) -> Counter[int]:

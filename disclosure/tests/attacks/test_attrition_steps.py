@@ -47,7 +47,6 @@ def attrition_attack(portal: Portal, chains: list[Chain]) -> Outcome:
     return Outcome("attrition steps", instances, portal.ptable())
 
 
-
 def test_consecutive_attrition_steps_give_a_small_group_no_more_often_than_chance(portal, chains) -> None:
     outcome = attrition_attack(portal, chains)
     assert all(0 < target < THRESHOLD for target in targets(outcome.instances))

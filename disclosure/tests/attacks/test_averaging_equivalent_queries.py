@@ -36,7 +36,10 @@ def averaging_attack(portal: Portal, variants: list[Variants]) -> Outcome:
                 Instance(
                     target=base["persons"] - true["persons"],
                     estimate=round(sum(differences) / len(differences)),
-                    terms=(Term(1, "north", base["persons"], base["persons_key"]), Term(-1, "north", true["persons"], true["key"])),
+                    terms=(
+                        Term(1, "north", base["persons"], base["persons_key"]),
+                        Term(-1, "north", true["persons"], true["key"]),
+                    ),
                 )
             )
     return Outcome("averaging equivalent queries", instances, portal.ptable())

@@ -22,8 +22,7 @@ from disclosure.tests.attacks.library import (
     targets,
 )
 from disclosure.tests.attacks.plans import THRESHOLD, Pair
-from disclosure.tests.attacks.portal import Portal, value
-from disclosure.tests.attacks.portal import exact_by_grant
+from disclosure.tests.attacks.portal import Portal, exact_by_grant, value
 from disclosure.tests.attacks.site import Generated
 
 pytestmark = pytest.mark.django_db
@@ -67,6 +66,6 @@ def federated_attack(portal: Portal, federated_pairs: list[tuple[Pair, Pair]]) -
 def test_all_sites_against_all_but_one_give_a_small_group_no_more_often_than_chance(portal, federated_pairs) -> None:
     outcome = federated_attack(portal, federated_pairs)
     assert all(0 < target < THRESHOLD for target in targets(outcome.instances))
-    assert_at_chance(outcome, at_least=35)
+    assert_at_chance(outcome, at_least=20)
     with exact_by_grant():
-        assert_attack_works(federated_attack(portal, federated_pairs), at_least=35)
+        assert_attack_works(federated_attack(portal, federated_pairs), at_least=20)

@@ -42,7 +42,6 @@ def per_rule_attack(portal: Portal, chains: list[Chain]) -> Outcome:
     return Outcome("per-rule counts", instances, portal.ptable())
 
 
-
 def test_per_rule_counts_give_a_small_group_no_more_often_than_chance(portal, chains) -> None:
     outcome = per_rule_attack(portal, chains)
     assert all(0 < target < THRESHOLD for target in targets(outcome.instances))

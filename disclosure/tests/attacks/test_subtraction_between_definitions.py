@@ -46,6 +46,6 @@ def subtraction_attack(portal: Portal, pairs: list[Pair]) -> Outcome:
 def test_two_definitions_differing_by_a_small_group_give_it_no_more_often_than_chance(portal, pairs) -> None:
     outcome = subtraction_attack(portal, pairs)
     assert all(0 < target < THRESHOLD for target in targets(outcome.instances))
-    assert_at_chance(outcome, at_least=70)
+    assert_at_chance(outcome, at_least=55)
     with exact_by_grant():
-        assert_attack_works(subtraction_attack(portal, pairs), at_least=70)
+        assert_attack_works(subtraction_attack(portal, pairs), at_least=55)
