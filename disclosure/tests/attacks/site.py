@@ -1,10 +1,11 @@
 """The sites of the attack suite: GiBleed in a DuckDB warehouse, counted by the sites' own code.
 
-A ``Site`` is what a site's worker has: its CDM, its results schema and its record-key secret (the development
-secret of ``SOYANG_RECORD_KEY_SECRET_DIR``, one per site key). ``Site.generate`` runs a definition through the
-worker's own computation (``cohorts.runs.execution.compute_run_result``: the cohort, its counts and cell keys,
-its demographics) and keeps, beside the aggregates the worker would store on the run, the truth from the engine:
-the persons of the cohort (``cohorts.runs.generation.cohort_rows``), which never leave the site in production.
+A ``Site`` is what a site's worker has: its CDM, its results schema and its record-key secret (read from the
+worker's environment, ``SOYANG_SOURCE_<KEY>_RECORD_KEY_SECRET``, which the suite sets per site).
+``Site.generate`` runs a definition through the worker's own computation
+(``cohorts.runs.execution.compute_run_result``: the cohort, its counts and cell keys, its demographics) and keeps,
+beside the aggregates the worker would store on the run, the truth from the engine: the persons of the cohort
+(``cohorts.runs.generation.cohort_rows``), which never leave the site in production.
 
 Generation is the slow part (about 0.1 s per definition, 0.4 s with 30 rules), so every definition is generated
 once per test session and site; the portal side (runs, requests, releases) is rebuilt by each test in its own
