@@ -26,18 +26,25 @@ Each row's probabilities are the maximum-entropy distribution on its range with 
 (the least informative noise with those two moments: a discretised bell, ``p(d) ∝ exp(a·d + b·d²)``, b ≤ 0),
 then rounded to multiples of 1/256 so that the mean is exactly 0 and the variance exactly the row's target
 (rounded to a multiple of 1/128, the step that 256 integer keys allow) — an exact statement, not an approximation.
-Adjustments take consecutive cell-key ranges in increasing order.
+
+Which key gets which adjustment (format 2): each row's adjustments, in increasing order, are laid over the keys in
+one fixed pseudo-random order (``KEY_ORDER``), not over consecutive key ranges. Cell keys add up (a margin made of
+cells has the sum of their keys), and with consecutive ranges the noise is a monotone step of the key, so a margin's
+noise and its cells' noises were not independent: with three shown cells and empty hidden ones, "margin minus the
+shown cells" came out exact 39 % of the time against 14 % for independent noise (the attack suite measured it).
+Spreading the adjustments over a shuffled key order keeps every row's distribution (hence every figure of the
+docs) and removes that dependence. Format 1 (consecutive ranges) is no longer read.
 
 File format (CSV, UTF-8)::
 
-    # soyang-ptable 1
+    # soyang-ptable 2
     # max_adjustment=3 variance=2 threshold=10
     cell_value,cell_key_from,cell_key_to,perturbation
     0,0,255,0
     10,0,255,0
-    11,0,117,-1
+    11,0,0,1
+    11,1,2,-1
     ...
-    13+,247,255,3
 
 Lines starting with ``#`` are comments; the first says the format and its version, one of them holds the
 parameters as ``name=value``. ``cell_value`` is a count or, once, ``N+`` for every count from N up.
@@ -46,6 +53,7 @@ parameters as ``name=value``. ``cell_value`` is a count or, once, ``N+`` for eve
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import itertools
 import math
@@ -59,8 +67,32 @@ from pathlib import Path
 import numpy as np
 
 FORMAT_NAME = "soyang-ptable"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 KEYS = 256  # cell keys are 0..255
+
+
+def _key_order() -> tuple[int, ...]:
+    """A fixed permutation of the 256 cell keys: Fisher–Yates driven by SHA-256 of a constant, so that anyone can
+    rebuild it (it is no secret: the published ptable lists every key's adjustment anyway)."""
+    order = list(range(KEYS))
+    stream = b""
+    counter = 0
+    for i in range(KEYS - 1, 0, -1):
+        while True:
+            if len(stream) < 2:
+                stream += hashlib.sha256(f"soyang ptable key order {counter}".encode("ascii")).digest()
+                counter += 1
+            draw, stream = int.from_bytes(stream[:2], "big"), stream[2:]
+            limit = 65536 - 65536 % (i + 1)  # rejection keeps the draw uniform on 0..i
+            if draw < limit:
+                break
+        j = draw % (i + 1)
+        order[i], order[j] = order[j], order[i]
+    return tuple(order)
+
+
+#: The key that takes the n-th smallest adjustment of a row (format 2).
+KEY_ORDER = _key_order()
 HEADER = ("cell_value", "cell_key_from", "cell_key_to", "perturbation")
 
 #: The defaults: see ``docs/privacy.md`` for why (the difference of two large counts is exact about 1 time in 5,
@@ -247,9 +279,12 @@ def generate_ptable(parameters: PtableParameters) -> Ptable:
             # Σ n·d² over 256 keys is even when Σ n·d = 0 (d² and d have the same parity).
             second_moment = 2 * round(float(target) * KEYS / 2)
             counts = _discretise(support, p, second_moment)
-        adjustments: list[int] = []
+        ordered: list[int] = []
         for s, n in zip(support, counts, strict=True):
-            adjustments.extend([s] * n)
+            ordered.extend([s] * n)
+        adjustments = [0] * KEYS
+        for position, key in enumerate(KEY_ORDER):
+            adjustments[key] = ordered[position]
         rows[value] = tuple(adjustments)
     return Ptable(parameters=parameters, rows=rows)
 
@@ -360,7 +395,7 @@ def ptable_to_csv(ptable: Ptable) -> str:
 
 
 def ptable_file_name(parameters: PtableParameters) -> str:
-    """A name that says the format version and the parameters, e.g. ``ptable-v1-D3-V1-k10.csv``."""
+    """A name that says the format version and the parameters, e.g. ``ptable-v2-D3-V1-k10.csv``."""
     variance = str(parameters.variance).replace("/", "over")
     return f"ptable-v{FORMAT_VERSION}-D{parameters.max_adjustment}-V{variance}-k{parameters.threshold}.csv"
 

@@ -72,7 +72,7 @@ def test_an_admin_sets_a_sites_policy_in_the_admin_and_the_change_is_audited() -
     assert (policy.min_cell_size, policy.round_to) == (5, 20)
     rule = rule_for(source=Source.objects.get(pk=source.pk), role="researcher")
     assert rule.describe() == "perturbed (at most ±5), counts under 5 hidden, rounded to the nearest 20"
-    assert rule.as_dict()["perturbation"] == {"ptable": "ptable-v1-D5-V3-k5.csv", "max_adjustment": 5, "variance": "3"}
+    assert rule.as_dict()["perturbation"] == {"ptable": "ptable-v2-D5-V3-k5.csv", "max_adjustment": 5, "variance": "3"}
     event = AuditEvent.objects.get(action="configuration_change", object_type="disclosure.disclosurepolicy")
     assert event.source_key == "site_a" and event.actor == admin
     assert event.detail["changed"] == [

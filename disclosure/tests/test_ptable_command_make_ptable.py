@@ -15,10 +15,10 @@ def test_make_ptable_writes_a_versioned_file_that_loads(tmp_path) -> None:
     call_command(
         "make_ptable", "--max", "5", "--variance", "3", "--threshold", "10", "--out", str(tmp_path), stdout=out
     )
-    path = tmp_path / "ptable-v1-D5-V3-k10.csv"
+    path = tmp_path / "ptable-v2-D5-V3-k10.csv"
     assert load_ptable(path).parameters == PtableParameters(5, 3, 10)
     assert path.read_text(encoding="utf-8").startswith(
-        "# soyang-ptable 1\n# max_adjustment=5 variance=3 threshold=10\n"
+        "# soyang-ptable 2\n# max_adjustment=5 variance=3 threshold=10\n"
     )
     text = out.getvalue()
     assert "counts 1..9 withheld" in text

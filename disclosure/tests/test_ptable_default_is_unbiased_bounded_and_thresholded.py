@@ -12,6 +12,7 @@ from disclosure.ptable import (
     DEFAULT_MAX_ADJUSTMENT,
     DEFAULT_THRESHOLD,
     DEFAULT_VARIANCE,
+    KEY_ORDER,
     KEYS,
     Ptable,
     PtableParameters,
@@ -47,7 +48,8 @@ def assert_safe(ptable: Ptable) -> None:
             released = value + a
             assert released >= 0
             assert not 0 < released < p.threshold, f"{value}{a:+d} lands under the threshold"
-        assert row == tuple(sorted(row)), "adjustments take consecutive key ranges in increasing order"
+        # Format 2: the row's adjustments, in increasing order, lie over the keys in the fixed shuffled order.
+        assert tuple(row[key] for key in KEY_ORDER) == tuple(sorted(row)), "adjustments follow KEY_ORDER"
     # Every true count above the open row's start uses its row: the same noise for every large count.
     assert ptable.adjustments(p.open_from + 1000) == ptable.rows[p.open_from]
     for small in range(1, p.threshold):
@@ -88,3 +90,13 @@ def test_the_committed_default_ptable_is_the_generated_one_and_loads() -> None:
 
 def test_generation_is_deterministic() -> None:
     assert generate_ptable(DEFAULTS).to_csv() == generate_ptable(DEFAULTS).to_csv()
+
+
+def test_the_key_order_is_a_fixed_permutation_that_breaks_the_sum_structure_of_keys() -> None:
+    assert sorted(KEY_ORDER) == list(range(256))
+    # Not a linear map of the keys (a linear one keeps "the key of a sum is the sum of the keys" aligned with the
+    # order of the adjustments): some pair of keys and their sum are out of any affine pattern.
+    position = {key: i for i, key in enumerate(KEY_ORDER)}
+    assert any(
+        (position[(a + b) % 256] - position[a] - position[b] + position[0]) % 256 for a in range(8) for b in range(8)
+    )

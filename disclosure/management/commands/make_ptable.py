@@ -24,7 +24,7 @@ from disclosure.ptable import (
 class Command(BaseCommand):
     help = (
         "Write a ptable: make_ptable --max 3 --variance 2 --threshold 10 --out DIR_OR_FILE. A directory gets the "
-        "versioned name (ptable-v1-D3-V2-k10.csv). Prints the mean absolute error, how often a count is exact, "
+        "versioned name (ptable-v2-D3-V2-k10.csv). Prints the mean absolute error, how often a count is exact, "
         "and how often the difference of two counts is."
     )
 
