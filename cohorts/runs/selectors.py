@@ -506,7 +506,8 @@ def latest_counts(definition_ids: list[int], *, user: User) -> dict[int, dict[st
     """The latest finished count of each definition, as ``user`` may see it now and exactly as its result page
     would show it: over the sources they may see (``count_rights_for_user``; the newest request with a succeeded
     run on one of them), each site's rule for their role, then the federated total of the shown sites only:
-    ``{definition id: {"display", "at", "request", "sites"}}``.
+    ``{definition id: {"display", "rule", "short", "at", "request", "sites"}}`` (``rule``: the rule the number was
+    released under, ``short`` the same in a few characters, to show beside it).
 
     A fixed number of queries for any number of definitions (the user's rights, the definitions they may view
     and run, the newest count request per definition, the persons of its succeeded runs, their sources);
@@ -545,8 +546,11 @@ def latest_counts(definition_ids: list[int], *, user: User) -> dict[int, dict[st
     for request_id, rows in by_request.items():
         rules = [rule_for(source=sources[source_id], role=user.role) for source_id, _, _ in rows]
         total, _ = protect_federated([persons for _, persons, _ in rows], rules)
+        merged = strictest(rules)
         counts[pairs[request_id]] = {
             "display": total.as_dict()["display"],
+            "rule": merged.describe(),
+            "short": merged.short(),
             "at": max((at for _, _, at in rows if at), default=None),
             "request": request_id,
             "sites": len(rows),
