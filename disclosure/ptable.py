@@ -182,15 +182,15 @@ def _maxent(support: Sequence[int], variance: float | None) -> np.ndarray:
     """The maximum-entropy distribution on ``support`` (integers, including 0) with mean 0 and, when given, the
     variance; ``p(d) ∝ exp(a·d + b·d²)``. Solved by damped Newton on the convex dual (two unknowns).
 
-    Close to the solution the dual's decrease along a Newton step is smaller than a float resolves in a value of
-    order 1, so "the dual went down" cannot decide there: a step that raises the dual by no more than its rounding
-    is taken, and Newton's quadratic convergence brings the moments to float precision in a step or two (requiring
-    a strict decrease stalled a few steps short on some machines, e.g. on -2..5 with variance 3). What is checked
-    is the moments, not the step: a result is returned only when they match."""
+    Close to the solution the dual's decrease along a Newton step (about gradient²/curvature) is smaller than a
+    float can resolve in a value of order 1, so "the dual went down" cannot decide there: a step that does not
+    raise the dual by more than its rounding is taken, and Newton's quadratic convergence then brings the moments
+    to float precision in a step or two. (Requiring a strict decrease stalled a few steps short, e.g. on -2..5
+    with variance 3.) The moments are checked, not the step: a result is returned only when they match."""
     x = np.asarray(support, dtype=float)
     features = np.vstack([x, x**2]) if variance is not None else x[None, :]
     target = np.array([0.0, variance]) if variance is not None else np.array([0.0])
-    # The moments of d and d² are sums of terms up to max|d|²: their float error scales with it.
+    # Moments of d and d² are sums of terms up to max|d|²: their float error scales with it.
     tolerance = 1e-12 * float(np.abs(features).max())
     lam = np.zeros(features.shape[0])
     for _ in range(200):
@@ -229,38 +229,94 @@ def _row_distribution(lower: int, upper: int, variance: float) -> tuple[np.ndarr
 
 def _discretise(support: Sequence[int], p: np.ndarray, second_moment: int) -> list[int]:
     """Integer key counts ``n`` (summing to 256) close to ``256·p`` with ``Σ n·d = 0`` and ``Σ n·d² =
-    second_moment``: the exact mean and variance. All but three entries (d = -1, 0, 1) are searched in a window
-    around their ideal; those three then follow from the three equations."""
-    ideal = KEYS * p
-    pivots = [support.index(-1), support.index(0), support.index(1)]
-    free = [i for i in range(len(support)) if i not in pivots]
-    for width in (1, 2, 3):
-        ranges = []
-        for i in free:
-            centre = round(ideal[i])
-            lo = 0 if ideal[i] == 0 else max(0, centre - width)
-            ranges.append(np.arange(lo, centre + width + 1))
-        grids = np.array(list(itertools.product(*ranges)), dtype=np.int64) if free else np.zeros((1, 0), np.int64)
-        d = np.asarray([support[i] for i in free], dtype=np.int64)
-        r0 = KEYS - grids.sum(axis=1)
-        r1 = 0 - grids @ d
-        r2 = second_moment - grids @ (d**2)
-        # n(-1) + n(0) + n(1) = r0;  -n(-1) + n(1) = r1;  n(-1) + n(1) = r2
-        ok = (r1 + r2) % 2 == 0
-        n_plus = (r1 + r2) // 2
-        n_minus = (r2 - r1) // 2
-        n_zero = r0 - r2
-        ok &= (n_plus >= 0) & (n_minus >= 0) & (n_zero >= 0)
-        if not ok.any():
-            continue
-        full = np.zeros((int(ok.sum()), len(support)), dtype=np.int64)
-        full[:, free] = grids[ok]
-        full[:, pivots[0]] = n_minus[ok]
-        full[:, pivots[1]] = n_zero[ok]
-        full[:, pivots[2]] = n_plus[ok]
-        cost = ((full - ideal) ** 2).sum(axis=1)
-        return [int(v) for v in full[int(np.argmin(cost))]]
+    second_moment``: the exact mean and variance.
+
+    The three entries d = -1, 0, 1 (the pivots) follow from the three equations once the others are chosen; every
+    other entry stays within a window around its ideal, the narrowest width that allows an exact rounding, and
+    among those roundings the one nearest to ``256·p`` (least squares) is taken (``_nearest_rounding``)."""
+    ideal = [KEYS * float(v) for v in p]
+    for width in range(1, KEYS + 1):
+        counts = _nearest_rounding(support, ideal, second_moment, width)
+        if counts is not None:
+            return counts
     raise PtableError(f"no exact 256-key rounding of the noise on {list(support)} with Σd² = {second_moment}")
+
+
+def _nearest_first(values: Iterable[int], target: float) -> list[int]:
+    return sorted(values, key=lambda x: (abs(x - target), x))
+
+
+def _nearest_rounding(support: Sequence[int], ideal: list[float], second_moment: int, width: int) -> list[int] | None:
+    """The exact rounding of ``ideal`` nearest to it with every entry but the pivots within ``width`` of its
+    rounded ideal (None if there is none).
+
+    Choosing x keys at d moves the pivots linearly (n(-1) by -x·d(d-1)/2, n(0) by -x·(1-d²), n(1) by
+    -x·d(d+1)/2; whole numbers), so the search is a depth-first branch and bound over the other entries, widest
+    pivot moves first, nearest value first: a branch is dropped as soon as its cost so far plus a lower bound of
+    what the later entries and the pivots must still cost is no better than the best rounding found. It finds
+    what trying every combination in the windows finds, without their number (7^18 at width 3 for D = 10).
+    Roundings whose costs differ by float rounding alone (a symmetric row and its mirror image) are told apart
+    by the counts themselves, lowest first, so the choice never depends on the last bit of a float."""
+    pivots = (support.index(-1), support.index(0), support.index(1))
+    free = sorted((i for i in range(len(support)) if i not in pivots), key=lambda i: (-abs(support[i]), support[i]))
+    moves = [(d * (d - 1) // 2, 1 - d * d, d * (d + 1) // 2) for d in (support[i] for i in free)]
+    pivot_ideal = [ideal[i] for i in pivots]
+    windows: list[list[int]] = []
+    for i in free:
+        centre = round(ideal[i])
+        lo = 0 if ideal[i] == 0 else max(0, centre - width)
+        windows.append(_nearest_first(range(lo, centre + width + 1), ideal[i]))
+    # From entry j on, two lower bounds of what the later entries and the pivots add. (1) Apart: the least each
+    # later entry costs in its window, plus each pivot's distance to its ideal from the range the later entries
+    # can still move it over. (2) Together, relaxed to real numbers without windows: with y the later entries'
+    # distances to their ideals and r the pivots' distance to theirs if every later entry took its ideal, the least
+    # of |y|² + |r - My|² is r·(I + MMᵀ)⁻¹·r (M: the later entries' pivot moves).
+    floor_after = [0.0] * (len(free) + 1)
+    reach_after: list[list[tuple[int, int]]] = [[(0, 0)] * 3 for _ in range(len(free) + 1)]
+    for j in range(len(free) - 1, -1, -1):
+        lo, hi = min(windows[j]), max(windows[j])
+        floor_after[j] = floor_after[j + 1] + min((x - ideal[free[j]]) ** 2 for x in windows[j])
+        reach_after[j] = [
+            (down + min(-lo * m, -hi * m), up + max(-lo * m, -hi * m))
+            for (down, up), m in zip(reach_after[j + 1], moves[j], strict=True)
+        ]
+    ridge_after: list[tuple[np.ndarray, np.ndarray]] = []
+    for j in range(len(free) + 1):
+        m = np.array(moves[j:], dtype=float).reshape(-1, 3).T
+        offset = -(m @ np.array([ideal[i] for i in free[j:]], dtype=float)) - np.array(pivot_ideal)
+        ridge_after.append((np.linalg.inv(np.eye(3) + m @ m.T), offset))
+    best: list[tuple[float, tuple[int, ...]]] = []
+
+    def beaten(bound: float) -> bool:
+        return bool(best) and bound > best[0][0] + 1e-9
+
+    def search(j: int, chosen: list[int], pivot: list[int], cost: float) -> None:
+        apart = cost + floor_after[j]
+        for v, (down, up), target in zip(pivot, reach_after[j], pivot_ideal, strict=True):
+            if v + up < 0:
+                return  # a pivot would need a negative number of keys
+            apart += (min(max(target, v + down), v + up) - target) ** 2
+        inverse, offset = ridge_after[j]
+        r = np.array(pivot, dtype=float) + offset
+        if beaten(apart) or beaten(cost + float(r @ inverse @ r)):
+            return
+        if j < len(free):
+            for x in windows[j]:
+                moved = [v - x * m for v, m in zip(pivot, moves[j], strict=True)]
+                search(j + 1, [*chosen, x], moved, cost + (x - ideal[free[j]]) ** 2)
+            return
+        if min(pivot) < 0:
+            return
+        counts = [0] * len(support)
+        for i, n in zip((*free, *pivots), (*chosen, *pivot), strict=True):
+            counts[i] = n
+        total = cost + sum((v - t) ** 2 for v, t in zip(pivot, pivot_ideal, strict=True))
+        if not best or total < best[0][0] - 1e-9 or (total <= best[0][0] + 1e-9 and tuple(counts) < best[0][1]):
+            best[:] = [(total, tuple(counts))]
+
+    # With every other entry at 0 the pivots are n(-1) = n(1) = Σd²/2 and n(0) = 256 - Σd².
+    search(0, [], [second_moment // 2, KEYS - second_moment, second_moment // 2], 0.0)
+    return list(best[0][1]) if best else None
 
 
 def generate_ptable(parameters: PtableParameters) -> Ptable:
