@@ -168,7 +168,14 @@ def test_source_and_policy_changes_and_deletions_carry_their_site(admin) -> None
     url = reverse("admin:disclosure_disclosurepolicy_change", args=[policy.pk])
     roles = json.dumps(policy.aggregate_only_roles)
     # A field with a callable default is compared with the "initial-" copy the page sends along.
-    form = {"min_cell_size": 11, "round_to": 1, "aggregate_only_roles": roles, "initial-aggregate_only_roles": roles}
+    form = {
+        "min_cell_size": 11,
+        "round_to": 1,
+        "aggregate_only_roles": roles,
+        "initial-aggregate_only_roles": roles,
+        "perturbation_max_adjustment": 3,
+        "perturbation_variance": "2",
+    }
     response = client.post(url, form)
     assert response.status_code == 302, response.content.decode()[:2000]
     event = _event("configuration_change", policy)

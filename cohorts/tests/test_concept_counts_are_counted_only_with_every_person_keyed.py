@@ -12,7 +12,7 @@ import pytest
 
 from cohorts.concept_sets.counts import concept_counts_refresh_at_site
 from disclosure.cellkey import record_key
-from disclosure.record_keys import RecordKeyError, record_key_secret
+from disclosure.record_keys import RecordKeyError, record_key_secret, record_key_table
 from warehouse.models import ConceptCount
 from worker.tests.conftest import cdm_gibleed_duckdb_private  # noqa: F401 (fixture)
 from worker.tests.helpers import make_source
@@ -53,7 +53,8 @@ def test_persons_without_a_key_are_keyed_and_the_site_counts_again(
     # As after a reload of the CDM with three new persons: their keys are missing.
     _change(
         cdm,
-        f"DELETE FROM gibleed_results.soyang_record_key WHERE person_id IN ({persons[0]}, {persons[1]}, {persons[2]})",
+        f"DELETE FROM {record_key_table('gibleed_results', source.key)} "  # noqa: S608
+        f"WHERE person_id IN ({persons[0]}, {persons[1]}, {persons[2]})",
     )
 
     assert concept_counts_refresh_at_site(source_id=source.pk) > 100
@@ -63,7 +64,7 @@ def test_persons_without_a_key_are_keyed_and_the_site_counts_again(
     assert stored.record_key == stored.person_key  # one record per person
     engine = cdm.connect()
     try:
-        keyed = engine.fetchone("SELECT COUNT(*) FROM gibleed_results.soyang_record_key")
+        keyed = engine.fetchone(f"SELECT COUNT(*) FROM {record_key_table('gibleed_results', source.key)}")  # noqa: S608
         everybody = engine.fetchone("SELECT COUNT(*) FROM gibleed.person")
     finally:
         engine.close()

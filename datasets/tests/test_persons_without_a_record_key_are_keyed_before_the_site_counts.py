@@ -17,7 +17,7 @@ from datasets.choices import RequestState
 from datasets.extraction import DATASET_COHORT_BASE
 from datasets.tests.conftest import build_world, create_request
 from disclosure.cellkey import perturb, record_key
-from disclosure.record_keys import record_key_secret, record_keys_ensure
+from disclosure.record_keys import record_key_secret, record_key_table, record_keys_ensure
 from disclosure.selectors import rule_for
 from jobs.choices import JobState
 
@@ -81,7 +81,7 @@ def test_the_projection_and_the_extract_key_the_missing_persons_and_count_again(
     assert extract.manifest["cohort_persons"]["value"] == max(10, (perturbed + 5) // 10 * 10)
     engine = cdm.connect()
     try:
-        keyed = engine.fetchone("SELECT COUNT(*) FROM gibleed_results.soyang_record_key")
+        keyed = engine.fetchone(f"SELECT COUNT(*) FROM {record_key_table('gibleed_results', site.key)}")  # noqa: S608
         everybody = engine.fetchone("SELECT COUNT(*) FROM gibleed.person")
     finally:
         engine.close()
