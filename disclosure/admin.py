@@ -7,7 +7,7 @@ from typing import Any
 from django.contrib import admin
 
 from audit.admin import AuditedAdminMixin
-from disclosure.models import DisclosurePolicy
+from disclosure.models import DisclosurePolicy, ExactCountGrant
 
 
 @admin.register(DisclosurePolicy)
@@ -35,3 +35,27 @@ class DisclosurePolicyAdmin(AuditedAdminMixin, admin.ModelAdmin):
     def get_readonly_fields(self, request: Any, obj: DisclosurePolicy | None = None) -> tuple[str, ...]:
         # A policy belongs to its site for good: moving it to another site would silently change both.
         return ("source",) if obj is not None else ()
+
+
+@admin.register(ExactCountGrant)
+class ExactCountGrantAdmin(AuditedAdminMixin, admin.ModelAdmin):
+    """Read-only: a grant is made and revoked by a steward of its site on the grants page
+    (``disclosure.services``), which validates it and records why. The admin lists them for oversight."""
+
+    list_display = ("id", "project", "source", "ends_at", "granted_by", "granted_at", "revoked_at", "revoked_by")
+    list_filter = ("source",)
+    list_select_related = ("project", "source", "granted_by", "revoked_by")
+    search_fields = ("project__title", "reason")
+    ordering = ("-granted_at", "-id")
+
+    def audit_source_key(self, obj: ExactCountGrant) -> str:
+        return obj.source.key
+
+    def has_add_permission(self, request: Any) -> bool:
+        return False
+
+    def has_change_permission(self, request: Any, obj: ExactCountGrant | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: Any, obj: ExactCountGrant | None = None) -> bool:
+        return False

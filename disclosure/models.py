@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from fractions import Fraction
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.utils import timezone
 
 from accounts.choices import Role
 from disclosure.ptable import DEFAULT_MAX_ADJUSTMENT, DEFAULT_VARIANCE, PtableError, PtableParameters
@@ -83,3 +85,40 @@ class DisclosurePolicy(models.Model):
             self.ptable_parameters()
         except PtableError as exc:
             raise ValidationError({"perturbation_variance": str(exc)}) from None
+
+
+class ExactCountGrant(models.Model):
+    """A site steward's decision that one project's counts at that site are released exact — still under the
+    site's threshold — instead of perturbed (issue 15: perturbed is the default for every role).
+
+    In force (``disclosure.selectors.grants_in_force``) while it is not revoked, its last day ``ends_at`` has not
+    passed, and its project runs (``accounts.permissions.running_projects_q``): ending the project or reaching the
+    date ends it at once, with nothing to run. Whom it reaches is decided when a count is read, never stored: the
+    project's approved members of that day, partners never (``disclosure.selectors.exact_grants_for``). Made and
+    revoked only through ``disclosure.services``, which validate and audit; the Django admin shows it read-only.
+    """
+
+    project = models.ForeignKey("accounts.Project", on_delete=models.PROTECT, related_name="+")
+    source = models.ForeignKey("warehouse.Source", on_delete=models.PROTECT, related_name="+")
+    reason = models.TextField(help_text="Why the project needs exact counts, with its IRB protocol.")
+    granted_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    granted_at = models.DateTimeField(default=timezone.now)
+    ends_at = models.DateField(help_text="The last day the grant is in force (the project's end ends it earlier).")
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    revocation_reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-granted_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(revoked_at__isnull=True, revoked_by__isnull=True)
+                | models.Q(revoked_at__isnull=False, revoked_by__isnull=False),
+                name="exact_count_grant_revoked_by_whom",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"exact counts #{self.pk}: project {self.project_id} at {self.source_id}"

@@ -12,6 +12,7 @@ from audit.api import AuditEventViewSet
 from cohorts.api.concepts import ConceptSetViewSet, ConceptViewSet
 from cohorts.api.views import DefinitionViewSet, RunViewSet, SourceViewSet
 from datasets.api import DatasetRequestViewSet
+from disclosure.api import ExactCountGrantViewSet
 
 router = DefaultRouter(trailing_slash=True)
 router.include_root_view = False
@@ -26,6 +27,7 @@ router.register("audit-events", AuditEventViewSet, basename="audit-event")
 router.register("concepts", ConceptViewSet, basename="concept")
 router.register("concept-sets", ConceptSetViewSet, basename="concept-set")
 router.register("dataset-requests", DatasetRequestViewSet, basename="dataset-request")
+router.register("exact-count-grants", ExactCountGrantViewSet, basename="exact-count-grant")
 
 app_name = "api"
 

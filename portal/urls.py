@@ -29,6 +29,7 @@ urlpatterns = [
     path("audit/", include("audit.urls")),
     path("cohorts/", include("cohorts.urls")),
     path("datasets/", include("datasets.urls")),
+    path("disclosure/", include("disclosure.urls")),
     path("", include("accounts.urls")),
     path("admin/", admin.site.urls),
 ]

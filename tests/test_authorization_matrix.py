@@ -133,6 +133,16 @@ MATRIX: list[Row] = [
     # --- audit ---
     row("audit:event_list",            None,        "-", "GET",  L,   OUT,  404,  404,  404,  200,  200),
     row("audit:export",                None,        "-", "GET",  L,   OUT,  404,  404,  404,  200,  200),
+    # --- exact-count grants: the site's stewards grant and revoke; admins read; everybody else is refused ---
+    row("disclosure:grant_list",       None,        "-", "GET",  L,   OUT,  403,  403,  403,  200,  200),
+    # An empty form is shown again with its errors (200); only stewards grant.
+    row("disclosure:grant_list",       None,        "-", "POST", L,   OUT,  403,  403,  403,  200,  403),
+    row("disclosure:grant_revoke",     "grant",     "P", "GET",  L,   OUT,  405,  405,  405,  405,  405),
+    # The admin sees every grant but revoking is the site's steward's decision: visible, not theirs → 403.
+    row("disclosure:grant_revoke",     "grant",     "P", "POST", L,   OUT,  404,  404,  404,  302,  403,
+        body={"reason": "protocol closed"}),
+    row("disclosure:grant_revoke",     "grant",     "Q", "POST", L,   OUT,  404,  404,  404,  404,  403,
+        body={"reason": "protocol closed"}),
     # --- cohort definitions ---
     row("cohorts:definition_list",     None,        "-", "GET",  L,   OUT,  200,  200,  200,  200,  200),
     row("cohorts:definition_list",     None,        "-", "POST", L,   OUT,  405,  405,  405,  405,  405),

@@ -27,6 +27,7 @@ from cohorts.runs.choices import RunKind
 from cohorts.runs.models import CohortRun, RunRequest
 from cohorts.tests.expressions import EXPRESSION
 from cohorts.tests.runs import with_cell_keys
+from disclosure.models import ExactCountGrant
 from jobs.choices import JobState
 
 P_DEFINITION = "Alpha cohort of project P"
@@ -113,6 +114,19 @@ def _concept_sets(bob: Any, project_p: Any, dave: Any, project_q: Any) -> tuple[
     )
 
 
+def _ended_grant(project: Any, source: Any, granted_by: Any) -> ExactCountGrant:
+    """An exact-count grant of the project at the site whose last day has passed: an object of the grants pages
+    that changes no count the matrices read."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    yesterday = timezone.localdate() - dt.timedelta(days=1)
+    return ExactCountGrant.objects.create(
+        project=project, source=source, reason="IRB-2026-001 exact counts", ends_at=yesterday, granted_by=granted_by
+    )
+
+
 def build_world() -> World:
     """The world itself, for fixtures of other scopes (tests/api builds it once per module)."""
     from django.conf import settings
@@ -171,6 +185,7 @@ def build_world() -> World:
         # A personal API token of the member's (tokens are their owner's alone, whatever the role).
         "token": token_create(user=bob, name="bob's notebook", days=30).token,
         **_dataset_objects(def_p, partner, source, settings.SOYANG_DATASET_ROOT),
+        "grant": _ended_grant(project_p, source, steward),
     }
     w.Q = {
         "concept_set": set_q,
@@ -182,5 +197,6 @@ def build_world() -> World:
         "account": dave,
         "token": token_create(user=dave, name="dave's notebook", days=30).token,
         **_dataset_objects(def_q, dave, other_source, settings.SOYANG_DATASET_ROOT),
+        "grant": _ended_grant(project_q, other_source, admin),
     }
     return w

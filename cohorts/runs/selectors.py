@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -39,7 +39,7 @@ from disclosure.rules import (
     protect_federated,
     strictest,
 )
-from disclosure.selectors import rule_for
+from disclosure.selectors import exact_grants_for, exact_grants_for_user, rule_for
 from jobs.choices import JobState
 from warehouse.models import Source
 
@@ -188,7 +188,13 @@ def merged_demographics(parts: list[tuple[dict[str, Any], PrivacyRule]]) -> dict
     return out
 
 
-def run_request_result(*, request: RunRequest, role: str, sites: Collection[int] | None = None) -> dict[str, Any]:
+def run_request_result(
+    *,
+    request: RunRequest,
+    role: str,
+    sites: Collection[int] | None = None,
+    grants: Mapping[int, int] | None = None,
+) -> dict[str, Any]:
     """The merged result of a request as a user of ``role`` may see it, over the sources ``sites`` only.
 
     Each site's own rule is applied to its numbers before merging; the merged total is protected with the
@@ -205,7 +211,12 @@ def run_request_result(*, request: RunRequest, role: str, sites: Collection[int]
     even through a difference. Pages and the API pass what ``run_request_sites_for_user`` allows (through
     ``run_request_result_for_user``); ``None`` (every site) is for callers that show the result to nobody in
     particular (workers, commands).
+
+    ``grants``: the exact-count grants reaching the reader for this request's definition, by source id
+    (``disclosure.selectors.exact_grants_for``); a site named there releases its counts exact, still thresholded,
+    and says so ("exact by grant #…"). None (the default) perturbs every site, as for nobody in particular.
     """
+    grants = grants or {}
     runs = [
         run
         for run in request.runs.select_related("source").order_by("source__key")
@@ -214,7 +225,7 @@ def run_request_result(*, request: RunRequest, role: str, sites: Collection[int]
     sites: list[dict[str, Any]] = []
     succeeded: list[tuple[CohortRun, PrivacyRule]] = []
     for run in runs:
-        rule = rule_for(source=run.source, role=role)
+        rule = rule_for(source=run.source, role=role, grant=grants.get(run.source_id))
         site = _run_state(run)
         site["privacy"] = rule.as_dict()
         if run.state == JobState.SUCCEEDED and run.result is not None:
@@ -230,7 +241,7 @@ def run_request_result(*, request: RunRequest, role: str, sites: Collection[int]
     for site in sites:
         if site["run"] in by_run:
             run, protected_count = by_run[site["run"]]
-            own_rule = rule_for(source=run.source, role=role)
+            own_rule = rule_for(source=run.source, role=role, grant=grants.get(run.source_id))
             site["persons"] = protected_count.as_dict()
             released = None
             if not protected_count.hidden and "demographics" in run.result:
@@ -368,13 +379,15 @@ def run_request_get_for_user(user: User, pk: int) -> RunRequest:
 
 
 def run_request_result_for_user(user: User, request: RunRequest) -> dict[str, Any]:
-    """The result of ``request`` as ``user`` may see it now: their role's privacy rules, over the sources they may
+    """The result of ``request`` as ``user`` may see it now: their role's privacy rules, exact at the sites where
+    a grant for the definition's project reaches them today (``exact_grants_for``), over the sources they may
     see only (``run_request_sites_for_user``). Http404 when none is left (access ended since the request was
     fetched)."""
     sites = run_request_sites_for_user(user, request)
     if not sites:
         raise Http404("No such count.")
-    return run_request_result(request=request, role=user.role, sites=sites)
+    grants = exact_grants_for(user=user, project_id=request.version.definition.project_id)
+    return run_request_result(request=request, role=user.role, sites=sites, grants=grants)
 
 
 def run_requests_for_user(user: User, *, definition: CohortDefinition | None = None) -> QuerySet[RunRequest]:
@@ -505,12 +518,14 @@ def run_result_csv(result: dict[str, Any], table: str) -> str:
 def latest_counts(definition_ids: list[int], *, user: User) -> dict[int, dict[str, Any]]:
     """The latest finished count of each definition, as ``user`` may see it now and exactly as its result page
     would show it: over the sources they may see (``count_rights_for_user``; the newest request with a succeeded
-    run on one of them), each site's rule for their role, then the federated total of the shown sites only:
+    run on one of them), each site's rule for their role (exact where a grant of the definition's project reaches
+    them, ``exact_grants_for_user``), then the federated total of the shown sites only:
     ``{definition id: {"display", "rule", "short", "at", "request", "sites"}}`` (``rule``: the rule the number was
     released under, ``short`` the same in a few characters, to show beside it).
 
     A fixed number of queries for any number of definitions (the user's rights, the definitions they may view
-    and run, the newest count request per definition, the persons of its succeeded runs, their sources);
+    and run, the newest count request per definition, the persons of its succeeded runs, their sources, the
+    grants reaching the user);
     portable SQL, so the SQLite demo database answers it too.
     """
     if not definition_ids:
@@ -542,9 +557,14 @@ def latest_counts(definition_ids: list[int], *, user: User) -> dict[int, dict[st
         if persons is not None and rights.allows(projects[pairs[request_id]], source_id):
             by_request.setdefault(request_id, []).append((source_id, (int(persons), _key(key)), finished_at))
     sources = Source.objects.in_bulk({source_id for rows in by_request.values() for source_id, _, _ in rows})
+    grants = exact_grants_for_user(user) if by_request else {}
     counts: dict[int, dict[str, Any]] = {}
     for request_id, rows in by_request.items():
-        rules = [rule_for(source=sources[source_id], role=user.role) for source_id, _, _ in rows]
+        project_id = projects[pairs[request_id]]
+        rules = [
+            rule_for(source=sources[source_id], role=user.role, grant=grants.get((project_id, source_id)))
+            for source_id, _, _ in rows
+        ]
         total, _ = protect_federated([persons for _, persons, _ in rows], rules)
         merged = strictest(rules)
         counts[pairs[request_id]] = {
@@ -561,7 +581,8 @@ def latest_counts(definition_ids: list[int], *, user: User) -> dict[int, dict[st
 def latest_counts_per_site(definition: CohortDefinition, *, user: User) -> list[dict[str, Any]]:
     """For the printable summary: per source ``user`` may see now (``count_rights_for_user``, and view and run on
     the definition), the latest succeeded count of the definition's latest version (or of an earlier version if
-    the latest was never counted there), protected by the site's rule for their role."""
+    the latest was never counted there), protected by the site's rule for their role (exact where a grant of the
+    definition's project reaches them)."""
     if not _definitions_counted_by(user).filter(pk=definition.pk).exists():
         return []
     runs = (
@@ -572,13 +593,14 @@ def latest_counts_per_site(definition: CohortDefinition, *, user: User) -> list[
     sites = count_rights_for_user(user).sites(definition.project_id)
     if sites is not None:
         runs = runs.filter(source_id__in=sites)
+    grants = exact_grants_for(user=user, project_id=definition.project_id)
     rows: list[dict[str, Any]] = []
     seen: set[int] = set()
     for run in runs:
         if run.source_id in seen:
             continue
         seen.add(run.source_id)
-        rule = rule_for(source=run.source, role=user.role)
+        rule = rule_for(source=run.source, role=user.role, grant=grants.get(run.source_id))
         rows.append(
             {
                 "source": run.source,

@@ -120,6 +120,10 @@ MATRIX: list[Row] = [
     row("api:audit-event-list",           None,         "-", "GET",    U,   U,   404,  404,  404,  200,  200),
     row("api:audit-event-detail",         "event",      "P", "GET",    U,   U,   404,  404,  404,  200,  200),
     row("api:audit-event-detail",         "event",      "Q", "GET",    U,   U,   404,  404,  404,  404,  200),
+    # --- exact-count grants: read-only (stewards: their sites; admins: all; for others it does not exist) ---
+    row("api:exact-count-grant-list",     None,         "-", "GET",    U,   U,   404,  404,  404,  200,  200),
+    row("api:exact-count-grant-detail",   "grant",      "P", "GET",    U,   U,   404,  404,  404,  200,  200),
+    row("api:exact-count-grant-detail",   "grant",      "Q", "GET",    U,   U,   404,  404,  404,  404,  200),
     # --- the vocabulary: public to approved accounts (counts inside are per person); a search needs q ---
     row("api:concept-list",               None,         "-", "GET",    U,   U,   400,  400,  400,  400,  400),
     row("api:concept-detail",             None,         "-", "GET",    U,   U,   200,  200,  200,  200,  200),
