@@ -109,6 +109,8 @@ def test_the_main_screens_are_translated_to_korean():
         "User name or e-mail",
         "Accounts waiting for approval",
         "My dataset requests",
+        "Exact-count grants",
+        "Grant exact counts",
     ):
         assert msgid in translated, msgid
 
