@@ -20,14 +20,14 @@ from django.core.exceptions import PermissionDenied
 from django.utils.translation import gettext as _
 
 from accounts.models import User
-from accounts.permissions import is_admin, is_steward, projects_for_user, user_can
+from accounts.permissions import is_admin, projects_for_user, user_can
 from cohorts.definitions.models import CohortDefinition
 from datasets.extraction import requester_manifest
 from datasets.models import DatasetRequest, Extract, SiteReview
 from datasets.selectors import REQUEST_DATASET
+from disclosure.permissions import is_site_steward
 from disclosure.rules import shown
 from disclosure.selectors import rule_for
-from warehouse.models import Source
 
 
 @dataclass(frozen=True)
@@ -50,11 +50,6 @@ def require(verdict: Verdict) -> None:
     """Raise PermissionDenied with the refusal when the verdict refuses (the services' way to ask a rule)."""
     if not verdict:
         raise PermissionDenied(verdict.refusal)
-
-
-def is_site_steward(user: User, source: Source) -> bool:
-    """A data steward of the organisation that owns the site."""
-    return is_steward(user) and source.organisation_id is not None and source.organisation_id == user.organisation_id
 
 
 def can_request_dataset(user: User, definition: CohortDefinition) -> Verdict:

@@ -21,14 +21,14 @@ from audit.models import AuditEvent
 from cohorts.definitions.services import definition_create, definition_share
 from cohorts.runs.selectors import latest_counts, latest_counts_per_site, run_request_result_for_user
 from cohorts.tests.expressions import EXPRESSION
-from cohorts.tests.runs import count_request
+from cohorts.tests.runs import DEFAULT_PTABLE, count_request
 from disclosure.models import ExactCountGrant
 from disclosure.selectors import exact_grant_for
 from disclosure.services import grant_exact_counts, revoke_exact_counts
 
 TRUE_COUNT = 1234
-#: Cell key 0 takes the default ptable's open row to -3: the perturbed count is 1,231, the exact one 1,234.
-KEY = 0
+#: The cell key whose noise in the default ptable's open row is -3: the perturbed count is 1,231, the exact 1,234.
+KEY = DEFAULT_PTABLE.adjustments(TRUE_COUNT).index(-3)
 PERTURBED = 1231
 
 
