@@ -243,7 +243,9 @@ def test_a_researcher_builds_counts_and_shares_a_cohort_a_partner_sees_it_rounde
         sign_in(page, live_server.url, partner.username)
         partner_row = page.locator("#partner-cohorts tbody tr").filter(has_text="Diabetes on metformin")
         partner_row.wait_for()
-        partner_count = partner_row.locator("td").nth(2).inner_text().strip()
+        partner_cell = partner_row.locator("td").nth(2)
+        partner_count = partner_cell.locator("a").inner_text().strip()
+        partner_rule = partner_cell.locator(".hint").inner_text().strip()
         page.screenshot(path=screenshots / "journey-b1-partner-home.png", full_page=True)
         context.close()
 
@@ -296,6 +298,7 @@ def test_a_researcher_builds_counts_and_shares_a_cohort_a_partner_sees_it_rounde
     assert definition_shares(definition)["projects"] == [project]
     # (b) rounded for the partner: a multiple of ten (or "<10"), never the exact total unless it is one.
     assert ROUNDED.match(partner_count), partner_count
+    assert partner_rule == "±3, <10 hidden, rounded to 10"  # the rule beside the number
     assert abs(int(partner_count.replace(",", "")) - truth) <= 10 or partner_count == "<10"
     # (c) the newcomer is in, with the organisation and role the admin chose.
     newcomer = User.objects.get(pk=newcomer.pk)

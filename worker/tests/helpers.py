@@ -15,10 +15,11 @@ from django.utils import timezone
 from accounts.choices import Role
 from accounts.services import account_create_approved, organisation_get_or_create, project_create
 from cohorts.definitions.services import definition_create
+from cohorts.runs.generation import generate_cohort
 from cohorts.runs.models import CohortRun, RunRequest
 from disclosure.cellkey import record_key
 from disclosure.ptable import KEYS
-from disclosure.record_keys import record_key_secret
+from disclosure.record_keys import record_key_secret, record_keys_ensure
 from disclosure.rules import protect, strictest
 from disclosure.selectors import rule_for
 from warehouse.models import Source
@@ -108,6 +109,23 @@ def oracle_released(oracle_dir: Path, name: str, *sources: Any, role: str = "res
     released = protect(len(persons) * len(sources), rule, key)
     assert released.value is not None
     return released.value
+
+
+def generated_released(engine: Any, expression: Any, cdm: Any, source: Any, *, cohort_id: int) -> tuple[int, int]:
+    """Generate ``expression`` on ``cdm`` here, with the site's record keys (the worker keys its persons with the
+    same secret), and return its true persons and the count the portal releases for them to a researcher."""
+    generated = generate_cohort(
+        engine,
+        expression,
+        cdm_schema=cdm.cdm_schema,
+        vocabulary_schema=cdm.vocabulary_schema,
+        results_schema=cdm.results_schema,
+        cohort_id=cohort_id,
+        record_keys=record_keys_ensure(engine, source=source),
+    )
+    released = protect(generated.persons, rule_for(source=source, role="researcher"), generated.persons_key)
+    assert released.value is not None, "the cohort is under the threshold: nothing to compare"
+    return generated.persons, released.value
 
 
 def wait_for(predicate: Any, *, timeout: float = 60.0, interval: float = 0.1, what: str = "condition") -> Any:
