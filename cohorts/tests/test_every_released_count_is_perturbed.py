@@ -1,7 +1,8 @@
 """Every output that carries a count of a cohort releases it perturbed: a walk over the pages, the JSON, the CSV
 tables and the API, for a researcher, a partner and an admin.
 
-The tracer: a demographics count on two sites whose true counts are all distinct numbers over 1,000 that are not
+The tracer: a demographics count on two sites (and a concept of the search counted there) whose true counts are
+all distinct numbers over 1,000 that are not
 multiples of 10, each cell carrying a cell key (the same key for the same persons, as a site computes it) chosen so
 that its noise is never 0 — and so that the noise of every cell made of several (a total over the sites, a bucket
 summing them) is never 0 either. An output that showed any count without its perturbation would therefore show a
@@ -18,6 +19,7 @@ from typing import Any
 import pytest
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from accounts.api.tokens import token_create
 from accounts.choices import Role
@@ -28,6 +30,7 @@ from cohorts.runs.models import RunRequest
 from cohorts.runs.selectors import RESULT_TABLES
 from cohorts.tests.expressions import EXPRESSION
 from cohorts.tests.runs import DEFAULT_PTABLE, finished_run
+from warehouse.models import Concept, ConceptCount
 
 pytestmark = pytest.mark.django_db
 
@@ -38,6 +41,9 @@ SITES = {
     "syuh": {"persons": 2357, "white": 1463, "asian": 894, "top": (1211, 1043), "rules": (2101, 1987)},
     "crh": {"persons": 1739, "white": 1021, "asian": 718, "top": (1187, 1003), "rules": (1607, 1501)},
 }
+#: A concept of the search, with its records and persons at each site (keys chosen like the cohort's).
+TRACER_CONCEPT = 46_270_001
+CONCEPT_COUNTS = {"syuh": (3571, 1093), "crh": (2683, 1117)}
 
 
 def _counts(site: dict[str, Any]) -> list[int]:
@@ -63,8 +69,9 @@ def _tracer_keys() -> dict[int, int]:
     rng = random.Random(15)
     a, b = SITES["syuh"], SITES["crh"]
     pairs = [(a[n], b[n]) for n in ("persons", "white", "asian")] + list(zip(a["top"], b["top"], strict=True))
+    concept_counts = [n for counts in CONCEPT_COUNTS.values() for n in counts]
     for _ in range(10_000):
-        keys = {count: rng.randrange(256) for count in _counts(a) + _counts(b)}
+        keys = {count: rng.randrange(256) for count in _counts(a) + _counts(b) + concept_counts}
         if any(_noise(count, key) == 0 for count, key in keys.items()):
             continue
         if all(_noise(x + y, (keys[x] + keys[y]) % 256) != 0 for x, y in pairs):
@@ -136,6 +143,25 @@ def world(alice: Any, project: Any, source: Any, other_source: Any, steward: Any
                 version, sources[key], alice, kind=RunKind.COUNT, cache_key=f"tr-c-{key}", result=_result(site)
             )
         )
+    Concept.objects.create(
+        concept_id=TRACER_CONCEPT,
+        concept_name="Tracer condition",
+        domain_id="Condition",
+        vocabulary_id="SNOMED",
+        concept_class_id="Clinical Finding",
+        standard_concept="S",
+        concept_code="TRACER1",
+    )
+    for key, (records, persons) in CONCEPT_COUNTS.items():
+        ConceptCount.objects.create(
+            source=sources[key],
+            concept_id=TRACER_CONCEPT,
+            record_count=records,
+            person_count=persons,
+            record_key=KEYS[records],
+            person_key=KEYS[persons],
+            computed_at=timezone.now(),
+        )
     return {"request": request, "count": count, "definition": definition, "users": [alice, partner, admin]}
 
 
@@ -153,6 +179,10 @@ def _outputs(user: Any, world: dict[str, Any]) -> dict[str, str]:
         "definition page": client.get(reverse("cohorts:definition_detail", args=[definition.pk])),
         "definition summary": client.get(reverse("cohorts:definition_summary", args=[definition.pk])),
         "home": client.get("/"),
+        "concept search": client.get(reverse("cohorts:concept_search_json"), {"q": "Tracer condition"}),
+        "concept search page": client.get(reverse("cohorts:concept_search_page"), {"q": "Tracer condition"}),
+        "concept page": client.get(reverse("cohorts:concept_detail_page", args=[TRACER_CONCEPT])),
+        "concept json": client.get(reverse("cohorts:concept_detail_json", args=[TRACER_CONCEPT])),
     }
     for table in RESULT_TABLES:
         out[f"{table}.csv"] = client.get(reverse("cohorts:run_table_csv", args=[request.pk, table]))
@@ -161,6 +191,7 @@ def _outputs(user: Any, world: dict[str, Any]) -> dict[str, str]:
     out["api count"] = api.get(f"/api/v1/runs/{count.pk}/")
     out["api runs"] = api.get("/api/v1/runs/")
     out["api definition"] = api.get(f"/api/v1/cohort-definitions/{definition.pk}/")
+    out["api concept search"] = api.get("/api/v1/concepts/", {"q": "Tracer condition"})
     bodies = {}
     for name, response in out.items():
         assert response.status_code == 200, (user.username, name, response.status_code)
@@ -174,8 +205,11 @@ def _spellings(count: int) -> set[str]:
 
 def test_no_output_shows_a_true_count_to_anyone(world: dict[str, Any]) -> None:
     true_counts = [n for site in SITES.values() for n in _counts(site)] + _merged_counts()
+    true_counts += [n for counts in CONCEPT_COUNTS.values() for n in counts]
     for user in world["users"]:
-        for name, body in _outputs(user, world).items():
+        outputs = _outputs(user, world)
+        assert "Tracer condition" in outputs["concept search"] and "Tracer condition" in outputs["api concept search"]
+        for name, body in outputs.items():
             leaked = [n for n in true_counts for spelling in _spellings(n) if spelling in body]
             assert not leaked, f"{user.username} reads the true count(s) {leaked} in {name}"
 
@@ -198,6 +232,14 @@ def test_every_number_shown_is_the_ptables_answer_for_its_cell_with_the_rule_bes
     merged_key = sum(KEYS[site["persons"]] for site in SITES.values()) % 256
     assert status["total"]["value"] == merged_total + _noise(merged_total, merged_key)
     assert status["merged_demographics"]["privacy"]["method"] == "perturbed"
+    # The concept search shows each site's records and persons perturbed with their own keys.
+    found = client.get(reverse("cohorts:concept_search_json"), {"q": "Tracer condition"}).json()
+    (concept,) = [c for c in found["results"] if c["concept_id"] == TRACER_CONCEPT]
+    shown = {entry["source"]: (entry["records"], entry["persons"]) for entry in concept["counts"]}
+    assert shown == {
+        key: (records + _noise(records, KEYS[records]), persons + _noise(persons, KEYS[persons]))
+        for key, (records, persons) in CONCEPT_COUNTS.items()
+    }
     # Each page and table says the rule next to its numbers.
     outputs = _outputs(alice, world)
     for name in ("run page", "count page", "sites.csv", "attrition.csv", "race.csv", "definition summary"):
@@ -217,6 +259,7 @@ def test_the_tracer_keys_perturb_every_cell_and_every_sum() -> None:
     # The premise of the walk: no cell nor sum of cells of the tracer is released unperturbed.
     for count, key in KEYS.items():
         assert _noise(count, key) != 0, count
+    assert set(KEYS) >= {n for counts in CONCEPT_COUNTS.values() for n in counts}
     a, b = SITES["syuh"], SITES["crh"]
     for x, y in itertools.chain(
         ((a[n], b[n]) for n in ("persons", "white", "asian")), zip(a["top"], b["top"], strict=True)
