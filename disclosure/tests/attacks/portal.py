@@ -96,9 +96,11 @@ class Portal:
 
 @contextmanager
 def exact_by_grant() -> Iterator[None]:
-    """Counts exact by a steward's grant (still thresholded), as long as the block runs: the portal's rule when a
-    grant is in force for the reader (``rule_for``'s ``grant``). The callers of ``rule_for`` do not look grants
-    up yet, so the block hands one over where they ask for the rule."""
+    """The control of every attack: the portal's rule as it is under an exact-count grant (``rule_for``'s
+    ``grant``: still thresholded, not perturbed), handed to every place that asks for a rule while the block runs —
+    concept counts included, which no real grant reaches — so that the same attack code, run on exact numbers,
+    shows that it does recover the small groups and that the perturbation is what stops it. Real grants and who
+    they reach are tested in ``disclosure/tests/test_exact_count_grants.py``."""
     exact = partial(rule_for, grant=EXACT_GRANT)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(cohorts.runs.selectors, "rule_for", exact)
