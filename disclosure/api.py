@@ -25,7 +25,7 @@ class ExactCountGrantSerializer(serializers.ModelSerializer):
     project_title = serializers.CharField(source="project.title", read_only=True)
     source = serializers.CharField(source="source.key", read_only=True)
     granted_by = serializers.CharField(source="granted_by.username", read_only=True)
-    revoked_by = serializers.CharField(source="revoked_by.username", read_only=True, default=None)
+    revoked_by = serializers.CharField(source="revoked_by.username", read_only=True, default=None, allow_null=True)
     state = serializers.SerializerMethodField()
 
     class Meta:

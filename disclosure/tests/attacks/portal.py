@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any
 
 import pytest
@@ -25,6 +24,7 @@ from cohorts.runs.models import RunRequest
 from cohorts.runs.selectors import run_request_result
 from cohorts.tests.runs import finished_run
 from disclosure.ptable import Ptable
+from disclosure.rules import PrivacyRule
 from disclosure.selectors import rule_for
 from disclosure.tests.attacks.site import Generated
 
@@ -101,7 +101,11 @@ def exact_by_grant() -> Iterator[None]:
     concept counts included, which no real grant reaches — so that the same attack code, run on exact numbers,
     shows that it does recover the small groups and that the perturbation is what stops it. Real grants and who
     they reach are tested in ``disclosure/tests/test_exact_count_grants.py``."""
-    exact = partial(rule_for, grant=EXACT_GRANT)
+
+    def exact(**kwargs: Any) -> PrivacyRule:
+        # Whatever grant the caller found (none, here), the rule of one in force.
+        return rule_for(**{**kwargs, "grant": EXACT_GRANT})
+
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(cohorts.runs.selectors, "rule_for", exact)
         patch.setattr(cohorts.concept_sets.selectors, "rule_for", exact)
