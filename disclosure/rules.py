@@ -199,8 +199,8 @@ def protect_group(
     """Protect cells that add up to ``total`` (or that partition a shown total) with complementary
     suppression. Returns the protected total (None when no total is given) and the cells in order. Each number
     shown is perturbed with its own cell key: the total is a cell of its own, never the sum of the shown cells."""
-    protected = [protect(n, rule, key) for n, key in cells]
-    shown_total = protect(total[0], rule, total[1]) if total is not None else None
+    protected = [protect_cell(cell, rule) for cell in cells]
+    shown_total = protect_cell(total, rule) if total is not None else None
     total_visible = shown_total is not None and not shown_total.hidden
     hidden_idx = [i for i, p in enumerate(protected) if p.hidden]
     if total_visible and len(hidden_idx) == 1:
@@ -224,7 +224,7 @@ def protect_breakdown(total: Cell, cells: Sequence[Cell], rule: PrivacyRule) -> 
     well be guessed empty. With a shown total of at least the threshold, one small cell always has a larger
     partner to hide with it, so the total itself stays shown.
     """
-    shown_total = protect(total[0], rule, total[1])
+    shown_total = protect_cell(total, rule)
     if shown_total.hidden:
         return None
     if total[0] <= 0:
@@ -273,18 +273,17 @@ def protect_federated(
     like any hidden part, whatever hid it.
     """
     if parts is None:
-        parts = [protect(n, rule, key) for (n, key), rule in zip(cells, rules, strict=True)]
+        parts = [protect_cell(cell, rule) for cell, rule in zip(cells, rules, strict=True)]
     parts = list(parts)
     merged = strictest(rules)
     hidden_sites = sum(1 for p in parts if p.hidden)
     if not hidden_sites:
-        count, key = cell_sum(cells)
-        exact = protect(count, merged, key)
+        exact = protect_cell(cell_sum(cells), merged)
         return FederatedTotal(exact.value, exact.display, exact.hidden, exact.value or 0, 0), parts
-    visible_count, visible_key = cell_sum(cell for cell, part in zip(cells, parts, strict=True) if not part.hidden)
-    visible = protect(visible_count, merged, visible_key)
+    visible_cell = cell_sum(cell for cell, part in zip(cells, parts, strict=True) if not part.hidden)
+    visible = protect_cell(visible_cell, merged)
     under = f"<{merged.min_cell}" if hidden_sites == 1 else f"{hidden_sites} × <{merged.min_cell}"
-    if visible_count == 0:
+    if visible_cell[0] == 0:
         display = under
     elif visible.hidden:
         # The visible sites alone add up to less than the threshold (each was shown under a milder rule).
