@@ -103,11 +103,17 @@ def record_keys_ensure(engine: Engine, *, source: Any) -> str:
     secret = record_key_secret(source.key)
     table = record_key_table(source.results_schema, source.key)
     if not _table_exists(engine, source.results_schema, source.key):
-        with engine.transaction():
-            engine.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(source.results_schema)}")
-            engine.execute(
-                f"CREATE TABLE IF NOT EXISTS {table} (person_id BIGINT PRIMARY KEY, record_key SMALLINT NOT NULL)"
-            )
+        try:
+            with engine.transaction():
+                engine.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(source.results_schema)}")
+                engine.execute(
+                    f"CREATE TABLE IF NOT EXISTS {table} (person_id BIGINT PRIMARY KEY, record_key SMALLINT NOT NULL)"
+                )
+        except WarehouseError:
+            # Two workers creating it at the same moment can collide in PostgreSQL's catalog ("IF NOT EXISTS" is
+            # not atomic there): the loser finds the winner's table and goes on; anything else is raised.
+            if not _table_exists(engine, source.results_schema, source.key):
+                raise
         _fill(engine, secret=secret, source=source, table=table)
     return table
 
