@@ -28,7 +28,7 @@ from typing import Any
 from django.conf import settings
 
 from disclosure.cellkey import record_key
-from warehouse.engines import Engine, WarehouseError, quote_ident
+from warehouse.engines import Engine, WarehouseError, create_schema_sql, quote_ident
 
 RECORD_KEY_TABLE_PREFIX = "soyang_record_key_"
 #: The shortest secret a site may use (bytes): HMAC-SHA256 keys shorter than this are guessable offline.
@@ -105,7 +105,7 @@ def record_keys_ensure(engine: Engine, *, source: Any) -> str:
     if not _table_exists(engine, source.results_schema, source.key):
         try:
             with engine.transaction():
-                engine.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(source.results_schema)}")
+                engine.execute(create_schema_sql(engine.kind, source.results_schema))
                 engine.execute(
                     f"CREATE TABLE IF NOT EXISTS {table} (person_id BIGINT PRIMARY KEY, record_key SMALLINT NOT NULL)"
                 )

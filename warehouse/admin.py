@@ -12,7 +12,15 @@ from warehouse.models import Source
 class SourceAdmin(AuditedAdminMixin, admin.ModelAdmin):
     list_display = ("key", "name", "engine", "cdm_version", "is_active", "loaded_at")
     list_filter = ("engine", "is_active")
-    readonly_fields = ("fingerprint", "loaded_at", "cdm_version", "created_at", "updated_at")
+    readonly_fields = (
+        "fingerprint",
+        "fingerprint_checked_at",
+        "loaded_at",
+        "attached_at",
+        "cdm_version",
+        "created_at",
+        "updated_at",
+    )
     fields = (
         "key",
         "name",

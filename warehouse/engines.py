@@ -72,6 +72,20 @@ def quote_ident(name: str) -> str:
     return f'"{name}"'
 
 
+def create_schema_sql(kind: str, schema: str) -> str:
+    """A statement creating ``schema`` when it is missing, and doing nothing when it exists.
+
+    PostgreSQL checks the right to create schemas in the database before it looks at ``IF NOT EXISTS``, so
+    ``CREATE SCHEMA IF NOT EXISTS`` fails for a role that may write an existing results schema but not create
+    schemas (a hospital's usual grant to Soyang): there, the schema is created only when it is absent.
+    """
+    name = quote_ident(schema)
+    if kind == "postgresql":
+        # The literal is a validated identifier (quote_ident): no quote can occur in it.
+        return f"DO $$BEGIN IF to_regnamespace('{schema}') IS NULL THEN CREATE SCHEMA {name}; END IF; END$$"
+    return f"CREATE SCHEMA IF NOT EXISTS {name}"
+
+
 def _sniff_delimiter(path: Path) -> str:
     """Tab for TAB-separated exports (Athena vocabulary files are named .csv), else comma."""
     with _open_text(path) as handle:

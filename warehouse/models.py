@@ -30,7 +30,10 @@ class Source(models.Model):
 
     The connection URL never holds a password: it comes from ``SOYANG_SOURCE_<KEY>_PASSWORD`` or the file
     named by ``SOYANG_SOURCE_<KEY>_PASSWORD_FILE`` in the environment of the process that connects.
-    ``fingerprint`` changes whenever the data is reloaded; cached results are keyed on it. What of its counts
+    ``fingerprint`` changes whenever the data is reloaded, by Soyang or by the site's own ETL
+    (``warehouse.fingerprint``); cached results are keyed on it, and served only while ``fingerprint_checked_at``
+    (the last time the site's worker read it) is recent. ``attached_at``: when an existing CDM was attached
+    (``attach_source``) rather than loaded by Soyang. What of its counts
     may be shown is the site's disclosure policy, kept by the ``disclosure`` app; the projects that may query it
     are ``projects`` (``project.sources`` from the other side).
     """
@@ -48,6 +51,8 @@ class Source(models.Model):
     cdm_version = models.CharField(max_length=5, choices=CdmVersion.choices, blank=True)
     fingerprint = models.CharField(max_length=64, blank=True)
     loaded_at = models.DateTimeField(null=True, blank=True)
+    fingerprint_checked_at = models.DateTimeField(null=True, blank=True)
+    attached_at = models.DateTimeField(null=True, blank=True)
     statement_timeout_seconds = models.PositiveIntegerField(default=600)
     # Declared on this side so that accounts never refers to warehouse (a site belongs to an organisation, and
     # projects are generic); the table is the one Project.sources used to own, so no row moved.

@@ -988,3 +988,55 @@ def cluster_sql(kind: str, schema: str, columns: dict[str, list[str]]) -> list[s
         order = ", ".join(quote_ident(c) for c in (concept, person, start))
         statements.append(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM {name} ORDER BY {order}")
     return statements
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# What counting reads: the tables a site's CDM must have before Soyang can count on it
+# ---------------------------------------------------------------------------------------------------------------
+
+#: CDM tables (CDM schema) that the cohort compiler, the demographics and the record keys read: the domains'
+#: event tables, the person and their observation periods, and what visit criteria join (provider, care site,
+#: location). ``cohorts.tests.test_cdm_contract`` proves that every table and column of the domains table is here.
+COUNTED_CDM_TABLES = (
+    "person",
+    "observation_period",
+    "condition_occurrence",
+    "drug_exposure",
+    "procedure_occurrence",
+    "device_exposure",
+    "measurement",
+    "observation",
+    "visit_occurrence",
+    "visit_detail",
+    "specimen",
+    "death",
+    "condition_era",
+    "drug_era",
+    "dose_era",
+    "payer_plan_period",
+    "provider",
+    "care_site",
+    "location",
+)
+
+#: Vocabulary tables (vocabulary schema) the compiler and the demographics read: concept sets are resolved
+#: through the hierarchy and the "Maps to" relationships, concept names label the demographics.
+COUNTED_VOCABULARY_TABLES = ("concept", "concept_ancestor", "concept_relationship")
+
+#: Columns outside CDM 5.3 and 5.4 that one Circe construct reads (a care site's location region: Circe's
+#: ``PlaceOfServiceLocation`` and ``LocationRegion``, written for CDM v6). Their absence is reported, never
+#: refused: a definition using that construct then fails with the database's message, any other counts.
+CDM_EXTENSION_COLUMNS: dict[str, tuple[str, ...]] = {
+    "location_history": ("location_history_id", "location_id", "entity_id", "domain_id", "start_date", "end_date"),
+    "location": ("region_concept_id",),
+}
+
+
+def counted_columns(cdm_version: str) -> dict[str, tuple[str, ...]]:
+    """Every table counting reads in CDM ``cdm_version`` → all its columns of the specification.
+
+    The whole table as specified rather than a hand-kept subset: a CDM made with the OHDSI DDL has every
+    column, so demanding them all refuses nothing real, and a subset would drift from the compiler.
+    """
+    tables = cdm_tables(cdm_version)
+    return {table: tuple(c.name for c in tables[table]) for table in (*COUNTED_CDM_TABLES, *COUNTED_VOCABULARY_TABLES)}

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 
-from warehouse.engines import WarehouseError, quote_ident
-from warehouse.loader import LOAD_TABLE
+from django.conf import settings
+from django.utils import timezone
+
+from warehouse.engines import quote_ident
+from warehouse.fingerprint import cdm_fingerprint
 from warehouse.models import Source
 from warehouse.services import source_connect
 
@@ -35,18 +39,17 @@ def source_row_counts(*, source: Source, tables: Sequence[str] = SUMMARY_TABLES)
     return counts
 
 
-def source_fingerprint(*, source: Source) -> str | None:
-    """The fingerprint of the data in the warehouse now (``<cdm>.soyang_load``), or None when it was not loaded
-    by Soyang. Compare with ``source.fingerprint`` to tell whether the portal's record is current."""
+def source_fingerprint(*, source: Source) -> str:
+    """The fingerprint of the source's CDM now (``warehouse.fingerprint``), read on the warehouse. Compare with
+    ``source.fingerprint`` to tell whether the portal's record is current. Raises ``WarehouseError``."""
     with source_connect(source, read_only=True) as engine:
-        try:
-            row = engine.fetchone(f"SELECT fingerprint FROM {quote_ident(source.cdm_schema)}.{quote_ident(LOAD_TABLE)}")
-        except WarehouseError:
-            exists = engine.fetchone(
-                "SELECT 1 FROM information_schema.tables WHERE table_schema = %(s)s AND table_name = %(t)s",
-                {"s": source.cdm_schema, "t": LOAD_TABLE},
-            )
-            if exists:
-                raise
-            return None
-    return str(row[0]) if row else None
+        return cdm_fingerprint(engine, source)
+
+
+def source_fingerprint_is_recent(source: Source) -> bool:
+    """True when the site's worker confirmed the source's fingerprint within
+    ``SOYANG_FINGERPRINT_MAX_AGE_SECONDS``: only then may a result cached under it be served."""
+    checked = source.fingerprint_checked_at
+    if checked is None:
+        return False
+    return timezone.now() - checked <= timedelta(seconds=int(settings.SOYANG_FINGERPRINT_MAX_AGE_SECONDS))

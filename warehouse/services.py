@@ -1,4 +1,5 @@
-"""Writes of the warehouse app: registering a source, connecting to it, loading an OMOP export into it."""
+"""Writes of the warehouse app: registering a source, connecting to it, loading an OMOP export into it or
+attaching the CDM it already has, and keeping its fingerprint current."""
 
 from __future__ import annotations
 
@@ -7,10 +8,20 @@ from pathlib import Path
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import timezone
 
 from audit.services import audit_record
+from warehouse.attach import CdmInspection, cdm_inspect, inspection_detail
 from warehouse.choices import EngineKind
-from warehouse.engines import Engine, WarehouseError, connect, duckdb_path, quote_ident, url_has_password
+from warehouse.engines import (
+    Engine,
+    WarehouseError,
+    connect,
+    create_schema_sql,
+    duckdb_path,
+    url_has_password,
+)
+from warehouse.fingerprint import cdm_fingerprint
 from warehouse.loader import LoadError, LoadReport, load_cdm_directory
 from warehouse.models import SCHEMA_NAME_RE, SOURCE_KEY_RE, Source
 
@@ -117,18 +128,114 @@ def source_load_omop(
             engine, Path(directory), cdm_schema=source.cdm_schema, cdm_version=cdm_version, progress=progress
         )
         try:
-            engine.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(source.results_schema)}")
+            engine.execute(create_schema_sql(engine.kind, source.results_schema))
         except WarehouseError as exc:
             raise LoadError(f"the CDM was loaded but the results schema could not be created: {exc}") from exc
+    # Read on a new connection, once the loading one has closed: PostgreSQL publishes a session's insert counters
+    # (part of the fingerprint) when it goes idle or ends, so the workers then read the same fingerprint.
+    try:
+        with source_connect(source, read_only=True) as reader:
+            fingerprint = cdm_fingerprint(reader, source)
+    except WarehouseError as exc:
+        raise LoadError(f"the CDM was loaded but its fingerprint could not be read: {exc}") from exc
     with transaction.atomic():
         Source.objects.filter(pk=source.pk).update(
-            cdm_version=report.cdm_version, fingerprint=report.fingerprint, loaded_at=report.loaded_at
+            cdm_version=report.cdm_version,
+            fingerprint=fingerprint,
+            loaded_at=report.loaded_at,
+            fingerprint_checked_at=timezone.now(),
+            attached_at=None,
         )
         source.refresh_from_db()
         audit_record(
             action="source.loaded",
             obj=source,
             source_key=source.key,
-            detail={"cdm_version": report.cdm_version, "fingerprint": report.fingerprint, "rows": report.total_rows},
+            detail={"cdm_version": report.cdm_version, "fingerprint": fingerprint, "rows": report.total_rows},
         )
     return report
+
+
+class AttachRefused(WarehouseError):
+    """The CDM lacks what counting reads, or Soyang cannot write its results schema: ``inspection.problems``
+    says what, one message each. Nothing was recorded."""
+
+    def __init__(self, inspection: CdmInspection) -> None:
+        super().__init__("; ".join(inspection.problems))
+        self.inspection = inspection
+
+
+def source_attach(*, source: Source) -> CdmInspection:
+    """Attach the CDM a site already has (one Soyang did not load): inspect it (``warehouse.attach``) and, when
+    counting can read everything it needs, record its CDM version and fingerprint on the source, audited.
+
+    Raises ``AttachRefused`` (nothing recorded) when a table or column is missing or the results schema cannot
+    be written, and ``WarehouseError`` when the warehouse cannot be reached. Attaching again re-inspects and
+    records the current fingerprint.
+    """
+    with source_connect(source) as engine:
+        inspection = cdm_inspect(
+            engine,
+            cdm_schema=source.cdm_schema,
+            vocabulary_schema=source.vocabulary_schema,
+            results_schema=source.results_schema,
+        )
+    if not inspection.ok:
+        raise AttachRefused(inspection)
+    now = timezone.now()
+    with transaction.atomic():
+        Source.objects.filter(pk=source.pk).update(
+            cdm_version=inspection.cdm_version,
+            fingerprint=inspection.fingerprint,
+            loaded_at=now,
+            fingerprint_checked_at=now,
+            attached_at=now,
+        )
+        source.refresh_from_db()
+        audit_record(action="source.attached", obj=source, source_key=source.key, detail=inspection_detail(inspection))
+    return inspection
+
+
+def source_fingerprint_confirm(engine: Engine, *, source: Source) -> str:
+    """Read the fingerprint of the source's CDM now (``engine``: a connection to it) and record it: the time it was
+    confirmed always, the fingerprint and ``loaded_at`` when it changed (audited). Returns the fingerprint.
+
+    Called by the site's worker before each count and by the periodic check, so that the portal never serves a
+    cached result computed on data the site no longer holds (``cohorts.runs.services``). ``source`` is updated
+    in place.
+    """
+    fingerprint = cdm_fingerprint(engine, source)
+    now = timezone.now()
+    previous = source.fingerprint
+    if fingerprint == previous:
+        Source.objects.filter(pk=source.pk).update(fingerprint_checked_at=now)
+    else:
+        with transaction.atomic():
+            # Conditional: of two workers seeing the same change, one records (and audits) it.
+            changed = Source.objects.filter(pk=source.pk, fingerprint=previous).update(
+                fingerprint=fingerprint, loaded_at=now, fingerprint_checked_at=now
+            )
+            if changed:
+                audit_record(
+                    action="source.fingerprint_changed",
+                    obj=source,
+                    source_key=source.key,
+                    detail={"previous": previous, "fingerprint": fingerprint},
+                )
+            else:
+                Source.objects.filter(pk=source.pk).update(fingerprint=fingerprint, fingerprint_checked_at=now)
+        source.loaded_at = now
+    source.fingerprint, source.fingerprint_checked_at = fingerprint, now
+    return fingerprint
+
+
+def source_fingerprint_check(*, source_id: int) -> str:
+    """At the site (periodic task on its queue): confirm the fingerprint of an active source that has data.
+    Returns what happened, for the task's result; raises ``WarehouseError`` when the CDM cannot be read."""
+    source = Source.objects.filter(pk=source_id, is_active=True).exclude(fingerprint="").first()
+    if source is None:
+        return "not active or no data"
+    previous = source.fingerprint
+    with source_connect(source, read_only=True) as engine:
+        fingerprint = source_fingerprint_confirm(engine, source=source)
+    return "unchanged" if fingerprint == previous else "changed"

@@ -10,7 +10,8 @@ from cohorts.concept_sets.counts import concept_counts_refresh_at_site
 from cohorts.runs.execution import run_execute as run_execute_service
 from cohorts.runs.execution import run_give_up
 from datasets import services as dataset_services
-from worker import retention
+from warehouse.services import source_fingerprint_check as source_fingerprint_check_service
+from worker import fingerprints, retention
 from worker.decorators import soyang_task
 
 
@@ -68,6 +69,22 @@ def results_prune_site(*, source_id: int) -> str:
     if report.error:
         return f"stopped after {len(report.pruned)} of {report.due} cohorts: {report.error}"
     return f"{len(report.pruned)} cohorts, {report.rows} rows"
+
+
+# --- CDM fingerprints (warehouse/fingerprint.py, worker/fingerprints.py) ------------------------------------------
+
+
+@soyang_task("worker.tasks.fingerprints_check")
+def fingerprints_check() -> int:
+    """Celery beat, on the portal: one fingerprint check on each active site's queue."""
+    return fingerprints.fingerprint_checks_enqueue()
+
+
+@soyang_task("worker.tasks.source_fingerprint_check")
+def source_fingerprint_check(*, source_id: int) -> str:
+    """On the site's queue: read the site's CDM fingerprint and record it (and its change, if any). Not retried:
+    the next beat checks again, and until then the site's cached counts simply age out."""
+    return source_fingerprint_check_service(source_id=source_id)
 
 
 # --- sessions (accounts/) ------------------------------------------------------------------------------------------

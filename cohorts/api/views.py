@@ -311,7 +311,15 @@ class RunViewSet(mixins.ListModelMixin, RestrictedGenericViewSet):
         offered = {s.key: s for s in run_selectors.sources_for_user_and_definition(request.user, definition)}
         unknown = sorted({key for key in values["sources"] if key not in offered})
         if unknown:
-            raise ValidationError({"sources": [f"You cannot count this definition on: {', '.join(unknown[:10])}."]})
+            raise ValidationError(
+                {
+                    "sources": [
+                        f"You cannot count this definition on: {', '.join(unknown[:10])}. A site is offered once "
+                        "your project may count on it and its data is loaded (manage.py load_omop) or its existing "
+                        "CDM attached (manage.py attach_source KEY)."
+                    ]
+                }
+            )
         version = definition.latest_version()
         if version is None:
             raise Http404("This definition has no version to run.")

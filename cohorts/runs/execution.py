@@ -39,7 +39,7 @@ from jobs.lifecycle import (
     job_renew,
 )
 from warehouse.engines import QueryCancelled, QueryTimeout, TransientEngineError, WarehouseError
-from warehouse.services import source_connect
+from warehouse.services import source_connect, source_fingerprint_confirm
 
 logger = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ def _execute_claimed(run: CohortRun, token: str, expression: Any) -> str:
     progress = _Progress()
     box: dict[str, Any] = {}
     try:
-        engine = source_connect(source)
+        engine, fingerprint = _connect_confirmed(source)
     except TransientEngineError as exc:
         # The site's database is unreachable or its file locked: give the lease back so that the retry can
         # claim the run at once; the task retries with backoff and fails the run when it gives up.
@@ -147,7 +147,7 @@ def _execute_claimed(run: CohortRun, token: str, expression: Any) -> str:
         _finish(run.pk, token, JobState.CANCELLED, error="Cancelled by the user; the query was stopped.")
         return JobState.CANCELLED
     if error is None:
-        result = box["result"]
+        result = {**box["result"], "fingerprint": fingerprint}
         _finish(
             run.pk,
             token,
@@ -180,6 +180,18 @@ def _execute_claimed(run: CohortRun, token: str, expression: Any) -> str:
     logger.error("run %s failed:\n%s", run.pk, box.get("traceback", ""))
     _finish(run.pk, token, JobState.FAILED, error=f"{type(error).__name__}: {error}\n\n{box.get('traceback', '')}")
     return JobState.FAILED
+
+
+def _connect_confirmed(source: Any) -> tuple[Any, str]:
+    """A connection to the site's CDM and the fingerprint of its data now, recorded on the source before counting
+    (``warehouse.services.source_fingerprint_confirm``): a reload by the site's ETL is seen before its count, and
+    the result records the data it was computed on, so that the portal's cache never serves older data."""
+    engine = source_connect(source)
+    try:
+        return engine, source_fingerprint_confirm(engine, source=source)
+    except BaseException:
+        engine.close()
+        raise
 
 
 def compute_run_result(engine: Any, *, source: Any, run: CohortRun, expression: Any, progress: _Progress) -> dict:

@@ -7,6 +7,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import User
@@ -21,6 +22,8 @@ from jobs.enqueue import broker_check, job_enqueue_on_commit
 from jobs.errors import BrokerUnreachable
 from jobs.lifecycle import job_cancel, job_enqueue_failed
 from jobs.queues import site_queue
+from warehouse.models import Source
+from warehouse.selectors import source_fingerprint_is_recent
 
 #: The worker's task that executes one run (sent by name: cohorts does not import the worker package).
 RUN_TASK_NAME = "worker.tasks.run_execute"
@@ -42,7 +45,10 @@ def run_request_create(
         if not source.is_active:
             raise SourceNotReady(f"The site {source.key} is not active.")
         if not source.fingerprint:
-            raise SourceNotReady(f"The site {source.key} has no data loaded yet.")
+            raise SourceNotReady(
+                f"The site {source.key} has no data yet: an administrator loads it (manage.py load_omop) or "
+                f"attaches the CDM the site already has (manage.py attach_source {source.key})."
+            )
     try:
         broker_check()
     except BrokerUnreachable as exc:
@@ -88,18 +94,24 @@ def _run_request_write(
 
 
 def _run_for(*, version: CohortDefinitionVersion, source: Any, kind: RunKind, user: User) -> tuple[CohortRun, bool]:
+    # The fingerprint as the site's worker last recorded it (it changes under the caller's feet: every count and
+    # the periodic check re-read it at the site), not as the caller's copy of the row says.
+    source = Source.objects.get(pk=source.pk)
     key = run_cache_key(
         expression_sha=version.expression_hash, source_key=source.key, source_fingerprint=source.fingerprint, kind=kind
     )
+    # An active run with the same key is joined: its worker reads the fingerprint before counting. A succeeded one
+    # is served only when computed on this very fingerprint and the site confirmed the fingerprint recently, so a
+    # reload the site has seen, or one it has had no chance to see (its worker down), is never answered from
+    # older data.
+    reusable_runs = Q(state__in=ACTIVE_STATES)
+    if source_fingerprint_is_recent(source):
+        reusable_runs |= Q(state=JobState.SUCCEEDED, result__fingerprint=source.fingerprint)
     # Reuse a succeeded or active run with the same key; otherwise create one. The partial unique index allows
     # one active run per key: when a concurrent identical request got there first the insert fails, and by the
     # time we look again its run may already have succeeded, so the lookup is simply repeated.
     for _ in range(3):
-        reusable = (
-            CohortRun.objects.filter(cache_key=key, state__in=[JobState.SUCCEEDED, *ACTIVE_STATES])
-            .order_by("-queued_at")
-            .first()
-        )
+        reusable = CohortRun.objects.filter(reusable_runs, cache_key=key).order_by("-queued_at").first()
         if reusable is not None:
             return reusable, False
         try:

@@ -302,6 +302,12 @@ SOYANG_DATASET_MAX_UPLOAD_BYTES = env_int("SOYANG_DATASET_MAX_UPLOAD_BYTES", 10 
 # worker is asked to prune its results tables (the portal task puts one prune on every active site's queue), and
 # expired sessions are deleted.
 SOYANG_RESULTS_PRUNE_INTERVAL_SECONDS = env_int("SOYANG_RESULTS_PRUNE_INTERVAL_SECONDS", 3600)
+# A cached count is served only while the site's worker confirmed its CDM's fingerprint (warehouse.fingerprint)
+# within this many seconds: each count confirms it, and so does a beat task on every active site's queue, every
+# SOYANG_FINGERPRINT_CHECK_INTERVAL_SECONDS. Past it (the site's worker down, or a reload not yet seen), a count
+# runs again at the site rather than repeat a number the site's data may no longer give.
+SOYANG_FINGERPRINT_MAX_AGE_SECONDS = env_int("SOYANG_FINGERPRINT_MAX_AGE_SECONDS", 900)
+SOYANG_FINGERPRINT_CHECK_INTERVAL_SECONDS = env_int("SOYANG_FINGERPRINT_CHECK_INTERVAL_SECONDS", 300)
 CELERY_BEAT_SCHEDULE = {
     "datasets-expire": {
         "task": "worker.tasks.datasets_expire",
@@ -311,6 +317,11 @@ CELERY_BEAT_SCHEDULE = {
     "results-prune": {
         "task": "worker.tasks.results_prune",
         "schedule": SOYANG_RESULTS_PRUNE_INTERVAL_SECONDS,
+        "options": {"queue": PORTAL_QUEUE},
+    },
+    "fingerprints-check": {
+        "task": "worker.tasks.fingerprints_check",
+        "schedule": SOYANG_FINGERPRINT_CHECK_INTERVAL_SECONDS,
         "options": {"queue": PORTAL_QUEUE},
     },
     # Every request saves the session and every sign-in makes a new one; Django never deletes the expired rows

@@ -22,6 +22,7 @@ from disclosure.ptable import KEYS
 from disclosure.record_keys import record_key_secret, record_keys_ensure
 from disclosure.rules import protect, strictest
 from disclosure.selectors import rule_for
+from warehouse.fingerprint import cdm_fingerprint
 from warehouse.models import Source
 
 PASSWORD = "a long test password 1"
@@ -43,7 +44,8 @@ def make_source(cdm: Any, *, key: str | None = None, **fields: Any) -> Source:
     key = key or f"t{uuid.uuid4().hex[:8]}"
     engine = cdm.connect()
     try:
-        row = engine.fetchone(f"SELECT fingerprint FROM {cdm.cdm_schema}.soyang_load")
+        # The fingerprint the site's worker will read before counting (warehouse.fingerprint).
+        fingerprint = cdm_fingerprint(engine, cdm)
     finally:
         engine.close()
     values: dict[str, Any] = {
@@ -55,7 +57,7 @@ def make_source(cdm: Any, *, key: str | None = None, **fields: Any) -> Source:
         "vocabulary_schema": cdm.vocabulary_schema,
         "results_schema": cdm.results_schema,
         "cdm_version": cdm.cdm_version,
-        "fingerprint": str(row[0]) if row else uuid.uuid4().hex,
+        "fingerprint": fingerprint,
     }
     values.update(fields)
     return Source.objects.create(**values)

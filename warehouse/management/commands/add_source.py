@@ -6,8 +6,10 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import transaction
 
 from warehouse.choices import EngineKind
+from warehouse.management.commands.attach_source import attach_and_report
 from warehouse.services import source_create
 
 
@@ -26,10 +28,24 @@ class Command(BaseCommand):
         parser.add_argument("--cdm-schema", default="cdm")
         parser.add_argument("--vocabulary-schema", default=None, help="defaults to the CDM schema")
         parser.add_argument("--results-schema", default="results")
+        parser.add_argument(
+            "--attach",
+            action="store_true",
+            help="the CDM already exists (not loaded by Soyang): check and attach it now, as attach_source does; "
+            "when it cannot be attached, the source is not added either",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        # One portal transaction: with --attach, a CDM that cannot be attached leaves no source behind.
+        with transaction.atomic():
+            source = self._create(options)
+            if options["attach"]:
+                attach_and_report(self, source)
+        self.stdout.write(f"added source {source.key} ({source.engine}, {source.url})")
+
+    def _create(self, options: dict[str, Any]) -> Any:
         try:
-            source = source_create(
+            return source_create(
                 key=options["key"],
                 engine=options["engine"],
                 url=options["url"],
@@ -40,7 +56,6 @@ class Command(BaseCommand):
             )
         except ValidationError as exc:
             raise CommandError("; ".join(_messages(exc))) from exc
-        self.stdout.write(f"added source {source.key} ({source.engine}, {source.url})")
 
 
 def _messages(exc: ValidationError) -> list[str]:

@@ -1,0 +1,143 @@
+"""The fingerprint of a site's CDM: a hash of what a reload of the CDM changes, cheap enough to read before
+every count.
+
+Cached counts are keyed on it (``cohorts.runs.cache_keys``), so it must change whenever the data counting reads
+changes, whoever changed it — Soyang's loader or the hospital's own ETL — and must not change for anything else.
+It hashes, for the CDM and vocabulary tables counting reads (``omop_ddl.COUNTED_CDM_TABLES`` and
+``COUNTED_VOCABULARY_TABLES``):
+
+- PostgreSQL: each table's (and each partition's) ``relfilenode``, which TRUNCATE and a drop-and-recreate
+  reload change, and its cumulative ``n_tup_ins``/``n_tup_upd``/``n_tup_del`` counters (pg_stat_user_tables),
+  which every INSERT, UPDATE, DELETE and COPY moves. Catalog reads only: no table is scanned. ANALYZE,
+  VACUUM and autovacuum move none of them (``n_live_tup``, ``reltuples`` and ``relpages`` are left out for
+  that reason), and Soyang's own writes go to the results schema, whose tables are not hashed.
+- DuckDB: each table's row count (``count(*)``, answered from metadata, no scan) and ``estimated_size``
+  (duckdb_tables(): every row ever appended, deleted ones included until a checkpoint compacts them), so a
+  reload that deletes some rows and inserts as many others still changes it. Table oids are not used: DuckDB
+  numbers them afresh each time the file is opened.
+- On both: the ``cdm_source`` rows (release dates, vocabulary version, ETL reference: what a CDM's ETL
+  conventionally updates) and Soyang's own ``<cdm>.soyang_load`` row when Soyang loaded the CDM (a new one each
+  load), and which counted tables are absent.
+
+What it cannot see: a PostgreSQL ETL session's counters reach the statistics when that session goes idle (at
+once when it last reported more than a second ago, else within ten seconds, and always when it disconnects);
+a count started in that window is keyed on the fingerprint before the change. A statistics reset
+(``pg_stat_reset``, crash recovery) or ``VACUUM FULL``/``CLUSTER`` changes the fingerprint without a data change:
+the cache is then merely recomputed. With ``track_counts`` off the counters stay at zero and only reloads that
+recreate or truncate tables, and ``cdm_source``, are seen (``warehouse.attach`` reports it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from warehouse.engines import Engine, quote_ident
+from warehouse.loader import LOAD_TABLE
+from warehouse.omop_ddl import COUNTED_CDM_TABLES, COUNTED_VOCABULARY_TABLES
+
+#: Bump when what is hashed changes: every source then gets a new fingerprint (and its cache is recomputed).
+FINGERPRINT_FORMAT = "2"
+
+
+class SourceSchemas(Protocol):
+    """What the fingerprint needs of a source (``warehouse.models.Source``)."""
+
+    cdm_schema: str
+    vocabulary_schema: str
+
+
+def counted_tables(source: SourceSchemas) -> list[tuple[str, str]]:
+    """(schema, table) of every table counting reads on ``source``, in a fixed order."""
+    tables = [(source.cdm_schema, t) for t in COUNTED_CDM_TABLES]
+    tables += [(source.vocabulary_schema, t) for t in COUNTED_VOCABULARY_TABLES]
+    return list(dict.fromkeys(tables))
+
+
+def cdm_fingerprint(engine: Engine, source: SourceSchemas) -> str:
+    """The fingerprint of the CDM of ``source`` now (64 hex digits). Raises ``WarehouseError``."""
+    parts = fingerprint_parts(engine, source)
+    material = json.dumps(parts, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(material.encode("utf-8")).hexdigest()
+
+
+def fingerprint_parts(engine: Engine, source: SourceSchemas) -> dict[str, Any]:
+    """What the fingerprint hashes, readable (the attach report and the tests show it)."""
+    tables = counted_tables(source)
+    present = _present_tables(engine, {schema for schema, _ in tables} | {source.cdm_schema})
+    if engine.kind == "postgresql":
+        statistics = _postgres_table_state(engine, [t for t in tables if t in present])
+    else:
+        statistics = _duckdb_table_state(engine, [t for t in tables if t in present])
+    return {
+        "format": FINGERPRINT_FORMAT,
+        "tables": {f"{schema}.{table}": statistics.get((schema, table), "absent") for schema, table in tables},
+        "cdm_source": _rows(engine, source.cdm_schema, "cdm_source", present),
+        "soyang_load": _rows(engine, source.cdm_schema, LOAD_TABLE, present),
+    }
+
+
+def _present_tables(engine: Engine, schemas: set[str]) -> set[tuple[str, str]]:
+    rows = engine.fetchall(
+        "SELECT table_schema, table_name FROM information_schema.tables WHERE table_schema IN "
+        f"({', '.join(f'%(s{i})s' for i in range(len(schemas)))})",
+        {f"s{i}": schema for i, schema in enumerate(sorted(schemas))},
+    )
+    return {(str(schema), str(table)) for schema, table in rows}
+
+
+def _rows(engine: Engine, schema: str, table: str, present: set[tuple[str, str]]) -> list[list[str]] | None:
+    """Every row of a small table as text, sorted (``cdm_source`` has one row, ``soyang_load`` one)."""
+    if (schema, table) not in present:
+        return None
+    rows = engine.fetchall(f"SELECT * FROM {quote_ident(schema)}.{quote_ident(table)}")  # noqa: S608 - quoted names
+    return sorted([["" if value is None else str(value) for value in row] for row in rows])
+
+
+def _postgres_table_state(engine: Engine, tables: Sequence[tuple[str, str]]) -> dict[tuple[str, str], list[Any]]:
+    """Per table: its relfilenode and insert/update/delete counters, summed over its partitions when it has
+    any (a partitioned parent has neither storage nor counters of its own). Catalog reads only."""
+    if not tables:
+        return {}
+    names = [f"{schema}.{table}" for schema, table in tables]
+    rows = engine.fetchall(
+        """
+        SELECT n.nspname, c.relname, part.relid::oid::bigint, pc.relfilenode::bigint,
+               COALESCE(s.n_tup_ins, 0), COALESCE(s.n_tup_upd, 0), COALESCE(s.n_tup_del, 0)
+        FROM pg_class c
+        JOIN pg_namespace n ON n.oid = c.relnamespace
+        CROSS JOIN LATERAL pg_partition_tree(c.oid) part
+        JOIN pg_class pc ON pc.oid = part.relid
+        LEFT JOIN pg_stat_user_tables s ON s.relid = part.relid
+        WHERE n.nspname || '.' || c.relname = ANY(%(names)s)
+        ORDER BY 1, 2, 3
+        """,
+        {"names": names},
+    )
+    state: dict[tuple[str, str], list[Any]] = {}
+    for schema, table, _relid, relfilenode, inserted, updated, deleted in rows:
+        state.setdefault((str(schema), str(table)), []).append(
+            [int(relfilenode), int(inserted), int(updated), int(deleted)]
+        )
+    return state
+
+
+def _duckdb_table_state(engine: Engine, tables: Sequence[tuple[str, str]]) -> dict[tuple[str, str], list[Any]]:
+    """Per table: its row count (from metadata) and rows ever appended (``estimated_size``), in one query."""
+    if not tables:
+        return {}
+    counts = " UNION ALL ".join(
+        f"SELECT {i} AS i, COUNT(*) AS n FROM {quote_ident(schema)}.{quote_ident(table)}"  # noqa: S608 - quoted
+        for i, (schema, table) in enumerate(tables)
+    )
+    by_index = {int(i): int(n) for i, n in engine.fetchall(counts)}
+    sizes = {
+        (str(schema), str(table)): int(size or 0)
+        for schema, table, size in engine.fetchall(
+            "SELECT schema_name, table_name, estimated_size FROM duckdb_tables() "
+            "WHERE database_name = current_database()"
+        )
+    }
+    return {(schema, table): [by_index[i], sizes.get((schema, table), -1)] for i, (schema, table) in enumerate(tables)}
