@@ -30,9 +30,13 @@ from warehouse.omop_ddl import (
     SOURCE_CONCEPT_INDEXES,
     IndexSpec,
     cdm_tables,
+    cluster_sql,
     counted_columns,
     index_specs,
 )
+
+#: Rows of a table that has rows but no statistics yet (never analyzed).
+UNKNOWN_ROWS = -1
 
 #: Below this share of all-visible pages, an index-only scan mostly visits the table anyway.
 ALL_VISIBLE_MIN = 0.9
@@ -88,8 +92,10 @@ class CdmInspection:
     cdm_source: dict[str, str] | None = None
     missing_indexes: list[MissingIndex] = field(default_factory=list)
     upkeep: list[TableUpkeep] = field(default_factory=list)
+    #: DuckDB: statements storing the event tables in concept order, as Soyang's loader does (whether a file's
+    #: tables already are cannot be told cheaply, so they are offered, not demanded).
+    reorder: list[str] = field(default_factory=list)
     fingerprint: str = ""
-    loaded_at: datetime | None = None
 
     @property
     def ok(self) -> bool:
@@ -114,8 +120,10 @@ def cdm_inspect(engine: Engine, *, cdm_schema: str, vocabulary_schema: str, resu
     if engine.kind == "postgresql":
         report.upkeep = _upkeep(engine, cdm_schema, vocabulary_schema)
         report.notes += _postgres_notes(engine, cdm_schema, vocabulary_schema)
+    else:
+        present = {table: sorted(cols) for (schema, table), cols in columns.items() if schema == cdm_schema}
+        report.reorder = cluster_sql(engine.kind, cdm_schema, present)
     report.fingerprint = cdm_fingerprint(engine, _Schemas(cdm_schema, vocabulary_schema))
-    report.loaded_at = _release_date(cdm_source)
     return report
 
 
@@ -287,12 +295,20 @@ def _row_estimates(engine: Engine, cdm_schema: str, vocabulary_schema: str) -> d
     tables = [(cdm_schema, t) for t in COUNTED_CDM_TABLES] + [(vocabulary_schema, t) for t in COUNTED_VOCABULARY_TABLES]
     if engine.kind == "postgresql":
         rows = engine.fetchall(
-            "SELECT c.relname, GREATEST(c.reltuples, COALESCE(s.n_live_tup, 0))::bigint FROM pg_class c "
+            "SELECT n.nspname, c.relname, GREATEST(c.reltuples, COALESCE(s.n_live_tup, 0))::bigint FROM pg_class c "
             "JOIN pg_namespace n ON n.oid = c.relnamespace LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid "
             "WHERE n.nspname || '.' || c.relname = ANY(%(names)s)",
             {"names": [f"{s}.{t}" for s, t in tables]},
         )
-        return {str(table): int(n) for table, n in rows}
+        estimates = {}
+        for schema, table, n in rows:
+            if int(n) <= 0:
+                # Never analyzed, and no statistics yet: whether it is empty is one page away.
+                name = f"{quote_ident(str(schema))}.{quote_ident(str(table))}"
+                one = engine.fetchone(f"SELECT EXISTS (SELECT 1 FROM {name})")  # noqa: S608 - quoted identifiers
+                n = UNKNOWN_ROWS if one and one[0] else 0
+            estimates[str(table)] = int(n)
+        return estimates
     rows = engine.fetchall(
         "SELECT table_name, estimated_size FROM duckdb_tables() WHERE database_name = current_database() "
         "AND schema_name IN (%(c)s, %(v)s)",
@@ -364,7 +380,7 @@ def _missing_indexes(
 
 
 def _index_cost(spec: IndexSpec, rows: int) -> str:
-    size = f"{rows:,} rows"
+    size = "rows not counted: never analyzed" if rows == UNKNOWN_ROWS else f"{rows:,} rows"
     table, first = spec.table, spec.columns[0]
     if table == "observation_period":
         return (
@@ -459,17 +475,6 @@ def _postgres_notes(engine: Engine, cdm_schema: str, vocabulary_schema: str) -> 
     return notes
 
 
-def _release_date(cdm_source: dict[str, str] | None) -> datetime | None:
-    """When the data was released, as ``cdm_source`` says (its CDM release date, else the source's)."""
-    for key in ("cdm_release_date", "source_release_date"):
-        value = (cdm_source or {}).get(key, "")
-        try:
-            return datetime.fromisoformat(value[:10]) if value else None
-        except ValueError:
-            continue
-    return None
-
-
 def describe(report: CdmInspection) -> list[str]:
     """The report as lines for people (the ``attach_source`` command prints them)."""
     lines: list[str] = []
@@ -506,7 +511,13 @@ def describe(report: CdmInspection) -> list[str]:
     neglected = [u for u in report.upkeep if u.findings]
     for upkeep in neglected:
         lines += [f"  - {finding}" for finding in upkeep.findings]
-    ddl = [m.ddl for m in report.missing_indexes] + [u.ddl for u in neglected]
+    if report.reorder:
+        lines.append(
+            "DuckDB event tables stored in (concept, person, start date) order let a criterion skip the row groups "
+            "of other concepts (condition_occurrence at 1M persons: 90 ms to 5 ms per concept-set scan); Soyang's "
+            "loader stores them so, and the statements below do it for this file (each rewrites a table)."
+        )
+    ddl = [m.ddl for m in report.missing_indexes] + [u.ddl for u in neglected] + [f"{s};" for s in report.reorder]
     if ddl:
         lines.append("Statements a DBA could run (Soyang never writes to the CDM schema):")
         lines += [f"  {statement}" for statement in ddl]

@@ -11,10 +11,12 @@ It hashes, for the CDM and vocabulary tables counting reads (``omop_ddl.COUNTED_
   which every INSERT, UPDATE, DELETE and COPY moves. Catalog reads only: no table is scanned. ANALYZE,
   VACUUM and autovacuum move none of them (``n_live_tup``, ``reltuples`` and ``relpages`` are left out for
   that reason), and Soyang's own writes go to the results schema, whose tables are not hashed.
-- DuckDB: each table's row count (``count(*)``, answered from metadata, no scan) and ``estimated_size``
+- DuckDB: each table's row count (``count(*)``, answered from metadata, no scan), ``estimated_size``
   (duckdb_tables(): every row ever appended, deleted ones included until a checkpoint compacts them), so a
-  reload that deletes some rows and inserts as many others still changes it. Table oids are not used: DuckDB
-  numbers them afresh each time the file is opened.
+  reload that deletes some rows and inserts as many others still changes it, and the min/max/null statistics
+  DuckDB keeps of each table's id, person, concept and start date columns, which a table rewritten with other
+  data of the same size almost always changes (a rewrite keeping every count and every extreme is not seen).
+  Table oids are not used: DuckDB numbers them afresh each time the file is opened.
 - On both: the ``cdm_source`` rows (release dates, vocabulary version, ETL reference: what a CDM's ETL
   conventionally updates) and Soyang's own ``<cdm>.soyang_load`` row when Soyang loaded the CDM (a new one each
   load), and which counted tables are absent.
@@ -31,12 +33,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Sequence
 from typing import Any, Protocol
 
 from warehouse.engines import Engine, quote_ident
 from warehouse.loader import LOAD_TABLE
-from warehouse.omop_ddl import COUNTED_CDM_TABLES, COUNTED_VOCABULARY_TABLES
+from warehouse.omop_ddl import COUNTED_CDM_TABLES, COUNTED_VOCABULARY_TABLES, EVENT_TABLES, cdm_tables
 
 #: Bump when what is hashed changes: every source then gets a new fingerprint (and its cache is recomputed).
 FINGERPRINT_FORMAT = "2"
@@ -104,13 +107,13 @@ def _postgres_table_state(engine: Engine, tables: Sequence[tuple[str, str]]) -> 
     names = [f"{schema}.{table}" for schema, table in tables]
     rows = engine.fetchall(
         """
-        SELECT n.nspname, c.relname, part.relid::oid::bigint, pc.relfilenode::bigint,
+        SELECT n.nspname, c.relname, pc.oid::bigint, pc.relfilenode::bigint,
                COALESCE(s.n_tup_ins, 0), COALESCE(s.n_tup_upd, 0), COALESCE(s.n_tup_del, 0)
         FROM pg_class c
         JOIN pg_namespace n ON n.oid = c.relnamespace
-        CROSS JOIN LATERAL pg_partition_tree(c.oid) part
-        JOIN pg_class pc ON pc.oid = part.relid
-        LEFT JOIN pg_stat_user_tables s ON s.relid = part.relid
+        LEFT JOIN LATERAL pg_partition_tree(c.oid) part ON true  -- no rows for a table without partitions
+        JOIN pg_class pc ON pc.oid = COALESCE(part.relid, c.oid)
+        LEFT JOIN pg_stat_user_tables s ON s.relid = pc.oid
         WHERE n.nspname || '.' || c.relname = ANY(%(names)s)
         ORDER BY 1, 2, 3
         """,
@@ -125,7 +128,9 @@ def _postgres_table_state(engine: Engine, tables: Sequence[tuple[str, str]]) -> 
 
 
 def _duckdb_table_state(engine: Engine, tables: Sequence[tuple[str, str]]) -> dict[tuple[str, str], list[Any]]:
-    """Per table: its row count (from metadata) and rows ever appended (``estimated_size``), in one query."""
+    """Per table: its row count (from metadata), rows ever appended (``estimated_size``), and the min, max and
+    null flags DuckDB keeps for its key columns (``stats()``: table-wide statistics, read with one row).
+    Approximate distinct counts are left out: ANALYZE recomputes them."""
     if not tables:
         return {}
     counts = " UNION ALL ".join(
@@ -140,4 +145,40 @@ def _duckdb_table_state(engine: Engine, tables: Sequence[tuple[str, str]]) -> di
             "WHERE database_name = current_database()"
         )
     }
-    return {(schema, table): [by_index[i], sizes.get((schema, table), -1)] for i, (schema, table) in enumerate(tables)}
+    columns: dict[tuple[str, str], list[str]] = {}
+    for schema, table, column in engine.fetchall(
+        "SELECT schema_name, table_name, column_name FROM duckdb_columns() WHERE database_name = current_database() "
+        "ORDER BY schema_name, table_name, column_index"
+    ):
+        if column in _STATISTICS_COLUMNS.get(str(table), ()):
+            columns.setdefault((str(schema), str(table)), []).append(str(column))
+    # One statement for every table: each table's column statistics as one list of text, read with one row.
+    statistics: dict[int, list[str]] = {}
+    selects = [
+        f"SELECT {i} AS i, [{', '.join(f'CAST(stats({quote_ident(c)}) AS VARCHAR)' for c in columns[(schema, table)])}]"
+        f" AS s FROM (SELECT * FROM {quote_ident(schema)}.{quote_ident(table)} LIMIT 1)"  # noqa: S608 - quoted
+        for i, (schema, table) in enumerate(tables)
+        if by_index[i] and columns.get((schema, table))
+    ]
+    if selects:
+        statistics = {
+            int(i): [_APPROX_UNIQUE_RE.sub("", str(v)) for v in values]
+            for i, values in engine.fetchall(" UNION ALL ".join(selects))
+        }
+    return {
+        (schema, table): [by_index[i], sizes.get((schema, table), -1), statistics.get(i, [])]
+        for i, (schema, table) in enumerate(tables)
+    }
+
+
+#: DuckDB: the columns whose statistics are hashed: each table's first (its id) and, for event tables, the
+#: person, concept and start date a criterion reads. Every column would cost a vector read each, 38 ms a count
+#: at 22 tables; these few cost a fifth of it and move with any real reload of the events.
+_STATISTICS_COLUMNS: dict[str, tuple[str, ...]] = {
+    table: (columns[0].name, *next(((p, c, s) for t, p, c, s in EVENT_TABLES if t == table), ()))
+    for table, columns in cdm_tables("5.4").items()
+    if table in (*COUNTED_CDM_TABLES, *COUNTED_VOCABULARY_TABLES)
+}
+
+#: The approximate distinct count in DuckDB's statistics text: ANALYZE recomputes it, so it is not hashed.
+_APPROX_UNIQUE_RE = re.compile(r"'approx_unique': \d+,?\s*")
