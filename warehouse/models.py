@@ -59,6 +59,13 @@ class Source(models.Model):
     projects = models.ManyToManyField(
         "accounts.Project", blank=True, related_name="sources", db_table="accounts_project_sources"
     )
+    #: Whether the site's worker keeps a count store (PostgreSQL sites, ``warehouse.count_store``), and what it
+    #: found when it last compared the store with the CDM (``fresh``, ``stale``, ``missing``) and when.
+    count_store = models.BooleanField(
+        default=False, help_text="Keep a columnar copy of the CDM beside the worker for fast counts (PostgreSQL)."
+    )
+    count_store_state = models.CharField(max_length=20, blank=True)
+    count_store_checked_at = models.DateTimeField(null=True, blank=True)
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -1,9 +1,9 @@
 """Retention of a site's results rows: the cohorts Soyang wrote at a site are deleted once nothing needs them.
 
-A run writes its cohort into the site's own ``<results>.cohort`` and ``<results>.cohort_inclusion_result`` under
-``cohort_definition_id = run.pk`` (``cohorts.runs.execution``); a dataset request under ``DATASET_COHORT_BASE +
-review.pk`` (``datasets.services``). Only the task that wrote the rows reads them: a run's demographics are
-computed in the run's own task, and a dataset extraction generates its cohort again rather than reading the
+A dataset request writes its cohort into the site's own ``<results>.cohort`` and ``<results>.cohort_inclusion_result``
+under ``DATASET_COHORT_BASE + review.pk`` (``datasets.services``); runs counted before the count path (which
+writes nothing, ``cohorts.runs.execution``) wrote theirs under ``cohort_definition_id = run.pk``. Only the task
+that wrote the rows reads them: a dataset extraction generates its cohort again rather than reading the
 projection's. Kept for ever, they would fill the site's results tables without bound.
 
 Rules and invariants:

@@ -7,6 +7,7 @@ from celery import current_task
 
 from accounts.services import sessions_clear_expired
 from cohorts.concept_sets.counts import concept_counts_refresh_at_site
+from cohorts.runs import stores
 from cohorts.runs.execution import run_execute as run_execute_service
 from cohorts.runs.execution import run_give_up
 from datasets import services as dataset_services
@@ -27,6 +28,27 @@ def _worker() -> str:
 def run_execute(*, run_id: int) -> str:
     """On the site's queue: one run of a cohort (count, attrition, demographics)."""
     return run_execute_service(run_id=run_id, worker=_worker())
+
+
+# --- the count store of PostgreSQL sites (cohorts/runs/stores.py) ------------------------------------------------
+
+
+@soyang_task("worker.tasks.count_store_sync", give_up=stores.store_sync_give_up)
+def count_store_sync(*, sync_id: int) -> str:
+    """On the site's queue: copy the CDM tables counts read into the site's count store."""
+    return stores.store_sync_execute(sync_id=sync_id, worker=_worker())
+
+
+@soyang_task("worker.tasks.count_store_check")
+def count_store_check(*, source_id: int) -> str:
+    """On the site's queue: compare the count store with the CDM; queue a sync when it is missing or stale."""
+    return stores.store_check(source_id=source_id)
+
+
+@soyang_task("worker.tasks.count_store_check_all")
+def count_store_check_all() -> int:
+    """Celery beat, on the portal: one check on the queue of each site that keeps a count store."""
+    return stores.store_check_enqueue()
 
 
 # --- dataset requests (datasets/) ---------------------------------------------------------------------------------

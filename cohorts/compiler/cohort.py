@@ -82,6 +82,15 @@ class CompiledCohort:
     rule_names: list[str] = field(default_factory=list)
     readback: Statement | None = None
     key_readback: Statement | None = None
+    #: Compiled with ``count_only``: nothing is written outside the temp tables. ``count_readback`` (run after
+    #: ``statements``, before ``cleanup``) returns every count and its cell key in one round trip:
+    #: ``(0, 0, persons, key, unkeyed)`` then ``(1, mask, persons, key, unkeyed)`` per by-person inclusion mask
+    #: (key NULL and unkeyed 0 without a record-key table). ``cohort_select`` selects the cohort's rows
+    #: (``subject_id, cohort_start_date, cohort_end_date``, censor window applied) from the temp tables, for
+    #: aggregates computed in the same transaction (demographics).
+    count_only: bool = False
+    count_readback: Statement | None = None
+    cohort_select: Statement | None = None
 
 
 def results_setup(dialect: str, results_schema: str) -> list[Statement]:
@@ -125,8 +134,14 @@ def compile_cohort(
     cohort_id: int,
     codeset_values: Mapping[int, Sequence[int]] | None = None,
     record_keys: str | None = None,
+    count_only: bool = False,
 ) -> CompiledCohort:
     """Compile ``expression`` for engine ``dialect`` ("postgresql" | "duckdb").
+
+    ``count_only``: the count path. The same statements find the cohort in temp tables, but nothing is written to
+    the results schema (no DDL, no lock, no delete or insert there): the counts, the by-person inclusion masks and
+    their cell keys are read from the temp tables (``CompiledCohort.count_readback``). Rows and counts come from
+    the same statements, so what proves one proves the other.
 
     ``record_keys``: the site's record-key table (SQL name, ``disclosure.record_keys``); when given, the compiled
     cohort also reads the cell key of each count back (``CompiledCohort.key_readback``). The statements that
@@ -155,17 +170,24 @@ def compile_cohort(
             for codeset, concepts in codeset_values.items()
             if codeset in known
         }
-    return _CohortCompiler(ctx, expression, cohort_id, record_keys).compile()
+    return _CohortCompiler(ctx, expression, cohort_id, record_keys, count_only=count_only).compile()
 
 
 class _CohortCompiler:
     def __init__(
-        self, ctx: Context, expression: CohortExpression, cohort_id: int, record_keys: str | None = None
+        self,
+        ctx: Context,
+        expression: CohortExpression,
+        cohort_id: int,
+        record_keys: str | None = None,
+        *,
+        count_only: bool = False,
     ) -> None:
         self.ctx = ctx
         self.e = expression
         self.cohort_id = cohort_id
         self.record_keys = record_keys
+        self.count_only = count_only
         # Event relations with one row per (person_id, event_id): an EXISTS semi-join may replace GROUP BY there.
         self.unique_events: set[str] = {QUALIFIED_EVENTS}
         # The entry events' statement where the dialect stages them (set by ``qualified_events``).
@@ -613,15 +635,33 @@ class _CohortCompiler:
     def key_readback(self, where: str) -> str:
         """The cell keys of the counts ``readback`` returns: the sum of the persons' record keys modulo 256,
         from the same temp tables in the same transaction, so that no person id leaves the site."""
-        keys = self.record_keys
-        key = "MOD(SUM(COALESCE(K.record_key, 0)), 256)"
-        unkeyed = "SUM(CASE WHEN K.record_key IS NULL THEN 1 ELSE 0 END)"
+        key, unkeyed, join = self.key_columns()
         return (
             f"SELECT 0, CAST(0 AS BIGINT), {key}, {unkeyed}\n"
-            f"FROM (SELECT DISTINCT person_id FROM {FINAL_COHORT}{where}) P "
-            f"LEFT JOIN {keys} K ON K.person_id = P.person_id\nUNION ALL\n"
-            f"SELECT 1, P.mask, {key}, {unkeyed}\nFROM ({self.best_masks()}) P "
-            f"LEFT JOIN {keys} K ON K.person_id = P.person_id GROUP BY P.mask"
+            f"FROM (SELECT DISTINCT person_id FROM {FINAL_COHORT}{where}) P{join}\nUNION ALL\n"
+            f"SELECT 1, P.mask, {key}, {unkeyed}\nFROM ({self.best_masks()}) P{join} GROUP BY P.mask"
+        )
+
+    def count_readback(self, where: str) -> str:
+        """Every count of the count path with its cell key, in one statement over the temp tables: the cohort's
+        persons, then the persons of each by-person inclusion mask (Circe's mode 1, as ``stats_insert`` writes
+        them)."""
+        key, unkeyed, join = self.key_columns()
+        return (
+            f"SELECT 0, CAST(0 AS BIGINT), COUNT(*), {key}, {unkeyed}\n"
+            f"FROM (SELECT DISTINCT person_id FROM {FINAL_COHORT}{where}) P{join}\nUNION ALL\n"
+            f"SELECT 1, P.mask, COUNT(*), {key}, {unkeyed}\nFROM ({self.best_masks()}) P{join} GROUP BY P.mask"
+        )
+
+    def key_columns(self) -> tuple[str, str, str]:
+        """The cell key and unkeyed-person columns of a group of persons ``P``, and the join they need (with
+        no record-key table: NULL keys, none unkeyed, no join)."""
+        if self.record_keys is None:
+            return "CAST(NULL AS INTEGER)", "0", ""
+        return (
+            "MOD(SUM(COALESCE(K.record_key, 0)), 256)",
+            "SUM(CASE WHEN K.record_key IS NULL THEN 1 ELSE 0 END)",
+            f" LEFT JOIN {self.record_keys} K ON K.person_id = P.person_id",
         )
 
     def codesets(self) -> str:
@@ -641,7 +681,7 @@ class _CohortCompiler:
     def compile(self) -> CompiledCohort:
         ctx = self.ctx
         d = ctx.dialect
-        setup = results_setup(d.name, _unquote(ctx.results))
+        setup = [] if self.count_only else results_setup(d.name, _unquote(ctx.results))
         statements: list[Statement] = list(setup)
         statements += [(sql, {}) for sql in d.transaction_settings()]
         statements += [(sql, {}) for sql in d.drop_temp_tables(TEMP_TABLES)]
@@ -664,17 +704,16 @@ class _CohortCompiler:
             # Read by scans and a window only (never joined), so it needs no statistics either.
             statements.append(ctx.statement(d.create_temp_table_as(INCLUSION_EVENTS, self.inclusion_events())))
         statements.append(ctx.statement(d.create_temp_table_as(FINAL_COHORT, self.final_cohort())))
+        start, end, where = self.cohort_rows()
+        if self.count_only:
+            return self.counted(statements, codesets_at, start, end, where)
         cid = lit(self.cohort_id)
         statements += [(sql, {}) for sql in d.lock_cohort(self.cohort_id)]
         statements.append((f"DELETE FROM {ctx.results}.cohort WHERE cohort_definition_id = {cid}", {}))
-        start, end, where = self.cohort_rows()
         statements.append(ctx.statement(self.cohort_insert(start, end, where)))
         statements.append((f"DELETE FROM {ctx.results}.cohort_inclusion_result WHERE cohort_definition_id = {cid}", {}))
         statements.append(ctx.statement(self.stats_insert()))
-        if ctx.codeset_values is not None and not any(CODESETS in sql for sql, _ in statements[codesets_at + 1 :]):
-            # With the ids resolved before and bound as arrays, only type and source-concept selections still
-            # read the codesets table; where none does, writing it is a statement for nothing.
-            del statements[codesets_at]
+        self.drop_unread_codesets(statements, codesets_at)
         cleanup: list[Statement] = [(sql, {}) for sql in d.cleanup_temp_tables(TEMP_TABLES)]
         # The counts come from the final cohort temp table (same rows as the insert), the by-person masks from
         # the few rows just written: one round trip, and no scan of the results cohort table.
@@ -693,6 +732,35 @@ class _CohortCompiler:
             [rule.name for rule in self.e.inclusion_rules],
             readback=readback,
             key_readback=key_readback,
+        )
+
+    def drop_unread_codesets(self, statements: list[Statement], codesets_at: int) -> None:
+        """With the ids resolved before and bound as arrays, only type and source-concept selections still read
+        the codesets table; where none does, writing it is a statement for nothing."""
+        if self.ctx.codeset_values is not None and not any(CODESETS in sql for sql, _ in statements[codesets_at + 1 :]):
+            del statements[codesets_at]
+
+    def counted(
+        self, statements: list[Statement], codesets_at: int, start: str, end: str, where: str
+    ) -> CompiledCohort:
+        """The count path's end: nothing written, every count read back from the temp tables at once."""
+        ctx = self.ctx
+        self.drop_unread_codesets(statements, codesets_at)
+        readback = ctx.statement(self.count_readback(where))
+        cohort_select = ctx.statement(
+            f"SELECT person_id AS subject_id, {start} AS cohort_start_date, {end} AS cohort_end_date "
+            f"FROM {FINAL_COHORT}{where}"
+        )
+        if ctx.ctes:  # pragma: no cover - every statement takes its CTEs
+            raise AssertionError("CTEs left over")
+        return CompiledCohort(
+            statements,
+            [(sql, {}) for sql in ctx.dialect.cleanup_temp_tables(TEMP_TABLES)],
+            [],
+            [rule.name for rule in self.e.inclusion_rules],
+            count_only=True,
+            count_readback=readback,
+            cohort_select=cohort_select,
         )
 
 

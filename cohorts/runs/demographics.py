@@ -1,7 +1,8 @@
-"""Demographics of a generated cohort, computed at the site: aggregates only.
+"""Demographics of a cohort, computed at the site: aggregates only.
 
 Each person is described at their first cohort entry (the index date). The SQL is the same on PostgreSQL
-and DuckDB; schema names come from the source (validated), the cohort id is an integer parameter.
+and DuckDB; schema names come from the source (validated), values are bound parameters. The cohort is a selection
+of rows: the count path's temp tables, read in the count's own transaction.
 
 With the site's record-key table (``record_keys``), every count comes with its cell key (``"key"``: the sum of
 its persons' record keys modulo 256, ``disclosure.cellkey``) computed in the same query, and the result says how
@@ -32,15 +33,14 @@ TOP_DOMAINS = {
 }
 
 
-def _index_cte(results: str, cdm: str, keys: str | None) -> str:
+def _index_cte(cohort: str, cdm: str, keys: str | None) -> str:
     # Without a key table every key reads NULL (and is left out of the result).
     key_join = f"LEFT JOIN {keys} k ON k.person_id = idx.person_id" if keys else ""
     key_column = "k.record_key" if keys else "CAST(NULL AS INTEGER)"
     return f"""
         WITH idx AS (
             SELECT c.subject_id AS person_id, MIN(c.cohort_start_date) AS index_date
-            FROM {results}.cohort c
-            WHERE c.cohort_definition_id = %(cohort_id)s
+            FROM ({cohort}) c
             GROUP BY c.subject_id
         ), ppl AS (
             SELECT idx.person_id, idx.index_date, p.gender_concept_id, p.race_concept_id, p.ethnicity_concept_id,
@@ -85,13 +85,16 @@ def cohort_demographics(
     *,
     cdm_schema: str,
     vocabulary_schema: str,
-    results_schema: str,
-    cohort_id: int,
+    cohort: tuple[str, dict[str, Any]],
     record_keys: str | None = None,
 ) -> dict[str, Any]:
-    cdm, vocab, results = quote_ident(cdm_schema), quote_ident(vocabulary_schema), quote_ident(results_schema)
-    params = {"cohort_id": int(cohort_id), "band": AGE_BAND_YEARS, "lookback": INDEX_LOOKBACK_DAYS, "top": TOP_N}
-    base = _index_cte(results, cdm, record_keys)
+    """The demographics of the cohort whose rows ``cohort`` selects (``subject_id, cohort_start_date, ...``, with
+    its parameters): on the count path, the temp tables of the count's own transaction
+    (``CompiledCohort.cohort_select``)."""
+    cdm, vocab = quote_ident(cdm_schema), quote_ident(vocabulary_schema)
+    cohort_sql, cohort_params = cohort
+    params = {**cohort_params, "band": AGE_BAND_YEARS, "lookback": INDEX_LOOKBACK_DAYS, "top": TOP_N}
+    base = _index_cte(cohort_sql, cdm, record_keys)
     keys = _Keys(record_keys is not None)
 
     pyramid_rows = engine.fetchall(

@@ -24,8 +24,9 @@ from django.utils import timezone
 from cohorts.expression import ExpressionError, parse_expression
 from cohorts.runs.choices import RunKind
 from cohorts.runs.demographics import cohort_demographics
-from cohorts.runs.generation import generate_cohort
+from cohorts.runs.generation import count_cohort
 from cohorts.runs.models import CohortRun
+from cohorts.runs.stores import counting_engine
 from disclosure.record_keys import RecordKeyError, record_keys_ensure, record_keys_fill
 from jobs.choices import JobState
 from jobs.errors import JobHeld, SiteUnreachable
@@ -108,9 +109,19 @@ def _execute_claimed(run: CohortRun, token: str, expression: Any) -> str:
         _finish(run.pk, token, JobState.FAILED, error=f"The site's database cannot be used: {exc}")
         return JobState.FAILED
 
+    engines: list[Any] = [engine]
+
     def compute() -> None:
         try:
-            box["result"] = compute_run_result(engine, source=source, run=run, expression=expression, progress=progress)
+            box["result"] = compute_run_result(
+                engine,
+                source=source,
+                run=run,
+                expression=expression,
+                progress=progress,
+                engines=engines,
+                fingerprint=fingerprint,
+            )
         except BaseException as exc:  # handed to the main thread, which decides the outcome
             box["error"] = exc
             box["traceback"] = traceback.format_exc()
@@ -136,7 +147,8 @@ def _execute_claimed(run: CohortRun, token: str, expression: Any) -> str:
                 last_renew = now
             if not cancelled and job_cancel_requested(CohortRun, run.pk):
                 cancelled = True
-                engine.cancel()
+                for working in engines:
+                    working.cancel()
         thread.join()
     finally:
         engine.close()
@@ -194,21 +206,46 @@ def _connect_confirmed(source: Any) -> tuple[Any, str]:
         raise
 
 
-def compute_run_result(engine: Any, *, source: Any, run: CohortRun, expression: Any, progress: _Progress) -> dict:
+def compute_run_result(
+    engine: Any,
+    *,
+    source: Any,
+    run: CohortRun,
+    expression: Any,
+    progress: _Progress,
+    engines: list[Any] | None = None,
+    fingerprint: str | None = None,
+) -> dict:
     """The aggregates of one run: counts and Circe's by-person inclusion statistics always; demographics
     when asked. Never a patient row. Every count comes with its cell key (``key``, ``persons_key``), computed
     with the site's record keys in the query that counts it; the portal perturbs each count with its key.
 
+    The count runs on the site's count store when it keeps one that holds the CDM as it is now
+    (``cohorts.runs.stores``), else on ``engine``; ``result["engine"]`` names which answered and
+    ``result["engine_note"]`` why the store did not. ``engines``, when given, receives every engine the count
+    opens, so that a cancel can reach the one at work; ``fingerprint``, the CDM's fingerprint just read (else
+    it is read when the site keeps a store).
+
     A count with persons that have no record key yet (the CDM was reloaded with new persons) is not released
-    with a wrong key: the missing persons are keyed and the run computed again, once."""
+    with a wrong key: the missing persons are keyed and the run computed again (on the site's database), once."""
     record_keys = record_keys_ensure(engine, source=source)
-    result = _compute_keyed(engine, source=source, run=run, expression=expression, progress=progress, keys=record_keys)
+    counting = counting_engine(source, engine, fingerprint=fingerprint)
+    if engines is not None:
+        engines.append(counting.engine)
+    try:
+        result = _compute_keyed(
+            counting.engine, source=source, run=run, expression=expression, progress=progress, keys=record_keys
+        )
+    finally:
+        counting.close()
+    result["engine"], result["engine_note"] = counting.name, counting.note
     if result.pop("unkeyed", 0):
         keyed = record_keys_fill(engine, source=source)
         logger.info("source %s: %s persons keyed after a reload of the CDM; run %s again", source.key, keyed, run.pk)
         result = _compute_keyed(
             engine, source=source, run=run, expression=expression, progress=progress, keys=record_keys
         )
+        result["engine"], result["engine_note"] = engine.kind, counting.note
         if result.pop("unkeyed", 0):
             raise RecordKeyError("Some persons of the cohort have no record key; the count is not released.")
     return result
@@ -227,41 +264,46 @@ def _compute_keyed(
         total = statements + extra
         progress.report(step, total, label)
 
-    generated = generate_cohort(
+    describe = None
+    if run.kind == RunKind.DEMOGRAPHICS:
+
+        def describe(engine: Any, cohort: tuple[str, dict[str, Any]]) -> dict[str, Any]:
+            progress.report(total - 1, total, "Describing the cohort")
+            return cohort_demographics(
+                engine,
+                cdm_schema=source.cdm_schema,
+                vocabulary_schema=source.vocabulary_schema,
+                cohort=cohort,
+                record_keys=keys,
+            )
+
+    counted = count_cohort(
         engine,
         expression,
         cdm_schema=source.cdm_schema,
         vocabulary_schema=source.vocabulary_schema,
         results_schema=source.results_schema,
-        cohort_id=run.pk,
         progress=statement_progress,
         record_keys=keys,
+        describe=describe,
     )
     result: dict[str, Any] = {
-        "persons": generated.persons,
-        "persons_key": generated.persons_key,
-        "rows": generated.rows,
-        "seconds": generated.seconds,
+        "persons": counted.persons,
+        "persons_key": counted.persons_key,
+        "rows": counted.rows,
+        "seconds": counted.seconds,
         "inclusion_rules": [
             {"name": name, "persons": n, "key": key}
-            for (name, n), key in zip(generated.inclusion_rules, generated.inclusion_rule_keys, strict=True)
+            for (name, n), key in zip(counted.inclusion_rules, counted.inclusion_rule_keys, strict=True)
         ],
         "attrition": [
             {"name": name, "persons": n, "key": key}
-            for (name, n), key in zip(generated.attrition, generated.attrition_keys, strict=True)
+            for (name, n), key in zip(counted.attrition, counted.attrition_keys, strict=True)
         ],
-        "unkeyed": generated.unkeyed,
+        "unkeyed": counted.unkeyed,
     }
-    if run.kind == RunKind.DEMOGRAPHICS:
-        progress.report(total - 1, total, "Describing the cohort")
-        demographics = cohort_demographics(
-            engine,
-            cdm_schema=source.cdm_schema,
-            vocabulary_schema=source.vocabulary_schema,
-            results_schema=source.results_schema,
-            cohort_id=run.pk,
-            record_keys=keys,
-        )
+    if counted.described is not None:
+        demographics = dict(counted.described)
         result["unkeyed"] += demographics.pop("unkeyed", 0)
         result["demographics"] = demographics
     progress.report(total, total, "Done")

@@ -15,9 +15,9 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from cohorts.compiler import codesets_query, compile_cohort, results_present, results_setup
 from cohorts.compiler.cohort import CompiledCohort
@@ -26,6 +26,8 @@ from cohorts.expression import CohortExpression, parse_expression
 from disclosure.ptable import KEYS
 
 logger = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 
 class Engine(Protocol):
@@ -46,7 +48,8 @@ class CohortResult:
     ``attrition``: persons whose best event meets rules 1..k together (Circe's by-person mode)."""
 
     persons: int
-    rows: int
+    #: Cohort rows written; None on the count path, which writes none.
+    rows: int | None
     seconds: float
     inclusion_rules: list[tuple[str, int]] = field(default_factory=list)
     attrition: list[tuple[str, int]] = field(default_factory=list)
@@ -57,6 +60,8 @@ class CohortResult:
     attrition_keys: list[int] = field(default_factory=list)
     #: Persons of those counts without a record key (a key table older than the CDM): their keys are wrong.
     unkeyed: int = 0
+    #: What ``count_cohort``'s ``describe`` computed in the count's transaction (the demographics), else None.
+    described: dict[str, Any] | None = None
 
 
 def ensure_results_tables(engine: Engine, *, results_schema: str) -> None:
@@ -105,48 +110,20 @@ def generate_cohort(
     Raises ``ExpressionError`` before touching the database when the expression is invalid or unsupported.
     """
     parsed = expression if isinstance(expression, CohortExpression) else parse_expression(expression)
-    dialect = dialect_for(engine.kind)
     schemas = {"cdm_schema": cdm_schema, "vocabulary_schema": vocabulary_schema, "results_schema": results_schema}
+
+    def compiled_with(values: dict[int, list[int]] | None) -> CompiledCohort:
+        return compile_cohort(
+            parsed, dialect=engine.kind, cohort_id=cohort_id, codeset_values=values, record_keys=record_keys, **schemas
+        )
+
     # Compiled once before touching the database, so that an invalid expression or schema changes nothing.
-    compiled = compile_cohort(parsed, dialect=engine.kind, cohort_id=cohort_id, record_keys=record_keys, **schemas)
+    compiled = compiled_with(None)
     started = time.perf_counter()
     ensure_results_tables(engine, results_schema=results_schema)
-    fetched: list[tuple[Any, ...]] = []
-    keyed: list[tuple[Any, ...]] = []
-    with engine.transaction():
-        work = compiled.statements[len(compiled.setup) :]
-        if dialect.inline_codesets:
-            # The concept sets resolved first (under the generation's planner settings), then compiled in.
-            settings = dialect.transaction_settings()
-            for sql in settings:
-                engine.execute(sql)
-            values: dict[int, list[int]] = {}
-            for codeset, concept in engine.fetchall(
-                *codesets_query(parsed, dialect=engine.kind, vocabulary_schema=vocabulary_schema)
-            ):
-                values.setdefault(int(codeset), []).append(int(concept))
-            compiled = compile_cohort(
-                parsed,
-                dialect=engine.kind,
-                cohort_id=cohort_id,
-                codeset_values=values,
-                record_keys=record_keys,
-                **schemas,
-            )
-            work = compiled.statements[len(compiled.setup) :]
-            if [sql for sql, _ in work[: len(settings)]] == settings:
-                work = work[len(settings) :]  # the compiled statements open with the settings already in force
-        # Temp tables live as long as the connection: dropped in the transaction (PostgreSQL: ON COMMIT DROP).
-        steps = [*work, *compiled.cleanup]
-        read_at = len(work)
-        for step, (sql, params) in enumerate(steps, start=1):
-            if step == read_at + 1:
-                fetched, keyed = _read_back(engine, compiled)
-            if progress is not None:
-                progress(step, len(steps), statement_label(sql))
-            engine.execute(sql, params)
-        if not compiled.cleanup:
-            fetched, keyed = _read_back(engine, compiled)
+    fetched, keyed = _run_compiled(
+        engine, parsed, compiled, compiled_with, vocabulary_schema, progress, lambda done: _read_back(engine, done)
+    )
     seconds = time.perf_counter() - started
 
     # One statement of the transaction read the counts (from the final cohort temp table, same rows as the
@@ -159,18 +136,127 @@ def generate_cohort(
         return CohortResult(persons, rows, round(seconds, 4), inclusion, attrition)
     persons_key = next((int(key or 0) for kind, _, key, _ in keyed if int(kind) == 0), 0)
     mask_keys = [(int(m), int(key or 0)) for kind, m, key, _ in keyed if int(kind) == 1]
-    inclusion_keys, attrition_keys = rule_statistics(compiled.rule_names, mask_keys)
-    return CohortResult(
-        persons,
-        rows,
-        round(seconds, 4),
-        inclusion,
-        attrition,
+    return _with_keys(
+        CohortResult(persons, rows, round(seconds, 4), inclusion, attrition),
+        compiled.rule_names,
+        persons_key,
+        mask_keys,
+        sum(int(unkeyed or 0) for *_, unkeyed in keyed),
+    )
+
+
+def count_cohort(
+    engine: Engine,
+    expression: CohortExpression | dict[str, Any] | str,
+    *,
+    cdm_schema: str,
+    vocabulary_schema: str,
+    results_schema: str,
+    progress: Callable[[int, int, str], None] | None = None,
+    record_keys: str | None = None,
+    describe: Callable[[Engine, tuple[str, dict[str, Any]]], dict[str, Any]] | None = None,
+) -> CohortResult:
+    """Count ``expression`` without writing anything to the site's results schema: the count path.
+
+    The cohort is found by the same statements as ``generate_cohort`` (so the oracle that proves the rows proves
+    these counts), in temp tables of one transaction; the persons, each rule's persons and the attrition are read
+    back from them in one statement, with their cell keys when ``record_keys`` is given. ``describe``, when given,
+    is called in the same transaction with the engine and the statement selecting the cohort's rows
+    (``subject_id, cohort_start_date, cohort_end_date``) and its answer returned as ``CohortResult.described``
+    (the demographics). ``rows`` is None: no row was made.
+
+    Raises ``ExpressionError`` before touching the database when the expression is invalid or unsupported.
+    """
+    parsed = expression if isinstance(expression, CohortExpression) else parse_expression(expression)
+    schemas = {"cdm_schema": cdm_schema, "vocabulary_schema": vocabulary_schema, "results_schema": results_schema}
+
+    def compiled_with(values: dict[int, list[int]] | None) -> CompiledCohort:
+        return compile_cohort(
+            parsed,
+            dialect=engine.kind,
+            cohort_id=0,
+            codeset_values=values,
+            record_keys=record_keys,
+            count_only=True,
+            **schemas,
+        )
+
+    def read(compiled: CompiledCohort) -> tuple[list[tuple[Any, ...]], dict[str, Any] | None]:
+        assert compiled.count_readback is not None and compiled.cohort_select is not None
+        counted = engine.fetchall(*compiled.count_readback)
+        return counted, describe(engine, compiled.cohort_select) if describe is not None else None
+
+    compiled = compiled_with(None)
+    started = time.perf_counter()
+    counted, described = _run_compiled(engine, parsed, compiled, compiled_with, vocabulary_schema, progress, read)
+    seconds = time.perf_counter() - started
+    persons = next((int(n) for kind, _, n, _, _ in counted if int(kind) == 0), 0)
+    masks = [(int(m), int(n)) for kind, m, n, _, _ in counted if int(kind) == 1]
+    inclusion, attrition = rule_statistics(compiled.rule_names, masks)
+    result = CohortResult(persons, None, round(seconds, 4), inclusion, attrition, described=described)
+    if record_keys is None:
+        return result
+    persons_key = next((int(key or 0) for kind, _, _, key, _ in counted if int(kind) == 0), 0)
+    mask_keys = [(int(m), int(key or 0)) for kind, m, _, key, _ in counted if int(kind) == 1]
+    return _with_keys(
+        result, compiled.rule_names, persons_key, mask_keys, sum(int(unkeyed or 0) for *_, unkeyed in counted)
+    )
+
+
+def _with_keys(
+    result: CohortResult, rule_names: list[str], persons_key: int, mask_keys: list[tuple[int, int]], unkeyed: int
+) -> CohortResult:
+    """``result`` with the cell keys of its counts: each rule's and step's key adds the masks' keys as Circe adds
+    their counts."""
+    inclusion_keys, attrition_keys = rule_statistics(rule_names, mask_keys)
+    return replace(
+        result,
         persons_key=persons_key,
         inclusion_rule_keys=[key % KEYS for _, key in inclusion_keys],
         attrition_keys=[key % KEYS for _, key in attrition_keys],
-        unkeyed=sum(int(unkeyed or 0) for *_, unkeyed in keyed),
+        unkeyed=unkeyed,
     )
+
+
+def _run_compiled(
+    engine: Engine,
+    parsed: CohortExpression,
+    compiled: CompiledCohort,
+    compiled_with: Callable[[dict[int, list[int]] | None], CompiledCohort],
+    vocabulary_schema: str,
+    progress: Callable[[int, int, str], None] | None,
+    read: Callable[[CompiledCohort], _T],
+) -> _T:
+    """Run a compiled cohort in one warehouse transaction and return what ``read`` reads from its temp tables
+    (called after the work, before the cleanup). Where the dialect compiles the concept sets in, they are
+    resolved first under the transaction's planner settings and the cohort compiled again with them."""
+    dialect = dialect_for(engine.kind)
+    with engine.transaction():
+        work = compiled.statements[len(compiled.setup) :]
+        if dialect.inline_codesets:
+            settings = dialect.transaction_settings()
+            for sql in settings:
+                engine.execute(sql)
+            values: dict[int, list[int]] = {}
+            for codeset, concept in engine.fetchall(
+                *codesets_query(parsed, dialect=engine.kind, vocabulary_schema=vocabulary_schema)
+            ):
+                values.setdefault(int(codeset), []).append(int(concept))
+            compiled = compiled_with(values)
+            work = compiled.statements[len(compiled.setup) :]
+            if [sql for sql, _ in work[: len(settings)]] == settings:
+                work = work[len(settings) :]  # the compiled statements open with the settings already in force
+        # Temp tables live as long as the connection: dropped in the transaction (PostgreSQL: ON COMMIT DROP).
+        steps = [*work, *compiled.cleanup]
+        for step, (sql, params) in enumerate(steps, start=1):
+            if step == len(work) + 1:
+                answer = read(compiled)
+            if progress is not None:
+                progress(step, len(steps), statement_label(sql))
+            engine.execute(sql, params)
+        if not compiled.cleanup:
+            answer = read(compiled)
+    return answer
 
 
 def _read_back(engine: Engine, compiled: CompiledCohort) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:

@@ -75,3 +75,41 @@ class CohortRun(SiteJob):
 
     def __str__(self) -> str:
         return f"run {self.pk} {self.kind} of {self.version} on {self.source.key}: {self.state}"
+
+
+class CountStoreSync(SiteJob):
+    """One sync of a PostgreSQL site's count store (``warehouse.count_store``), done by the site's worker.
+
+    A site job like a run: claimed with a lease renewed while the copy runs, exactly one outcome. Asked for by a
+    steward or admin (``requested_by``), by the beat's check when the store is missing or stale (``schedule``), or
+    by a count that found the store stale (``stale``). At most one is active per site.
+    """
+
+    class Trigger(models.TextChoices):
+        STEWARD = "steward", "asked for by a steward or admin"
+        SCHEDULE = "schedule", "the periodic check found the store missing or stale"
+        STALE = "stale", "a count found the store stale"
+        COMMAND = "command", "the sync_count_store command"
+
+    source = models.ForeignKey("warehouse.Source", on_delete=models.CASCADE, related_name="count_store_syncs")
+    trigger = models.CharField(max_length=20, choices=Trigger.choices)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    queued_at = models.DateTimeField(auto_now_add=True)
+    #: The outcome: the CDM fingerprint copied, the store's size, rows per table, the copy's duration.
+    fingerprint = models.CharField(max_length=64, blank=True)
+    bytes = models.BigIntegerField(null=True, blank=True)
+    rows = models.JSONField(default=dict, blank=True)
+    seconds = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-queued_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source"], condition=models.Q(state__in=ACTIVE_STATES), name="one_active_store_sync_per_site"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"count store sync {self.pk} of {self.source.key}: {self.state}"

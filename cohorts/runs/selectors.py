@@ -27,7 +27,8 @@ from cohorts.definitions.models import CohortDefinition
 from cohorts.definitions.selectors import RUN, VIEW
 from cohorts.runs.breakdowns import fixed_buckets
 from cohorts.runs.choices import RunKind
-from cohorts.runs.models import CohortRun, RunRequest
+from cohorts.runs.models import CohortRun, CountStoreSync, RunRequest
+from cohorts.runs.stores import can_sync_count_store
 from disclosure.rules import (
     Cell,
     FederatedTotal,
@@ -40,7 +41,8 @@ from disclosure.rules import (
     strictest,
 )
 from disclosure.selectors import exact_grants_for, exact_grants_for_user, rule_for
-from jobs.choices import JobState
+from jobs.choices import ACTIVE_STATES, JobState
+from warehouse.choices import EngineKind
 from warehouse.models import Source
 
 
@@ -629,6 +631,12 @@ def run_request_state(request: RunRequest) -> str:
     return "partial" if failed else "finished"
 
 
+def source_for_store_sync(user: User, key: str) -> Source | None:
+    """The site ``key`` when ``user`` may rebuild its count store, else None (the page answers 404 either way)."""
+    source = Source.objects.filter(key=key).first()
+    return source if source is not None and can_sync_count_store(user, source) else None
+
+
 def site_health(user: User, *, hours: int = 24) -> list[dict[str, Any]]:
     """For admins (every source) and stewards (their organisation's): each site's engine, CDM version, last load,
     fingerprint, statement timeout, privacy rule, and its runs and failures of the last ``hours``. Nothing for
@@ -640,9 +648,18 @@ def site_health(user: User, *, hours: int = 24) -> list[dict[str, Any]]:
     else:
         return []
     since = timezone.now() - timedelta(hours=hours)
+    synced = CountStoreSync.objects.filter(source=OuterRef("pk"), state=JobState.SUCCEEDED).order_by("-finished_at")
+    active = CountStoreSync.objects.filter(source=OuterRef("pk"), state__in=ACTIVE_STATES)
+    failed = CountStoreSync.objects.filter(source=OuterRef("pk")).exclude(state__in=ACTIVE_STATES)
     sources = sources.annotate(
         runs_recent=Count("runs", filter=Q(runs__queued_at__gte=since)),
         failures_recent=Count("runs", filter=Q(runs__queued_at__gte=since, runs__state=JobState.FAILED)),
+        store_synced_at=Subquery(synced.values("finished_at")[:1]),
+        store_bytes=Subquery(synced.values("bytes")[:1]),
+        store_seconds=Subquery(synced.values("seconds")[:1]),
+        store_active=Subquery(active.values("state")[:1]),
+        store_last_state=Subquery(failed.order_by("-finished_at").values("state")[:1]),
+        store_last_error=Subquery(failed.order_by("-finished_at").values("error")[:1]),
     ).order_by("key")
     rows = []
     for source in sources:
@@ -656,6 +673,26 @@ def site_health(user: User, *, hours: int = 24) -> list[dict[str, Any]]:
                 "partner_privacy": partner_rule.describe(),
                 "runs": source.runs_recent,
                 "failures": source.failures_recent,
+                "count_store": _count_store_row(user, source),
             }
         )
     return rows
+
+
+def _count_store_row(user: User, source: Source) -> dict[str, Any] | None:
+    """What the site page shows of a PostgreSQL site's count store (None for other engines): on or off, what the
+    site found at its last check, the last successful sync (when, how long, size), a sync under way or the last
+    one's failure, and whether this user may ask for a rebuild."""
+    if source.engine != EngineKind.POSTGRESQL:
+        return None
+    return {
+        "on": source.count_store,
+        "state": source.count_store_state or ("off" if not source.count_store else "unknown"),
+        "checked_at": source.count_store_checked_at,
+        "synced_at": source.store_synced_at,
+        "bytes": source.store_bytes,
+        "seconds": source.store_seconds,
+        "active": source.store_active,
+        "error": source.store_last_error if source.store_last_state == JobState.FAILED else "",
+        "can_sync": can_sync_count_store(user, source),
+    }

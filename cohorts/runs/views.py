@@ -13,6 +13,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.translation import gettext as _
 from django.views.decorators.cache import cache_control, never_cache
 from django.views.decorators.http import require_GET, require_POST
 
@@ -20,9 +21,11 @@ from audit.http import client_ip
 from cohorts.definitions import selectors as definition_selectors
 from cohorts.runs import selectors as run_selectors
 from cohorts.runs import services as run_services
+from cohorts.runs import stores
 from cohorts.runs.charts import plotly_page
 from cohorts.runs.errors import BrokerUnavailable, RunLimitReached, RunNotCancellable, SourceNotReady
 from cohorts.runs.forms import RunForm
+from cohorts.runs.models import CountStoreSync
 
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 PLOTLY_VERSION = package_version("plotly")
@@ -151,3 +154,22 @@ def plotly_js(request: HttpRequest) -> FileResponse:
     from the package keeps one copy, upgraded with the package. Pages add ``?v=<version>`` so an upgrade is a new
     URL for caches. Public: it is the library's code, no data."""
     return FileResponse(PLOTLY_JS.open("rb"), content_type="text/javascript; charset=utf-8")
+
+
+@login_required
+@require_POST
+def count_store_sync(request: HttpRequest, key: str) -> HttpResponse:
+    """A steward or admin of the site asks its worker to rebuild the site's count store now."""
+    source = run_selectors.source_for_store_sync(request.user, key)
+    if source is None:
+        raise Http404("No such site.")
+    try:
+        sync = stores.store_sync_request(source=source, trigger=CountStoreSync.Trigger.STEWARD, user=request.user)
+    except BrokerUnavailable as exc:
+        messages.error(request, str(exc))
+        return redirect("home")
+    if sync.requested_by_id == request.user.pk and sync.trigger == CountStoreSync.Trigger.STEWARD:
+        messages.success(request, _("The count store of %(site)s is being rebuilt.") % {"site": source.name})
+    else:
+        messages.info(request, _("A sync of the count store of %(site)s is already under way.") % {"site": source.name})
+    return redirect("home")

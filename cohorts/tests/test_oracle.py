@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from cohorts.expression import parse_expression
-from cohorts.runs.generation import cohort_rows, generate_cohort
+from cohorts.runs.generation import cohort_rows, count_cohort, generate_cohort
 from cohorts.tests.conftest import CDM_FIXTURES, oracle_manifest
 
 #: Cohort ids of this module (other modules generate into the same results schemas).
@@ -77,3 +77,61 @@ def test_generating_twice_replaces_the_rows_of_the_cohort(cdm_gibleed_duckdb: An
 
     rows = cohort_rows(cdm.engine, results_schema=cdm.results_schema, cohort_id=COHORT_ID_BASE + 999)
     assert first.rows == second.rows == len(rows) == 413
+
+
+#: A schema no test creates: the count path must never need the results schema.
+NOWHERE = "soyang_count_path_writes_nowhere"
+
+
+@pytest.mark.parametrize(("index", "name", "dataset", "kind"), CASES)
+def test_oracle_definition_counts_like_circe_on_the_count_path(
+    request: pytest.FixtureRequest, oracle_dir: Path, index: int, name: str, dataset: str, kind: str
+) -> None:
+    cdm: Any = request.getfixturevalue(CDM_FIXTURES[(dataset, kind)])
+    expression = parse_expression(json.loads((oracle_dir / "cohorts" / f"{name}.json").read_text()))
+    expected = json.loads((oracle_dir / "expected" / f"{name}.json").read_text())
+    index_dates = _index_dates(expected_rows(oracle_dir / "expected" / f"{name}.csv"))
+
+    seen: list[tuple[str, dict[str, Any]]] = []
+
+    def describe(engine: Any, cohort: tuple[str, dict[str, Any]]) -> dict[str, Any]:
+        seen.append(cohort)
+        sql, params = cohort
+        return {
+            "index_dates": sorted(
+                (int(subject), _as_day(start))
+                for subject, start in engine.fetchall(
+                    f"SELECT subject_id, MIN(cohort_start_date) FROM ({sql}) c GROUP BY subject_id", params
+                )
+            )
+        }
+
+    result = count_cohort(
+        cdm.engine,
+        expression,
+        cdm_schema=cdm.cdm_schema,
+        vocabulary_schema=cdm.vocabulary_schema,
+        results_schema=NOWHERE,
+        describe=describe,
+    )
+
+    assert (result.persons, result.rows) == (expected["persons"], None)
+    by_person = expected["by_person"]
+    assert result.inclusion_rules == [(r["name"], r["count"]) for r in by_person["inclusion_rules"]]
+    assert result.attrition == [(r["name"], r["count"]) for r in by_person["attrition"]]
+    # The rows the count's transaction described are Circe's rows (each person at their first entry).
+    assert len(seen) == 1 and result.described == {"index_dates": index_dates}
+    assert not cdm.engine.fetchall(
+        "SELECT 1 FROM information_schema.schemata WHERE schema_name = %(s)s", {"s": NOWHERE}
+    ), "the count path created the results schema"
+
+
+def _index_dates(rows: list[tuple[int, date, date]]) -> list[tuple[int, date]]:
+    first: dict[int, date] = {}
+    for subject, start, _ in rows:
+        first[subject] = min(start, first.get(subject, start))
+    return sorted(first.items())
+
+
+def _as_day(value: Any) -> date:
+    return value.date() if hasattr(value, "date") and callable(value.date) else date.fromisoformat(str(value)[:10])

@@ -33,3 +33,4 @@ SOYANG_RUN_LEASE_SECONDS = 4
 # workers it starts (same settings, same directory), one directory per test database.
 _TEST_DATABASE = DATABASES["default"]["TEST"]["NAME"]  # noqa: F405
 SOYANG_RECORD_KEY_SECRET_DIR = Path(tempfile.gettempdir()) / f"soyang-record-keys-{_TEST_DATABASE}"
+SOYANG_COUNT_STORE_DIR = Path(tempfile.gettempdir()) / f"soyang-count-stores-{_TEST_DATABASE}"

@@ -10,6 +10,7 @@ from celery import current_app
 from django.utils import timezone
 
 from audit.models import AuditEvent
+from cohorts.runs.generation import generate_cohort
 from cohorts.runs.models import CohortRun
 from cohorts.runs.services import run_request_create, site_queue
 from jobs.choices import JobState
@@ -23,6 +24,9 @@ NAME = "h04_gibleed_censored_by_acetaminophen"
 def site_rows(cdm, run: CohortRun) -> int:
     engine = cdm.connect()
     try:
+        (present,) = engine.fetchone("SELECT to_regclass(%(t)s) IS NOT NULL", {"t": f"{cdm.results_schema}.cohort"})
+        if not present:  # counts never create it
+            return 0
         (count,) = engine.fetchone(
             f"SELECT COUNT(*) FROM {cdm.results_schema}.cohort WHERE cohort_definition_id = %(id)s", {"id": run.pk}
         )
@@ -41,7 +45,21 @@ def test_the_beat_prune_reaches_the_site_worker_which_deletes_the_rows_of_old_ru
     request = run_request_create(user=user, version=definition.latest_version(), sources=[source])
     (run,) = wait_final(request)
     assert run.state == JobState.SUCCEEDED, run.error
-    assert site_rows(cdm_gibleed_pg, run) == run.result["rows"] > 0
+    # Counts write no rows now; the rows of a run counted by an earlier version of the worker are what is left.
+    assert site_rows(cdm_gibleed_pg, run) == 0
+    engine = cdm_gibleed_pg.connect()
+    try:
+        written = generate_cohort(
+            engine,
+            definition.latest_version().expression,
+            cdm_schema=cdm_gibleed_pg.cdm_schema,
+            vocabulary_schema=cdm_gibleed_pg.vocabulary_schema,
+            results_schema=cdm_gibleed_pg.results_schema,
+            cohort_id=run.pk,
+        )
+    finally:
+        engine.close()
+    assert site_rows(cdm_gibleed_pg, run) == written.rows > 0
     # Two days later (the worker's retention is the default, 24 hours).
     CohortRun.objects.filter(pk=run.pk).update(finished_at=timezone.now() - timedelta(days=2))
 
@@ -54,5 +72,5 @@ def test_the_beat_prune_reaches_the_site_worker_which_deletes_the_rows_of_old_ru
     )
     assert site_rows(cdm_gibleed_pg, run) == 0
     event = AuditEvent.objects.get(action="results_prune", source_key=source.key)
-    assert event.detail["runs"] == 1 and event.detail["rows"] == run.result["rows"]
+    assert event.detail["runs"] == 1 and event.detail["rows"] == written.rows
     assert event.detail["trigger"] == "schedule"

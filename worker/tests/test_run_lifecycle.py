@@ -39,10 +39,17 @@ def test_count_goes_from_queued_to_succeeded_on_the_site_worker_with_the_command
     assert run.result["persons"] == oracle_expected(oracle_dir, NAME)["persons"]
 
     out = StringIO()
-    call_command("run_cohort", str(oracle_dir / "cohorts" / f"{NAME}.json"), "--source", source.key, stdout=out)
+    call_command(
+        "run_cohort", str(oracle_dir / "cohorts" / f"{NAME}.json"), "--source", source.key, "--count", stdout=out
+    )
     command_line = json.loads(out.getvalue().strip().splitlines()[-1])
     assert command_line["persons"] == run.result["persons"]
-    assert command_line["rows"] == run.result["rows"]
+    assert [step["persons"] for step in command_line["attrition"]] == [
+        step["persons"] for step in run.result["attrition"]
+    ]
+    # The count path: no row was made, by the worker or by the command, and both say which engine answered.
+    assert command_line["rows"] is None and run.result["rows"] is None
+    assert command_line["engine"] == run.result["engine"] == "postgresql"
 
 
 def test_demographics_run_returns_aggregates_with_small_cells_hidden(start_worker, cdm_gibleed_pg, oracle_dir) -> None:

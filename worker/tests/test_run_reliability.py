@@ -47,8 +47,12 @@ def _waiting_on_lock(lock_holder) -> bool:
 
 
 def _cohort_rows(cdm, run: CohortRun) -> tuple[int, int]:
+    """Rows (and distinct rows) of the run's id in the results table; none when counts never created it."""
     engine = cdm.connect()
     try:
+        (present,) = engine.fetchone("SELECT to_regclass(%(t)s) IS NOT NULL", {"t": f"{cdm.results_schema}.cohort"})
+        if not present:
+            return 0, 0
         total, distinct = engine.fetchone(
             f"SELECT count(*), count(DISTINCT (subject_id, cohort_start_date)) FROM {cdm.results_schema}.cohort "
             "WHERE cohort_definition_id = %(id)s",
@@ -78,8 +82,9 @@ def test_worker_killed_mid_query_leaves_the_run_to_another_worker_with_exactly_o
     assert run.attempts == 2
     assert run.worker == second.name
     assert run.result["persons"] == oracle_expected(oracle_dir, NAME)["persons"]
+    # Counts write no cohort rows: neither the killed worker nor the second one left any.
     total, distinct = _cohort_rows(cdm_gibleed_pg, run)
-    assert total == distinct == run.result["rows"]
+    assert total == distinct == 0 and run.result["rows"] is None
     assert CohortRun.objects.filter(cache_key=run.cache_key).count() == 1
 
 

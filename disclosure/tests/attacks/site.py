@@ -3,9 +3,9 @@
 A ``Site`` is what a site's worker has: its CDM, its results schema and its record-key secret (read from the
 worker's environment, ``SOYANG_SOURCE_<KEY>_RECORD_KEY_SECRET``, which the suite sets per site).
 ``Site.generate`` runs a definition through the worker's own computation
-(``cohorts.runs.execution.compute_run_result``: the cohort, its counts and cell keys, its demographics) and keeps,
-beside the aggregates the worker would store on the run, the truth from the engine: the persons of the cohort
-(``cohorts.runs.generation.cohort_rows``), which never leave the site in production.
+(``cohorts.runs.execution.compute_run_result``: the count path, its counts and cell keys, its demographics) and
+keeps, beside the aggregates the worker would store on the run, the truth from the engine: the persons of the
+cohort, generated apart (``generate_cohort``, ``cohort_rows``), which never leave the site in production.
 
 Generation is the slow part (about 0.1 s per definition, 0.4 s with 30 rules), so every definition is generated
 once per test session and site; the portal side (runs, requests, releases) is rebuilt by each test in its own
@@ -22,7 +22,7 @@ from typing import Any
 from cohorts.expression import parse_expression
 from cohorts.runs.choices import RunKind
 from cohorts.runs.execution import compute_run_result
-from cohorts.runs.generation import cohort_rows
+from cohorts.runs.generation import cohort_rows, generate_cohort
 from warehouse.engines import Engine, quote_ident
 
 
@@ -78,9 +78,11 @@ class Site:
             assert known.expression == expression and known.kind == kind, f"{name} names two definitions"
             return known
         run = SiteRun(pk=len(self._generated) + 1, kind=kind)
-        result = compute_run_result(
-            self.engine, source=self, run=run, expression=parse_expression(expression), progress=_Unwatched()
-        )
+        parsed = parse_expression(expression)
+        result = compute_run_result(self.engine, source=self, run=run, expression=parsed, progress=_Unwatched())
+        # The worker counts without writing rows; the truth comes from the same definition generated apart.
+        schemas = {"cdm_schema": self.cdm_schema, "vocabulary_schema": self.vocabulary_schema}
+        generate_cohort(self.engine, parsed, results_schema=self.results_schema, cohort_id=run.pk, **schemas)
         rows = cohort_rows(self.engine, results_schema=self.results_schema, cohort_id=run.pk)
         index: dict[int, dt.date] = {}
         for person, start, _ in rows:  # sorted by person, then start: the first row is the index
