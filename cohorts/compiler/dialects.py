@@ -58,6 +58,10 @@ class Dialect:
         """Real (never integer) division, NULL when the denominator is zero (Circe's NULLIF)."""
         return f"(CAST({numerator} AS NUMERIC) / NULLIF(CAST({denominator} AS NUMERIC), 0))"
 
+    def create_schema(self, name: str) -> str:
+        """A statement creating schema ``name`` (a validated identifier) when it is missing, nothing otherwise."""
+        return f"CREATE SCHEMA IF NOT EXISTS {self.quote_schema(name)}"
+
     def in_codeset(self, column: str, codeset_id: str, codesets: str) -> str:
         """``column`` is a concept of codeset ``codeset_id`` (a validated literal) of table ``codesets``."""
         return self.in_select(column, f"SELECT concept_id FROM {codesets} WHERE codeset_id = {codeset_id}")
@@ -124,6 +128,15 @@ class PostgresDialect(Dialect):
     #: the estimate comes from the column's statistics.
     inline_codesets = True
     not_materialized = "NOT MATERIALIZED "
+
+    def create_schema(self, name: str) -> str:
+        # PostgreSQL checks the right to create schemas before it looks at IF NOT EXISTS: a role that may write an
+        # existing results schema but not create schemas (a hospital's usual grant) creates it only when absent.
+        # The literal is a validated identifier: no quote can occur in it.
+        return (
+            f"DO $$BEGIN IF to_regnamespace('{name}') IS NULL THEN CREATE SCHEMA {self.quote_schema(name)}; "
+            "END IF; END$$"
+        )
 
     def analyze(self, name: str, columns: tuple[str, ...]) -> list[str]:
         # The row count and the join keys' statistics are what the plans need; a full ANALYZE also builds
