@@ -30,10 +30,12 @@ urlpatterns = [
     path("<int:pk>/summary/", definition_views.definition_summary, name="definition_summary"),
     path("<int:pk>/runs/", run_views.run_create, name="run_create"),
     path("runs/<int:pk>/", run_views.run_detail, name="run_detail"),
+    path("sets/new/", run_views.run_set_new, name="run_set_new"),
+    path("sets/", run_views.run_set_detail, name="run_set_detail"),
     path("runs/<int:pk>/status.json", run_views.run_status, name="run_status"),
     path("runs/<int:pk>/cancel/", run_views.run_cancel, name="run_cancel"),
     path("runs/<int:pk>/<slug:table>.csv", run_views.run_table_csv, name="run_table_csv"),
-    path("sites/<slug:key>/count-store/sync/", run_views.count_store_sync, name="count_store_sync"),
+    path("sites/<int:pk>/count-store/sync/", run_views.count_store_sync, name="count_store_sync"),
     path("assets/plotly.min.js", run_views.plotly_js, name="plotly_js"),
     # Vocabulary search and concept sets (concept_sets/views.py): search.json and concept-sets/<pk>.json are the
     # cohort builder's contract.

@@ -3,6 +3,8 @@
     .venv/bin/python scripts/bench_cohorts.py --engine both --scale 10
     .venv/bin/python scripts/bench_cohorts.py --engine duckdb --scale 1 --definitions pl_3385 pl_2078
     .venv/bin/python scripts/bench_cohorts.py --engine postgresql --synthetic-persons 100000
+    .venv/bin/python scripts/bench_cohorts.py --engine duckdb --scale 10 --path count
+    .venv/bin/python scripts/bench_cohorts.py --scale 50 --path store
 
 Data: GiBleed (from ``$SHARED_DATA/omop/gibleed``) is loaded once into schema ``gibleed`` and cloned ``--scale``
 times into ``gibleed_x<k>`` (``warehouse.scaling.scale_cdm``); both are reused by later runs when their person
@@ -14,12 +16,15 @@ database ``soyang_r_bench`` on 127.0.0.1, created when missing). DuckDB: ``--duc
 Each oracle definition of the chosen data set runs ``--repeat`` times with Soyang (``generate_cohort``, wall
 time including compilation) and with Circe (circe-be's SQL through ``cohorts/tests/circe_reference.py``, the SQL
 alone), alternately; the table shows the median times, their ratio (Soyang / Circe, below 1 = Soyang faster)
-and whether the cohort rows are identical. Each generation (of either engine) writes under a new cohort id, as the
-worker writes each run under its own; before each definition the results tables of both are emptied (and VACUUMed
-on PostgreSQL), untimed, so that neither pays for the other's or earlier runs' rows. Circe runs with its
-same-day ties broken by event id, so that the rows of a correct engine are comparable (see
-``circe_reference.break_ties``). The Synthea definitions of the oracle run on Synthea27Nj at x1 with
-``--synthea``.
+and whether the cohort rows are identical. ``--path count`` times Soyang's count path instead (nothing written;
+persons and by-person statistics compared with Circe's), ``--path store`` the count path on the count store of
+the PostgreSQL schema (synced first when missing or stale; the sync's time and size are printed), as the worker
+counts at a site that keeps one: the CDM's fingerprint, the store opened, the count. Each generation (of either
+engine) writes under a new cohort id, as the worker writes each run under its own; before each definition the
+results tables of both are emptied (and VACUUMed on PostgreSQL), untimed, so that neither pays for the other's
+or earlier runs' rows. Circe runs with its same-day ties broken by event id, so that the rows of a correct engine
+are comparable (see ``circe_reference.break_ties``). The Synthea definitions of the oracle run on Synthea27Nj at
+x1 with ``--synthea``.
 
 This is a benchmark script: it imports the test-only Circe harness, which production code never does.
 """
@@ -256,11 +261,24 @@ def cohort_index_like_soyang(table: str, name: str, *, id_type: str = "int8") ->
 
 
 def measure(
-    engine: Any, name: str, expression: dict[str, Any], *, cdm_schema: str, repeat: int, circe_settings: dict[str, str]
+    engine: Any,
+    name: str,
+    expression: dict[str, Any],
+    *,
+    cdm_schema: str,
+    repeat: int,
+    circe_settings: dict[str, str],
+    path: str = "generate",
+    store: Any = None,
 ) -> Measurement:
-    """Run ``expression`` ``repeat`` times with Soyang and with Circe on ``cdm_schema``, alternately."""
+    """Run ``expression`` ``repeat`` times with Soyang and with Circe on ``cdm_schema``, alternately.
+
+    ``path``: ``generate`` (Soyang writes the rows, compared row by row with Circe's), ``count`` (the count path on
+    the same database: persons and by-person statistics compared) or ``store`` (the count path on the site's count
+    store ``store``, a Source whose store is synced, timed as the worker does it: the CDM's fingerprint read on
+    PostgreSQL, the store opened, the count)."""
     from cohorts.expression import parse_expression
-    from cohorts.runs.generation import cohort_rows, generate_cohort
+    from cohorts.runs.generation import cohort_rows, count_cohort, generate_cohort
     from cohorts.tests.circe_reference import circe_reference, circe_results_schema, ensure_circe_tables
     from warehouse.engines import quote_ident
 
@@ -279,7 +297,7 @@ def measure(
         )
     reset_results(engine, [results_schema, circe_schema])
     schemas = {"cdm_schema": cdm_schema, "vocabulary_schema": cdm_schema, "results_schema": results_schema}
-    outcome = Measurement(definition=name, engine=engine.kind, data=cdm_schema)
+    outcome = Measurement(definition=name, engine=engine.kind if path != "store" else "count-store", data=cdm_schema)
     parsed = parse_expression(expression)
     result = reference = None
     cohort_id = COHORT_ID
@@ -287,14 +305,12 @@ def measure(
         # A new cohort id per generation, as the worker generates each run under its own id (both engines alike).
         cohort_id = COHORT_ID + attempt
         started = time.perf_counter()
-        result = generate_cohort(
-            engine,
-            parsed,
-            cohort_id=cohort_id,
-            cdm_schema=cdm_schema,
-            vocabulary_schema=cdm_schema,
-            results_schema=results_schema,
-        )
+        if path == "generate":
+            result = generate_cohort(engine, parsed, cohort_id=cohort_id, **schemas)
+        elif path == "count":
+            result = count_cohort(engine, parsed, **schemas)
+        else:
+            result = _count_on_store(engine, store, parsed, schemas)
         outcome.soyang_seconds.append(time.perf_counter() - started)
         reference = circe_reference(
             engine,
@@ -306,15 +322,69 @@ def measure(
         )
         outcome.circe_seconds.append(reference.seconds)
     assert result is not None and reference is not None
-    rows = [tuple(r) for r in cohort_rows(engine, results_schema=results_schema, cohort_id=cohort_id)]
-    outcome.soyang_rows, outcome.circe_rows = len(rows), len(reference.rows)
-    outcome.rows_equal = rows == [tuple(r) for r in reference.rows]
+    if path == "generate":
+        rows = [tuple(r) for r in cohort_rows(engine, results_schema=results_schema, cohort_id=cohort_id)]
+        outcome.soyang_rows, outcome.circe_rows = len(rows), len(reference.rows)
+        outcome.rows_equal = rows == [tuple(r) for r in reference.rows]
+    else:
+        # No rows are made: the persons are compared with Circe's distinct subjects.
+        outcome.soyang_rows, outcome.circe_rows = result.persons, len({r[0] for r in reference.rows})
+        outcome.rows_equal = outcome.soyang_rows == outcome.circe_rows
     outcome.stats_equal = [(n, int(c)) for n, c in result.inclusion_rules] == [
         (r["name"], r["count"]) for r in reference.by_person["inclusion_rules"]
     ] and [(n, int(c)) for n, c in result.attrition] == [
         (a["name"], a["count"]) for a in reference.by_person["attrition"]
     ]
     return outcome
+
+
+def _count_on_store(engine: Any, store: Any, parsed: Any, schemas: dict[str, str]) -> Any:
+    """One count as the worker makes it at a site with a fresh store: fingerprint, open, count, close."""
+    from cohorts.runs.generation import count_cohort
+    from warehouse.count_store import store_open, store_state
+    from warehouse.fingerprint import cdm_fingerprint
+
+    current = cdm_fingerprint(engine, store)
+    state = store_state(store)
+    if state is None or state.fingerprint != current:
+        raise RuntimeError(f"the count store of {store.cdm_schema} is not fresh")
+    opened = store_open(store, statement_timeout_seconds=600)
+    try:
+        return count_cohort(opened, parsed, **schemas)
+    finally:
+        opened.close()
+
+
+def prepare_store(engine: Any, args: argparse.Namespace, cdm_schema: str) -> Any:
+    """The count store of ``cdm_schema`` (PostgreSQL), synced when missing or stale; prints the sync's figures."""
+    from warehouse.count_store import store_state, store_sync
+    from warehouse.fingerprint import cdm_fingerprint, counted_tables
+    from warehouse.models import Source
+
+    site = Source(
+        key=f"bench_{cdm_schema}",
+        engine="postgresql",
+        url=args.pg_url,
+        cdm_schema=cdm_schema,
+        vocabulary_schema=cdm_schema,
+        results_schema=f"bench_results_{cdm_schema}",
+    )
+    state = store_state(site)
+    if state is None or state.fingerprint != cdm_fingerprint(engine, site):
+        print(f"[store] syncing {cdm_schema} ...", flush=True)
+        report = store_sync(site, tables=counted_tables(site), fingerprint=lambda: cdm_fingerprint(engine, site))
+        print(
+            f"[store] {cdm_schema}: {report.total_rows:,} rows of {len(report.rows)} tables in {report.seconds:.1f} s; "
+            f"{report.bytes / 2**20:,.1f} MiB",
+            flush=True,
+        )
+    else:
+        print(
+            f"[store] {cdm_schema}: fresh, synced {state.synced_at:%Y-%m-%d %H:%M} in {state.seconds:.1f} s; "
+            f"{sum(state.rows.values()):,} rows, {state.bytes / 2**20:,.1f} MiB",
+            flush=True,
+        )
+    return site
 
 
 def oracle_definitions(names: list[str], dataset: str) -> list[tuple[str, dict[str, Any]]]:
@@ -384,6 +454,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="run Circe with enable_nestloop=off on PostgreSQL (its row estimates can make nested loops explode)",
     )
+    parser.add_argument(
+        "--path",
+        choices=("generate", "count", "store"),
+        default="generate",
+        help="Soyang's path: write the rows (generate), count only (count), count on the site's count store "
+        "(store: PostgreSQL data, synced into a DuckDB store first; Circe runs on PostgreSQL)",
+    )
     parser.add_argument("--json", type=Path, help="also write the measurements to this JSON file")
     return parser.parse_args(argv)
 
@@ -393,6 +470,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     ensure_django()
     kinds = ("postgresql", "duckdb") if args.engine == "both" else (args.engine,)
+    if args.path == "store":
+        kinds = ("postgresql",)  # the store is a PostgreSQL site's; Circe runs on that PostgreSQL
     circe_settings = {"enable_nestloop": "off"} if args.circe_no_nestloop else {}
     measurements: list[Measurement] = []
     for kind in kinds:
@@ -405,6 +484,7 @@ def main(argv: list[str] | None = None) -> int:
                 if args.synthea:
                     plan.append((prepare_synthea(engine), "synthea27nj"))
             for cdm_schema, dataset in plan:
+                store = prepare_store(engine, args, cdm_schema) if args.path == "store" else None
                 for name, expression in oracle_definitions(args.definitions, dataset):
                     print(f"[{kind}] {name} on {cdm_schema} ...", flush=True)
                     try:
@@ -416,6 +496,8 @@ def main(argv: list[str] | None = None) -> int:
                                 cdm_schema=cdm_schema,
                                 repeat=args.repeat,
                                 circe_settings=circe_settings,
+                                path=args.path,
+                                store=store,
                             )
                         )
                     except Exception as exc:  # one failing definition must not hide the others' figures

@@ -213,6 +213,16 @@ MATRIX: list[Row] = [
         extra_kwargs={"table": "sites"}),
     row("cohorts:run_table_csv",       "run",       "Q", "GET",  L,   OUT,  404,  404,  404,  404,  200,
         extra_kwargs={"table": "sites"}),
+    # A set of definitions counted together: nothing chosen (no ids in the query) answers 404 like a definition
+    # one may not count; the set page without counts likewise.
+    row("cohorts:run_set_new",         None,        "-", "GET",  L,   OUT,  404,  404,  404,  404,  404),
+    row("cohorts:run_set_new",         None,        "-", "POST", L,   OUT,  404,  404,  404,  404,  404),
+    row("cohorts:run_set_detail",      None,        "-", "GET",  L,   OUT,  404,  404,  404,  404,  404),
+    # A site's count store: its stewards and admins ask for a (re)build; the test sites are DuckDB files, which
+    # keep none, so the request is answered with a message (302); anybody else gets 404 as for a missing site.
+    row("cohorts:count_store_sync",    "source",    "P", "GET",  L,   OUT,  405,  405,  405,  405,  405),
+    row("cohorts:count_store_sync",    "source",    "P", "POST", L,   OUT,  404,  404,  404,  302,  302),
+    row("cohorts:count_store_sync",    "source",    "Q", "POST", L,   OUT,  404,  404,  404,  404,  302),
     # The plotting library's code: public, no data.
     row("cohorts:plotly_js",           None,        "-", "GET",  200, 200,  200,  200,  200,  200,  200),
     # --- vocabulary search and concept sets --- The vocabulary is public to every approved account; counts per

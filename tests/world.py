@@ -186,6 +186,7 @@ def build_world() -> World:
         "token": token_create(user=bob, name="bob's notebook", days=30).token,
         **_dataset_objects(def_p, partner, source, settings.SOYANG_DATASET_ROOT),
         "grant": _ended_grant(project_p, source, steward),
+        "source": source,
     }
     w.Q = {
         "concept_set": set_q,
@@ -198,5 +199,6 @@ def build_world() -> World:
         "token": token_create(user=dave, name="dave's notebook", days=30).token,
         **_dataset_objects(def_q, dave, other_source, settings.SOYANG_DATASET_ROOT),
         "grant": _ended_grant(project_q, other_source, admin),
+        "source": other_source,
     }
     return w

@@ -7,15 +7,16 @@ floor); the same compiled definition on a columnar copy can. The store is a cach
 - **What is copied.** The tables the caller names (the CDM and vocabulary tables counts read, the site's
   record-key table), whole, under the same schema and table names as at the site, so a statement compiled for the
   source runs on the store unchanged. Event tables are stored in (concept, person, start) order, as Soyang's
-  DuckDB loader stores them. NUMERIC columns become DOUBLE, as in Soyang's DuckDB warehouses (the oracle and the
-  differential suite prove counts identical on them).
+  DuckDB loader stores them, and the hierarchy in the order concept sets are resolved by. NUMERIC columns become
+  DOUBLE, as in Soyang's DuckDB warehouses (the oracle and the differential suite prove counts identical there).
 - **How.** Each table is read with one ``SELECT`` through ADBC's PostgreSQL driver, which streams it as Arrow
   batches over binary COPY, and DuckDB writes the batches: no row passes through Python.
 - **Freshness.** The store records the fingerprint of the CDM it copied (``warehouse.fingerprint``: what the
   hospital's ETL changes), read before and after the copy; a copy during which the CDM changed is thrown away.
   A count compares the store's fingerprint with the CDM's current one and uses the store only when they are equal.
-- **Swap.** A sync writes a new file beside the current one and renames it over it (atomic on one file system):
-  counts that opened the old file finish on it, later ones open the new one. A half-built file is never read.
+- **Swap.** A sync writes a new file beside the current one and points the store's link at it (one rename, atomic
+  on one file system): counts that opened the old file finish on it, later ones open the new one. A half-built
+  file is never read.
 - **One sync at a time** per site and host: an exclusive ``flock`` on ``<key>.lock`` in the store directory.
 
 No Django model is written here: the caller records the outcome (``cohorts.runs.stores``).
@@ -28,6 +29,8 @@ import fcntl
 import json
 import logging
 import os
+import re
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -43,6 +46,14 @@ from warehouse.omop_ddl import EVENT_TABLES
 
 logger = logging.getLogger(__name__)
 
+#: Vocabulary tables in the order concept sets are resolved by (ancestor → descendants, "Maps to" targets): DuckDB
+#: then reads the few row groups of a concept set's ancestors instead of the whole hierarchy (millions of rows in a
+#: full vocabulary).
+VOCABULARY_ORDER = {
+    "concept": ("concept_id",),
+    "concept_ancestor": ("ancestor_concept_id", "descendant_concept_id"),
+    "concept_relationship": ("concept_id_2", "relationship_id"),
+}
 #: The store's own record: one row per key of what it holds.
 META_TABLE = "soyang_count_store"
 #: Bumped when the store's layout changes: stores of another layout are rebuilt, never read.
@@ -89,55 +100,105 @@ def store_directory() -> Path:
 
 
 def store_path(source: Source) -> Path:
-    """The store file of ``source`` (its name never equals a schema name: DuckDB names the catalog after it)."""
+    """The store of ``source``: a symbolic link to the file of its latest sync (``<link>_<time>.duckdb``). Each
+    sync writes a file of its own name, because DuckDB keeps one database per file path in a process: a file
+    renamed over an open one would be read through the old one. (No name equals a schema name: DuckDB names
+    the catalog after the file.)"""
     return store_directory() / f"soyang_count_store_{source.key}.duckdb"
+
+
+def _versions(source: Source) -> list[Path]:
+    """The files of the store's syncs (and of a half-built one), never another site's (``a`` and ``a_b``)."""
+    own = re.compile(rf"soyang_count_store_{re.escape(source.key)}_\d+\.duckdb(\.building)?(\.wal)?")
+    return sorted(p for p in store_directory().glob(f"soyang_count_store_{source.key}_*") if own.fullmatch(p.name))
 
 
 def store_state(source: Source) -> StoreState | None:
     """The store's record, or None when there is no readable store of the current layout."""
-    path = store_path(source)
-    if not path.exists():
-        return None
-    try:
-        engine = DuckDBEngine(str(path), statement_timeout_seconds=30, read_only=True)
-    except WarehouseError:
-        return None
-    try:
-        meta = dict(engine.fetchall(f"SELECT key, value FROM main.{META_TABLE}"))  # noqa: S608 - constant name
-    except WarehouseError:
-        return None
-    finally:
-        engine.close()
-    if meta.get("format") != STORE_FORMAT or meta.get("source") != source.key:
-        return None
-    return StoreState(
-        path=path,
-        fingerprint=meta["fingerprint"],
-        synced_at=datetime.fromisoformat(meta["synced_at"]),
-        seconds=float(meta["seconds"]),
-        bytes=path.stat().st_size,
-        rows=json.loads(meta["rows"]),
-    )
+    opened = _opened(source)
+    return None if opened is None else opened.state
 
 
 def store_open(source: Source, *, statement_timeout_seconds: int) -> DuckDBEngine:
-    """A read-only engine on the store file (raises ``CountStoreError`` when there is none)."""
-    path = store_path(source)
-    if not path.exists():
+    """A read-only engine on the store (raises ``CountStoreError`` when there is none).
+
+    The worker process keeps one read-only connection per store file open between counts, so that a count
+    neither reopens the file nor reads again what the last one read (DuckDB's buffer cache); each count works on a
+    cursor of it. A sync's new file (renamed over the old one) is opened by the next count; the old one is let
+    go."""
+    opened = _opened(source)
+    if opened is None:
         raise CountStoreError(f"source {source.key} has no count store")
+    return DuckDBEngine(
+        str(opened.state.path),
+        statement_timeout_seconds=statement_timeout_seconds,
+        read_only=True,
+        shared=opened.connection,
+    )
+
+
+@dataclass
+class _Opened:
+    #: (device, inode, modification time in ns, size) of the file when opened: a new file (a sync renamed one
+    #: over it) differs at least in its time; an inode alone may be reused once the old file is gone.
+    identity: tuple[int, int, int, int]
+    state: StoreState
+    connection: Any
+
+
+#: Store file path → the process's open connection to it and its record (see ``store_open``).
+_OPEN: dict[str, _Opened] = {}
+_OPEN_LOCK = threading.Lock()
+
+
+def _opened(source: Source) -> _Opened | None:
+    import duckdb
+
+    link = store_path(source)
     try:
-        return DuckDBEngine(str(path), statement_timeout_seconds=statement_timeout_seconds, read_only=True)
-    except WarehouseError as exc:
-        raise CountStoreError(f"the count store of {source.key} cannot be opened: {exc}") from exc
+        path = link.resolve(strict=True)
+        stat = path.stat()
+    except (FileNotFoundError, RuntimeError):
+        _OPEN.pop(str(link), None)
+        return None
+    identity = (stat.st_dev, stat.st_ino, stat.st_mtime_ns, stat.st_size)
+    with _OPEN_LOCK:
+        known = _OPEN.get(str(link))
+        if known is not None and known.identity == identity:
+            return known
+        try:
+            connection = duckdb.connect(str(path), read_only=True)
+            meta = dict(connection.execute(f"SELECT key, value FROM main.{META_TABLE}").fetchall())  # noqa: S608
+        except duckdb.Error as exc:
+            logger.warning("count store %s cannot be read: %s", path, exc)
+            _OPEN.pop(str(link), None)
+            return None
+        if meta.get("format") != STORE_FORMAT or meta.get("source") != source.key:
+            connection.close()
+            _OPEN.pop(str(link), None)
+            return None
+        state = StoreState(
+            path=path,
+            fingerprint=meta["fingerprint"],
+            synced_at=datetime.fromisoformat(meta["synced_at"]),
+            seconds=float(meta["seconds"]),
+            bytes=stat.st_size,
+            rows=json.loads(meta["rows"]),
+        )
+        _OPEN[str(link)] = _Opened(identity, state, connection)
+        return _OPEN[str(link)]
 
 
 def store_remove(source: Source) -> bool:
     """Delete the store file (the site goes back to counting on its database); True when there was one."""
-    try:
-        store_path(source).unlink()
-    except FileNotFoundError:
-        return False
-    return True
+    with _OPEN_LOCK:
+        _OPEN.pop(str(store_path(source)), None)
+    link = store_path(source)
+    existed = link.is_symlink() or link.exists()
+    link.unlink(missing_ok=True)
+    for version in _versions(source):
+        version.unlink(missing_ok=True)
+    return existed
 
 
 @contextlib.contextmanager
@@ -175,10 +236,9 @@ def store_sync(
     with _sync_lock(source):
         started = time.monotonic()
         before = fingerprint()
-        final = store_path(source)
+        link = store_path(source)
+        final = link.with_name(f"{link.stem}_{time.time_ns()}.duckdb")
         building = final.with_name(final.name + ".building")
-        for leftover in (building, building.with_name(building.name + ".wal")):
-            leftover.unlink(missing_ok=True)
         try:
             rows, missing = _copy(source, wanted, building, progress)
             after = fingerprint()
@@ -189,9 +249,19 @@ def store_sync(
             seconds = time.monotonic() - started
             _write_meta(building, source, before, seconds, rows)
             os.replace(building, final)
+            # The link is swapped in one rename; counts that opened the previous file finish on it.
+            pointer = link.with_name(link.name + ".new")
+            pointer.unlink(missing_ok=True)
+            pointer.symlink_to(final.name)
+            os.replace(pointer, link)
         except BaseException:
             building.unlink(missing_ok=True)
+            building.with_name(building.name + ".wal").unlink(missing_ok=True)
             raise
+        # Earlier files (and any a crash left half-built): open ones stay readable until closed (POSIX).
+        for version in _versions(source):
+            if version != final:
+                version.unlink(missing_ok=True)
     report = SyncReport(before, round(time.monotonic() - started, 3), final.stat().st_size, rows, missing)
     logger.info(
         "count store of %s: %s rows of %s tables in %.1f s, %s bytes",
@@ -242,6 +312,7 @@ def _copy(
             cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             present = _pg_columns(cursor, {schema for schema, _ in wanted})
             ordered = {table: (concept, person, start) for table, person, concept, start in EVENT_TABLES}
+            ordered.update(VOCABULARY_ORDER)
             for schema, table in wanted:
                 columns = present.get((schema, table))
                 if not columns:

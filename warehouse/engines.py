@@ -398,12 +398,18 @@ class DuckDBEngine(Engine):
 
     kind = "duckdb"
 
-    def __init__(self, path: str, *, statement_timeout_seconds: int, read_only: bool) -> None:
+    def __init__(self, path: str, *, statement_timeout_seconds: int, read_only: bool, shared: Any = None) -> None:
+        """``shared``: a DuckDB connection of this process to ``path``, kept open by its owner; this engine then
+        works on a cursor of it (its own connection to the same database, sharing the buffer cache) and its
+        ``close`` closes only the cursor."""
         super().__init__(statement_timeout_seconds=statement_timeout_seconds, read_only=read_only)
         self.path = path
         self._lock = threading.Lock()
         self._cancelled = False
         self._timed_out = False
+        if shared is not None:
+            self._conn = shared.cursor()
+            return
         try:
             if path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,8 @@ from accounts.services import sessions_clear_expired
 from cohorts.concept_sets.counts import concept_counts_refresh_at_site
 from cohorts.runs import stores
 from cohorts.runs.execution import run_execute as run_execute_service
-from cohorts.runs.execution import run_give_up
+from cohorts.runs.execution import run_execute_set as run_execute_set_service
+from cohorts.runs.execution import run_give_up, run_set_give_up
 from datasets import services as dataset_services
 from warehouse.services import source_fingerprint_check as source_fingerprint_check_service
 from worker import fingerprints, retention
@@ -28,6 +29,12 @@ def _worker() -> str:
 def run_execute(*, run_id: int) -> str:
     """On the site's queue: one run of a cohort (count, attrition, demographics)."""
     return run_execute_service(run_id=run_id, worker=_worker())
+
+
+@soyang_task("worker.tasks.run_execute_set", give_up=run_set_give_up)
+def run_execute_set(*, run_ids: list[int]) -> list[str]:
+    """On the site's queue: the runs of a set of definitions counted together, in one pass."""
+    return run_execute_set_service(run_ids=run_ids, worker=_worker())
 
 
 # --- the count store of PostgreSQL sites (cohorts/runs/stores.py) ------------------------------------------------

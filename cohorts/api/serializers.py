@@ -14,6 +14,7 @@ from accounts.api.fields import StrictCharField, StrictIntegerField
 from cohorts.definitions.models import CohortDefinition, CohortDefinitionVersion
 from cohorts.runs.choices import RunKind
 from cohorts.runs.models import RunRequest
+from cohorts.runs.services import MAX_SET_SIZE
 from disclosure.selectors import rule_for
 from warehouse.models import Source
 
@@ -177,6 +178,22 @@ class RunCreateSerializer(serializers.Serializer):
         min_length=1,
         max_length=100,
         help_text="Keys of the sites to count on (see sources/).",
+    )
+
+
+class RunSetCreateSerializer(serializers.Serializer):
+    definitions = serializers.ListField(
+        child=StrictIntegerField(min_value=1),
+        min_length=1,
+        max_length=MAX_SET_SIZE,
+        help_text="Ids of the definitions to count together (their latest versions).",
+    )
+    kind = serializers.ChoiceField(choices=RUNNABLE_KINDS, default=RunKind.COUNT)
+    sources = serializers.ListField(
+        child=StrictCharField(max_length=40, single_line=True),
+        min_length=1,
+        max_length=100,
+        help_text="Keys of the sites to count every definition on (see sources/).",
     )
 
 

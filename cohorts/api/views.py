@@ -30,6 +30,7 @@ from cohorts.api.serializers import (
     RunCreateSerializer,
     RunRequestSerializer,
     RunResultSerializer,
+    RunSetCreateSerializer,
     SharedSerializer,
     ShareSerializer,
     SourceSerializer,
@@ -335,6 +336,52 @@ class RunViewSet(mixins.ListModelMixin, RestrictedGenericViewSet):
         except SourceNotReady as exc:
             raise ValidationError({"sources": [str(exc)]}) from None
         return Response(_result(request, run_request), status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        summary="Count a set of definitions together (a study's cohorts): one count per definition, one pass per site",
+        request=RunSetCreateSerializer,
+        responses={
+            201: RunResultSerializer(many=True),
+            503: OpenApiResponse(ErrorSerializer, description="The task queue is not reachable."),
+        },
+    )
+    @action(detail=False, methods=["post"], url_path="set")
+    def create_set(self, request: Request) -> Response:
+        data = RunSetCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        keys = list(dict.fromkeys(values["sources"]))
+        versions, sources, refused = [], {}, []
+        for definition_id in dict.fromkeys(values["definitions"]):
+            definition = definition_selectors.definition_get_for_user(
+                request.user, definition_id, codename=definition_selectors.RUN
+            )
+            offered = {s.key: s for s in run_selectors.sources_for_user_and_definition(request.user, definition)}
+            missing = [key for key in keys if key not in offered]
+            if missing:
+                refused.append(f"definition {definition.pk}: {', '.join(missing[:10])}")
+                continue
+            version = definition.latest_version()
+            if version is None:
+                refused.append(f"definition {definition.pk}: no version to count")
+                continue
+            versions.append(version)
+            sources.update({key: offered[key] for key in keys})
+        if refused:
+            raise ValidationError(
+                {"sources": [f"You cannot count every definition on every site chosen: {'; '.join(refused[:20])}."]}
+            )
+        try:
+            run_requests = run_services.run_set_create(
+                user=request.user, versions=versions, sources=[sources[key] for key in keys], kind=values["kind"]
+            )
+        except RunLimitReached as exc:
+            raise ApiError(429, "run_limit", str(exc)) from None
+        except BrokerUnavailable as exc:
+            raise ApiError(503, "service_unavailable", str(exc)) from None
+        except SourceNotReady as exc:
+            raise ValidationError({"sources": [str(exc)]}) from None
+        return Response([_result(request, r) for r in run_requests], status=status.HTTP_201_CREATED)
 
     @extend_schema(
         summary="State and results of a count (privacy applied; reading a finished result is audited)",

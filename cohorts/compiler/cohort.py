@@ -90,6 +90,9 @@ class CompiledCohort:
     count_only: bool = False
     count_readback: Statement | None = None
     cohort_select: Statement | None = None
+    #: The count path in one statement, where the engine needs no temp table for it (DuckDB): the temp tables'
+    #: queries as materialized CTEs of ``count_readback``, same rows. None where statements are needed.
+    count_statement: Statement | None = None
 
 
 def results_setup(dialect: str, results_schema: str) -> list[Statement]:
@@ -187,6 +190,8 @@ class _CohortCompiler:
         self.cohort_id = cohort_id
         self.record_keys = record_keys
         self.count_only = count_only
+        # (name, select) of each temp table, in the order of the statements.
+        self.temps: list[tuple[str, str]] = []
         # Event relations with one row per (person_id, event_id): an EXISTS semi-join may replace GROUP BY there.
         self.unique_events: set[str] = {QUALIFIED_EVENTS}
         # The entry events' statement where the dialect stages them (set by ``qualified_events``).
@@ -685,7 +690,7 @@ class _CohortCompiler:
         statements += [(sql, {}) for sql in d.transaction_settings()]
         statements += [(sql, {}) for sql in d.drop_temp_tables(TEMP_TABLES)]
         codesets_at = len(statements)
-        statements.append(ctx.statement(d.create_temp_table_as(CODESETS, self.codesets())))
+        statements.append(self.temp(CODESETS, self.codesets()))
         # No statistics for the codesets: every statement reads them through an array or IN list computed once.
         qualified = self.qualified_events()
         # Nested loops stay forbidden wherever a row estimate comes after a ranking or HAVING filter; the join of
@@ -694,15 +699,15 @@ class _CohortCompiler:
         loops = self.entry_events is not None and (additional is None or additional.is_empty())
         if self.entry_events is not None:
             # Not analyzed: the planner sizes a never-analyzed table by its pages, which is the row count it needs.
-            statements.append(ctx.statement(d.create_temp_table_as(ENTRY_EVENTS, self.entry_events)))
+            statements.append(self.temp(ENTRY_EVENTS, self.entry_events))
         statements += [(sql, {}) for sql in d.nested_loops(True)] if loops else []
-        statements.append(ctx.statement(d.create_temp_table_as(QUALIFIED_EVENTS, qualified)))
+        statements.append(self.temp(QUALIFIED_EVENTS, qualified))
         statements += [(sql, {}) for sql in d.nested_loops(False)] if loops else []
         statements += [(sql, {}) for sql in d.analyze(QUALIFIED_EVENTS, ("person_id", "event_id"))]
         if self.e.inclusion_rules:
             # Read by scans and a window only (never joined), so it needs no statistics either.
-            statements.append(ctx.statement(d.create_temp_table_as(INCLUSION_EVENTS, self.inclusion_events())))
-        statements.append(ctx.statement(d.create_temp_table_as(FINAL_COHORT, self.final_cohort())))
+            statements.append(self.temp(INCLUSION_EVENTS, self.inclusion_events()))
+        statements.append(self.temp(FINAL_COHORT, self.final_cohort()))
         start, end, where = self.cohort_rows()
         if self.count_only:
             return self.counted(statements, codesets_at, start, end, where)
@@ -733,6 +738,12 @@ class _CohortCompiler:
             key_readback=key_readback,
         )
 
+    def temp(self, name: str, select: str) -> Statement:
+        """The statement creating temp table ``name`` from ``select``; the pair is kept for the one-statement
+        count (``counted``)."""
+        self.temps.append((name, select))
+        return self.ctx.statement(self.ctx.dialect.create_temp_table_as(name, select))
+
     def drop_unread_codesets(self, statements: list[Statement], codesets_at: int) -> None:
         """With the ids resolved before and bound as arrays, only type and source-concept selections still read
         the codesets table; where none does, writing it is a statement for nothing."""
@@ -746,6 +757,12 @@ class _CohortCompiler:
         ctx = self.ctx
         self.drop_unread_codesets(statements, codesets_at)
         readback = ctx.statement(self.count_readback(where))
+        one_statement = None
+        temps = {ctx.dialect.create_temp_table_as(name, select): (name, select) for name, select in self.temps}
+        if ctx.dialect.counts_in_one_statement and all(sql in temps for sql, _ in statements):
+            # Every statement is a temp table: as materialized CTEs of the read-back, the count is one statement.
+            ctes = [f"{temps[sql][0]} AS MATERIALIZED (\n{temps[sql][1]}\n)" for sql, _ in statements]
+            one_statement = ctx.statement("WITH " + ",\n".join(ctes) + "\n" + self.count_readback(where))
         cohort_select = ctx.statement(
             f"SELECT person_id AS subject_id, {start} AS cohort_start_date, {end} AS cohort_end_date "
             f"FROM {FINAL_COHORT}{where}"
@@ -760,6 +777,7 @@ class _CohortCompiler:
             count_only=True,
             count_readback=readback,
             cohort_select=cohort_select,
+            count_statement=one_statement,
         )
 
 

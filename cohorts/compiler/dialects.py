@@ -29,6 +29,8 @@ class Dialect:
     inline_codesets = False
     #: The CTE keyword that asks for a CTE to be expanded where it is used instead of computed once.
     not_materialized = ""
+    #: Whether a count runs as one statement of materialized CTEs rather than temp tables (see ``DuckDBDialect``).
+    counts_in_one_statement = False
 
     def quote_schema(self, name: str) -> str:
         """A schema name from the Source (never from a definition), validated then quoted; ``db.schema`` allowed."""
@@ -228,6 +230,9 @@ class DuckDBDialect(Dialect):
     """DuckDB: ``DATE - DATE`` is fine too, but ``date_diff`` says the unit; NUMERIC means DOUBLE-free decimals."""
 
     name = "duckdb"
+    # A temp table is a catalog write and a statement of its own; DuckDB plans materialized CTEs as well as tables
+    # it has no statistics of either way, so a count is one statement and one round trip.
+    counts_in_one_statement = True
     # DuckDB decorrelates EXISTS by grouping the outer rows on every column the window uses (a hash aggregate of
     # all index events per criterion: 0.45 s at 644,000 events), then a mark join; a plain join does not.
     correlated_exists = False

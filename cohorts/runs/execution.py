@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 import traceback
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -24,7 +25,7 @@ from django.utils import timezone
 from cohorts.expression import ExpressionError, parse_expression
 from cohorts.runs.choices import RunKind
 from cohorts.runs.demographics import cohort_demographics
-from cohorts.runs.generation import count_cohort
+from cohorts.runs.generation import ConceptSetCache, count_cohort
 from cohorts.runs.models import CohortRun
 from cohorts.runs.stores import counting_engine
 from disclosure.record_keys import RecordKeyError, record_keys_ensure, record_keys_fill
@@ -43,6 +44,9 @@ from warehouse.engines import QueryCancelled, QueryTimeout, TransientEngineError
 from warehouse.services import source_connect, source_fingerprint_confirm
 
 logger = logging.getLogger(__name__)
+
+#: The concept sets this worker process resolved, per site and CDM fingerprint (``ConceptSetCache``).
+CONCEPT_SETS = ConceptSetCache()
 
 
 @dataclass
@@ -233,8 +237,22 @@ def compute_run_result(
     if engines is not None:
         engines.append(counting.engine)
     try:
+        resolved = None
+        if fingerprint is not None:
+            resolved = CONCEPT_SETS.resolve(
+                counting.engine,
+                expression,
+                vocabulary_schema=source.vocabulary_schema,
+                vocabulary=f"{source.key}:{fingerprint}",
+            )
         result = _compute_keyed(
-            counting.engine, source=source, run=run, expression=expression, progress=progress, keys=record_keys
+            counting.engine,
+            source=source,
+            run=run,
+            expression=expression,
+            progress=progress,
+            keys=record_keys,
+            resolved=resolved,
         )
     finally:
         counting.close()
@@ -252,7 +270,14 @@ def compute_run_result(
 
 
 def _compute_keyed(
-    engine: Any, *, source: Any, run: CohortRun, expression: Any, progress: _Progress, keys: str
+    engine: Any,
+    *,
+    source: Any,
+    run: CohortRun,
+    expression: Any,
+    progress: _Progress,
+    keys: str,
+    resolved: dict[int, list[int]] | None = None,
 ) -> dict[str, Any]:
     extra = 1 if run.kind == RunKind.DEMOGRAPHICS else 0
     total = 1 + extra
@@ -286,6 +311,7 @@ def _compute_keyed(
         progress=statement_progress,
         record_keys=keys,
         describe=describe,
+        resolved=resolved,
     )
     result: dict[str, Any] = {
         "persons": counted.persons,
@@ -310,6 +336,72 @@ def _compute_keyed(
     return result
 
 
+def run_execute_set(*, run_ids: Sequence[int], worker: str = "") -> list[str]:
+    """Execute the runs of a set of definitions counted together at one site (a study's cohort set), in one pass:
+    the concept sets of every definition are resolved in one query first (``ConceptSetCache.preload``), then each
+    run is executed as alone (its own claim, lease, cancel, result), without resolving any of them again.
+
+    A run another worker holds is left to it; raises ``SiteUnreachable`` after the others when the site could not
+    be reached (the task retries the set; runs already final return at once)."""
+    runs = list(CohortRun.objects.filter(pk__in=run_ids, state=JobState.QUEUED).select_related("source", "version"))
+    if runs:
+        _preload_concept_sets(runs)
+    states: list[str] = []
+    unreachable: SiteUnreachable | None = None
+    for run_id in run_ids:
+        try:
+            states.append(run_execute(run_id=run_id, worker=worker))
+        except JobHeld:
+            states.append("held")
+        except SiteUnreachable as exc:
+            unreachable = exc
+            states.append("unreachable")
+    if unreachable is not None:
+        raise unreachable
+    return states
+
+
+def _preload_concept_sets(runs: list[CohortRun]) -> None:
+    """Resolve the concept sets of the runs' definitions (one site) in one query on the engine that will count."""
+    source = runs[0].source
+    expressions = []
+    for run in runs:
+        try:
+            expressions.append(parse_expression(run.version.expression))
+        except ExpressionError:
+            continue  # the run itself fails with the message
+    if not expressions:
+        return
+    try:
+        engine, fingerprint = _connect_confirmed(source)
+    except WarehouseError:
+        return  # each run meets the same error and records it
+    try:
+        counting = counting_engine(source, engine, fingerprint=fingerprint)
+        try:
+            resolved = CONCEPT_SETS.preload(
+                counting.engine,
+                expressions,
+                vocabulary_schema=source.vocabulary_schema,
+                vocabulary=f"{source.key}:{fingerprint}",
+            )
+            logger.info(
+                "source %s: %s concept sets of %s definitions resolved at once", source.key, resolved, len(runs)
+            )
+        finally:
+            counting.close()
+    except WarehouseError as exc:
+        logger.warning("source %s: the set's concept sets were not resolved at once: %s", source.key, exc)
+    finally:
+        engine.close()
+
+
 def run_give_up(*, run_id: int, reason: str) -> None:
     """Fail a run whose retries are exhausted (its site stayed unreachable), whoever held it last."""
     job_give_up(CohortRun, run_id, error=f"The site could not be reached after several tries: {reason}")
+
+
+def run_set_give_up(*, run_ids: Sequence[int], reason: str) -> None:
+    """Fail the runs of a set whose retries are exhausted (runs already final keep their outcome)."""
+    for run_id in run_ids:
+        run_give_up(run_id=run_id, reason=reason)

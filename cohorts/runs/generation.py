@@ -13,8 +13,10 @@ No Django import here: the worker calls it with an engine from ``warehouse.servi
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any, Protocol, TypeVar
@@ -22,7 +24,7 @@ from typing import Any, Protocol, TypeVar
 from cohorts.compiler import codesets_query, compile_cohort, results_present, results_setup
 from cohorts.compiler.cohort import CompiledCohort
 from cohorts.compiler.dialects import dialect_for
-from cohorts.expression import CohortExpression, parse_expression
+from cohorts.expression import CohortExpression, ConceptSet, parse_expression
 from disclosure.ptable import KEYS
 
 logger = logging.getLogger(__name__)
@@ -155,6 +157,7 @@ def count_cohort(
     progress: Callable[[int, int, str], None] | None = None,
     record_keys: str | None = None,
     describe: Callable[[Engine, tuple[str, dict[str, Any]]], dict[str, Any]] | None = None,
+    resolved: dict[int, list[int]] | None = None,
 ) -> CohortResult:
     """Count ``expression`` without writing anything to the site's results schema: the count path.
 
@@ -163,7 +166,8 @@ def count_cohort(
     back from them in one statement, with their cell keys when ``record_keys`` is given. ``describe``, when given,
     is called in the same transaction with the engine and the statement selecting the cohort's rows
     (``subject_id, cohort_start_date, cohort_end_date``) and its answer returned as ``CohortResult.described``
-    (the demographics). ``rows`` is None: no row was made.
+    (the demographics). ``rows`` is None: no row was made. ``resolved``: the ids of its concept sets, resolved
+    already (``resolve_concept_sets``, for definitions counted together).
 
     Raises ``ExpressionError`` before touching the database when the expression is invalid or unsupported.
     """
@@ -188,7 +192,15 @@ def count_cohort(
 
     compiled = compiled_with(None)
     started = time.perf_counter()
-    counted, described = _run_compiled(engine, parsed, compiled, compiled_with, vocabulary_schema, progress, read)
+    if describe is None and (one := compiled_with(resolved).count_statement) is not None:
+        # The engine needs no temp table: one statement, one round trip.
+        if progress is not None:
+            progress(1, 1, "count")
+        counted, described = engine.fetchall(*one), None
+    else:
+        counted, described = _run_compiled(
+            engine, parsed, compiled, compiled_with, vocabulary_schema, progress, read, resolved=resolved
+        )
     seconds = time.perf_counter() - started
     persons = next((int(n) for kind, _, n, _, _ in counted if int(kind) == 0), 0)
     masks = [(int(m), int(n)) for kind, m, n, _, _ in counted if int(kind) == 1]
@@ -201,6 +213,110 @@ def count_cohort(
     return _with_keys(
         result, compiled.rule_names, persons_key, mask_keys, sum(int(unkeyed or 0) for *_, unkeyed in counted)
     )
+
+
+def resolve_concept_sets(
+    engine: Engine, expressions: Sequence[CohortExpression], *, vocabulary_schema: str
+) -> list[dict[int, list[int]]]:
+    """The concept ids of every concept set of every definition, resolved in one query: a set of definitions (a
+    study's cohorts, a PhenotypeLibrary selection) shares its concept sets, and each distinct one (same items) is
+    resolved once. Returns, per definition, its concept set ids → concept ids (what ``count_cohort`` takes as
+    ``resolved``)."""
+    distinct: dict[tuple[Any, ...], int] = {}
+    for expression in expressions:
+        for concept_set in expression.concept_sets:
+            distinct.setdefault(concept_set.items, len(distinct))
+    if not distinct:
+        return [{} for _ in expressions]
+    union = replace(
+        expressions[0],
+        concept_sets=tuple(ConceptSet(id=number, name="", items=items) for items, number in distinct.items()),
+    )
+    concepts: dict[int, list[int]] = {number: [] for number in distinct.values()}
+    with engine.transaction():
+        # Under the counts' planner settings (PostgreSQL: the vocabulary reached through its indexes).
+        for sql in dialect_for(engine.kind).transaction_settings():
+            engine.execute(sql)
+        for codeset, concept in engine.fetchall(
+            *codesets_query(union, dialect=engine.kind, vocabulary_schema=vocabulary_schema)
+        ):
+            concepts[int(codeset)].append(int(concept))
+    return [
+        {concept_set.id: concepts[distinct[concept_set.items]] for concept_set in expression.concept_sets}
+        for expression in expressions
+    ]
+
+
+class ConceptSetCache:
+    """Concept sets resolved on one site's vocabulary, kept by a worker process between counts.
+
+    A researcher counting drafts of one definition, or a study counting its cohort set, resolves the same concept
+    sets again and again; their concept ids depend only on the vocabulary, which the CDM's fingerprint covers, so
+    they are kept under ``(site, fingerprint)`` and resolved only when missing (a reload gives a new fingerprint,
+    hence new entries). At most ``max_concepts`` concept ids are kept; the least recently used sets go first.
+    """
+
+    def __init__(self, max_concepts: int = 1_000_000) -> None:
+        self.max_concepts = max_concepts
+        self._sets: OrderedDict[tuple[str, tuple[Any, ...]], list[int]] = OrderedDict()
+        self._size = 0
+        self._lock = threading.Lock()
+
+    def resolve(
+        self, engine: Engine, expression: CohortExpression, *, vocabulary_schema: str, vocabulary: str
+    ) -> dict[int, list[int]]:
+        """Concept set id → concept ids of ``expression`` (what ``count_cohort`` takes as ``resolved``);
+        ``vocabulary`` names the vocabulary they were resolved on (the site and its CDM's fingerprint)."""
+        with self._lock:
+            known = {cs.id: self._get((vocabulary, cs.items)) for cs in expression.concept_sets}
+        missing = tuple(cs for cs in expression.concept_sets if known[cs.id] is None)
+        if missing:
+            (fresh,) = resolve_concept_sets(
+                engine, [replace(expression, concept_sets=missing)], vocabulary_schema=vocabulary_schema
+            )
+            with self._lock:
+                for concept_set in missing:
+                    known[concept_set.id] = fresh[concept_set.id]
+                    self._put((vocabulary, concept_set.items), fresh[concept_set.id])
+        return {codeset: list(concepts or []) for codeset, concepts in known.items()}
+
+    def preload(
+        self, engine: Engine, expressions: Sequence[CohortExpression], *, vocabulary_schema: str, vocabulary: str
+    ) -> int:
+        """Resolve, in one query, every concept set of ``expressions`` not known yet (a set of definitions counted
+        together: their shared concept sets once, and no query at all for those a count resolved before).
+        Returns how many distinct concept sets were resolved."""
+        with self._lock:
+            missing: dict[tuple[Any, ...], ConceptSet] = {}
+            for expression in expressions:
+                for concept_set in expression.concept_sets:
+                    if self._get((vocabulary, concept_set.items)) is None:
+                        missing.setdefault(concept_set.items, concept_set)
+        if not missing:
+            return 0
+        numbered = tuple(replace(cs, id=number) for number, cs in enumerate(missing.values()))
+        (fresh,) = resolve_concept_sets(
+            engine, [replace(expressions[0], concept_sets=numbered)], vocabulary_schema=vocabulary_schema
+        )
+        with self._lock:
+            for concept_set in numbered:
+                self._put((vocabulary, concept_set.items), fresh[concept_set.id])
+        return len(numbered)
+
+    def _get(self, key: tuple[str, tuple[Any, ...]]) -> list[int] | None:
+        concepts = self._sets.get(key)
+        if concepts is not None:
+            self._sets.move_to_end(key)
+        return concepts
+
+    def _put(self, key: tuple[str, tuple[Any, ...]], concepts: list[int]) -> None:
+        if key in self._sets or len(concepts) > self.max_concepts:
+            return
+        self._sets[key] = concepts
+        self._size += len(concepts)
+        while self._size > self.max_concepts:
+            _, dropped = self._sets.popitem(last=False)
+            self._size -= len(dropped)
 
 
 def _with_keys(
@@ -226,23 +342,26 @@ def _run_compiled(
     vocabulary_schema: str,
     progress: Callable[[int, int, str], None] | None,
     read: Callable[[CompiledCohort], _T],
+    resolved: dict[int, list[int]] | None = None,
 ) -> _T:
     """Run a compiled cohort in one warehouse transaction and return what ``read`` reads from its temp tables
     (called after the work, before the cleanup). Where the dialect compiles the concept sets in, they are
-    resolved first under the transaction's planner settings and the cohort compiled again with them."""
+    resolved first under the transaction's planner settings and the cohort compiled again with them; ``resolved``:
+    the concept sets' ids resolved already (a set of definitions counted together), compiled in on any engine."""
     dialect = dialect_for(engine.kind)
     with engine.transaction():
         work = compiled.statements[len(compiled.setup) :]
-        if dialect.inline_codesets:
+        if dialect.inline_codesets or resolved is not None:
             settings = dialect.transaction_settings()
             for sql in settings:
                 engine.execute(sql)
-            values: dict[int, list[int]] = {}
-            for codeset, concept in engine.fetchall(
-                *codesets_query(parsed, dialect=engine.kind, vocabulary_schema=vocabulary_schema)
-            ):
-                values.setdefault(int(codeset), []).append(int(concept))
-            compiled = compiled_with(values)
+            if resolved is None:
+                resolved = {}
+                for codeset, concept in engine.fetchall(
+                    *codesets_query(parsed, dialect=engine.kind, vocabulary_schema=vocabulary_schema)
+                ):
+                    resolved.setdefault(int(codeset), []).append(int(concept))
+            compiled = compiled_with(resolved)
             work = compiled.statements[len(compiled.setup) :]
             if [sql for sql, _ in work[: len(settings)]] == settings:
                 work = work[len(settings) :]  # the compiled statements open with the settings already in force

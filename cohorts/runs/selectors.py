@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -59,6 +59,9 @@ def _run_state(run: CohortRun) -> dict[str, Any]:
         "database_seconds": run.database_seconds,
         # The traceback stays for admins in the run record; users see the first line.
         "error": run.error.splitlines()[0] if run.error else "",
+        # What answered (the site's count store or its database) and, when the store did not, why.
+        "engine": (run.result or {}).get("engine", ""),
+        "engine_note": (run.result or {}).get("engine_note", ""),
     }
 
 
@@ -417,6 +420,14 @@ def sources_for_user_and_definition(user: User, definition: CohortDefinition) ->
     return ready.filter(pk__in=sites).order_by("key")
 
 
+def sources_for_user_and_definitions(user: User, definitions: Sequence[CohortDefinition]) -> QuerySet[Source]:
+    """The sites the user may count every one of ``definitions`` on (a set counted together)."""
+    sources = Source.objects.filter(is_active=True).exclude(fingerprint="").order_by("key")
+    for definition in definitions:
+        sources = sources.filter(pk__in=sources_for_user_and_definition(user, definition).values("pk"))
+    return sources
+
+
 #: Tables of a result that can be downloaded as CSV.
 RESULT_TABLES = (
     "sites",
@@ -631,9 +642,9 @@ def run_request_state(request: RunRequest) -> str:
     return "partial" if failed else "finished"
 
 
-def source_for_store_sync(user: User, key: str) -> Source | None:
-    """The site ``key`` when ``user`` may rebuild its count store, else None (the page answers 404 either way)."""
-    source = Source.objects.filter(key=key).first()
+def source_for_store_sync(user: User, pk: int) -> Source | None:
+    """The site ``pk`` when ``user`` may rebuild its count store, else None (the page answers 404 either way)."""
+    source = Source.objects.filter(pk=pk).first()
     return source if source is not None and can_sync_count_store(user, source) else None
 
 

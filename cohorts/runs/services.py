@@ -39,6 +39,77 @@ def run_request_create(
     run still queued or running is joined, so identical requests arriving together run once.
     """
     kind = RunKind(kind)
+    _check_sources(sources)
+    try:
+        broker_check()
+    except BrokerUnreachable as exc:
+        raise BrokerUnavailable(
+            "The task queue is not reachable right now; no count was started. Try again shortly."
+        ) from exc
+    with transaction.atomic():
+        _check_run_limit(user)
+        request, to_enqueue = _run_request_write(user=user, version=version, sources=sources, kind=kind)
+    for run in to_enqueue:
+        _enqueue_on_commit(run)
+    return request
+
+
+def run_set_create(
+    *, user: User, versions: Sequence[CohortDefinitionVersion], sources: Sequence[Any], kind: str = RunKind.COUNT
+) -> list[RunRequest]:
+    """Count a set of definitions together (a study's cohort set, a PhenotypeLibrary selection): one request per
+    definition, exactly as ``run_request_create`` makes it (cache, joined runs, audit), and one task per site that
+    counts all of the site's new runs in one pass, sharing the resolution of their concept sets
+    (``cohorts.runs.execution.run_execute_set``). The user's limit of counts running is checked once for the
+    set; ``sources`` are checked once for all (the caller gives each definition's sites it may count on)."""
+    kind = RunKind(kind)
+    if not versions:
+        raise SourceNotReady("Choose at least one definition.")
+    if len(versions) > MAX_SET_SIZE:
+        raise SourceNotReady(f"A set holds at most {MAX_SET_SIZE} definitions; {len(versions)} were chosen.")
+    _check_sources(sources)
+    try:
+        broker_check()
+    except BrokerUnreachable as exc:
+        raise BrokerUnavailable(
+            "The task queue is not reachable right now; no count was started. Try again shortly."
+        ) from exc
+    requests: list[RunRequest] = []
+    by_site: dict[str, list[CohortRun]] = {}
+    with transaction.atomic():
+        _check_run_limit(user)
+        for version in versions:
+            request, to_enqueue = _run_request_write(user=user, version=version, sources=sources, kind=kind)
+            requests.append(request)
+            for run in to_enqueue:
+                by_site.setdefault(run.source.key, []).append(run)
+        for key, runs in by_site.items():
+            if len(runs) == 1:
+                _enqueue_on_commit(runs[0])
+            else:
+                _enqueue_set_on_commit(key, runs)
+    return requests
+
+
+#: The most definitions one set may count at once (PhenotypeLibrary selections are tens, not thousands).
+MAX_SET_SIZE = 200
+#: The worker's task that executes the runs of a set at one site in one pass.
+RUN_SET_TASK_NAME = "worker.tasks.run_execute_set"
+
+
+def _enqueue_set_on_commit(key: str, runs: list[CohortRun]) -> None:
+    ids = [run.pk for run in runs]
+
+    def not_sent() -> None:
+        for run_id in ids:
+            job_enqueue_failed(
+                CohortRun, run_id, error="The task queue was not reachable; the run was not started. Try again shortly."
+            )
+
+    job_enqueue_on_commit(RUN_SET_TASK_NAME, queue=site_queue(key), kwargs={"run_ids": ids}, on_failure=not_sent)
+
+
+def _check_sources(sources: Sequence[Any]) -> None:
     if not sources:
         raise SourceNotReady("Choose at least one site.")
     for source in sources:
@@ -49,22 +120,9 @@ def run_request_create(
                 f"The site {source.key} has no data yet: an administrator loads it (manage.py load_omop) or "
                 f"attaches the CDM the site already has (manage.py attach_source {source.key})."
             )
-    try:
-        broker_check()
-    except BrokerUnreachable as exc:
-        raise BrokerUnavailable(
-            "The task queue is not reachable right now; no count was started. Try again shortly."
-        ) from exc
-    request, to_enqueue = _run_request_write(user=user, version=version, sources=sources, kind=kind)
-    for run in to_enqueue:
-        _enqueue_on_commit(run)
-    return request
 
 
-@transaction.atomic
-def _run_request_write(
-    *, user: User, version: CohortDefinitionVersion, sources: Sequence[Any], kind: RunKind
-) -> tuple[RunRequest, list[CohortRun]]:
+def _check_run_limit(user: User) -> None:
     limit = settings.SOYANG_MAX_CONCURRENT_RUNS
     active = (
         RunRequest.objects.filter(requested_by=user, cancelled_at__isnull=True, runs__state__in=ACTIVE_STATES)
@@ -76,6 +134,11 @@ def _run_request_write(
             f"You already have {active} counts running (the limit is {limit}). "
             "Wait for one to finish or cancel one, then try again."
         )
+
+
+def _run_request_write(
+    *, user: User, version: CohortDefinitionVersion, sources: Sequence[Any], kind: RunKind
+) -> tuple[RunRequest, list[CohortRun]]:
     request = RunRequest.objects.create(version=version, kind=kind, requested_by=user)
     to_enqueue: list[CohortRun] = []
     for source in sources:

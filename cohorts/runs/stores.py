@@ -52,8 +52,9 @@ COUNT_STORE = "count-store"
 
 
 def can_sync_count_store(user: User | AnonymousUser, source: Source) -> bool:
-    """Refreshing a site's count store: its stewards and the admins (it costs the site's database a full read)."""
-    return source.engine == EngineKind.POSTGRESQL and (is_admin(user) or is_site_steward(user, source))
+    """Building or refreshing a site's count store: its stewards and the admins (it costs the site's database a
+    full read of the tables counts use)."""
+    return is_admin(user) or is_site_steward(user, source)
 
 
 @dataclass

@@ -15,7 +15,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import cache_control, never_cache
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from audit.http import client_ip
 from cohorts.definitions import selectors as definition_selectors
@@ -26,6 +26,7 @@ from cohorts.runs.charts import plotly_page
 from cohorts.runs.errors import BrokerUnavailable, RunLimitReached, RunNotCancellable, SourceNotReady
 from cohorts.runs.forms import RunForm
 from cohorts.runs.models import CountStoreSync
+from warehouse.choices import EngineKind
 
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 PLOTLY_VERSION = package_version("plotly")
@@ -158,11 +159,16 @@ def plotly_js(request: HttpRequest) -> FileResponse:
 
 @login_required
 @require_POST
-def count_store_sync(request: HttpRequest, key: str) -> HttpResponse:
-    """A steward or admin of the site asks its worker to rebuild the site's count store now."""
-    source = run_selectors.source_for_store_sync(request.user, key)
+def count_store_sync(request: HttpRequest, pk: int) -> HttpResponse:
+    """A steward or admin of the site asks its worker to build or rebuild the site's count store now."""
+    source = run_selectors.source_for_store_sync(request.user, pk)
     if source is None:
         raise Http404("No such site.")
+    if source.engine != EngineKind.POSTGRESQL:
+        messages.error(
+            request, _("Only PostgreSQL sites keep a count store; %(site)s counts in place.") % {"site": source.name}
+        )
+        return redirect("home")
     try:
         sync = stores.store_sync_request(source=source, trigger=CountStoreSync.Trigger.STEWARD, user=request.user)
     except BrokerUnavailable as exc:
@@ -173,3 +179,63 @@ def count_store_sync(request: HttpRequest, key: str) -> HttpResponse:
     else:
         messages.info(request, _("A sync of the count store of %(site)s is already under way.") % {"site": source.name})
     return redirect("home")
+
+
+def _ids(values: list[str], *, limit: int) -> list[int]:
+    """Positive integer ids from a query or form (duplicates dropped); Http404 for anything else."""
+    try:
+        ids = list(dict.fromkeys(int(value) for value in values))
+    except ValueError:
+        raise Http404("No such definition.") from None
+    if not ids or len(ids) > limit or any(i < 1 for i in ids):
+        raise Http404("No such definition.")
+    return ids
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def run_set_new(request: HttpRequest) -> HttpResponse:
+    """Count the definitions chosen on the list together, on the sites every one of them may be counted on."""
+    data = request.POST if request.method == "POST" else request.GET
+    ids = _ids(data.getlist("definitions"), limit=run_services.MAX_SET_SIZE)
+    definitions = [
+        definition_selectors.definition_get_for_user(request.user, pk, codename=definition_selectors.RUN) for pk in ids
+    ]
+    sources = run_selectors.sources_for_user_and_definitions(request.user, definitions)
+    form = RunForm(request.POST if request.method == "POST" else None, sources=sources)
+    if request.method == "POST" and form.is_valid():
+        versions = [d.latest_version() for d in definitions]
+        if any(version is None for version in versions):
+            raise Http404("No version to run.")
+        try:
+            run_requests = run_services.run_set_create(
+                user=request.user,
+                versions=versions,
+                sources=list(form.cleaned_data["sources"]),
+                kind=form.cleaned_data["kind"],
+            )
+        except (RunLimitReached, BrokerUnavailable, SourceNotReady) as exc:
+            code = {RunLimitReached: 429, BrokerUnavailable: 503}.get(type(exc), 400)
+            return _refused(request, message=str(exc), status=code)
+        query = "&".join(f"requests={r.pk}" for r in run_requests)
+        return redirect(f"{reverse('cohorts:run_set_detail')}?{query}")
+    status = 400 if request.method == "POST" else 200
+    context = {"definitions": definitions, "form": form, "no_site": not sources.exists()}
+    return render(request, "cohorts/run_set_new.html", context, status=status)
+
+
+@login_required
+@require_GET
+def run_set_detail(request: HttpRequest) -> HttpResponse:
+    """The counts of a set, one row per definition and a column per site, refreshed until every one has ended."""
+    ids = _ids(request.GET.getlist("requests"), limit=run_services.MAX_SET_SIZE)
+    rows = []
+    for pk in ids:
+        run_request = run_selectors.run_request_get_for_user(request.user, pk)
+        rows.append({"request": run_request, "result": _status(request, run_request)})
+    sites = sorted({site["source"]: site["site"] for row in rows for site in row["result"]["sites"]}.items())
+    for row in rows:
+        by_key = {site["source"]: site for site in row["result"]["sites"]}
+        row["cells"] = [by_key.get(key) for key, _ in sites]
+    finished = all(row["result"]["finished"] or row["result"]["cancelled"] for row in rows)
+    return render(request, "cohorts/run_set_detail.html", {"rows": rows, "sites": sites, "finished": finished})

@@ -22,7 +22,7 @@ from cohorts.runs.models import CountStoreSync
 from cohorts.runs.stores import COUNT_STORE, counting_engine
 from cohorts.tests.conftest import CDM_FIXTURES, oracle_manifest
 from jobs.choices import JobState
-from warehouse.count_store import CountStoreError, store_open, store_state, store_sync
+from warehouse.count_store import CountStoreError, store_open, store_remove, store_state, store_sync
 from warehouse.fingerprint import cdm_fingerprint, counted_tables
 from warehouse.models import Source
 
@@ -169,3 +169,19 @@ def test_a_copy_during_which_the_cdm_changed_is_thrown_away_and_the_store_kept(c
     state = store_state(site)
     assert state is not None and state.fingerprint == first.fingerprint
     assert not list(state.path.parent.glob(f"{state.path.name}.building*"))
+
+
+def test_a_sync_keeps_one_file_per_store_and_never_touches_another_sites(cdm_gibleed_pg: Any) -> None:
+    site = _site(cdm_gibleed_pg)
+    neighbour = _site(cdm_gibleed_pg)
+    neighbour.key = f"{site.key}_b"  # a key the first one is a prefix of
+    _sync(cdm_gibleed_pg, neighbour)
+    first = _sync(cdm_gibleed_pg, site)
+    second = _sync(cdm_gibleed_pg, site)
+    assert second.fingerprint == first.fingerprint
+    directory = store_state(site).path.parent
+    own = sorted(p.name for p in directory.iterdir() if p.name.startswith(f"soyang_count_store_{site.key}_"))
+    assert len([name for name in own if not name.startswith(f"soyang_count_store_{neighbour.key}")]) == 1
+    assert store_state(neighbour) is not None
+    assert store_remove(site) and store_state(site) is None
+    assert store_state(neighbour) is not None

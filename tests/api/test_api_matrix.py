@@ -111,6 +111,9 @@ MATRIX: list[Row] = [
     # --- runs ---
     row("api:run-list",                   None,         "-", "GET",    U,   U,   200,  200,  200,  200,  200),
     row("api:run-list",                   None,         "-", "POST",   U,   U,   400,  400,  400,  400,  400),
+    # A set of counts: an empty body is refused (400) for every approved person.
+    row("api:run-create-set",             None,         "-", "POST",   U,   U,   400,  400,  400,  400,  400),
+    row("api:run-create-set",             None,         "-", "GET",    U,   U,   405,  405,  405,  405,  405),
     row("api:run-detail",                 "run",        "P", "GET",    U,   U,   200,  200,  404,  404,  200),
     row("api:run-detail",                 "run",        "Q", "GET",    U,   U,   404,  404,  404,  404,  200),
     # The member asked for P's count, which has finished (409); others who see it may not cancel it (403).

@@ -71,8 +71,8 @@ def test_a_steward_builds_the_store_counts_use_it_and_a_reload_sends_them_back_t
     # The site page shows the store as not built, with a button for the site's steward only.
     page = _signed_in(steward).get(reverse("home")).content.decode()
     assert "Build a count store" in page
-    assert _signed_in(researcher).post(reverse("cohorts:count_store_sync", args=[source.key])).status_code == 404
-    response = _signed_in(steward).post(reverse("cohorts:count_store_sync", args=[source.key]))
+    assert _signed_in(researcher).post(reverse("cohorts:count_store_sync", args=[source.pk])).status_code == 404
+    response = _signed_in(steward).post(reverse("cohorts:count_store_sync", args=[source.pk]))
     assert response.status_code == 302
     sync = _synced(source)
     assert sync.state == JobState.SUCCEEDED, sync.error
@@ -119,6 +119,6 @@ def test_a_steward_of_another_hospital_cannot_rebuild_the_store(cdm_gibleed_pg) 
     outsider = make_user(role=Role.STEWARD)
     outsider.organisation = None
     outsider.save()
-    response = _signed_in(outsider).post(reverse("cohorts:count_store_sync", args=[source.key]))
+    response = _signed_in(outsider).post(reverse("cohorts:count_store_sync", args=[source.pk]))
     assert response.status_code == 404
     assert not CountStoreSync.objects.filter(source=source).exists()

@@ -62,13 +62,16 @@ class Generated:
 @dataclass
 class Site:
     """A site's worker side: its schemas, its connection, and what it has generated this session. It stands in
-    for the ``Source`` row where the site's code reads one (``key`` and the schemas are all it reads)."""
+    for the ``Source`` row where the site's code reads one (``key``, the schemas and ``count_store`` are all it
+    reads)."""
 
     key: str
     engine: Engine
     cdm_schema: str
     vocabulary_schema: str
     results_schema: str
+    #: The DuckDB warehouse is counted in place (count stores are for PostgreSQL sites).
+    count_store: bool = False
     _generated: dict[str, Generated] = field(default_factory=dict)
 
     def generate(self, name: str, expression: dict[str, Any], *, kind: str = RunKind.COUNT) -> Generated:
