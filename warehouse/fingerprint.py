@@ -150,20 +150,16 @@ def _duckdb_table_state(engine: Engine, tables: Sequence[tuple[str, str]]) -> di
         for i, (schema, table) in enumerate(tables)
     )
     by_index = {int(i): int(n) for i, n in engine.fetchall(counts)}
-    sizes = {
-        (str(schema), str(table)): int(size or 0)
-        for schema, table, size in engine.fetchall(
-            "SELECT schema_name, table_name, estimated_size FROM duckdb_tables() "
-            "WHERE database_name = current_database()"
-        )
-    }
+    sizes: dict[tuple[str, str], int] = {}
     columns: dict[tuple[str, str], list[str]] = {}
-    for schema, table, column in engine.fetchall(
-        "SELECT schema_name, table_name, column_name FROM duckdb_columns() WHERE database_name = current_database() "
-        "ORDER BY schema_name, table_name, column_index"
+    for schema, table, size, names in engine.fetchall(
+        "SELECT t.schema_name, t.table_name, t.estimated_size, list(c.column_name ORDER BY c.column_index) "
+        "FROM duckdb_tables() t JOIN duckdb_columns() c ON c.database_name = t.database_name "
+        "AND c.schema_name = t.schema_name AND c.table_name = t.table_name "
+        "WHERE t.database_name = current_database() GROUP BY ALL"
     ):
-        if column in _STATISTICS_COLUMNS.get(str(table), ()):
-            columns.setdefault((str(schema), str(table)), []).append(str(column))
+        sizes[(str(schema), str(table))] = int(size or 0)
+        columns[(str(schema), str(table))] = [c for c in names if c in _STATISTICS_COLUMNS.get(str(table), ())]
     # One statement for every table: each table's column statistics as one list of text, read with one row.
     statistics: dict[int, list[str]] = {}
     selects = [
