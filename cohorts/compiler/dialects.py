@@ -97,6 +97,10 @@ class Dialect:
         """``CREATE INDEX IF NOT EXISTS`` statements for the results tables of quoted ``schema``."""
         return []
 
+    def create_schema(self, schema: str) -> str:
+        """Create quoted ``schema`` when it is missing."""
+        return f"CREATE SCHEMA IF NOT EXISTS {schema}"
+
     def results_present(self, schema: str) -> str | None:
         """A query of one row and column, true when every results table and index of quoted ``schema`` exists
         (a generation then skips the DDL and its commit); None where the DDL is always run (cheap there)."""
@@ -197,6 +201,12 @@ class PostgresDialect(Dialect):
             "END IF; END $$"
             for table in ("cohort", "cohort_inclusion_result")
         ]
+
+    def create_schema(self, schema: str) -> str:
+        # PostgreSQL checks the right to create schemas in the database before it looks at IF NOT EXISTS: a site's
+        # role that may write its existing results schema but not create schemas (the usual grant to Soyang at a
+        # hospital) would fail. The schema is a validated, quoted name (no quote inside), so it may be a literal.
+        return f"DO $$BEGIN IF to_regnamespace('{schema}') IS NULL THEN CREATE SCHEMA {schema}; END IF; END$$"
 
     def results_present(self, schema: str) -> str | None:
         # to_regclass of a validated, quoted schema and compiler constants: NULL when the relation is missing.
