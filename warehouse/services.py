@@ -4,6 +4,7 @@ attaching the CDM it already has, and keeping its fingerprint current."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from django.core.exceptions import ValidationError
@@ -117,8 +118,9 @@ def source_load_omop(
     cdm_version: str | None = None,
     progress: Callable[[str, int], None] | None = None,
 ) -> LoadReport:
-    """Replace the source's CDM with the OMOP CSV export in ``directory``, then record version, fingerprint and
-    load time on the source. Raises ``LoadError``; the warehouse and the source row are then unchanged."""
+    """Replace the source's CDM with the OMOP CSV export in ``directory``, then record version, fingerprint
+    (``warehouse.fingerprint``, read once loaded) and load time on the source; the report returned carries that
+    fingerprint. Raises ``LoadError``; the warehouse and the source row are then unchanged."""
     try:
         engine = source_connect(source)
     except WarehouseError as exc:
@@ -153,7 +155,8 @@ def source_load_omop(
             source_key=source.key,
             detail={"cdm_version": report.cdm_version, "fingerprint": fingerprint, "rows": report.total_rows},
         )
-    return report
+    # The fingerprint the source now carries (the loader's own, in soyang_load, is one of its parts).
+    return replace(report, fingerprint=fingerprint)
 
 
 class AttachRefused(WarehouseError):

@@ -99,7 +99,7 @@ def results_setup(dialect: str, results_schema: str) -> list[Statement]:
     """``CREATE SCHEMA/TABLE/INDEX IF NOT EXISTS`` for the results tables."""
     sql_dialect = dialect_for(dialect)
     schema = sql_dialect.quote_schema(results_schema)
-    out: list[Statement] = [(sql_dialect.create_schema(results_schema), {})]
+    out: list[Statement] = [(sql_dialect.create_schema(schema), {})]
     out += [(f"CREATE TABLE IF NOT EXISTS {schema}.{name} ({cols})", {}) for name, cols in RESULTS_TABLES.items()]
     out += [(sql, {}) for sql in sql_dialect.results_indexes(schema)]
     return out

@@ -60,10 +60,6 @@ class Dialect:
         """Real (never integer) division, NULL when the denominator is zero (Circe's NULLIF)."""
         return f"(CAST({numerator} AS NUMERIC) / NULLIF(CAST({denominator} AS NUMERIC), 0))"
 
-    def create_schema(self, name: str) -> str:
-        """A statement creating schema ``name`` (a validated identifier) when it is missing, nothing otherwise."""
-        return f"CREATE SCHEMA IF NOT EXISTS {self.quote_schema(name)}"
-
     def in_codeset(self, column: str, codeset_id: str, codesets: str) -> str:
         """``column`` is a concept of codeset ``codeset_id`` (a validated literal) of table ``codesets``."""
         return self.in_select(column, f"SELECT concept_id FROM {codesets} WHERE codeset_id = {codeset_id}")
@@ -103,6 +99,10 @@ class Dialect:
         """``CREATE INDEX IF NOT EXISTS`` statements for the results tables of quoted ``schema``."""
         return []
 
+    def create_schema(self, schema: str) -> str:
+        """Create quoted ``schema`` when it is missing."""
+        return f"CREATE SCHEMA IF NOT EXISTS {schema}"
+
     def results_present(self, schema: str) -> str | None:
         """A query of one row and column, true when every results table and index of quoted ``schema`` exists
         (a generation then skips the DDL and its commit); None where the DDL is always run (cheap there)."""
@@ -130,15 +130,6 @@ class PostgresDialect(Dialect):
     #: the estimate comes from the column's statistics.
     inline_codesets = True
     not_materialized = "NOT MATERIALIZED "
-
-    def create_schema(self, name: str) -> str:
-        # PostgreSQL checks the right to create schemas before it looks at IF NOT EXISTS: a role that may write an
-        # existing results schema but not create schemas (a hospital's usual grant) creates it only when absent.
-        # The literal is a validated identifier: no quote can occur in it.
-        return (
-            f"DO $$BEGIN IF to_regnamespace('{name}') IS NULL THEN CREATE SCHEMA {self.quote_schema(name)}; "
-            "END IF; END$$"
-        )
 
     def analyze(self, name: str, columns: tuple[str, ...]) -> list[str]:
         # The row count and the join keys' statistics are what the plans need; a full ANALYZE also builds
@@ -212,6 +203,12 @@ class PostgresDialect(Dialect):
             "END IF; END $$"
             for table in ("cohort", "cohort_inclusion_result")
         ]
+
+    def create_schema(self, schema: str) -> str:
+        # PostgreSQL checks the right to create schemas in the database before it looks at IF NOT EXISTS: a site's
+        # role that may write its existing results schema but not create schemas (the usual grant to Soyang at a
+        # hospital) would fail. The schema is a validated, quoted name (no quote inside), so it may be a literal.
+        return f"DO $$BEGIN IF to_regnamespace('{schema}') IS NULL THEN CREATE SCHEMA {schema}; END IF; END$$"
 
     def results_present(self, schema: str) -> str | None:
         # to_regclass of a validated, quoted schema and compiler constants: NULL when the relation is missing.
