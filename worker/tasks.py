@@ -12,7 +12,6 @@ from cohorts.runs.execution import run_execute as run_execute_service
 from cohorts.runs.execution import run_execute_set as run_execute_set_service
 from cohorts.runs.execution import run_give_up, run_set_give_up
 from datasets import services as dataset_services
-from warehouse.services import source_fingerprint_check as source_fingerprint_check_service
 from worker import fingerprints, retention
 from worker.decorators import soyang_task
 
@@ -44,18 +43,6 @@ def run_execute_set(*, run_ids: list[int]) -> list[str]:
 def count_store_sync(*, sync_id: int) -> str:
     """On the site's queue: copy the CDM tables counts read into the site's count store."""
     return stores.store_sync_execute(sync_id=sync_id, worker=_worker())
-
-
-@soyang_task("worker.tasks.count_store_check")
-def count_store_check(*, source_id: int) -> str:
-    """On the site's queue: compare the count store with the CDM; queue a sync when it is missing or stale."""
-    return stores.store_check(source_id=source_id)
-
-
-@soyang_task("worker.tasks.count_store_check_all")
-def count_store_check_all() -> int:
-    """Celery beat, on the portal: one check on the queue of each site that keeps a count store."""
-    return stores.store_check_enqueue()
 
 
 # --- dataset requests (datasets/) ---------------------------------------------------------------------------------
@@ -113,7 +100,7 @@ def fingerprints_check() -> int:
 def source_fingerprint_check(*, source_id: int) -> str:
     """On the site's queue: read the site's CDM fingerprint and record it (and its change, if any). Not retried:
     the next beat checks again, and until then the site's cached counts simply age out."""
-    return source_fingerprint_check_service(source_id=source_id)
+    return stores.site_check(source_id=source_id)
 
 
 # --- sessions (accounts/) ------------------------------------------------------------------------------------------

@@ -6,7 +6,8 @@ it only while the store holds the CDM as it is now: before every count the worke
 store is never used silently: the count goes to the site's database, its result says so (``engine`` and
 ``engine_note``), and a sync is queued. Syncs are site jobs (``CountStoreSync``, ``jobs.lifecycle``): claimed with
 a lease renewed while the copy runs, at most one active per site, asked for by a steward or admin of the site, by
-the beat's periodic check, by a count that found the store stale, or by ``sync_count_store``.
+the beat's periodic check (``site_check``, with the fingerprint's), by a count that found the store stale, or
+by ``sync_count_store``.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from cohorts.runs.models import CountStoreSync
 from disclosure.permissions import is_site_steward
 from disclosure.record_keys import record_key_table_name, record_keys_ensure, record_keys_fill
 from jobs.choices import ACTIVE_STATES, JobState
-from jobs.enqueue import broker_check, job_enqueue_on_commit, job_send
+from jobs.enqueue import broker_check, job_enqueue_on_commit
 from jobs.errors import BrokerUnreachable, SiteUnreachable
 from jobs.lifecycle import job_claim, job_finish, job_give_up, job_release, job_renew
 from jobs.queues import site_queue
@@ -41,12 +42,11 @@ from warehouse.count_store import CountStoreBusy, CountStoreError, store_open, s
 from warehouse.engines import Engine, TransientEngineError, WarehouseError
 from warehouse.fingerprint import cdm_fingerprint, counted_tables
 from warehouse.models import Source
-from warehouse.services import source_connect
+from warehouse.services import source_connect, source_fingerprint_check
 
 logger = logging.getLogger(__name__)
 
 SYNC_TASK_NAME = "worker.tasks.count_store_sync"
-CHECK_TASK_NAME = "worker.tasks.count_store_check"
 #: What answered a count: the store, or the site's own database engine (``postgresql`` / ``duckdb``).
 COUNT_STORE = "count-store"
 
@@ -251,12 +251,10 @@ def store_check(*, source_id: int) -> str:
     return found
 
 
-def store_check_enqueue() -> int:
-    """Celery beat, on the portal: one check on the queue of each active site that keeps a count store. A check
-    not started within one interval expires (the next beat sends a fresh one)."""
-    interval = int(settings.SOYANG_COUNT_STORE_CHECK_INTERVAL_SECONDS)
-    sent = 0
-    for source in Source.objects.filter(is_active=True, count_store=True, engine=EngineKind.POSTGRESQL).order_by("key"):
-        job_send(CHECK_TASK_NAME, kwargs={"source_id": source.pk}, queue=site_queue(source.key), expires=interval)
-        sent += 1
-    return sent
+def site_check(*, source_id: int) -> str:
+    """At the site, on the beat's periodic check (``worker.fingerprints``): read and record the CDM's fingerprint
+    (``warehouse.services.source_fingerprint_check``), then compare the count store with it when the site keeps
+    one. Returns what was found, for the task's log."""
+    found = source_fingerprint_check(source_id=source_id)
+    store = store_check(source_id=source_id)
+    return found if store == "off" else f"{found}; count store {store}"

@@ -19,7 +19,7 @@ import pytest
 from cohorts.expression import parse_expression
 from cohorts.runs.generation import count_cohort
 from cohorts.runs.models import CountStoreSync
-from cohorts.runs.stores import COUNT_STORE, counting_engine
+from cohorts.runs.stores import COUNT_STORE, counting_engine, site_check, store_sync_execute
 from cohorts.tests.conftest import CDM_FIXTURES, oracle_manifest
 from jobs.choices import JobState
 from warehouse.count_store import CountStoreError, store_open, store_remove, store_state, store_sync
@@ -185,3 +185,16 @@ def test_a_sync_keeps_one_file_per_store_and_never_touches_another_sites(cdm_gib
     assert store_state(neighbour) is not None
     assert store_remove(site) and store_state(site) is None
     assert store_state(neighbour) is not None
+
+
+@pytest.mark.django_db(transaction=True)  # the sync closes the worker's old connections, as after every job
+def test_the_periodic_check_has_a_missing_store_built_and_leaves_a_fresh_one(cdm_gibleed_pg: Any) -> None:
+    site = _site(cdm_gibleed_pg, count_store=True, fingerprint="x")
+    site.save()
+    assert site_check(source_id=site.pk).endswith("count store missing")
+    sync = CountStoreSync.objects.get(source=site)
+    assert sync.trigger == CountStoreSync.Trigger.SCHEDULE and sync.state == JobState.QUEUED
+    assert store_sync_execute(sync_id=sync.pk, worker="test") == JobState.SUCCEEDED
+    assert site_check(source_id=site.pk).endswith("count store fresh")
+    assert CountStoreSync.objects.filter(source=site).count() == 1
+    assert Source.objects.get(pk=site.pk).count_store_state == "fresh"

@@ -296,9 +296,9 @@ SOYANG_RECORD_KEY_SECRET_DIR: Path | None = None
 
 # --- the count store of PostgreSQL sites (warehouse.count_store) ---
 # A columnar copy of the CDM tables counts read, one DuckDB file per site beside its worker; used only while its
-# fingerprint equals the CDM's. The beat asks every site that keeps one to check it (and rebuild it when stale).
+# fingerprint equals the CDM's. The periodic fingerprint check of each site also checks its store (and has it
+# rebuilt when missing or stale).
 SOYANG_COUNT_STORE_DIR = Path(env_str("SOYANG_COUNT_STORE_DIR") or VAR_DIR / "count-stores")
-SOYANG_COUNT_STORE_CHECK_INTERVAL_SECONDS = env_int("SOYANG_COUNT_STORE_CHECK_INTERVAL_SECONDS", 900)
 
 # --- dataset requests (datasets/) ---
 # Extracts and approval documents live here: outside STATIC_ROOT and MEDIA_ROOT, served only through the
@@ -307,8 +307,8 @@ SOYANG_DATASET_ROOT = Path(env_str("SOYANG_DATASET_ROOT") or VAR_DIR / "datasets
 SOYANG_DATASET_KEY = env_str("SOYANG_DATASET_KEY") or ""
 SOYANG_DATASET_MAX_UPLOAD_BYTES = env_int("SOYANG_DATASET_MAX_UPLOAD_BYTES", 10 * 1024 * 1024)
 # Celery beat (run the worker with -B, or a separate beat process): expired datasets are deleted, each site's
-# worker is asked to prune its results tables (the portal task puts one prune on every active site's queue) and
-# to check its count store, and expired sessions are deleted.
+# worker is asked to prune its results tables (the portal task puts one prune on every active site's queue), and
+# expired sessions are deleted.
 SOYANG_RESULTS_PRUNE_INTERVAL_SECONDS = env_int("SOYANG_RESULTS_PRUNE_INTERVAL_SECONDS", 3600)
 # A cached count is served only while the site's worker confirmed its CDM's fingerprint (warehouse.fingerprint)
 # within this many seconds: each count confirms it, and so does a beat task on every active site's queue, every
@@ -330,11 +330,6 @@ CELERY_BEAT_SCHEDULE = {
     "fingerprints-check": {
         "task": "worker.tasks.fingerprints_check",
         "schedule": SOYANG_FINGERPRINT_CHECK_INTERVAL_SECONDS,
-        "options": {"queue": PORTAL_QUEUE},
-    },
-    "count-store-check": {
-        "task": "worker.tasks.count_store_check_all",
-        "schedule": SOYANG_COUNT_STORE_CHECK_INTERVAL_SECONDS,
         "options": {"queue": PORTAL_QUEUE},
     },
     # Every request saves the session and every sign-in makes a new one; Django never deletes the expired rows
