@@ -242,6 +242,14 @@ class SiteResultSerializer(serializers.Serializer):
     finished_at = serializers.CharField(allow_null=True)
     database_seconds = serializers.FloatField(allow_null=True)
     error = serializers.CharField(allow_blank=True)
+    engine = serializers.CharField(
+        allow_blank=True,
+        help_text="What answered the site's count: 'count-store' (the PostgreSQL site's columnar copy, used only "
+        "while it holds the CDM as it is now), 'postgresql' or 'duckdb'; empty until it has answered.",
+    )
+    engine_note = serializers.CharField(
+        allow_blank=True, help_text="Why the site's count store did not answer, when it keeps one (else empty)."
+    )
     privacy = PrivacyRuleSerializer()
     persons = ProtectedCountSerializer(required=False)
     breakdown_withheld = serializers.BooleanField(
