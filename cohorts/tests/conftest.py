@@ -21,6 +21,8 @@ CDM_FIXTURES = {
     ("gibleed", "duckdb"): "cdm_gibleed_duckdb",
     ("synthea27nj", "postgresql"): "cdm_synthea_pg",
     ("synthea27nj", "duckdb"): "cdm_synthea_duckdb",
+    ("synthetic", "postgresql"): "cdm_synthetic_pg",
+    ("synthetic", "duckdb"): "cdm_synthetic_duckdb",
 }
 
 

@@ -806,9 +806,9 @@ class ChunkBuilder:
 
     def specimens(self, p: np.ndarray, day: np.ndarray, visit: np.ndarray) -> None:
         """Half of the blood draws behind the measurements (rows sorted by person, day, visit) are recorded as a
-        specimen; and a biopsy at the diagnosis of lung, colon and breast cancer and of a third of COPD cases
-        (bronchial), whose specimen type the hospital codes locally (concept 0) but whose site and malignancy
-        are mapped."""
+        specimen; and a biopsy at the diagnosis of lung, colon and breast cancer, of a third of COPD cases and a
+        quarter of pneumonia admissions (bronchial), whose specimen type the hospital codes locally (concept 0)
+        but whose site and malignancy are mapped."""
         rng, n = self.rng, len(p)
         draw = np.ones(n, dtype=bool)
         draw[1:] = (p[1:] != p[:-1]) | (day[1:] != day[:-1]) | (visit[1:] != visit[:-1])
@@ -821,6 +821,12 @@ class ChunkBuilder:
         seen[:, 3] &= rng.random(self.n) < 1 / 3
         xp, xc = np.nonzero(seen)
         xday = self.onset[xp, np.array(cancer)[xc]]
+        # A quarter of the pneumonia admissions have a bronchoscopy with a bronchial specimen (like COPD's).
+        pneumonia = next(v for spec, v in self.acute if spec.key == "pneumonia")
+        washed = rng.random(len(pneumonia["person"])) < 0.25
+        xp = np.concatenate([xp, pneumonia["person"][washed]])
+        xday = np.concatenate([xday, pneumonia["day"][washed]])
+        xc = np.concatenate([xc, np.full(washed.sum(), 3)])
         site = np.where(np.isin(xc, (0, 3)), SITE_LUNG, -1)
         status = np.where(xc < 3, STATUS_MALIGNANT, -1)
         person = np.concatenate([bp, xp])
@@ -895,7 +901,7 @@ class ChunkBuilder:
 
     def devices(self) -> None:
         """Face masks handed out at respiratory infection visits from 2020; a coronary stent for most heart
-        attacks and a defibrillator for some heart failure admissions, implants with a device identifier."""
+        attacks and a defibrillator for some heart failure admissions; implants carry a device identifier."""
         rng = self.rng
         parts = []
         mask_from = int(np.datetime64("2020-01-01", "D").astype(np.int64))
@@ -904,8 +910,10 @@ class ChunkBuilder:
             k = len(p)
             if spec.key in RESPIRATORY_EVENTS:
                 sel = (day >= mask_from) & (rng.random(k) < 0.5)
+                # A fifth of the boxes handed out were scanned, with the box's device identifier.
+                udi = np.where(rng.random(sel.sum()) < 0.2, rng.integers(0, len(DEVICE_UDIS), sel.sum()), -1)
                 parts.append((p[sel], day[sel], visit[sel], provider[sel], np.full(sel.sum(), FACE_MASK),
-                              np.where(rng.random(sel.sum()) < 0.5, 5, 10), np.full(sel.sum(), -1)))  # fmt: skip
+                              np.where(rng.random(sel.sum()) < 0.5, 5, 10), udi))  # fmt: skip
             elif spec.key in ("mi", "hf_exacerbation"):
                 sel = rng.random(k) < (0.6 if spec.key == "mi" else 0.1)
                 concept = CORONARY_STENT if spec.key == "mi" else DEFIBRILLATOR
