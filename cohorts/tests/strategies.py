@@ -17,6 +17,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 from hypothesis import strategies as st
@@ -184,7 +185,7 @@ SYNTHEA = Vocabulary(
 )
 
 #: Every criterion kind Soyang compiles whose table the synthetic warehouse fills (PayerPlanPeriod and
-#: LocationRegion have no data there; the entry events weight the kinds with a concept a little higher).
+#: LocationRegion have no data there).
 _SYNTHETIC_KINDS = (
     "ConditionOccurrence",
     "DrugExposure",
@@ -234,8 +235,10 @@ SYNTHETIC = Vocabulary(
         3004410: (4.4, 8.6),  # HbA1c
         3000963: (7.4, 18.2),  # haemoglobin
     },
-    primary_kinds=("ConditionOccurrence", "DrugExposure", "Measurement", "VisitOccurrence", *_SYNTHETIC_KINDS),
-    correlated_kinds=_SYNTHETIC_KINDS,
+    # Kinds with many attributes (measurements above all) come up more often, so that each attribute gets about
+    # as many examples as the others.
+    primary_kinds=(*_SYNTHETIC_KINDS, "Measurement", "Measurement", "Observation", "DrugExposure"),
+    correlated_kinds=(*_SYNTHETIC_KINDS, "Measurement", "Measurement", "Observation", "ObservationPeriod"),
     every_attribute=True,
 )
 
@@ -597,37 +600,46 @@ def _text(*texts: str) -> AttributeDraw:
     return text
 
 
+def _permissive(
+    rnd: random.Random, ops: Sequence[str], low: int, high: int, show: Callable[[int], Any]
+) -> dict[str, Any]:
+    """A range (NumericRange or DateRange) that most values in [low, high] pass: "greater than" a value in the
+    lower part, "less than" one in the upper part, "between" from the lower to the upper part, "not between" a
+    narrow band at the bottom; "equal" to any. Points are drawn as integers and written with ``show``."""
+    span = high - low
+
+    def point(a: float, b: float) -> int:
+        return rnd.randint(int(a), max(int(a), int(b)))
+
+    op = rnd.choice(ops)
+    if op in ("gt", "gte"):
+        return {"Op": op, "Value": show(point(low, low + 0.4 * span))}
+    if op in ("lt", "lte"):
+        return {"Op": op, "Value": show(point(high - 0.4 * span, high))}
+    if op == "bt":
+        return {"Op": op, "Value": show(point(low, low + 0.4 * span)), "Extent": show(point(high - 0.4 * span, high))}
+    if op == "!bt":
+        start = point(low, low + 0.1 * span)
+        return {"Op": op, "Value": show(start), "Extent": show(point(start, start + 0.1 * span))}
+    return {"Op": op, "Value": show(point(low, high))}
+
+
 def _numbers(low: float, high: float, *, integer: bool = True) -> AttributeDraw:
-    """A NumericRange inside [low, high] (decimals to one place), any operator."""
+    """A NumericRange on values between ``low`` and ``high`` (integers, or decimals to one place) that most of
+    them pass (``_permissive``)."""
+    scale = 1 if integer else 10
 
     def numbers(rnd: random.Random, _vocabulary: Vocabulary, _sets: list[dict[str, Any]]) -> Any:
-        def value() -> float | int:
-            return rnd.randint(int(low), int(high)) if integer else rnd.randint(int(low * 10), int(high * 10)) / 10
-
-        op = rnd.choice(_NUMERIC_OPS)
-        result: dict[str, Any] = {"Value": value(), "Op": op}
-        if op in ("bt", "!bt"):
-            first, second = value(), value()
-            result["Value"], result["Extent"] = min(first, second), max(first, second)
-        return result
+        return _permissive(rnd, _NUMERIC_OPS, int(low * scale), int(high * scale), lambda v: v if integer else v / 10)
 
     return numbers
 
 
 def _dates(rnd: random.Random, vocabulary: Vocabulary, _sets: list[dict[str, Any]]) -> Any:
-    """A DateRange on the years the data covers."""
-
-    def day() -> str:
-        return f"{rnd.randint(vocabulary.first_year, vocabulary.last_year):04d}-{rnd.randint(1, 12):02d}-" + (
-            f"{rnd.randint(1, 28):02d}"
-        )
-
-    op = rnd.choice(_DATE_OPS)
-    result: dict[str, Any] = {"Value": day(), "Op": op}
-    if op in ("bt", "!bt"):
-        first, second = day(), day()
-        result["Value"], result["Extent"] = min(first, second), max(first, second)
-    return result
+    """A DateRange on the years the data covers that most events pass (``_permissive``)."""
+    first = date(vocabulary.first_year, 1, 1).toordinal()
+    last = date(vocabulary.last_year, 12, 28).toordinal()
+    return _permissive(rnd, _DATE_OPS, first, last, lambda day: date.fromordinal(day).isoformat())
 
 
 _ages = _numbers(0, 90)
@@ -738,7 +750,7 @@ SYNTHETIC_ATTRIBUTES: dict[str, dict[str, AttributeDraw]] = {
         "MeasurementType": _concept_list(32856),
         "Operator": _concept_list(4172703, 4172704),
         "ValueAsNumber": _numbers(0, 200, integer=False),
-        "ValueAsConcept": _concept_list(9191, 9189),
+        "ValueAsConcept": _concept_list(9191, 9189, 4155142, 4155143),
         "Unit": _concept_list(8876, 8840, 720870, 8554),
         "RangeLow": _numbers(0, 100, integer=False),
         "RangeHigh": _numbers(1, 200, integer=False),
@@ -825,15 +837,24 @@ SYNTHETIC_ATTRIBUTES: dict[str, dict[str, AttributeDraw]] = {
 def synthetic_attributes(
     rnd: random.Random, vocabulary: Vocabulary, sets: list[dict[str, Any]], kind: str
 ) -> dict[str, Any]:
-    """2-4 attributes of ``kind`` from ``SYNTHETIC_ATTRIBUTES``, each drawn about as often as the others."""
+    """2-3 attributes of ``kind`` from ``SYNTHETIC_ATTRIBUTES``. The attributes of the kind's own columns are
+    drawn three times as often as those every event kind shares (person, provider, visit, dates), which come up
+    through every kind anyway: so each construct gets about as many examples as the others."""
     table = SYNTHETIC_ATTRIBUTES[kind]
+    shared = set(_EVENT) | set(_ERA) | set(_PERSON)
+    pool = [name for name in sorted(table) for _ in range(1 if name in shared else 3)]
+    names: list[str] = []
+    while len(names) < rnd.randint(2, 3) and len(names) < len(table):
+        name = rnd.choice(pool)
+        if name not in names:
+            names.append(name)
     attributes: dict[str, Any] = {}
-    for name in rnd.sample(sorted(table), rnd.randint(2, 4)):
+    for name in names:
         value = table[name](rnd, vocabulary, sets)
         if value is None:
             continue
         attributes[name] = value
-        if f"{name}Exclude" in DOMAINS[kind].attributes and rnd.random() < 0.5:
+        if f"{name}Exclude" in DOMAINS[kind].attributes and rnd.random() < 0.3:
             attributes[f"{name}Exclude"] = True
     if kind == "Measurement" and "ValueAsConcept" in attributes and rnd.random() < 0.5:
         # circe-be's Abnormal reads value_as_concept_id, which its query selects only with ValueAsConcept set.
@@ -888,12 +909,11 @@ def occurrences(draw: st.DrawFn, rnd: random.Random | None = None) -> dict[str, 
     # Weighted towards the common ATLAS forms (at least 1, exactly 0) so that cohorts are rarely empty.
     count = pick.choice({2: (1, 1, 1, 2), 0: (0, 0, 1), 1: (0, 1, 2)}[kind])
     occurrence: dict[str, Any] = {"Type": kind, "Count": count}
-    if pick.one_in(4):
+    if pick.one_in(4 if rnd is None else 2):
         occurrence["IsDistinct"] = True
         if pick.coin():
-            occurrence["CountColumn"] = pick.choice(
-                ("DOMAIN_CONCEPT", "DOMAIN_CONCEPT", "START_DATE", "START_DATE", "END_DATE", "VISIT_ID")
-            )
+            columns = ("DOMAIN_CONCEPT", "DOMAIN_CONCEPT", "START_DATE", "START_DATE", "END_DATE", "VISIT_ID")
+            occurrence["CountColumn"] = pick.choice(columns if rnd is None else sorted(set(columns)))
     return occurrence
 
 
@@ -916,8 +936,10 @@ def correlated_criteria(
         "DrugEra",
         "ObservationPeriod",
         "Death",
+        "VisitDetail",
     ):
-        occurrence["CountColumn"] = "START_DATE"  # Circe refuses a visit count on criteria without visits
+        # Circe refuses a visit count on criteria without visits (and on visit details, counted by their own id).
+        occurrence["CountColumn"] = "START_DATE"
     if "CorrelatedCriteria" in body:
         # circe-be cannot count distinct values of a criterion that has its own correlated criteria: its SQL then
         # reads a column (A.domain_concept_id, ...) that the wrapped criterion query no longer selects.
@@ -962,9 +984,9 @@ def _demographic(rnd: random.Random, vocabulary: Vocabulary) -> dict[str, Any]:
             result["Gender"] = _genders(rnd, vocabulary, [])
         if rnd.random() < 1 / 3:
             result["OccurrenceStartDate"] = _dates(rnd, vocabulary, [])
-        if rnd.random() < 0.1:
+        if rnd.random() < 0.3:
             result["OccurrenceEndDate"] = _dates(rnd, vocabulary, [])
-        if rnd.random() < 0.1:
+        if rnd.random() < 0.3:
             result["Race"] = [{"CONCEPT_ID": rnd.choice(vocabulary.races)}]
     return result
 
@@ -1076,7 +1098,9 @@ def cohort_expressions(draw: st.DrawFn, dataset: str = "gibleed") -> dict[str, A
             # Synthetic expressions have up to three entry events: each brings its attributes, and any of them
             # having events keeps the cohort from being empty.
             "CriteriaList": pick.many(
-                criteria(vocabulary, sets, kinds=vocabulary.primary_kinds, rnd=rnd), 1, 2 if rnd is None else 3
+                criteria(vocabulary, sets, kinds=vocabulary.primary_kinds, rnd=rnd),
+                1 if rnd is None else 2,
+                2 if rnd is None else 3,
             ),
             "ObservationWindow": {
                 "PriorDays": pick.choice((0, 0, 30, 365)),

@@ -21,9 +21,9 @@ a count path that writes no rows is compared on counts and attrition only.
 
 Circe is run with its same-day ties broken by event id (``deterministic=True``): circe-be leaves to the database
 which of two entry events on the same day a First / Last limit keeps, so PostgreSQL and DuckDB disagree with
-each other on such definitions; Soyang must give the deterministic answer. On PostgreSQL nested loops are turned
-off for Circe's run only: they change its plan, never its rows, and keep a few random definitions from taking
-minutes.
+each other on such definitions; Soyang must give the deterministic answer. On PostgreSQL nested loops and JIT
+compilation are turned off for Circe's run only: they change its plan, never its rows, and keep a few random
+definitions from taking minutes.
 """
 
 from __future__ import annotations
@@ -51,10 +51,11 @@ EXAMPLES = int(os.environ.get("SOYANG_DIFFERENTIAL_EXAMPLES", "25"))
 #: Synthea27Nj has 28 persons: fewer examples there, for the constructs GiBleed lacks (values, deaths, visits).
 SYNTHEA_EXAMPLES = max(1, EXAMPLES // 3)
 #: The synthetic warehouse: enough examples per engine for every construct to come out non-empty at least once.
-SYNTHETIC_EXAMPLES = int(os.environ.get("SOYANG_DIFFERENTIAL_SYNTHETIC_EXAMPLES", str(max(EXAMPLES, 60))))
+SYNTHETIC_EXAMPLES = int(os.environ.get("SOYANG_DIFFERENTIAL_SYNTHETIC_EXAMPLES", str(max(4 * EXAMPLES, 100))))
 
-#: Circe's planner settings on PostgreSQL (see the module docstring).
-CIRCE_PG_SETTINGS = {"enable_nestloop": "off"}
+#: Circe's planner settings on PostgreSQL (see the module docstring). Without nested loops every plan that still
+#: needs one costs more than the JIT threshold, and compiling it took seconds per definition: JIT is off too.
+CIRCE_PG_SETTINGS = {"enable_nestloop": "off", "jit": "off"}
 
 #: Soyang and Circe write into different schemas; the cohort id only has to be stable.
 COHORT_ID = 7

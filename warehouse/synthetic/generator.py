@@ -61,7 +61,7 @@ VISIT_ICU = 32037
 ROUTE_ORAL, ROUTE_IV, ROUTE_SC = 4132161, 4171047, 4302612
 UNIT_MG, UNIT_ML = 8576, 8587
 OPERATOR_EQ, OPERATOR_GT, OPERATOR_LT = 4172703, 4172704, 4171756
-VALUE_POSITIVE, VALUE_NEGATIVE = 9191, 9189
+VALUE_POSITIVE, VALUE_NEGATIVE, VALUE_ABOVE_RANGE, VALUE_BELOW_RANGE = 9191, 9189, 4155142, 4155143
 URINE_LEUKOCYTE_ESTERASE, URINE_GLUCOSE = 3000348, 3009261
 SPECIMENS = (4001225, 4047495, 4046834)  # blood, peripheral blood, capillary blood
 SITE_LUNG, STATUS_MALIGNANT = 4111459, 4066212
@@ -766,7 +766,10 @@ class ChunkBuilder:
         low = np.where(no_range | (low == 0), np.nan, low)
         high = np.where(no_range, np.nan, high)
         unit = np.where(rng.random(n) < 0.02, -1, unit)
-        value_concept = np.full(n, -1, dtype=np.int64)
+        # A fifth of the results outside their range carry the laboratory's flag as a value concept.
+        flagged = rng.random(n) < 0.2
+        value_concept = np.where(flagged & (value > high), VALUE_ABOVE_RANGE, -1)
+        value_concept = np.where(flagged & (value < low), VALUE_BELOW_RANGE, value_concept)
         if self._qual:
             # Urine test strips: a qualitative result, no number, unit or range.
             q = [np.concatenate(x) for x in zip(*self._qual, strict=True)]
