@@ -10,8 +10,14 @@ them. Memory is that of one chunk: nothing is carried from one chunk to the next
 
 Order of the simulation, per chunk: persons (age, sex, region) → chronic conditions (prevalence at the end of
 the window, onset age) → death (Gompertz hazard times the conditions' hazard ratios) → observation period →
-visits (follow-up, screening, onset, acute events) → what each visit records (diagnoses, prescriptions,
-measurements, procedures) → eras derived from the occurrences and exposures.
+visits (follow-up, screening, onset, acute events) and their stays (visit details: emergency room, intensive
+care, ward) → what each visit records (diagnoses, prescriptions, measurements and urine test strips, procedures,
+observations at screening, devices) → specimens of the blood draws and biopsies → eras derived from the
+occurrences and exposures as the OHDSI era scripts build them (condition, drug and dose eras).
+
+Every column the cohort compiler filters holds values for part of the rows and NULL (or 0) for the rest, in
+proportions a hospital feed plausibly has, so that each Circe attribute can be proven on rows that it keeps and
+rows that it drops.
 """
 
 from __future__ import annotations
