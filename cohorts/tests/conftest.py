@@ -81,13 +81,14 @@ class ConstructTally:
         """The table: one row per construct, one column per (data set, engine, path): non-empty / examples."""
         columns = sorted(self.counts)
         constructs = sorted({name for table in self.counts.values() for name in table})
-        header = ["construct".ljust(44)] + [f"{d}/{e}/{p}".rjust(30) for d, e, p in columns]
-        lines = ["".join(header)]
+        titles = [f"{d}/{e}/{p}" for d, e, p in columns]
+        width = max([24, *(len(title) + 2 for title in titles)])
+        lines = ["".join(["construct".ljust(44), *(title.rjust(width) for title in titles)])]
         for name in constructs:
             cells = [name.ljust(44)]
             for column in columns:
                 n, hits = self.counts[column].get(name, (0, 0))
-                cells.append((f"{hits}/{n} ({100 * hits // n}%)" if n else "-").rjust(30))
+                cells.append((f"{hits}/{n} ({100 * hits // n}%)" if n else "-").rjust(width))
             lines.append("".join(cells))
         return lines
 
