@@ -199,3 +199,50 @@ def cdm_gibleed(request: pytest.FixtureRequest) -> LoadedCdm:
 def cdm_synthea(request: pytest.FixtureRequest) -> LoadedCdm:
     """Synthea27Nj on each engine in turn."""
     return request.getfixturevalue("cdm_synthea_pg" if request.param == "postgresql" else "cdm_synthea_duckdb")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The synthetic warehouse (warehouse/synthetic): every table and column the cohort compiler reads is filled, so
+# the differential suite can prove constructs that GiBleed and Synthea27Nj leave empty. Generated once per session
+# (it takes about a second), then loaded into each engine like the shared data sets.
+# ---------------------------------------------------------------------------------------------------------------
+
+#: Persons of the synthetic test warehouse and its seed: small enough for Circe to run a random definition on it
+#: in a fraction of a second, large enough for rare events (devices, intensive care, biopsies) to be there.
+SYNTHETIC_PERSONS = 2_000
+SYNTHETIC_SEED = 16
+
+
+@pytest.fixture(scope="session")
+def synthetic_cdm_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The CSV files of the session's synthetic CDM (CDM 5.4, with its vocabulary)."""
+    from warehouse.synthetic.synthesis import write_cdm
+
+    directory = tmp_path_factory.mktemp("cdm_synthetic_csv")
+    write_cdm(directory, persons=SYNTHETIC_PERSONS, seed=SYNTHETIC_SEED, jobs=1)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def cdm_synthetic_pg(synthetic_cdm_dir: Path) -> Iterator[LoadedCdm]:
+    """The synthetic CDM (5.4) in schema ``synthetic`` of the PostgreSQL test CDM database."""
+    url = _test_cdm_pg_url()
+    _ensure_postgres_database(url)
+    cdm = _load_test_cdm("postgresql", url, synthetic_cdm_dir, "synthetic", "synthetic_results")
+    yield cdm
+    cdm.close()
+
+
+@pytest.fixture(scope="session")
+def cdm_synthetic_duckdb(synthetic_cdm_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoadedCdm]:
+    """The synthetic CDM (5.4) in schema ``synthetic`` of a DuckDB file of this session."""
+    path = tmp_path_factory.mktemp("cdm_synthetic") / "warehouse.duckdb"
+    cdm = _load_test_cdm("duckdb", f"duckdb:///{path}", synthetic_cdm_dir, "synthetic", "synthetic_results")
+    yield cdm
+    cdm.close()
+
+
+@pytest.fixture(scope="session", params=["postgresql", "duckdb"])
+def cdm_synthetic(request: pytest.FixtureRequest) -> LoadedCdm:
+    """The synthetic CDM on each engine in turn."""
+    return request.getfixturevalue("cdm_synthetic_pg" if request.param == "postgresql" else "cdm_synthetic_duckdb")

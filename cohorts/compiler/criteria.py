@@ -446,6 +446,16 @@ class DeathBuilder(DomainBuilder):
     end_sql = "({start} + 1)"
     count_columns = {"DOMAIN_CONCEPT": "coalesce(C.cause_concept_id, 0)", "DURATION": "CAST(1 AS INTEGER)"}
 
+    def start_end(self) -> tuple[str, str]:
+        """As Circe: a DateAdjustment moves the death date and the day after it by its offsets, whatever its
+        StartWith / EndWith say (circe-be's DeathSqlBuilder hands the adjustment these two columns, fixed)."""
+        adj = self.c.date_adjustment
+        if adj is None:
+            return super().start_end()
+        d = self.ctx.dialect
+        start = f"{self.alias}.{self.domain.start_column}"
+        return d.date_add(start, adj.start_offset), d.date_add(self.end_sql.format(start=start), adj.end_offset)
+
     def filters(self) -> None:
         self.dates("OccurrenceStartDate", "C.start_date")
         self.concept_filter("DeathType", "C.death_type_concept_id", exclude_attribute="DeathTypeExclude")

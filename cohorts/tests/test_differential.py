@@ -10,17 +10,27 @@ Definitions come from two places:
 - hypothesis: random but valid ATLAS expressions (``strategies.py``), derandomized so CI always runs the same
   ones; ``SOYANG_DIFFERENTIAL_EXAMPLES`` raises the number of examples (default 25 per engine on GiBleed).
 
+Three data sets: GiBleed, Synthea27Nj and the synthetic warehouse (``warehouse/synthetic``), whose data fills
+every table and column the compiler reads. Each compared definition is recorded with the constructs it uses and
+whether Soyang's result had rows (``conftest.CONSTRUCTS``, printed at the end of the session); on the synthetic
+data every construct its strategy draws must have come out non-empty on each engine, or it is proven only on
+empty results.
+
+The comparison is made per *path* by which Soyang answers (``PATHS``): today the generation of the cohort rows;
+a count path that writes no rows is compared on counts and attrition only.
+
 Circe is run with its same-day ties broken by event id (``deterministic=True``): circe-be leaves to the database
 which of two entry events on the same day a First / Last limit keeps, so PostgreSQL and DuckDB disagree with
-each other on such definitions; Soyang must give the deterministic answer. On PostgreSQL nested loops are turned
-off for Circe's run only: they change its plan, never its rows, and keep a few random definitions from taking
-minutes.
+each other on such definitions; Soyang must give the deterministic answer. On PostgreSQL nested loops and JIT
+compilation are turned off for Circe's run only: they change its plan, never its rows, and keep a few random
+definitions from taking minutes.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,7 +41,8 @@ from hypothesis import HealthCheck, given, settings
 from cohorts.expression import parse_expression
 from cohorts.runs.generation import cohort_rows, generate_cohort
 from cohorts.tests.circe_reference import circe_reference
-from cohorts.tests.strategies import cohort_expressions
+from cohorts.tests.conftest import CONSTRUCTS
+from cohorts.tests.strategies import cohort_expressions, constructs_drawn, expression_constructs
 
 PHENOTYPES_DIR = Path(__file__).resolve().parent / "phenotypes"
 PHENOTYPES = sorted(path.stem for path in PHENOTYPES_DIR.glob("*.json"))
@@ -39,42 +50,100 @@ PHENOTYPES = sorted(path.stem for path in PHENOTYPES_DIR.glob("*.json"))
 EXAMPLES = int(os.environ.get("SOYANG_DIFFERENTIAL_EXAMPLES", "25"))
 #: Synthea27Nj has 28 persons: fewer examples there, for the constructs GiBleed lacks (values, deaths, visits).
 SYNTHEA_EXAMPLES = max(1, EXAMPLES // 3)
+#: The synthetic warehouse: enough examples per engine for every construct to come out non-empty at least once.
+SYNTHETIC_EXAMPLES = int(os.environ.get("SOYANG_DIFFERENTIAL_SYNTHETIC_EXAMPLES", str(max(4 * EXAMPLES, 100))))
 
-#: Circe's planner settings on PostgreSQL (see the module docstring).
-CIRCE_PG_SETTINGS = {"enable_nestloop": "off"}
+#: Circe's planner settings on PostgreSQL (see the module docstring). Without nested loops every plan that still
+#: needs one costs more than the JIT threshold, and compiling it took seconds per definition: JIT is off too.
+CIRCE_PG_SETTINGS = {"enable_nestloop": "off", "jit": "off"}
 
 #: Soyang and Circe write into different schemas; the cohort id only has to be stable.
 COHORT_ID = 7
 
 
 @dataclass(frozen=True)
+class SoyangAnswer:
+    """What one Soyang path answered: the cohort rows (None on a path that makes none), the persons, and the
+    by-person inclusion counts and attrition."""
+
+    rows: list[tuple[Any, ...]] | None
+    persons: int
+    inclusion_rules: list[tuple[str, int]]
+    attrition: list[tuple[str, int]]
+
+
+#: A way for Soyang to answer a definition on a loaded CDM: ``(cdm, expression, cohort_id) -> SoyangAnswer``.
+SoyangPath = Callable[[Any, dict[str, Any], int], SoyangAnswer]
+
+
+def _generation(cdm: Any, expression: dict[str, Any], cohort_id: int) -> SoyangAnswer:
+    """The cohort rows written by ``generate_cohort`` and read back, with the run's statistics."""
+    engine = cdm.engine
+    result = generate_cohort(
+        engine,
+        parse_expression(expression),
+        cohort_id=cohort_id,
+        cdm_schema=cdm.cdm_schema,
+        vocabulary_schema=cdm.vocabulary_schema,
+        results_schema=cdm.results_schema,
+    )
+    rows = [tuple(row) for row in cohort_rows(engine, results_schema=cdm.results_schema, cohort_id=cohort_id)]
+    return SoyangAnswer(
+        rows=rows,
+        persons=len({row[0] for row in rows}),
+        inclusion_rules=[(name, int(n)) for name, n in result.inclusion_rules],
+        attrition=[(name, int(n)) for name, n in result.attrition],
+    )
+
+
+#: Soyang's paths to a cohort, by name. Each must give Circe's answer: the rows where it makes rows, the
+#: persons, inclusion counts and attrition everywhere.
+PATHS: dict[str, SoyangPath] = {"generation": _generation}
+
+
+@dataclass(frozen=True)
 class Comparison:
     """Both engines' answers for one definition, and a readable account of how they differ."""
 
-    soyang_rows: list[tuple[Any, ...]]
+    soyang_rows: list[tuple[Any, ...]] | None
     circe_rows: list[tuple[Any, ...]]
     soyang_rules: list[tuple[str, int]]
     circe_rules: list[tuple[str, int]]
     soyang_attrition: list[tuple[str, int]]
     circe_attrition: list[tuple[str, int]]
+    soyang_persons: int = 0
+    path: str = "generation"
+
+    @property
+    def circe_persons(self) -> int:
+        return len({row[0] for row in self.circe_rows})
 
     @property
     def equal(self) -> bool:
-        """Same rows, same by-person inclusion counts, same attrition."""
-        return (
-            self.soyang_rows == self.circe_rows
-            and self.soyang_rules == self.circe_rules
-            and self.soyang_attrition == self.circe_attrition
+        """Same rows (or, on a path without rows, the same persons), inclusion counts and attrition."""
+        same_rows = (
+            self.soyang_persons == self.circe_persons
+            if self.soyang_rows is None
+            else self.soyang_rows == self.circe_rows
         )
+        return same_rows and self.soyang_rules == self.circe_rules and self.soyang_attrition == self.circe_attrition
+
+    @property
+    def non_empty(self) -> bool:
+        """Soyang's cohort has somebody in it."""
+        return self.soyang_persons > 0
 
     def describe(self, expression: dict[str, Any]) -> str:
         """What differs, with a few rows from each side and the definition as a JSON repro."""
-        soyang, circe = set(self.soyang_rows), set(self.circe_rows)
-        lines = [
-            f"rows: Soyang {len(self.soyang_rows)}, Circe {len(self.circe_rows)}",
-            f"  only in Soyang (first 5): {sorted(soyang - circe)[:5]}",
-            f"  only in Circe  (first 5): {sorted(circe - soyang)[:5]}",
-        ]
+        if self.soyang_rows is None:
+            lines = [f"persons ({self.path}): Soyang {self.soyang_persons}, Circe {self.circe_persons}"]
+        else:
+            soyang, circe = set(self.soyang_rows), set(self.circe_rows)
+            lines = [
+                f"rows ({self.path}): Soyang {len(self.soyang_rows)}, Circe {len(self.circe_rows)}",
+                f"  only in Soyang (first 5): {sorted(soyang - circe)[:5]}",
+                f"  only in Circe  (first 5): {sorted(circe - soyang)[:5]}",
+            ]
         if self.soyang_rules != self.circe_rules:
             lines.append(f"inclusion rules (by person): Soyang {self.soyang_rules} != Circe {self.circe_rules}")
         if self.soyang_attrition != self.circe_attrition:
@@ -83,38 +152,48 @@ class Comparison:
         return "\n".join(lines)
 
 
-def compare_with_circe(cdm: Any, expression: dict[str, Any], *, cohort_id: int = COHORT_ID) -> Comparison:
-    """Generate ``expression`` with Soyang and with Circe on ``cdm`` (a root-conftest ``LoadedCdm``) and compare."""
-    engine = cdm.engine
-    schemas = {
-        "cdm_schema": cdm.cdm_schema,
-        "vocabulary_schema": cdm.vocabulary_schema,
-        "results_schema": cdm.results_schema,
-    }
-    result = generate_cohort(engine, parse_expression(expression), cohort_id=cohort_id, **schemas)
-    rows = [tuple(row) for row in cohort_rows(engine, results_schema=cdm.results_schema, cohort_id=cohort_id)]
+def compare_with_circe(
+    cdm: Any, expression: dict[str, Any], *, path: str = "generation", cohort_id: int = COHORT_ID
+) -> Comparison:
+    """Answer ``expression`` with Soyang's ``path`` and with Circe on ``cdm`` (a root-conftest ``LoadedCdm``)."""
+    answer = PATHS[path](cdm, expression, cohort_id)
     reference = circe_reference(
-        engine,
+        cdm.engine,
         expression,
         cohort_id=cohort_id,
         deterministic=True,
         postgresql_settings=CIRCE_PG_SETTINGS,
-        **schemas,
+        cdm_schema=cdm.cdm_schema,
+        vocabulary_schema=cdm.vocabulary_schema,
+        results_schema=cdm.results_schema,
     )
     return Comparison(
-        soyang_rows=rows,
+        soyang_rows=answer.rows,
         circe_rows=[tuple(row) for row in reference.rows],
-        soyang_rules=[(name, int(n)) for name, n in result.inclusion_rules],
+        soyang_rules=answer.inclusion_rules,
         circe_rules=[(rule["name"], rule["count"]) for rule in reference.by_person["inclusion_rules"]],
-        soyang_attrition=[(name, int(n)) for name, n in result.attrition],
+        soyang_attrition=answer.attrition,
         circe_attrition=[(step["name"], step["count"]) for step in reference.by_person["attrition"]],
+        soyang_persons=answer.persons,
+        path=path,
     )
 
 
-def assert_same_as_circe(cdm: Any, expression: dict[str, Any]) -> None:
-    """Fail with a repro when Soyang and Circe differ on ``expression``."""
-    comparison = compare_with_circe(cdm, expression)
+def assert_same_as_circe(
+    cdm: Any, expression: dict[str, Any], *, dataset: str | None = None, path: str = "generation"
+) -> None:
+    """Fail with a repro when Soyang and Circe differ on ``expression``; with ``dataset``, record which
+    constructs it used and whether Soyang's result had rows (``CONSTRUCTS``)."""
+    comparison = compare_with_circe(cdm, expression, path=path)
     assert comparison.equal, f"Soyang and Circe differ on {cdm.kind}:\n" + comparison.describe(expression)
+    if dataset is not None:
+        CONSTRUCTS.record(
+            dataset=dataset,
+            engine=cdm.kind,
+            path=path,
+            constructs=expression_constructs(expression),
+            non_empty=comparison.non_empty,
+        )
 
 
 @pytest.mark.slow
@@ -149,11 +228,67 @@ _HYPOTHESIS = {
 @settings(max_examples=EXAMPLES, **_HYPOTHESIS)
 @given(expression=cohort_expressions("gibleed"))
 def test_generated_definition_matches_circe_on_gibleed(cdm_gibleed: Any, expression: dict[str, Any]) -> None:
-    assert_same_as_circe(cdm_gibleed, expression)
+    assert_same_as_circe(cdm_gibleed, expression, dataset="gibleed")
 
 
 @pytest.mark.slow
 @settings(max_examples=SYNTHEA_EXAMPLES, **_HYPOTHESIS)
 @given(expression=cohort_expressions("synthea27nj"))
 def test_generated_definition_matches_circe_on_synthea(cdm_synthea: Any, expression: dict[str, Any]) -> None:
-    assert_same_as_circe(cdm_synthea, expression)
+    assert_same_as_circe(cdm_synthea, expression, dataset="synthea27nj")
+
+
+def _entry_only(criterion: dict[str, Any]) -> dict[str, Any]:
+    """A definition whose cohort is the given entry event, every event kept, to the end of observation."""
+    return {
+        "ConceptSets": [],
+        "PrimaryCriteria": {
+            "CriteriaList": [criterion],
+            "ObservationWindow": {"PriorDays": 0, "PostDays": 0},
+            "PrimaryCriteriaLimit": {"Type": "All"},
+        },
+        "QualifiedLimit": {"Type": "All"},
+        "ExpressionLimit": {"Type": "All"},
+        "InclusionRules": [],
+        "CensoringCriteria": [],
+        "CollapseSettings": {"CollapseType": "ERA", "EraPad": 0},
+    }
+
+
+#: Definitions on which Soyang once differed from Circe, found by the synthetic examples (each a compiler fix).
+SYNTHETIC_REGRESSIONS: dict[str, dict[str, Any]] = {
+    # circe-be adjusts a death's dates from the death date and the day after, whatever StartWith / EndWith say.
+    "death date adjustment from the end date": _entry_only(
+        {
+            "Death": {
+                "DateAdjustment": {"StartWith": "END_DATE", "StartOffset": -7, "EndWith": "START_DATE", "EndOffset": 7}
+            }
+        }
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SYNTHETIC_REGRESSIONS))
+def test_definition_that_once_differed_matches_circe_on_synthetic_data(cdm_synthetic: Any, name: str) -> None:
+    comparison = compare_with_circe(cdm_synthetic, SYNTHETIC_REGRESSIONS[name])
+    assert comparison.non_empty, "the regression must be proven on rows, not on an empty cohort"
+    assert comparison.equal, comparison.describe(SYNTHETIC_REGRESSIONS[name])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", sorted(PATHS))
+def test_generated_definitions_match_circe_on_synthetic_data_with_every_construct_non_empty(
+    cdm_synthetic: Any, path: str
+) -> None:
+    # The examples run inside this test so that the check below sees all of them, whatever else the session ran.
+    @settings(max_examples=SYNTHETIC_EXAMPLES, **_HYPOTHESIS)
+    @given(expression=cohort_expressions("synthetic"))
+    def matches_circe(expression: dict[str, Any]) -> None:
+        assert_same_as_circe(cdm_synthetic, expression, dataset="synthetic", path=path)
+
+    matches_circe()
+    tally = CONSTRUCTS.non_empty(dataset="synthetic", engine=cdm_synthetic.kind, path=path)
+    never_drawn = sorted(constructs_drawn("synthetic") - set(tally))
+    only_empty = sorted(name for name, (_n, hits) in tally.items() if hits == 0)
+    assert not never_drawn, f"constructs the synthetic strategy never drew: {never_drawn}"
+    assert not only_empty, f"constructs proven on empty results only ({cdm_synthetic.kind}, {path}): {only_empty}"

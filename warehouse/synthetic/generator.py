@@ -10,20 +10,27 @@ them. Memory is that of one chunk: nothing is carried from one chunk to the next
 
 Order of the simulation, per chunk: persons (age, sex, region) → chronic conditions (prevalence at the end of
 the window, onset age) → death (Gompertz hazard times the conditions' hazard ratios) → observation period →
-visits (follow-up, screening, onset, acute events) → what each visit records (diagnoses, prescriptions,
-measurements, procedures) → eras derived from the occurrences and exposures.
+visits (follow-up, screening, onset, acute events) and their stays (visit details: emergency room, intensive
+care, ward) → what each visit records (diagnoses, prescriptions, measurements and urine test strips, procedures,
+observations at screening, devices) → specimens of the blood draws and biopsies → eras derived from the
+occurrences and exposures as the OHDSI era scripts build them (condition, drug and dose eras).
+
+Every column the cohort compiler filters holds values for part of the rows and NULL (or 0) for the rest, in
+proportions a hospital feed plausibly has, so that each Circe attribute can be proven on rows that it keeps and
+rows that it drops.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from warehouse.synthetic import population as pop
-from warehouse.synthetic.vocabulary import concepts, ingredient_of
-from warehouse.synthetic.writer import Coded, Column
+from warehouse.synthetic.vocabulary import Concept, concepts, ingredient_of
+from warehouse.synthetic.writer import NULL_DAY, Coded, Column
 
 WINDOW_START = int(np.datetime64("2010-01-01", "D").astype(np.int64))
 WINDOW_END = int(np.datetime64("2024-12-31", "D").astype(np.int64))
@@ -46,8 +53,59 @@ _RECORDING_SOURCES = {_VISIT_SOURCE[k] for k in ("follow-up", "diagnosis", "scre
 # rows of all earlier chunks (shift_ids), which gives the same dense ids as one sequential run.
 ID_TABLES: tuple[str, ...] = (
     "visit_occurrence", "condition_occurrence", "drug_exposure", "procedure_occurrence", "measurement",
-    "condition_era", "drug_era",
+    "condition_era", "drug_era", "visit_detail", "specimen", "observation", "device_exposure", "dose_era",
 )  # fmt: skip
+
+# What the attribute columns hold (concepts of ``vocabulary.EXTRA_CONCEPTS``). Each is recorded for part of the
+# rows only and NULL for the rest, in proportions a hospital ETL plausibly yields, so that a filter on it is
+# neither always true nor always false.
+PLACE_HOSPITAL, PLACE_OUTPATIENT_HOSPITAL, PLACE_OFFICE = 8717, 8756, 8940
+SPECIALTY_GP, SPECIALTY_GI, SPECIALTY_IM = 38004446, 38004455, 38004456
+STATUS_PRIMARY, STATUS_SECONDARY, STATUS_CONFIRMED = 32902, 32908, 32893
+TYPE_ENCOUNTER_DIAGNOSIS, TYPE_PHARMACY_CLAIM, TYPE_DEATH_CERTIFICATE = 32020, 32869, 32815
+VISIT_ICU = 32037
+ROUTE_ORAL, ROUTE_IV, ROUTE_SC = 4132161, 4171047, 4302612
+UNIT_MG, UNIT_ML = 8576, 8587
+OPERATOR_EQ, OPERATOR_GT, OPERATOR_LT = 4172703, 4172704, 4171756
+VALUE_POSITIVE, VALUE_NEGATIVE, VALUE_ABOVE_RANGE, VALUE_BELOW_RANGE = 9191, 9189, 4155142, 4155143
+URINE_LEUKOCYTE_ESTERASE, URINE_GLUCOSE = 3000348, 3009261
+SPECIMENS = (4001225, 4047495, 4046834)  # blood, peripheral blood, capillary blood
+SITE_LUNG, STATUS_MALIGNANT = 4111459, 4066212
+SMOKING_STATUS, SMOKES_DAILY, AUDIT_C, OBESITY = 43054909, 42709996, 46234680, 4060985
+FACE_MASK, CORONARY_STENT, DEFIBRILLATOR = 4126216, 45767945, 4217646
+ICU_EVENTS = ("mi", "sepsis", "stroke")
+RESPIRATORY_EVENTS = ("pneumonia", "bronchitis", "pharyngitis", "sinusitis")
+CONDITION_STOP_REASONS = ("Resolved", "Improved")
+DRUG_STOP_REASONS = ("Course completed", "Adverse reaction", "Patient request")
+SMOKING_TEXT = ("Never smoker", "Former smoker", "Current smoker")
+SPECIMEN_SOURCES = ("blood", "bronchial biopsy", "tissue biopsy")
+SPECIMEN_SECTIONS = ("HEM", "CHEM", "PATH")  # the laboratory section that numbers the specimen
+DEVICE_UDIS = ("(01)00884521123456", "(01)00643169001763", "(01)08717648200274")
+
+
+def drug_forms(known: dict[int, Concept]) -> tuple[dict[int, int], dict[int, float]]:
+    """Route and strength (mg per unit) of each clinical drug, read from its RxNorm name ("lisinopril 10 MG
+    Oral Tablet": oral, 10 mg): the drug_strength facts the OHDSI dose era script reads. Drugs with several
+    strengths, or a strength per volume or per actuation, have none."""
+    route: dict[int, int] = {}
+    strength: dict[int, float] = {}
+    for cid, concept in known.items():
+        if concept.domain_id != "Drug":
+            continue
+        name = concept.concept_name.lower()
+        if " oral " in f" {name} ":
+            route[cid] = ROUTE_ORAL
+        elif "insulin" in name or "prefilled syringe" in name:
+            route[cid] = ROUTE_SC
+        elif "inject" in name:
+            route[cid] = ROUTE_IV
+        found = _STRENGTH.findall(concept.concept_name)
+        if len(found) == 1:
+            strength[cid] = float(found[0])
+    return route, strength
+
+
+_STRENGTH = re.compile(r"(\d+(?:\.\d+)?) MG(?![/\w])")
 
 
 def _lookup(mapping: dict[int, int | str], keys: np.ndarray, default: int | str = -1) -> np.ndarray:
@@ -105,14 +163,17 @@ def reference_tables() -> dict[str, dict[str, np.ndarray]]:
         "country_source_value": np.array(["KR"] * n),
     }
     site = site_layout()
-    ids, site_names, loc = [], [], []
+    ids, site_names, loc, places = [], [], [], []
     for i, name in enumerate(names):
         ids += [int(site.hospital[i]), int(site.clinics[i, 0]), int(site.clinics[i, 1])]
         site_names += [f"{name} Medical Center", f"{name} Family Clinic", f"{name} Internal Medicine Clinic"]
         loc += [i + 1] * 3
+        # The internal medicine clinics of every third region never reported their place of service.
+        places += [PLACE_HOSPITAL, PLACE_OFFICE, -1 if i % 3 == 2 else PLACE_OUTPATIENT_HOSPITAL]
     care_site = {
         "care_site_id": np.array(ids, dtype=np.int64),
         "care_site_name": np.array(site_names),
+        "place_of_service_concept_id": np.array(places, dtype=np.int64),
         "location_id": np.array(loc, dtype=np.int64),
         "care_site_source_value": np.array([f"CS{x:04d}" for x in ids]),
     }
@@ -121,9 +182,18 @@ def reference_tables() -> dict[str, dict[str, np.ndarray]]:
         np.arange(PROVIDERS_PER_SITE, dtype=np.int64), len(ids)
     )
     female = rng.random(len(provider_ids)) < 0.35
+    # Hospital doctors are internists or gastroenterologists, family clinics general practitioners, internal
+    # medicine clinics internists; one doctor in eight has no specialty on file.
+    kind = np.tile(np.arange(3), len(ids) // 3).repeat(PROVIDERS_PER_SITE)
+    hospital_specialty = np.where(rng.random(len(provider_ids)) < 0.7, SPECIALTY_IM, SPECIALTY_GI)
+    specialty = np.choose(
+        kind, [hospital_specialty, np.full(len(kind), SPECIALTY_GP), np.full(len(kind), SPECIALTY_IM)]
+    )
+    specialty = np.where(rng.random(len(provider_ids)) < 0.125, -1, specialty)
     provider = {
         "provider_id": provider_ids,
         "provider_name": np.array([f"Provider {x}" for x in provider_ids.tolist()]),
+        "specialty_concept_id": specialty,
         "care_site_id": provider_ids // 100,
         "year_of_birth": rng.integers(1955, 1992, len(provider_ids)),
         "gender_concept_id": np.where(female, pop.GENDER_FEMALE, pop.GENDER_MALE),
@@ -143,6 +213,7 @@ class Model:
         self.code_ids = np.array(sorted(self.codes), dtype=np.int64)
         self.code_labels = tuple(self.codes[c] for c in self.code_ids.tolist())
         self.ingredient = ingredient_of()
+        self.route, self.strength_mg = drug_forms(known)
         self.chronic_concept = np.array([c.concept_id for c in pop.CHRONIC], dtype=np.int64)
         self.intercept = np.array([c.intercept for c in pop.CHRONIC])
         self.per_decade = np.array([c.per_decade for c in pop.CHRONIC])
@@ -365,6 +436,54 @@ class ChunkBuilder:
             "provider_id": provider[o],
             "care_site_id": site[o],
             "visit_source_value": Coded(cat["source"][o], VISIT_SOURCES),
+            "visit_source_concept_id": cat["concept"][o],
+        }
+        self.visit_details(cat["person"], cat["day"], cat["stay"], cat["concept"], cat["source"], ids, site)
+
+    def visit_details(self, p: np.ndarray, day: np.ndarray, stay: np.ndarray, concept: np.ndarray,
+                      source: np.ndarray, visit: np.ndarray, site: np.ndarray) -> None:  # fmt: skip
+        """Stays inside hospital visits: an emergency room visit is one detail; an inpatient stay is a ward stay,
+        preceded by one to three days of intensive care for half of the heart attacks, sepses and strokes (and a
+        few other admissions). Each stay has its own attending doctor of the hospital."""
+        rng = self.rng
+        er = np.nonzero(concept == pop.VISIT_ER)[0]
+        ip = np.nonzero(concept == pop.VISIT_INPATIENT)[0]
+        severe = np.isin(source[ip], [_VISIT_SOURCE[k] for k in ICU_EVENTS])
+        icu = ip[rng.random(len(ip)) < np.where(severe, 0.5, 0.04)]
+        icu_days = np.minimum(rng.integers(1, 4, len(icu)), stay[icu])
+        icu_end = day[icu] + icu_days
+        ward_start = day[ip].copy()
+        has_icu = np.isin(ip, icu)
+        ward_start[has_icu] = icu_end
+        ward = stay[ip] + day[ip] > ward_start  # the stay goes on after intensive care (or had none)
+        ward |= ~has_icu
+        rows = np.concatenate([er, icu, ip[ward]])
+        start = np.concatenate([day[er], day[icu], ward_start[ward]])
+        end = np.concatenate([day[er] + stay[er], icu_end, (day + stay)[ip[ward]]])
+        kind = np.concatenate([np.full(len(er), 0), np.full(len(icu), 1), np.full(ward.sum(), 2)])
+        detail_concept = np.array([pop.VISIT_ER, VISIT_ICU, pop.VISIT_INPATIENT])[kind]
+        o = np.lexsort((kind, start, self.person_id[p[rows]]))
+        rows, start, end, kind, detail_concept = rows[o], start[o], end[o], kind[o], detail_concept[o]
+        ids = self.ids.take("visit_detail", len(rows))
+        # The ward stay that follows intensive care within the same visit refers to it.
+        preceding = np.full(len(rows), -1, dtype=np.int64)
+        follows = (kind[1:] == 2) & (kind[:-1] == 1) & (visit[rows[1:]] == visit[rows[:-1]])
+        preceding[1:][follows] = ids[:-1][follows]
+        self.out["visit_detail"] = {
+            "visit_detail_id": ids,
+            "person_id": self.person_id[p[rows]],
+            "visit_detail_concept_id": detail_concept,
+            "visit_detail_start_date": start,
+            "visit_detail_start_datetime": start,
+            "visit_detail_end_date": end,
+            "visit_detail_end_datetime": end,
+            "visit_detail_type_concept_id": np.full(len(rows), pop.TYPE_EHR),
+            "provider_id": site[rows] * 100 + rng.integers(0, PROVIDERS_PER_SITE, len(rows)),
+            "care_site_id": site[rows],
+            "visit_detail_source_value": Coded(kind, ("ER", "ICU", "WARD")),
+            "visit_detail_source_concept_id": detail_concept,
+            "preceding_visit_detail_id": preceding,
+            "visit_occurrence_id": visit[rows],
         }
 
     # --- events ---------------------------------------------------------------------------------------------------
@@ -520,7 +639,7 @@ class ChunkBuilder:
             "person_id": self.person_id[dead],
             "death_date": self.obs_end[dead],
             "death_datetime": self.obs_end[dead],
-            "death_type_concept_id": np.full(len(dead), pop.TYPE_EHR),
+            "death_type_concept_id": np.where(self.rng.random(len(dead)) < 0.4, TYPE_DEATH_CERTIFICATE, pop.TYPE_EHR),
             "cause_concept_id": cause,
             "cause_source_value": _codes(m, cause),
             "cause_source_concept_id": cause,
@@ -533,21 +652,33 @@ class ChunkBuilder:
         p, concept, day, end, visit, provider, source = cols
         o = np.lexsort((concept, visit, day, p))
         p, concept, day, end, visit, provider, source = (a[o] for a in cols)
+        rng, n = self.rng, len(p)
+        # A chronic diagnosis noted at a visit has no end date half of the time; acute ones end, some with a
+        # stop reason. The era script reads a missing end as the day after the start (OHDSI).
+        acute = end > day
+        end = np.where(~acute & (rng.random(n) < 0.5), NULL_DAY, end)
+        era_end = np.where(end == NULL_DAY, day + 1, end)
+        stop = np.where(acute & (rng.random(n) < 0.3), rng.integers(0, len(CONDITION_STOP_REASONS), n), -1)
+        status = np.array([STATUS_PRIMARY, STATUS_SECONDARY, STATUS_CONFIRMED, -1])[
+            np.searchsorted([0.45, 0.8, 0.9], rng.random(n), side="right")
+        ]
         self.out["condition_occurrence"] = {
-            "condition_occurrence_id": self.ids.take("condition_occurrence", len(p)),
+            "condition_occurrence_id": self.ids.take("condition_occurrence", n),
             "person_id": self.person_id[p],
             "condition_concept_id": concept,
             "condition_start_date": day,
             "condition_start_datetime": day,
             "condition_end_date": end,
             "condition_end_datetime": end,
-            "condition_type_concept_id": np.full(len(p), pop.TYPE_EHR),
+            "condition_type_concept_id": np.where(rng.random(n) < 0.2, TYPE_ENCOUNTER_DIAGNOSIS, pop.TYPE_EHR),
+            "condition_status_concept_id": status,
+            "stop_reason": Coded(stop, CONDITION_STOP_REASONS),
             "provider_id": provider,
             "visit_occurrence_id": visit,
             "condition_source_value": _codes(m, source),
             "condition_source_concept_id": source,
         }
-        self.out["condition_era"] = _eras(self.ids, "condition_era", p, concept, day, end, CONDITION_ERA_GAP,
+        self.out["condition_era"] = _eras(self.ids, "condition_era", p, concept, day, era_end, CONDITION_ERA_GAP,
                                           self.person_id)  # fmt: skip
         # drugs (end clipped to the end of observation: nobody takes pills after death)
         cols = [np.concatenate(x) for x in zip(*self._drug, strict=True)]
@@ -555,26 +686,49 @@ class ChunkBuilder:
         p, drug, day, supply, visit, provider = (a[o] for a in cols)
         end = np.minimum(day + supply - 1, self.obs_end[p])
         supply = end - day + 1
+        n = len(p)
+        chronic = supply >= 30
+        # Long-term prescriptions are refilled, short courses not. The CDM requires an end date: where the
+        # source had none (a tenth) the ETL derived it from the days supply and left verbatim_end_date empty; a
+        # few short courses have no days supply.
+        refills = np.where(chronic, np.minimum(rng.poisson(1.2, n), 5), 0)
+        refills = np.where(rng.random(n) < 0.05, -1, refills)
+        per_day = np.where(rng.random(n) < 0.25, 2, 1)
+        quantity = np.where(rng.random(n) < 0.04, np.nan, (supply * per_day).astype(np.float64))
+        no_end = rng.random(n) < 0.1
+        days_supply = np.where(~no_end & ~chronic & (rng.random(n) < 0.05), -1, supply)
+        stop = np.where(rng.random(n) < 0.15, np.where(chronic, rng.integers(1, len(DRUG_STOP_REASONS), n), 0), -1)
+        route = _lookup(m.route, drug)
         self.out["drug_exposure"] = {
-            "drug_exposure_id": self.ids.take("drug_exposure", len(p)),
+            "drug_exposure_id": self.ids.take("drug_exposure", n),
             "person_id": self.person_id[p],
             "drug_concept_id": drug,
             "drug_exposure_start_date": day,
             "drug_exposure_start_datetime": day,
             "drug_exposure_end_date": end,
             "drug_exposure_end_datetime": end,
-            "drug_type_concept_id": np.full(len(p), pop.TYPE_EHR),
-            "refills": np.zeros(len(p), dtype=np.int64),
-            "quantity": supply.astype(np.float64),
-            "days_supply": supply,
+            "verbatim_end_date": np.where(no_end, NULL_DAY, end),
+            "drug_type_concept_id": np.where(rng.random(n) < 0.3, TYPE_PHARMACY_CLAIM, pop.TYPE_EHR),
+            "stop_reason": Coded(stop, DRUG_STOP_REASONS),
+            "refills": refills,
+            "quantity": quantity,
+            "days_supply": days_supply,
+            "route_concept_id": route,
+            "lot_number": Coded(np.where(route == ROUTE_IV, rng.integers(0, 3, n), -1), ("A1024", "B2048", "C4096")),
             "provider_id": provider,
             "visit_occurrence_id": visit,
             "drug_source_value": _codes(m, drug),
             "drug_source_concept_id": drug,
         }
         ingredient = _lookup(m.ingredient, drug)
-        self.out["drug_era"] = _eras(self.ids, "drug_era", p, ingredient, day, end, DRUG_ERA_GAP, self.person_id,
-                                     gap_days=True)  # fmt: skip
+        self.out["drug_era"] = _eras(self.ids, "drug_era", p, ingredient, day, end, DRUG_ERA_GAP,
+                                     self.person_id, gap_days=True)  # fmt: skip
+        # Dose eras: the daily dose of the ingredient (strength x quantity / days supply) held for a stretch.
+        strength = _lookup(m.strength_mg, drug, np.nan).astype(np.float64)
+        dose = np.round(strength * quantity / supply, 1)
+        known = np.isfinite(dose) & (ingredient >= 0)
+        self.out["dose_era"] = _dose_eras(self.ids, p[known], ingredient[known], dose[known], day[known],
+                                          end[known], self.person_id)  # fmt: skip
         # procedures
         if self._proc:
             cols = [np.concatenate(x) for x in zip(*self._proc, strict=True)]
@@ -601,11 +755,44 @@ class ChunkBuilder:
         cols = [np.concatenate(x) for x in zip(*self._meas, strict=True)]
         o = np.lexsort((cols[1], cols[4], cols[2], cols[0]))
         p, lab, day, value, visit, provider = (a[o] for a in cols)
+        self.specimens(p, day, visit)
         labs = pop.LABS
+        n = len(p)
         concept = np.array([x.concept_id for x in labs])[lab]
         unit = np.array([x.unit_concept_id for x in labs])[lab]
         source = np.array([x.source_concept_id or x.concept_id for x in labs])[lab]
-        unit_code = _codes(m, unit)
+        low = np.array([x.low for x in labs], dtype=np.float64)[lab]
+        high = np.array([x.high for x in labs], dtype=np.float64)[lab]
+        # The laboratory reports an eGFR over 90 as "> 90"; some systems store the "=" of plain results too.
+        # Reference ranges and units are missing from a few rows, as in real feeds; a range bound of 0 is none.
+        capped = (lab == LAB_INDEX["egfr"]) & (value > 90)
+        value = np.where(capped, 90.0, value)
+        operator = np.where(capped, OPERATOR_GT, np.where(rng.random(n) < 0.3, OPERATOR_EQ, -1))
+        no_range = rng.random(n) < 0.1
+        low = np.where(no_range | (low == 0), np.nan, low)
+        high = np.where(no_range, np.nan, high)
+        unit = np.where(rng.random(n) < 0.02, -1, unit)
+        # A fifth of the results outside their range carry the laboratory's flag as a value concept.
+        flagged = rng.random(n) < 0.2
+        value_concept = np.where(flagged & (value > high), VALUE_ABOVE_RANGE, -1)
+        value_concept = np.where(flagged & (value < low), VALUE_BELOW_RANGE, value_concept)
+        if self._qual:
+            # Urine test strips: a qualitative result, no number, unit or range.
+            q = [np.concatenate(x) for x in zip(*self._qual, strict=True)]
+            qn = len(q[0])
+            p, day, visit, provider = (
+                np.concatenate([a, b]) for a, b in zip((p, day, visit, provider), q[:4], strict=True)
+            )
+            concept, source = np.concatenate([concept, q[4]]), np.concatenate([source, q[4]])
+            value_concept = np.concatenate([value_concept, q[5]])
+            value = np.concatenate([value, np.full(qn, np.nan)])
+            operator, unit = np.concatenate([operator, np.full(qn, -1)]), np.concatenate([unit, np.full(qn, -1)])
+            low, high = np.concatenate([low, np.full(qn, np.nan)]), np.concatenate([high, np.full(qn, np.nan)])
+            o = np.lexsort((concept, visit, day, p))
+            p, day, visit, provider, concept, source, value_concept, value, operator, unit, low, high = (
+                a[o]
+                for a in (p, day, visit, provider, concept, source, value_concept, value, operator, unit, low, high)
+            )
         self.out["measurement"] = {
             "measurement_id": self.ids.take("measurement", len(p)),
             "person_id": self.person_id[p],
@@ -613,16 +800,178 @@ class ChunkBuilder:
             "measurement_date": day,
             "measurement_datetime": day,
             "measurement_type_concept_id": np.full(len(p), pop.TYPE_LAB),
+            "operator_concept_id": operator,
             "value_as_number": value,
+            "value_as_concept_id": value_concept,
             "unit_concept_id": unit,
-            "range_low": np.array([x.low for x in labs], dtype=np.float64)[lab],
-            "range_high": np.array([x.high for x in labs], dtype=np.float64)[lab],
+            "range_low": low,
+            "range_high": high,
             "provider_id": provider,
             "visit_occurrence_id": visit,
             "measurement_source_value": _codes(m, source),
             "measurement_source_concept_id": source,
-            "unit_source_value": unit_code,
+            "unit_source_value": _codes(m, unit),
         }
+
+    def specimens(self, p: np.ndarray, day: np.ndarray, visit: np.ndarray) -> None:
+        """Half of the blood draws behind the measurements (rows sorted by person, day, visit) are recorded as a
+        specimen; and a biopsy at the diagnosis of lung, colon and breast cancer, of a third of COPD cases and a
+        quarter of pneumonia admissions (bronchial), whose specimen type the hospital codes locally (concept 0)
+        but whose site and malignancy are mapped."""
+        rng, n = self.rng, len(p)
+        draw = np.ones(n, dtype=bool)
+        draw[1:] = (p[1:] != p[:-1]) | (day[1:] != day[:-1]) | (visit[1:] != visit[:-1])
+        draw &= rng.random(n) < 0.5
+        bp, bday = p[draw], day[draw]
+        nb = len(bp)
+        quantity = np.where(rng.random(nb) < 0.1, np.nan, np.where(rng.random(nb) < 0.7, 5.0, 10.0))
+        cancer = [CHRONIC_INDEX[k] for k in ("lung_ca", "colon_ca", "breast_ca", "copd")]
+        seen = self.has[:, cancer] & (self.onset[:, cancer] >= self.obs_start[:, None])
+        seen[:, 3] &= rng.random(self.n) < 1 / 3
+        xp, xc = np.nonzero(seen)
+        xday = self.onset[xp, np.array(cancer)[xc]]
+        # A quarter of the pneumonia admissions have a bronchoscopy with a bronchial specimen (like COPD's).
+        pneumonia = next(v for spec, v in self.acute if spec.key == "pneumonia")
+        washed = rng.random(len(pneumonia["person"])) < 0.25
+        xp = np.concatenate([xp, pneumonia["person"][washed]])
+        xday = np.concatenate([xday, pneumonia["day"][washed]])
+        xc = np.concatenate([xc, np.full(washed.sum(), 3)])
+        site = np.where(np.isin(xc, (0, 3)), SITE_LUNG, -1)
+        status = np.where(xc < 3, STATUS_MALIGNANT, -1)
+        person = np.concatenate([bp, xp])
+        when = np.concatenate([bday, xday])
+        kind = np.concatenate([np.zeros(nb, dtype=np.int64), np.where(np.isin(xc, (0, 3)), 1, 2)])
+        o = np.lexsort((kind, when, person))
+        concept = np.concatenate([np.array(SPECIMENS)[np.searchsorted([0.6, 0.9], rng.random(nb))], np.zeros(len(xp))])
+        quantity = np.concatenate([quantity, np.full(len(xp), np.nan)])
+        unit = np.where(np.isnan(quantity), -1, UNIT_ML)
+        section = np.concatenate([rng.integers(0, 2, nb), np.full(len(xp), 2)])
+        site = np.concatenate([np.full(nb, -1), site])
+        status = np.concatenate([np.full(nb, -1), status])
+        ids = self.ids.take("specimen", len(person))
+        self.out["specimen"] = {
+            "specimen_id": ids,
+            "person_id": self.person_id[person[o]],
+            "specimen_concept_id": concept[o].astype(np.int64),
+            "specimen_type_concept_id": np.full(len(o), pop.TYPE_LAB),
+            "specimen_date": when[o],
+            "specimen_datetime": when[o],
+            "quantity": quantity[o],
+            "unit_concept_id": unit[o],
+            "anatomic_site_concept_id": site[o],
+            "disease_status_concept_id": status[o],
+            "specimen_source_id": Coded(section[o], SPECIMEN_SECTIONS),
+            "specimen_source_value": Coded(kind[o], SPECIMEN_SOURCES),
+            "unit_source_value": Coded(np.where(unit[o] < 0, -1, 0), ("mL",)),
+        }
+
+    def observations(self) -> None:
+        """At screening visits: smoking status (a daily smoker's answer is a concept, the others text), the
+        AUDIT-C alcohol score for two in five, and obesity noted for the obese."""
+        rng = self.rng
+        smoker = rng.random(self.n) < np.where(self.female, 0.05, 0.3)
+        former = ~smoker & (rng.random(self.n) < 0.2)
+        obese = rng.random(self.n) < 0.08
+        parts = []
+        for v in self._visits:
+            if v["source"].size == 0 or v["source"][0] != _VISIT_SOURCE["screening"]:
+                continue
+            p, day, visit, provider = v["person"], v["day"], v["id"], v["provider"]
+            k = len(p)
+            smoke = np.where(smoker[p], 2, np.where(former[p], 1, 0))
+            parts.append((p, day, visit, provider, np.full(k, SMOKING_STATUS), np.full(k, np.nan),
+                          np.where(smoke == 2, SMOKES_DAILY, -1), smoke))  # fmt: skip
+            a = rng.random(k) < 0.4
+            score = np.minimum(rng.poisson(np.where(smoker[p[a]], 4.0, 1.5)), 12).astype(np.float64)
+            parts.append((p[a], day[a], visit[a], provider[a], np.full(a.sum(), AUDIT_C), score,
+                          np.full(a.sum(), -1), np.full(a.sum(), -1)))  # fmt: skip
+            b = obese[p]
+            parts.append((p[b], day[b], visit[b], provider[b], np.full(b.sum(), OBESITY), np.full(b.sum(), np.nan),
+                          np.full(b.sum(), -1), np.full(b.sum(), -1)))  # fmt: skip
+        empty = np.zeros(0, dtype=np.int64)
+        cols = [np.concatenate(x) for x in zip(*parts, strict=True)] if parts else [empty] * 8
+        o = np.lexsort((cols[4], cols[2], cols[1], cols[0]))
+        p, day, visit, provider, concept, number, value_concept, text = (a[o] for a in cols)
+        self.out["observation"] = {
+            "observation_id": self.ids.take("observation", len(p)),
+            "person_id": self.person_id[p],
+            "observation_concept_id": concept,
+            "observation_date": day,
+            "observation_datetime": day,
+            "observation_type_concept_id": np.full(len(p), pop.TYPE_EHR),
+            "value_as_number": number.astype(np.float64),
+            "value_as_string": Coded(np.where(concept == SMOKING_STATUS, text, -1), SMOKING_TEXT),
+            "value_as_concept_id": value_concept,
+            "provider_id": provider,
+            "visit_occurrence_id": visit,
+            "observation_source_value": _codes(self.m, concept),
+            "observation_source_concept_id": concept,
+        }
+
+    def devices(self) -> None:
+        """Face masks handed out at respiratory infection visits from 2020; a coronary stent for most heart
+        attacks and a defibrillator for some heart failure admissions; implants carry a device identifier."""
+        rng = self.rng
+        parts = []
+        mask_from = int(np.datetime64("2020-01-01", "D").astype(np.int64))
+        for spec, v in self.acute:
+            p, day, visit, provider = v["person"], v["day"], v["id"], v["provider"]
+            k = len(p)
+            if spec.key in RESPIRATORY_EVENTS:
+                sel = (day >= mask_from) & (rng.random(k) < 0.5)
+                # A fifth of the boxes handed out were scanned, with the box's device identifier.
+                udi = np.where(rng.random(sel.sum()) < 0.2, rng.integers(0, len(DEVICE_UDIS), sel.sum()), -1)
+                parts.append((p[sel], day[sel], visit[sel], provider[sel], np.full(sel.sum(), FACE_MASK),
+                              np.where(rng.random(sel.sum()) < 0.5, 5, 10), udi))  # fmt: skip
+            elif spec.key in ("mi", "hf_exacerbation"):
+                sel = rng.random(k) < (0.6 if spec.key == "mi" else 0.1)
+                concept = CORONARY_STENT if spec.key == "mi" else DEFIBRILLATOR
+                count = np.where(rng.random(sel.sum()) < 0.2, 2, 1) if spec.key == "mi" else np.ones(sel.sum(), int)
+                parts.append((p[sel], day[sel], visit[sel], provider[sel], np.full(sel.sum(), concept), count,
+                              rng.integers(0, len(DEVICE_UDIS), sel.sum())))  # fmt: skip
+        empty = np.zeros(0, dtype=np.int64)
+        cols = [np.concatenate(x) for x in zip(*parts, strict=True)] if parts else [empty] * 7
+        o = np.lexsort((cols[4], cols[2], cols[1], cols[0]))
+        p, day, visit, provider, concept, quantity, udi = (a[o] for a in cols)
+        implant = concept != FACE_MASK
+        self.out["device_exposure"] = {
+            "device_exposure_id": self.ids.take("device_exposure", len(p)),
+            "person_id": self.person_id[p],
+            "device_concept_id": concept,
+            "device_exposure_start_date": day,
+            "device_exposure_start_datetime": day,
+            "device_exposure_end_date": np.where(implant, NULL_DAY, day),
+            "device_exposure_end_datetime": np.where(implant, NULL_DAY, day),
+            "device_type_concept_id": np.full(len(p), pop.TYPE_EHR),
+            "unique_device_id": Coded(udi, DEVICE_UDIS),
+            "quantity": quantity,
+            "provider_id": provider,
+            "visit_occurrence_id": visit,
+            "device_source_value": _codes(self.m, concept),
+            "device_source_concept_id": concept,
+        }
+
+    def qualitative_labs(self) -> None:
+        """Urine test strips: leukocyte esterase at urinary infection visits (mostly positive), glucose at a
+        fifth of the diabetic follow-ups (positive when the diabetes is untreated, often)."""
+        rng = self.rng
+        self._qual: list[tuple[np.ndarray, ...]] = []
+        for spec, v in self.acute:
+            if spec.key in ("uti", "cystitis"):
+                k = len(v["person"])
+                result = np.where(rng.random(k) < 0.85, VALUE_POSITIVE, VALUE_NEGATIVE)
+                self._qual.append((v["person"], v["day"], v["id"], v["provider"],
+                                   np.full(k, URINE_LEUKOCYTE_ESTERASE), result))  # fmt: skip
+        t2dm = CHRONIC_INDEX["t2dm"]
+        for v in self._visits:
+            if v["source"].size == 0 or v["source"][0] != _VISIT_SOURCE["follow-up"]:
+                continue
+            p, day = v["person"], v["day"]
+            sel = (self.onset[p, t2dm] <= day) & (rng.random(len(p)) < 0.2)
+            positive = rng.random(sel.sum()) < np.where(self.treated[p[sel], t2dm], 0.2, 0.6)
+            result = np.where(positive, VALUE_POSITIVE, VALUE_NEGATIVE)
+            self._qual.append((p[sel], day[sel], v["id"][sel], v["provider"][sel],
+                               np.full(sel.sum(), URINE_GLUCOSE), result))  # fmt: skip
 
     def build(self) -> Tables:
         self.persons()
@@ -634,6 +983,9 @@ class ChunkBuilder:
         self.number_visits()
         self.chronic_records()
         self.acute_records()
+        self.qualitative_labs()
+        self.observations()
+        self.devices()
         self.person_tables()
         self.event_tables()
         return self.out
@@ -683,14 +1035,16 @@ def _eras(counters: Counters, table: str, p: np.ndarray, concept: np.ndarray, st
             "condition_era_end_date": era_end,
             "condition_occurrence_count": count,
         }
-    # gap days: era length minus the days covered by at least one exposure
-    prev_running = np.empty(n, dtype=np.int64)
-    prev_running[0] = -(1 << 40)
-    prev_running[1:] = running[:-1]
-    prev_running[new_era] = -(1 << 40)
-    covered = np.maximum(end - np.maximum(start, prev_running + 1) + 1, 0)
-    covered_per_era = np.add.reduceat(covered, first)
-    del era
+    # Gap days as the OHDSI drug era script counts them: exposures that overlap or touch merge into
+    # sub-exposures; gap = (era end - era start) - sum over sub-exposures of (end - start).
+    new_sub = new_era.copy()
+    new_sub[1:] |= start[1:] > running[:-1]
+    sub_first = np.nonzero(new_sub)[0]
+    sub_days = np.maximum.reduceat(end, sub_first) - start[sub_first]
+    exposed = np.bincount(era[sub_first], weights=sub_days, minlength=len(first)).astype(np.int64)
+    if table == "dose_era":
+        return {"dose_era_id": ids, "person_id": person_id[p[first]], "dose_era_start_date": era_start,
+                "dose_era_end_date": era_end, "_group": concept[first]}  # fmt: skip
     return {
         "drug_era_id": ids,
         "person_id": person_id[p[first]],
@@ -698,7 +1052,28 @@ def _eras(counters: Counters, table: str, p: np.ndarray, concept: np.ndarray, st
         "drug_era_start_date": era_start,
         "drug_era_end_date": era_end,
         "drug_exposure_count": count,
-        "gap_days": (era_end - era_start + 1) - covered_per_era,
+        "gap_days": (era_end - era_start) - exposed,
+    }
+
+
+def _dose_eras(counters: Counters, p: np.ndarray, ingredient: np.ndarray, dose: np.ndarray, start: np.ndarray,
+               end: np.ndarray, person_id: np.ndarray) -> dict[str, np.ndarray]:  # fmt: skip
+    """Dose eras as the OHDSI script builds them: per person, ingredient, unit (mg here) and daily dose, exposures
+    collapsed with the 30-day persistence window."""
+    doses, dose_index = np.unique(dose, return_inverse=True)
+    group = ingredient * len(doses) + dose_index if len(doses) else ingredient
+    eras = _eras(counters, "dose_era", p, group, start, end, DRUG_ERA_GAP, person_id, gap_days=True)
+    if "_group" not in eras:
+        return eras
+    group = eras.pop("_group")
+    return {
+        "dose_era_id": eras["dose_era_id"],
+        "person_id": eras["person_id"],
+        "drug_concept_id": group // len(doses),
+        "unit_concept_id": np.full(len(group), UNIT_MG),
+        "dose_value": doses[group % len(doses)],
+        "dose_era_start_date": eras["dose_era_start_date"],
+        "dose_era_end_date": eras["dose_era_end_date"],
     }
 
 

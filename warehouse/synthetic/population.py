@@ -10,10 +10,11 @@ about 11 % of living adults (20+), 4 % at 20-39, 10 % at 40-59, 19 % at 60-69 an
 figures); hypertension in about 29 % of living adults and 70 % at 70+; mean HbA1c 7.3 % with diabetes against
 5.4 % without; mean eGFR 38 with CKD against 88 without.
 
-Volume: about 118 rows per person over the 15-year window (42 measurements, 17 visits, 16 prescriptions, 15
-diagnoses, and their eras). Healthy people see a doctor rarely (``VISIT_RATE_*``); routine panels at follow-up
-visits are ordered with the probabilities of ``GROUP_ORDERS``, and the national screening measures lipids about
-every other round (every four years in the real programme). Diseases are not thinned to save rows.
+Volume: about 140 rows per person over the 15-year window (44 measurements, 17 visits, 16 prescriptions, 15
+diagnoses, 4.5 specimens, 4.4 observations, and their eras). Healthy people see a doctor rarely
+(``VISIT_RATE_*``); routine panels at follow-up visits are ordered with the probabilities of ``GROUP_ORDERS``, and
+the national screening measures lipids about every other round (every four years in the real programme).
+Diseases are not thinned to save rows.
 """
 
 from __future__ import annotations

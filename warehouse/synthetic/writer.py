@@ -26,8 +26,8 @@ from pathlib import Path
 import duckdb
 import numpy as np
 
-# kinds: i = integer (-1 = NULL), d = date (days since 1970-01-01), t = datetime from such a day, f = float
-# (NaN = NULL), s = text ('' = NULL). A column absent from a chunk is written empty.
+# kinds: i = integer (-1 = NULL), d = date (days since 1970-01-01, NULL_DAY = NULL), t = datetime from such a day,
+# f = float (NaN = NULL), s = text ('' = NULL). A column absent from a chunk is written empty.
 _D = "d"
 CDM_TABLES: dict[str, tuple[tuple[str, str], ...]] = {
     "person": (
@@ -92,6 +92,43 @@ CDM_TABLES: dict[str, tuple[tuple[str, str], ...]] = {
         ("drug_era_id", "i"), ("person_id", "i"), ("drug_concept_id", "i"), ("drug_era_start_date", _D),
         ("drug_era_end_date", _D), ("drug_exposure_count", "i"), ("gap_days", "i"),
     ),
+    "dose_era": (
+        ("dose_era_id", "i"), ("person_id", "i"), ("drug_concept_id", "i"), ("unit_concept_id", "i"),
+        ("dose_value", "f"), ("dose_era_start_date", _D), ("dose_era_end_date", _D),
+    ),
+    "visit_detail": (
+        ("visit_detail_id", "i"), ("person_id", "i"), ("visit_detail_concept_id", "i"),
+        ("visit_detail_start_date", _D), ("visit_detail_start_datetime", "t"), ("visit_detail_end_date", _D),
+        ("visit_detail_end_datetime", "t"), ("visit_detail_type_concept_id", "i"), ("provider_id", "i"),
+        ("care_site_id", "i"), ("visit_detail_source_value", "s"), ("visit_detail_source_concept_id", "i"),
+        ("admitted_from_concept_id", "i"), ("admitted_from_source_value", "s"), ("discharged_to_source_value", "s"),
+        ("discharged_to_concept_id", "i"), ("preceding_visit_detail_id", "i"), ("parent_visit_detail_id", "i"),
+        ("visit_occurrence_id", "i"),
+    ),
+    "specimen": (
+        ("specimen_id", "i"), ("person_id", "i"), ("specimen_concept_id", "i"), ("specimen_type_concept_id", "i"),
+        ("specimen_date", _D), ("specimen_datetime", "t"), ("quantity", "f"), ("unit_concept_id", "i"),
+        ("anatomic_site_concept_id", "i"), ("disease_status_concept_id", "i"), ("specimen_source_id", "s"),
+        ("specimen_source_value", "s"), ("unit_source_value", "s"), ("anatomic_site_source_value", "s"),
+        ("disease_status_source_value", "s"),
+    ),
+    "observation": (
+        ("observation_id", "i"), ("person_id", "i"), ("observation_concept_id", "i"), ("observation_date", _D),
+        ("observation_datetime", "t"), ("observation_type_concept_id", "i"), ("value_as_number", "f"),
+        ("value_as_string", "s"), ("value_as_concept_id", "i"), ("qualifier_concept_id", "i"),
+        ("unit_concept_id", "i"), ("provider_id", "i"), ("visit_occurrence_id", "i"), ("visit_detail_id", "i"),
+        ("observation_source_value", "s"), ("observation_source_concept_id", "i"), ("unit_source_value", "s"),
+        ("qualifier_source_value", "s"), ("value_source_value", "s"), ("observation_event_id", "i"),
+        ("obs_event_field_concept_id", "i"),
+    ),
+    "device_exposure": (
+        ("device_exposure_id", "i"), ("person_id", "i"), ("device_concept_id", "i"),
+        ("device_exposure_start_date", _D), ("device_exposure_start_datetime", "t"), ("device_exposure_end_date", _D),
+        ("device_exposure_end_datetime", "t"), ("device_type_concept_id", "i"), ("unique_device_id", "s"),
+        ("production_id", "s"), ("quantity", "i"), ("provider_id", "i"), ("visit_occurrence_id", "i"),
+        ("visit_detail_id", "i"), ("device_source_value", "s"), ("device_source_concept_id", "i"),
+        ("unit_concept_id", "i"), ("unit_source_value", "s"), ("unit_source_concept_id", "i"),
+    ),
     "location": (
         ("location_id", "i"), ("address_1", "s"), ("address_2", "s"), ("city", "s"), ("state", "s"), ("zip", "s"),
         ("county", "s"), ("location_source_value", "s"), ("country_concept_id", "i"), ("country_source_value", "s"),
@@ -137,10 +174,12 @@ CDM_TABLES: dict[str, tuple[tuple[str, str], ...]] = {
     ),
 }  # fmt: skip
 
+#: A day that stands for NULL in date columns (days before 1970 are real dates: births).
+NULL_DAY = -(2**31)
 _EXPR = {
     "i": "NULLIF({c}, -1)",
-    "d": "DATE '1970-01-01' + CAST({c} AS INTEGER)",
-    "t": "CAST(DATE '1970-01-01' + CAST({c} AS INTEGER) AS TIMESTAMP)",
+    "d": f"DATE '1970-01-01' + CAST(NULLIF({{c}}, {NULL_DAY}) AS INTEGER)",
+    "t": f"CAST(DATE '1970-01-01' + CAST(NULLIF({{c}}, {NULL_DAY}) AS INTEGER) AS TIMESTAMP)",
     "f": "CASE WHEN isnan({c}) THEN NULL ELSE {c} END",
     "s": "NULLIF({c}, '')",
 }

@@ -235,3 +235,116 @@ def test_chunks_publish_id_offsets_in_order_and_a_failure_does_not_block_the_nex
     with pytest.raises(RuntimeError, match="chunk 2 failed"):
         parallel._offsets_from_shared(3, dict.fromkeys(tables, 1), failed=False)
     assert states == [1, 1, -1, -1]
+
+
+#: The columns the cohort compiler filters or reads (cohorts/expression/domains.py and cohorts/compiler/criteria.py,
+#: listed here because warehouse/ imports nothing of cohorts/): every one must hold values, or the differential
+#: suite proves its construct on empty results only. PayerPlanPeriod and LocationRegion have no data (no tables).
+COMPILER_COLUMNS: dict[str, tuple[str, ...]] = {
+    "condition_occurrence": (
+        "condition_concept_id", "condition_source_concept_id", "condition_end_date", "condition_type_concept_id",
+        "condition_status_concept_id", "stop_reason", "provider_id", "visit_occurrence_id",
+    ),
+    "drug_exposure": (
+        "drug_concept_id", "drug_source_concept_id", "drug_type_concept_id", "stop_reason", "refills", "quantity",
+        "days_supply", "route_concept_id", "lot_number", "provider_id", "visit_occurrence_id",
+    ),
+    "procedure_occurrence": ("procedure_concept_id", "procedure_source_concept_id", "procedure_type_concept_id",
+                             "quantity"),
+    "measurement": (
+        "measurement_concept_id", "measurement_source_concept_id", "measurement_type_concept_id",
+        "operator_concept_id", "value_as_number", "value_as_concept_id", "unit_concept_id", "range_low", "range_high",
+    ),
+    "observation": ("observation_concept_id", "observation_source_concept_id", "observation_type_concept_id",
+                    "value_as_number", "value_as_string", "value_as_concept_id"),
+    "visit_occurrence": ("visit_concept_id", "visit_source_concept_id", "visit_type_concept_id", "provider_id",
+                         "care_site_id"),
+    "visit_detail": ("visit_detail_concept_id", "visit_detail_source_concept_id", "visit_detail_type_concept_id",
+                     "provider_id", "care_site_id", "visit_occurrence_id"),
+    "device_exposure": ("device_concept_id", "device_source_concept_id", "device_type_concept_id",
+                        "unique_device_id", "quantity", "device_exposure_end_date"),
+    "specimen": ("specimen_concept_id", "specimen_type_concept_id", "quantity", "unit_concept_id",
+                 "anatomic_site_concept_id", "disease_status_concept_id", "specimen_source_id"),
+    "death": ("cause_concept_id", "cause_source_concept_id", "death_type_concept_id"),
+    "condition_era": ("condition_concept_id", "condition_occurrence_count"),
+    "drug_era": ("drug_concept_id", "drug_exposure_count", "gap_days"),
+    "dose_era": ("drug_concept_id", "unit_concept_id", "dose_value"),
+    "provider": ("specialty_concept_id",),
+    "care_site": ("place_of_service_concept_id",),
+}  # fmt: skip
+#: Attribute columns that are recorded for part of the rows only, as in a real feed (NULL for the rest).
+SOMETIMES_NULL = {
+    ("condition_occurrence", "condition_end_date"), ("condition_occurrence", "condition_status_concept_id"),
+    ("condition_occurrence", "stop_reason"), ("drug_exposure", "refills"), ("drug_exposure", "quantity"),
+    ("drug_exposure", "route_concept_id"), ("drug_exposure", "stop_reason"), ("measurement", "operator_concept_id"),
+    ("measurement", "value_as_number"), ("measurement", "value_as_concept_id"), ("measurement", "range_low"),
+    ("measurement", "unit_concept_id"), ("specimen", "anatomic_site_concept_id"), ("specimen", "quantity"),
+    ("device_exposure", "unique_device_id"), ("provider", "specialty_concept_id"),
+    ("care_site", "place_of_service_concept_id"), ("death", "cause_concept_id"),
+}  # fmt: skip
+
+
+def test_every_column_the_compiler_reads_holds_values(cdm: duckdb.DuckDBPyConnection) -> None:
+    for table, columns in COMPILER_COLUMNS.items():
+        for column in columns:
+            filled, rows = cdm.execute(f"SELECT count({column}), count(*) FROM {table}").fetchone()
+            assert filled > 0, f"{table}.{column} is empty"
+            if (table, column) in SOMETIMES_NULL:
+                assert filled < rows, f"{table}.{column} is never NULL"
+
+
+def test_condition_eras_are_30_day_persistence_windows(cdm: duckdb.DuckDBPyConnection) -> None:
+    # Eras of a person and concept are more than 30 days apart, and each occurrence lies in exactly one era
+    # (a missing end date counting as the start + 1, the OHDSI rule).
+    too_close = cdm.execute(
+        "SELECT count(*) FROM (SELECT condition_era_start_date AS s, lag(condition_era_end_date) OVER "
+        "(PARTITION BY person_id, condition_concept_id ORDER BY condition_era_start_date) AS previous_end "
+        "FROM condition_era) WHERE s <= previous_end + 30"
+    ).fetchone()
+    assert too_close == (0,)
+    outside = cdm.execute(
+        "SELECT count(*) FROM condition_occurrence o WHERE (SELECT count(*) FROM condition_era e "
+        "WHERE e.person_id = o.person_id AND e.condition_concept_id = o.condition_concept_id "
+        "AND o.condition_start_date BETWEEN e.condition_era_start_date AND e.condition_era_end_date "
+        "AND coalesce(o.condition_end_date, o.condition_start_date + 1) <= e.condition_era_end_date) <> 1"
+    ).fetchone()
+    assert outside == (0,)
+
+
+def test_drug_and_dose_eras_follow_the_ohdsi_scripts(cdm: duckdb.DuckDBPyConnection) -> None:
+    for table, key in (("drug_era", "drug_concept_id"), ("dose_era", "drug_concept_id, dose_value")):
+        too_close = cdm.execute(
+            f"SELECT count(*) FROM (SELECT {table}_start_date AS s, lag({table}_end_date) OVER "
+            f"(PARTITION BY person_id, {key} ORDER BY {table}_start_date) AS previous_end FROM {table}) "
+            "WHERE s <= previous_end + 30"
+        ).fetchone()
+        assert too_close == (0,), table
+    # Gap days: the era's days not covered by its exposures (era length minus the merged exposures' lengths).
+    gaps = cdm.execute(
+        "SELECT count(*) FILTER (WHERE gap_days < 0 OR gap_days > drug_era_end_date - drug_era_start_date), "
+        "count(*) FILTER (WHERE gap_days > 0) FROM drug_era"
+    ).fetchone()
+    assert gaps[0] == 0 and gaps[1] > 0
+    units = cdm.execute("SELECT DISTINCT unit_concept_id FROM dose_era").fetchall()
+    assert units == [(8576,)]  # milligram: the strengths of the RxNorm names read
+
+
+def test_visit_details_lie_inside_their_visit(cdm: duckdb.DuckDBPyConnection) -> None:
+    outside = cdm.execute(
+        "SELECT count(*) FROM visit_detail d JOIN visit_occurrence v USING (visit_occurrence_id) "
+        "WHERE d.person_id <> v.person_id OR d.visit_detail_start_date < v.visit_start_date "
+        "OR d.visit_detail_end_date > v.visit_end_date"
+    ).fetchone()
+    assert outside == (0,)
+    kinds = dict(cdm.execute("SELECT visit_detail_concept_id, count(*) FROM visit_detail GROUP BY 1").fetchall())
+    assert set(kinds) == {9201, 9203, 32037}  # ward, emergency room, intensive care
+
+
+def test_concepts_of_the_attributes_have_their_domain() -> None:
+    known = vocabulary.concepts()
+    expected = {
+        32902: "Condition Status", 4132161: "Route", 8717: "Visit", 38004456: "Provider", 4001225: "Specimen",
+        4111459: "Spec Anatomic Site", 4066212: "Spec Disease Status", 4172703: "Meas Value Operator",
+        9191: "Meas Value", 4155142: "Meas Value", 43054909: "Observation", 45767945: "Device",
+    }  # fmt: skip
+    assert {cid: known[cid].domain_id for cid in expected} == expected
