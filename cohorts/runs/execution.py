@@ -86,7 +86,7 @@ def run_execute(*, run_id: int, worker: str = "") -> str:
         _finish(run_id, token, JobState.CANCELLED, error="Cancelled.")
         return JobState.CANCELLED
     try:
-        expression = parse_expression(run.version.expression)
+        expression = parse_expression(run.counted_expression)
     except ExpressionError as exc:
         _finish(run_id, token, JobState.FAILED, error=f"The definition is not valid: {exc}")
         return JobState.FAILED

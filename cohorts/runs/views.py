@@ -79,11 +79,7 @@ def run_create(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _status(request: HttpRequest, run_request: Any) -> dict[str, Any]:
-    result = run_selectors.run_request_result_for_user(request.user, run_request)
-    result["can_cancel"] = run_request.requested_by_id == request.user.pk and not (
-        result["finished"] or result["cancelled"]
-    )
-    return result
+    return run_selectors.run_request_status_for_user(request.user, run_request)
 
 
 @login_required
@@ -91,7 +87,7 @@ def _status(request: HttpRequest, run_request: Any) -> dict[str, Any]:
 @plotly_page
 def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
     run_request = run_selectors.run_request_get_for_user(request.user, pk)
-    definition = run_request.version.definition
+    definition = run_request.definition
     run_services.run_result_viewed(request=run_request, user=request.user, ip_address=client_ip(request))
     context = {
         "run_request": run_request,
