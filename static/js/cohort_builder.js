@@ -959,6 +959,8 @@
         });
     });
     box.querySelector("[data-action=cancel]").hidden = !result.can_cancel;
+    var link = box.querySelector("[data-field=result-link]");
+    link.hidden = !link.dataset.request || link.dataset.request !== String(result.request);
   }
 
   function draftChanged() {
@@ -987,6 +989,7 @@
     box.querySelector("[data-field=count-state]").textContent = autoCount.checked ?
       _("changed: counting after the pause…") : _("changed since this count: press Count");
     box.querySelector("[data-action=cancel]").hidden = true;
+    box.querySelector("[data-field=result-link]").hidden = true;
   }
 
   function poll(statusUrl, seq, json, wait) {
@@ -1043,7 +1046,7 @@
       box.dataset.cancelUrl = answer.data.cancel_url;
       var link = box.querySelector("[data-field=result-link]");
       link.href = answer.data.url;
-      link.hidden = false;
+      link.dataset.request = String(answer.data.request);
       // A draft counted before (or saved and counted) answers at once from the result cache: nothing to poll.
       showRun(answer.data.result, seq, json);
       if (!answer.data.result.finished) {
