@@ -245,18 +245,23 @@ def _measure(page: Any, base: str, pk: int, password: str, edits: int, hits: int
     return out
 
 
-def _breakdown(clicks: list[int], pk: int) -> dict[str, list[float]]:
+def _breakdown(measured: list[dict[str, Any]], pk: int) -> dict[str, list[float]]:
     """Where the time of each uncached count went, from the portal's timestamps (same clock as the page's)."""
     from cohorts.runs.models import RunRequest
 
     requests = list(
         RunRequest.objects.filter(definition_id=pk, version__isnull=True)
         .prefetch_related("runs")
-        .order_by("-created_at")[: len(clicks) * 3]
+        .order_by("-created_at")[: len(measured) * 3]
     )
-    phases: dict[str, list[float]] = {"POST → request written": [], "→ worker starts": [], "→ worker done": []}
-    for clicked in clicks:
-        at = datetime.fromtimestamp(clicked / 1000).astimezone()
+    phases: dict[str, list[float]] = {
+        "POST → request written": [],
+        "→ worker starts": [],
+        "→ worker done": [],
+        "→ number on screen": [],
+    }
+    for row in measured:
+        at = datetime.fromtimestamp(row["clicked"] / 1000).astimezone()
         request = min((r for r in requests if r.created_at >= at), key=lambda r: r.created_at - at, default=None)
         runs = list(request.runs.all()) if request is not None else []
         if request is None or len(runs) != 1 or runs[0].started_at is None or runs[0].finished_at is None:
@@ -265,6 +270,8 @@ def _breakdown(clicks: list[int], pk: int) -> dict[str, list[float]]:
         phases["POST → request written"].append((request.created_at - at).total_seconds() * 1000)
         phases["→ worker starts"].append((run.started_at - run.queued_at).total_seconds() * 1000)
         phases["→ worker done"].append((run.finished_at - run.started_at).total_seconds() * 1000)
+        shown = row["clicked"] + row["ms"]
+        phases["→ number on screen"].append(shown - run.finished_at.timestamp() * 1000)
     return phases
 
 
@@ -332,11 +339,12 @@ def main() -> None:
             results = _measure(page, base, pk, password, args.edits, args.hits)
             browser.close()
 
-    print(f"\nCount click → number on screen ({args.edits} new drafts, {args.hits} cache hits):")
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"\nCount click → number on screen ({args.edits} new drafts, {args.hits} cache hits; load {load}):")
     for name, rows in results.items():
         print(_row(name, [r["ms"] for r in rows]))
     print("\nWhere an uncached count's time goes (portal timestamps):")
-    for name, values in _breakdown([r["clicked"] for r in results["uncached"]], pk).items():
+    for name, values in _breakdown(results["uncached"], pk).items():
         print(_row(name, values))
     print(f"\nTotals shown: {', '.join(r['total'] for r in results['uncached'][:5])} …")
 

@@ -40,7 +40,7 @@ from disclosure.rules import (
     strictest,
 )
 from disclosure.selectors import exact_grants_for, exact_grants_for_user, rule_for
-from jobs.choices import JobState
+from jobs.choices import ACTIVE_STATES, JobState
 from warehouse.models import Source
 
 
@@ -393,6 +393,11 @@ def run_request_result_for_user(user: User, request: RunRequest) -> dict[str, An
         raise Http404("No such count.")
     grants = exact_grants_for(user=user, project_id=request.definition.project_id)
     return run_request_result(request=request, role=user.role, sites=sites, grants=grants)
+
+
+def run_request_active(request: RunRequest) -> bool:
+    """Whether a site of the request is still queued or running: one indexed look-up, for the status wait."""
+    return CohortRun.objects.filter(requests=request, state__in=ACTIVE_STATES).exists()
 
 
 def run_request_status_for_user(user: User, request: RunRequest) -> dict[str, Any]:

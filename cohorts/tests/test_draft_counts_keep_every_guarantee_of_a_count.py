@@ -252,3 +252,18 @@ def test_a_saved_versions_count_that_reused_a_drafts_run_is_the_definitions_late
     (row,) = run_selectors.latest_counts_per_site(definition, user=alice)
     assert (row["version"], row["persons"]["display"]) == (version.number, "120")
     assert run_selectors.latest_counts([definition.pk], user=alice)[definition.pk]["request"] == saved.pk
+
+
+def test_the_builders_status_wait_answers_with_the_result_once_the_count_is_over(alice, definition, ready_source):
+    request = run_request_create_for_draft(
+        user=alice, definition=definition, expression=draft(1), sources=[ready_source]
+    )
+    url = reverse("cohorts:run_status", args=[request.pk])
+    client = client_for(alice)
+    assert client.get(url, {"wait": "soon"}).json() == {"error": "wait: a number of seconds."}
+    assert client.get(url, {"wait": "0.05"}).json()["finished"] is False  # still queued when the wait ends
+    CohortRun.objects.filter(pk=request.runs.get().pk).update(
+        state=JobState.SUCCEEDED, result=with_cell_keys({"persons": 120, "rows": 120, "attrition": []})
+    )
+    status = client.get(url, {"wait": "2"}).json()
+    assert status["finished"] and status["total"]["display"] == "120"

@@ -36,10 +36,10 @@
   // The pause after an edit before the draft is described (and, with auto-count on, counted): long enough not to
   // count every keystroke, short enough to feel live.
   var DESCRIBE_MS = 400;
-  // A count of the demo's size is done in a few hundred milliseconds: ask often at first, then less and less.
-  var POLL_FIRST_MS = 50;
-  var POLL_MAX_MS = 1000;
-  var POLL_GROWTH = 1.5;
+  // The status request waits on the server until the count has finished (at most this long), so the number comes
+  // as soon as the worker is done, without polling every few milliseconds.
+  var WAIT_SECONDS = 2;
+  var RETRY_MS = 3000;
   var AUTO_COUNT_KEY = "soyang.builder.auto-count." + (config.user || "");
 
   var MALE = 8507;
@@ -992,8 +992,8 @@
     box.querySelector("[data-field=result-link]").hidden = true;
   }
 
-  function poll(statusUrl, seq, json, wait) {
-    fetch(statusUrl, { credentials: "same-origin", headers: { Accept: "application/json" }, cache: "no-store" })
+  function poll(statusUrl, seq, json) {
+    fetch(statusUrl + "?wait=" + WAIT_SECONDS, { credentials: "same-origin", headers: { Accept: "application/json" }, cache: "no-store" })
       .then(function (response) {
         if (!response.ok) {
           throw new Error(String(response.status));
@@ -1006,12 +1006,12 @@
         }
         showRun(result, seq, json);
         if (!result.finished) {
-          window.setTimeout(function () { poll(statusUrl, seq, json, Math.min(POLL_MAX_MS, wait * POLL_GROWTH)); }, wait);
+          poll(statusUrl, seq, json);
         }
       })
       .catch(function () {
         if (seq === countSeq) {
-          window.setTimeout(function () { poll(statusUrl, seq, json, POLL_MAX_MS); }, 3 * POLL_MAX_MS);
+          window.setTimeout(function () { poll(statusUrl, seq, json); }, RETRY_MS);
         }
       });
   }
@@ -1050,7 +1050,7 @@
       // A draft counted before (or saved and counted) answers at once from the result cache: nothing to poll.
       showRun(answer.data.result, seq, json);
       if (!answer.data.result.finished) {
-        window.setTimeout(function () { poll(answer.data.status_url, seq, json, POLL_FIRST_MS * POLL_GROWTH); }, POLL_FIRST_MS);
+        poll(answer.data.status_url, seq, json);
       }
     }, function () {
       if (seq === countSeq) {
