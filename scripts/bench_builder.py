@@ -191,7 +191,7 @@ def _wait_http(port: int, path: str, seconds: float = 60) -> None:
     sys.exit(f"the web server did not answer on port {port} within {seconds:.0f} s")
 
 
-def _wait_log(path: Path, text: str, seconds: float = 60) -> None:
+def _wait_log(path: Path, text: str, seconds: float = 180) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if path.exists() and text in path.read_text(errors="replace"):
