@@ -50,7 +50,7 @@ def run_request_create(
     run still queued or running is joined, so identical requests arriving together run once.
     """
     counted = _Counted(definition=version.definition, version=version, expression=None, sha=version.expression_hash)
-    return _run_request_start(user=user, counted=counted, sources=sources, kind=RunKind(kind))
+    return _run_request_start(user=user, counted=counted, sources=sources, kind=RunKind(kind), supersede=False)
 
 
 def run_request_create_for_draft(
@@ -64,6 +64,9 @@ def run_request_create_for_draft(
     same audit event and site job. On top, counting a draft needs the right to change the definition: a draft is
     what its editor is about to save. The draft must parse (``ExpressionError`` otherwise, nothing written).
 
+    A draft identical to the latest saved version is no draft: it is counted as that version, so the count is
+    the definition's latest on its pages and lists like one started from the definition's page.
+
     The builder counts as the user types, so draft counts must not pile up: the user's earlier draft counts of
     this definition still in flight are cancelled (superseded) by this one, except for the runs it shares.
     """
@@ -74,8 +77,13 @@ def run_request_create_for_draft(
     if refused:
         raise SourceNotReady(f"You cannot count this definition on: {', '.join(refused[:10])}.")
     parse_expression(expression)
-    counted = _Counted(definition=definition, version=None, expression=expression, sha=expression_hash(expression))
-    return _run_request_start(user=user, counted=counted, sources=sources, kind=RunKind.COUNT)
+    sha = expression_hash(expression)
+    latest = definition.latest_version()
+    if latest is not None and latest.expression_hash == sha:
+        counted = _Counted(definition=definition, version=latest, expression=None, sha=sha)
+    else:
+        counted = _Counted(definition=definition, version=None, expression=expression, sha=sha)
+    return _run_request_start(user=user, counted=counted, sources=sources, kind=RunKind.COUNT, supersede=True)
 
 
 @dataclass(frozen=True)
@@ -89,7 +97,9 @@ class _Counted:
     sha: str
 
 
-def _run_request_start(*, user: User, counted: _Counted, sources: Sequence[Any], kind: RunKind) -> RunRequest:
+def _run_request_start(
+    *, user: User, counted: _Counted, sources: Sequence[Any], kind: RunKind, supersede: bool
+) -> RunRequest:
     if not sources:
         raise SourceNotReady("Choose at least one site.")
     for source in sources:
@@ -103,7 +113,9 @@ def _run_request_start(*, user: User, counted: _Counted, sources: Sequence[Any],
         raise BrokerUnavailable(
             "The task queue is not reachable right now; no count was started. Try again shortly."
         ) from exc
-    request, to_enqueue = _run_request_write(user=user, counted=counted, sources=sources, kind=kind)
+    request, to_enqueue = _run_request_write(
+        user=user, counted=counted, sources=sources, kind=kind, supersede=supersede
+    )
     for run in to_enqueue:
         _enqueue_on_commit(run)
     return request
@@ -111,12 +123,12 @@ def _run_request_start(*, user: User, counted: _Counted, sources: Sequence[Any],
 
 @transaction.atomic
 def _run_request_write(
-    *, user: User, counted: _Counted, sources: Sequence[Any], kind: RunKind
+    *, user: User, counted: _Counted, sources: Sequence[Any], kind: RunKind, supersede: bool
 ) -> tuple[RunRequest, list[CohortRun]]:
-    # The user's earlier draft counts of this definition still in flight: this one supersedes them, so they do
-    # not count against the limit. Locked, so that two draft counts arriving together supersede in turn.
+    # A count from the builder supersedes the user's earlier draft counts of this definition still in flight, so
+    # they do not count against the limit. Locked, so that two builder counts arriving together supersede in turn.
     superseded: list[RunRequest] = []
-    if counted.version is None:
+    if supersede:
         in_flight = RunRequest.objects.filter(
             definition=counted.definition,
             version__isnull=True,

@@ -18,7 +18,7 @@ from django.urls import reverse
 
 from audit.models import AuditEvent
 from cohorts.definitions.models import CohortDefinitionVersion
-from cohorts.definitions.services import definition_create, definition_share
+from cohorts.definitions.services import definition_create, definition_save_version, definition_share
 from cohorts.expression import ExpressionError
 from cohorts.expression.hashing import expression_hash
 from cohorts.runs import selectors as run_selectors
@@ -159,14 +159,16 @@ def test_a_draft_counted_before_answers_at_once_from_the_cache(alice, definition
     assert AuditEvent.objects.filter(action="count").order_by("-pk").first().detail["reused"] == 1
 
 
-def test_a_draft_equal_to_a_saved_version_shares_its_run(alice, definition, ready_source):
+def test_a_draft_equal_to_the_latest_version_is_counted_as_that_version(alice, definition, ready_source):
     version = definition.latest_version()
     saved = run_request_create(user=alice, version=version, sources=[ready_source])
     drafted = run_request_create_for_draft(
         user=alice, definition=definition, expression=copy.deepcopy(version.expression), sources=[ready_source]
     )
+    assert drafted.version == version and not drafted.is_draft
     assert list(drafted.runs.all()) == list(saved.runs.all())
     assert CohortRun.objects.get().version == version
+    assert AuditEvent.objects.filter(action="count").order_by("-pk").first().detail["version"] == version.number
 
 
 def test_a_new_draft_count_cancels_the_one_still_in_flight(alice, definition, ready_source, settings):
@@ -238,16 +240,16 @@ def test_a_draft_count_is_its_requesters_alone_and_not_listed(alice, bob, defini
 
 
 def test_a_saved_versions_count_that_reused_a_drafts_run_is_the_definitions_latest(alice, definition, ready_source):
-    version = definition.latest_version()
     drafted = run_request_create_for_draft(
-        user=alice, definition=definition, expression=copy.deepcopy(version.expression), sources=[ready_source]
+        user=alice, definition=definition, expression=draft(5), sources=[ready_source]
     )
     run = drafted.runs.get()
     CohortRun.objects.filter(pk=run.pk).update(
         state=JobState.SUCCEEDED, result=with_cell_keys({"persons": 120, "rows": 120, "attrition": []})
     )
+    version = definition_save_version(definition=definition, expression=draft(5), author=alice, note="the draft")
     saved = run_request_create(user=alice, version=version, sources=[ready_source])
-    assert saved.runs.get() == run
+    assert saved.runs.get() == run and run.version is None
 
     (row,) = run_selectors.latest_counts_per_site(definition, user=alice)
     assert (row["version"], row["persons"]["display"]) == (version.number, "120")
