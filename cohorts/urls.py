@@ -19,6 +19,7 @@ urlpatterns = [
     path("builder/describe.json", builder_views.builder_describe, name="builder_describe"),
     path("<int:pk>/edit/", builder_views.definition_edit, name="definition_edit"),
     path("<int:pk>/save.json", builder_views.builder_save, name="builder_save"),
+    path("<int:pk>/count.json", builder_views.builder_count, name="builder_count"),
     path("<int:pk>/", definition_views.definition_detail, name="definition_detail"),
     path("<int:pk>/export.json", definition_views.definition_export, name="definition_export"),
     path("<int:pk>/share/", definition_views.definition_share, name="definition_share"),

@@ -96,7 +96,9 @@ def _fill(definitions: int) -> dict[str, Any]:
         if owner is colleague or n % 4 == 0:
             definition_share(definition=definition, by=owner, to_project=project)
         version = definition.latest_version()
-        request = RunRequest.objects.create(version=version, kind=RunKind.COUNT, requested_by=owner)
+        request = RunRequest.objects.create(
+            definition=version.definition, version=version, kind=RunKind.COUNT, requested_by=owner
+        )
         runs = CohortRun.objects.bulk_create(
             CohortRun(
                 version=version,

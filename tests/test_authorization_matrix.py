@@ -161,6 +161,10 @@ MATRIX: list[Row] = [
     row("cohorts:builder_save",        "definition", "P", "GET", L,   OUT,  405,  405,  405,  405,  405),
     row("cohorts:builder_save",        "definition", "P", "POST", L,  OUT,  403,  403,  404,  404,  400),
     row("cohorts:builder_save",        "definition", "Q", "POST", L,  OUT,  404,  404,  404,  404,  400),
+    # Counting the unsaved draft needs the same change permission as saving it.
+    row("cohorts:builder_count",       "definition", "P", "GET", L,   OUT,  405,  405,  405,  405,  405),
+    row("cohorts:builder_count",       "definition", "P", "POST", L,  OUT,  403,  403,  404,  404,  400),
+    row("cohorts:builder_count",       "definition", "Q", "POST", L,  OUT,  404,  404,  404,  404,  400),
     row("cohorts:definition_detail",   "definition", "P", "GET", L,   OUT,  200,  200,  404,  404,  200),
     row("cohorts:definition_detail",   "definition", "Q", "GET", L,   OUT,  404,  404,  404,  404,  200),
     row("cohorts:definition_export",   "definition", "P", "GET", L,   OUT,  200,  200,  404,  404,  200),

@@ -51,7 +51,9 @@ def client_for(user: Any) -> Client:
 
 def run(definition: Any, user: Any, source: Any, *, state: str, persons: int = 0, key: str = "") -> RunRequest:
     version = definition.latest_version()
-    request = RunRequest.objects.create(version=version, kind=RunKind.COUNT, requested_by=user)
+    request = RunRequest.objects.create(
+        definition=version.definition, version=version, kind=RunKind.COUNT, requested_by=user
+    )
     finished = state in (JobState.SUCCEEDED, JobState.FAILED)
     request.runs.add(
         CohortRun.objects.create(

@@ -119,7 +119,9 @@ def test_the_main_screens_are_translated_to_korean():
 def test_a_korean_user_sees_the_run_result_page_in_korean(alice, project, source):
     definition = definition_create(owner=alice, name="Type 2 diabetes", expression=EXPRESSION, project=project)
     version = definition.latest_version()
-    run_request = RunRequest.objects.create(version=version, kind=RunKind.COUNT, requested_by=alice)
+    run_request = RunRequest.objects.create(
+        definition=version.definition, version=version, kind=RunKind.COUNT, requested_by=alice
+    )
     run_request.runs.add(
         CohortRun.objects.create(
             version=version,

@@ -49,7 +49,9 @@ def _ready_source(key: str, organisation: Any) -> Any:
 
 def _finished_request(definition: Any, user: Any, source: Any) -> RunRequest:
     version = definition.latest_version()
-    request = RunRequest.objects.create(version=version, kind=RunKind.COUNT, requested_by=user)
+    request = RunRequest.objects.create(
+        definition=version.definition, version=version, kind=RunKind.COUNT, requested_by=user
+    )
     run = CohortRun.objects.create(
         version=version,
         source=source,

@@ -198,8 +198,8 @@ class RunSetCreateSerializer(serializers.Serializer):
 
 
 class RunRequestSerializer(serializers.ModelSerializer):
-    definition = serializers.IntegerField(source="version.definition_id", read_only=True)
-    version = serializers.IntegerField(source="version.number", read_only=True)
+    definition = serializers.IntegerField(source="definition_id", read_only=True)
+    version = serializers.IntegerField(source="version.number", read_only=True, allow_null=True)
 
     class Meta:
         model = RunRequest
@@ -272,7 +272,8 @@ class RunResultSerializer(serializers.Serializer):
     request = serializers.IntegerField()
     kind = serializers.CharField()
     definition = serializers.IntegerField()
-    version = serializers.IntegerField()
+    version = serializers.IntegerField(allow_null=True, help_text="null for a count of the builder's unsaved draft")
+    draft = serializers.BooleanField(help_text="A count of the builder's unsaved draft (no version saved).")
     finished = serializers.BooleanField()
     state = serializers.ChoiceField(choices=["queued", "running", "finished"])
     cancelled = serializers.BooleanField()

@@ -258,7 +258,7 @@ class DefinitionViewSet(RestrictedReadOnlyViewSet):
 
 
 class RunFilter(django_filters.FilterSet):
-    definition = django_filters.NumberFilter(field_name="version__definition_id")
+    definition = django_filters.NumberFilter(field_name="definition_id")
     kind = django_filters.ChoiceFilter(choices=[(k.value, k.label) for k in RunKind])
 
     class Meta:
@@ -288,7 +288,7 @@ class RunViewSet(mixins.ListModelMixin, RestrictedGenericViewSet):
     }
 
     def restrict(self, user: User) -> QuerySet[RunRequest]:
-        return run_selectors.run_requests_for_user(user).select_related("version")
+        return run_selectors.run_requests_for_user(user)
 
     def action_object(self) -> RunRequest:
         # Not only the caller's own requests: a count of a definition shared with them is visible, as on the page.

@@ -3,8 +3,9 @@
 The page (``static/js/cohort_builder.js``) holds the expression itself and changes only the fields it shows, so an
 imported ATLAS definition keeps everything else byte for byte. The server never trusts the page: every save is
 parsed and validated by ``cohorts.expression`` and written by the services as a new version (nothing is written
-when it is invalid: the errors come back with their JSON path and the block they concern). Counts reuse
-``cohorts:run_create`` on the saved version, so they share its permission checks, privacy rules and result cache.
+when it is invalid: the errors come back with their JSON path and the block they concern). Count counts the working
+draft as it is on screen, without saving a version (``run_request_create_for_draft``): the same sites, privacy
+rules, result cache, audit events and site jobs as a count of a saved version, on a definition the user may change.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from cohorts.definitions.builder import builder_domains, describe_expression, em
 from cohorts.definitions.models import CohortDefinition
 from cohorts.expression import ExpressionError, parse_expression
 from cohorts.runs import selectors as run_selectors
+from cohorts.runs import services as run_services
+from cohorts.runs.errors import BrokerUnavailable, DraftNotAllowed, RunLimitReached, SourceNotReady
 
 CHANGE = "change_cohortdefinition"
 MAX_NAME = 200
@@ -87,7 +90,7 @@ def _sources(user: User, definition: CohortDefinition) -> list[dict[str, Any]]:
 def _definition_urls(definition: Any) -> dict[str, str]:
     return {
         "save": reverse("cohorts:builder_save", kwargs={"pk": definition.pk}),
-        "run": reverse("cohorts:run_create", kwargs={"pk": definition.pk}),
+        "count": reverse("cohorts:builder_count", kwargs={"pk": definition.pk}),
         "detail": reverse("cohorts:definition_detail", kwargs={"pk": definition.pk}),
         "edit": reverse("cohorts:definition_edit", kwargs={"pk": definition.pk}),
     }
@@ -100,6 +103,8 @@ def _page(request: HttpRequest, *, definition: Any, expression: dict[str, Any]) 
         "definition": None
         if definition is None
         else {"id": definition.pk, "name": definition.name, "version": definition.latest_version().number},
+        # The page remembers its auto-count switch per user (in the browser's storage, under this id).
+        "user": request.user.pk,
         "projects": [{"id": p.pk, "title": p.title} for p in projects_for_user(request.user).order_by("title")],
         "sources": _sources(request.user, definition) if definition is not None else [],
         "domains": builder_domains(),
@@ -197,6 +202,56 @@ def builder_save(request: HttpRequest, pk: int) -> JsonResponse:
         definition=definition, expression=expression, author=request.user, note=_note(data) or "saved in the builder"
     )
     return _saved(request, definition, status=201)
+
+
+@login_required
+@require_POST
+def builder_count(request: HttpRequest, pk: int) -> JsonResponse:
+    """Count the posted draft on the chosen sites: ``{"expression", "sources": [ids]}`` → 201 with the count's
+    URLs and its state and protected result as the run's status.json gives it — already final when every site's
+    answer came from the result cache, so the builder shows it without asking again.
+
+    Refusals write nothing: not allowed to see → 404, to change → 403; an invalid draft → 400 with the errors per
+    block; a site not offered → 400; the user's limit of concurrent counts → 429; broker down → 503.
+    """
+    definition = _editable(request.user, pk)
+    try:
+        data = _body(request)
+        expression = _validated(data)
+        sources = _chosen_sources(request.user, definition, data.get("sources"))
+        run_request = run_services.run_request_create_for_draft(
+            user=request.user, definition=definition, expression=expression, sources=sources
+        )
+    except _BadRequest as exc:
+        return JsonResponse({"errors": exc.errors}, status=400)
+    except DraftNotAllowed as exc:
+        raise PermissionDenied(str(exc)) from None
+    except (SourceNotReady, RunLimitReached, BrokerUnavailable) as exc:
+        status = {RunLimitReached: 429, BrokerUnavailable: 503}.get(type(exc), 400)
+        return JsonResponse({"errors": _general(str(exc))}, status=status)
+    return JsonResponse(
+        {
+            "request": run_request.pk,
+            "url": reverse("cohorts:run_detail", kwargs={"pk": run_request.pk}),
+            "status_url": reverse("cohorts:run_status", kwargs={"pk": run_request.pk}),
+            "cancel_url": reverse("cohorts:run_cancel", kwargs={"pk": run_request.pk}),
+            "result": run_selectors.run_request_status_for_user(request.user, run_request),
+        },
+        status=201,
+    )
+
+
+def _chosen_sources(user: User, definition: CohortDefinition, ids: Any) -> list[Any]:
+    """The sites the builder asks for, each one the user may count this definition on (``_BadRequest`` naming
+    the others: a site outside the definition's project is refused, not dropped)."""
+    if not isinstance(ids, list) or not ids or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
+        raise _BadRequest(_general(_("Choose at least one site to count on.")))
+    offered = {s.pk: s for s in run_selectors.sources_for_user_and_definition(user, definition)}
+    refused = [str(i) for i in dict.fromkeys(ids) if i not in offered]
+    if refused:
+        message = _("You cannot count this definition on the site(s) %(ids)s.") % {"ids": ", ".join(refused[:10])}
+        raise _BadRequest(_general(message))
+    return [offered[i] for i in dict.fromkeys(ids)]
 
 
 def _saved(request: HttpRequest, definition: Any, *, status: int) -> JsonResponse:

@@ -21,3 +21,7 @@ class SourceNotReady(CohortServiceError):
 
 class RunNotCancellable(CohortServiceError):
     pass
+
+
+class DraftNotAllowed(CohortServiceError):
+    """The user may not change the definition, so may not count its unsaved draft either."""

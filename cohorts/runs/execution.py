@@ -91,7 +91,7 @@ def run_execute(*, run_id: int, worker: str = "") -> str:
         _finish(run_id, token, JobState.CANCELLED, error="Cancelled.")
         return JobState.CANCELLED
     try:
-        expression = parse_expression(run.version.expression)
+        expression = parse_expression(run.counted_expression)
     except ExpressionError as exc:
         _finish(run_id, token, JobState.FAILED, error=f"The definition is not valid: {exc}")
         return JobState.FAILED
@@ -367,7 +367,7 @@ def _preload_concept_sets(runs: list[CohortRun]) -> None:
     expressions = []
     for run in runs:
         try:
-            expressions.append(parse_expression(run.version.expression))
+            expressions.append(parse_expression(run.counted_expression))
         except ExpressionError:
             continue  # the run itself fails with the message
     if not expressions:

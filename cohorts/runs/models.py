@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
-from cohorts.definitions.models import CohortDefinitionVersion
+from cohorts.definitions.models import CohortDefinition, CohortDefinitionVersion
 from cohorts.runs.choices import RunKind
 from jobs.choices import ACTIVE_STATES
 from jobs.models import SiteJob
@@ -13,9 +13,17 @@ from jobs.models import SiteJob
 
 class RunRequest(models.Model):
     """What a user asked for: one kind of result of one version on one or more sources. The work is done
-    by one ``CohortRun`` per source, which identical requests share."""
+    by one ``CohortRun`` per source, which identical requests share.
 
-    version = models.ForeignKey(CohortDefinitionVersion, on_delete=models.PROTECT, related_name="requests")
+    A request without a version counts the builder's working draft of ``definition`` (its expression is on the
+    runs): the builder counts what is on screen without saving a version each time. Such a request is its
+    requester's scratch: only they see it, and a newer draft count of the same definition supersedes it.
+    """
+
+    definition = models.ForeignKey(CohortDefinition, on_delete=models.PROTECT, related_name="run_requests")
+    version = models.ForeignKey(
+        CohortDefinitionVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="requests"
+    )
     kind = models.CharField(max_length=20, choices=RunKind.choices)
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="run_requests")
     runs = models.ManyToManyField("CohortRun", related_name="requests")
@@ -26,7 +34,11 @@ class RunRequest(models.Model):
         ordering = ["-created_at", "-id"]
 
     def __str__(self) -> str:
-        return f"{self.get_kind_display()} of {self.version} by {self.requested_by}"
+        return f"{self.get_kind_display()} of {self.version or f'{self.definition} (draft)'} by {self.requested_by}"
+
+    @property
+    def is_draft(self) -> bool:
+        return self.version_id is None
 
 
 class CohortRun(SiteJob):
@@ -39,9 +51,15 @@ class CohortRun(SiteJob):
     leaves the service layer.
     Its cohort rows at the site (``<results>.cohort`` under ``cohort_definition_id = pk``) are deleted once it has
     been final for the retention period (``worker.retention``), which sets ``rows_pruned_at``.
+    What it counts is ``version``'s expression, or, for a count of the builder's unsaved draft, the snapshot in
+    ``expression`` (exactly one of the two is set): either way the cache key is the expression's hash, so a draft
+    and a saved version with the same expression share one run.
     """
 
-    version = models.ForeignKey(CohortDefinitionVersion, on_delete=models.PROTECT, related_name="runs")
+    version = models.ForeignKey(
+        CohortDefinitionVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="runs"
+    )
+    expression = models.JSONField(null=True, blank=True)
     source = models.ForeignKey("warehouse.Source", on_delete=models.PROTECT, related_name="runs")
     kind = models.CharField(max_length=20, choices=RunKind.choices)
     cache_key = models.CharField(max_length=64, db_index=True)
@@ -61,7 +79,12 @@ class CohortRun(SiteJob):
             # Two identical requests arriving together run once: at most one active run per cache key.
             models.UniqueConstraint(
                 fields=["cache_key"], condition=models.Q(state__in=ACTIVE_STATES), name="one_active_run_per_cache_key"
-            )
+            ),
+            models.CheckConstraint(
+                condition=models.Q(version__isnull=False, expression__isnull=True)
+                | models.Q(version__isnull=True, expression__isnull=False),
+                name="run_counts_a_version_or_a_draft",
+            ),
         ]
         indexes = [
             # The hourly prune looks for a site's runs whose rows are still at the site: once pruned, a run
@@ -74,7 +97,12 @@ class CohortRun(SiteJob):
         ]
 
     def __str__(self) -> str:
-        return f"run {self.pk} {self.kind} of {self.version} on {self.source.key}: {self.state}"
+        return f"run {self.pk} {self.kind} of {self.version or 'a draft'} on {self.source.key}: {self.state}"
+
+    @property
+    def counted_expression(self) -> dict:
+        """The Circe expression this run counts: its version's, or the draft snapshot it was started with."""
+        return self.version.expression if self.version is not None else self.expression
 
 
 class CountStoreSync(SiteJob):

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery
 from django.http import Http404
 from django.utils import timezone
 
@@ -265,8 +265,10 @@ def run_request_result(
     result: dict[str, Any] = {
         "request": request.pk,
         "kind": request.kind,
-        "definition": request.version.definition_id,
-        "version": request.version.number,
+        "definition": request.definition_id,
+        # A count of the builder's unsaved draft has no version number.
+        "version": request.version.number if request.version is not None else None,
+        "draft": request.is_draft,
         "finished": finished,
         "state": "finished" if finished else ("running" if JobState.RUNNING in states else "queued"),
         "cancelled": request.cancelled_at is not None,
@@ -346,9 +348,9 @@ def _shows_a_site(rights: CountRights, **run_filter: Any) -> Q:
     for project_id, sources in rights.by_project.items():
         on_site = Exists(runs.filter(source_id__in=sources))
         if project_id is None:
-            shown |= Q(on_site, version__definition__project__isnull=True)
+            shown |= Q(on_site, definition__project__isnull=True)
         else:
-            shown |= Q(on_site, version__definition__project_id=project_id)
+            shown |= Q(on_site, definition__project_id=project_id)
     return shown
 
 
@@ -359,9 +361,12 @@ def run_request_sites_for_user(user: User, request: RunRequest) -> frozenset[int
     answered as missing (``run_request_get_for_user``).
 
     Making the request gives no right of its own: a requester whose membership ended, or whose definition was
-    unshared from them, loses its results with it.
+    unshared from them, loses its results with it. A count of an unsaved draft is its requester's alone: the draft
+    is what they are editing, not what the definition's readers were given.
     """
-    definition = request.version.definition
+    definition = request.definition
+    if request.is_draft and request.requested_by_id != user.pk:
+        return frozenset()
     if not account_is_usable(user) or not _definitions_counted_by(user).filter(pk=definition.pk).exists():
         return frozenset()
     rights = count_rights_for_user(user)
@@ -374,7 +379,7 @@ def run_request_get_for_user(user: User, pk: int) -> RunRequest:
     Http404 otherwise — the same answer as for a request that does not exist, so walking the sequential ids
     tells a stranger nothing."""
     request = (
-        RunRequest.objects.select_related("version__definition", "requested_by").filter(pk=pk).first()
+        RunRequest.objects.select_related("definition", "version", "requested_by").filter(pk=pk).first()
         if account_is_usable(user)
         else None
     )
@@ -391,21 +396,36 @@ def run_request_result_for_user(user: User, request: RunRequest) -> dict[str, An
     sites = run_request_sites_for_user(user, request)
     if not sites:
         raise Http404("No such count.")
-    grants = exact_grants_for(user=user, project_id=request.version.definition.project_id)
+    grants = exact_grants_for(user=user, project_id=request.definition.project_id)
     return run_request_result(request=request, role=user.role, sites=sites, grants=grants)
+
+
+def run_request_active(request: RunRequest) -> bool:
+    """Whether a site of the request is still queued or running: one indexed look-up, for the status wait."""
+    return CohortRun.objects.filter(requests=request, state__in=ACTIVE_STATES).exists()
+
+
+def run_request_status_for_user(user: User, request: RunRequest) -> dict[str, Any]:
+    """What a page following a count shows: its result as ``user`` may see it (``run_request_result_for_user``)
+    and whether they may still cancel it (their own count, not yet over)."""
+    result = run_request_result_for_user(user, request)
+    result["can_cancel"] = request.requested_by_id == user.pk and not (result["finished"] or result["cancelled"])
+    return result
 
 
 def run_requests_for_user(user: User, *, definition: CohortDefinition | None = None) -> QuerySet[RunRequest]:
     """Requests the user made that they may still see (a definition they may view and run, a source they may
-    count it on today), newest first; of one definition if given."""
+    count it on today), newest first; of one definition if given. Counts of saved versions only: the builder's
+    draft counts (one per pause in typing) are its scratch, followed in the builder and not listed."""
     queryset = RunRequest.objects.filter(
         _shows_a_site(count_rights_for_user(user)),
         requested_by=user,
-        version__definition__in=_definitions_counted_by(user).values("pk"),
+        version__isnull=False,
+        definition__in=_definitions_counted_by(user).values("pk"),
     )
     if definition is not None:
-        queryset = queryset.filter(version__definition=definition)
-    return queryset.select_related("version__definition").prefetch_related("runs").order_by("-created_at", "-id")
+        queryset = queryset.filter(definition=definition)
+    return queryset.select_related("definition", "version").prefetch_related("runs").order_by("-created_at", "-id")
 
 
 def sources_for_user_and_definition(user: User, definition: CohortDefinition) -> QuerySet[Source]:
@@ -548,7 +568,8 @@ def latest_counts(definition_ids: list[int], *, user: User) -> dict[int, dict[st
     newest = (
         RunRequest.objects.filter(
             _shows_a_site(rights, state=JobState.SUCCEEDED),
-            version__definition=OuterRef("pk"),
+            definition=OuterRef("pk"),
+            version__isnull=False,
             kind=RunKind.COUNT,
             cancelled_at__isnull=True,
         )
@@ -595,13 +616,20 @@ def latest_counts_per_site(definition: CohortDefinition, *, user: User) -> list[
     """For the printable summary: per source ``user`` may see now (``count_rights_for_user``, and view and run on
     the definition), the latest succeeded count of the definition's latest version (or of an earlier version if
     the latest was never counted there), protected by the site's rule for their role (exact where a grant of the
-    definition's project reaches them)."""
+    definition's project reaches them). Read through the counts of the definition's saved versions: a run they
+    reused (one of a draft or of another definition with the same expression) counts, a draft's own does not."""
     if not _definitions_counted_by(user).filter(pk=definition.pk).exists():
         return []
     runs = (
-        CohortRun.objects.filter(version__definition=definition, kind=RunKind.COUNT, state=JobState.SUCCEEDED)
-        .select_related("source", "version")
-        .order_by("source__key", "-version__number", "-finished_at", "-id")
+        CohortRun.objects.filter(
+            requests__definition=definition,
+            requests__version__isnull=False,
+            kind=RunKind.COUNT,
+            state=JobState.SUCCEEDED,
+        )
+        .annotate(version_number=F("requests__version__number"))
+        .select_related("source")
+        .order_by("source__key", "-version_number", "-finished_at", "-id")
     )
     sites = count_rights_for_user(user).sites(definition.project_id)
     if sites is not None:
@@ -617,7 +645,7 @@ def latest_counts_per_site(definition: CohortDefinition, *, user: User) -> list[
         rows.append(
             {
                 "source": run.source,
-                "version": run.version.number,
+                "version": run.version_number,
                 "persons": protect_cell(_total_cell(run.result or {}), rule).as_dict(),
                 "privacy": rule.describe(),
                 "finished_at": run.finished_at,

@@ -94,7 +94,9 @@ def finished_run(
 def count_request(version: Any, user: Any, counts: dict[Any, int]) -> RunRequest:
     """A count request of ``version`` by ``user``, finished at each source of ``counts`` with that many persons
     (the shape a worker stores), as if the sites had answered."""
-    request = RunRequest.objects.create(version=version, kind=RunKind.COUNT, requested_by=user)
+    request = RunRequest.objects.create(
+        definition=version.definition, version=version, kind=RunKind.COUNT, requested_by=user
+    )
     for source, persons in counts.items():
         run = finished_run(
             version,
@@ -148,7 +150,9 @@ def raw_demographics(
 def demographics_request(version: Any, user: Any, sites: dict[Any, dict[str, Any]]) -> RunRequest:
     """A demographics request of ``version`` by ``user``, finished at each source of ``sites`` with those
     demographics (``raw_demographics``), one attrition step and one inclusion rule."""
-    request = RunRequest.objects.create(version=version, kind=RunKind.DEMOGRAPHICS, requested_by=user)
+    request = RunRequest.objects.create(
+        definition=version.definition, version=version, kind=RunKind.DEMOGRAPHICS, requested_by=user
+    )
     for source, demographics in sites.items():
         persons = demographics["persons"]
         run = finished_run(

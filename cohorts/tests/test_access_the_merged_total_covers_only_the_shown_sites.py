@@ -65,7 +65,9 @@ def three_site_count(alice: Any, admin: Any, project: Any, source: Any, other_so
     definition = definition_create(owner=alice, name="Across hospitals", expression=EXPRESSION, project=project)
     definition_share(definition=definition, by=alice, to_project=project)
     version = definition.latest_version()
-    request = RunRequest.objects.create(version=version, kind=RunKind.DEMOGRAPHICS, requested_by=admin)
+    request = RunRequest.objects.create(
+        definition=version.definition, version=version, kind=RunKind.DEMOGRAPHICS, requested_by=admin
+    )
     for key, (persons, race) in SITES.items():
         request.runs.add(demographics_run(version, sites[key], admin, persons, race))
     return request

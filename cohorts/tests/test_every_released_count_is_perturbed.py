@@ -132,8 +132,12 @@ def world(alice: Any, project: Any, source: Any, other_source: Any, steward: Any
     definition = definition_create(owner=alice, name="Tracer cohort", expression=EXPRESSION, project=project)
     definition_share(definition=definition, by=alice, to_project=project)
     version = definition.latest_version()
-    request = RunRequest.objects.create(version=version, kind=RunKind.DEMOGRAPHICS, requested_by=alice)
-    count = RunRequest.objects.create(version=version, kind=RunKind.COUNT, requested_by=alice)
+    request = RunRequest.objects.create(
+        definition=version.definition, version=version, kind=RunKind.DEMOGRAPHICS, requested_by=alice
+    )
+    count = RunRequest.objects.create(
+        definition=version.definition, version=version, kind=RunKind.COUNT, requested_by=alice
+    )
     for key, site in SITES.items():
         request.runs.add(
             finished_run(

@@ -53,7 +53,9 @@ def partner(project, alice, steward) -> Any:
 
 def finished_count(definition: CohortDefinition, user: Any, source: Any, persons: int) -> RunRequest:
     version = definition.latest_version()
-    request = RunRequest.objects.create(version=version, kind=RunKind.COUNT, requested_by=user)
+    request = RunRequest.objects.create(
+        definition=version.definition, version=version, kind=RunKind.COUNT, requested_by=user
+    )
     run = CohortRun.objects.create(
         version=version,
         source=source,

@@ -53,7 +53,9 @@ def definition(alice, project, bob_member, ready_source) -> Any:
 def make_request(definition: Any, user: Any, source: Any, *, state: str, persons: int | None = None) -> RunRequest:
     """A request with one run in ``state`` (and a result when ``persons`` is given), as a worker would leave it."""
     version = definition.latest_version()
-    request = RunRequest.objects.create(version=version, kind=RunKind.DEMOGRAPHICS, requested_by=user)
+    request = RunRequest.objects.create(
+        definition=version.definition, version=version, kind=RunKind.DEMOGRAPHICS, requested_by=user
+    )
     result = None
     if persons is not None:
         result = {

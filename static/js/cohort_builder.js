@@ -33,9 +33,14 @@
   var lastDescription = config.initial;
   var lastValid = null;
   var searchState = {};
+  // The pause after an edit before the draft is described (and, with auto-count on, counted): long enough not to
+  // count every keystroke, short enough to feel live.
   var DESCRIBE_MS = 400;
-  var AUTO_COUNT_MS = 1500;
-  var POLL_MS = 1000;
+  // The status request waits on the server until the count has finished (at most this long), so the number comes
+  // as soon as the worker is done, without polling every few milliseconds.
+  var WAIT_SECONDS = 2;
+  var RETRY_MS = 3000;
+  var AUTO_COUNT_KEY = "soyang.builder.auto-count." + (config.user || "");
 
   var MALE = 8507;
   var FEMALE = 8532;
@@ -815,7 +820,6 @@
   }
 
   var describeTimer = null;
-  var autoTimer = null;
   var describeSeq = 0;
 
   function describe() {
@@ -830,9 +834,9 @@
         showDescription(answer.data);
         showErrors(answer.data.errors);
         form.querySelector("[data-field=validity]").textContent = answer.data.valid ? "Valid." : "Not valid yet: see the messages in the blocks.";
-        if (answer.data.valid && autoCount.checked && savedJson !== JSON.stringify(expr)) {
-          window.clearTimeout(autoTimer);
-          autoTimer = window.setTimeout(count, AUTO_COUNT_MS);
+        // The describe pause was the auto-count's pause: a valid draft not counted yet is counted now.
+        if (answer.data.valid && autoCount.checked && definition && countedJson !== JSON.stringify(expr)) {
+          count();
         }
       }
     }).catch(function () {
@@ -860,7 +864,8 @@
   }
 
   function valueChanged() {
-    form.querySelector("[data-field=save-status]").textContent = savedJson === JSON.stringify(expr) ? "" : "Unsaved changes.";
+    form.querySelector("[data-field=save-status]").textContent = savedJson === JSON.stringify(expr) ? "" : _("Unsaved changes.");
+    draftChanged();
     window.clearTimeout(describeTimer);
     describeTimer = window.setTimeout(describe, DESCRIBE_MS);
   }
@@ -911,12 +916,32 @@
     });
   }
 
-  var polling = null;
+  // --- counting the draft -------------------------------------------------------------------------------------
+  //
+  // Count posts the draft as it is on screen (count.json): nothing is saved. Each count is tagged with a sequence
+  // number and the JSON it counted; an answer or a poll of an older count than the latest is dropped, and an edit
+  // takes the number off the screen until the new draft is counted, so the number shown always belongs to the
+  // draft shown. The server cancels the user's older draft count still in flight.
 
-  function showRun(result, runUrl) {
-    var box = region("count");
+  var countSeq = 0;
+  var countedJson = null;  // the draft of the latest count started, while it is still the draft on screen
+  var shown = null;        // {json, result}: the count on screen and the draft it belongs to
+
+  function countBox() {
+    return region("count");
+  }
+
+  function showRun(result, seq, json) {
+    if (seq !== countSeq) {
+      return;
+    }
+    var box = countBox();
     box.hidden = false;
+    box.classList.remove("builder-stale");
+    shown = { json: json, result: result };
     box.querySelector("[data-field=total]").textContent = result.total ? result.total.display : "—";
+    box.querySelector("[data-field=total-privacy]").textContent = result.total_privacy ?
+      result.total_privacy.description + ((result.sites || []).length > 1 ? " " + _("(strictest of the sites' rules)") : "") : "";
     box.querySelector("[data-field=count-state]").textContent = result.state + (result.cancelled ? " (" + _("cancelled") + ")" : "");
     var body = box.querySelector("#builder-sites tbody");
     clear(body);
@@ -935,14 +960,40 @@
     });
     box.querySelector("[data-action=cancel]").hidden = !result.can_cancel;
     var link = box.querySelector("[data-field=result-link]");
-    if (runUrl) {
-      link.href = runUrl;
-      link.hidden = false;
-    }
+    link.hidden = !link.dataset.request || link.dataset.request !== String(result.request);
   }
 
-  function poll(statusUrl, runUrl, token) {
-    fetch(statusUrl, { credentials: "same-origin", headers: { Accept: "application/json" }, cache: "no-store" })
+  function draftChanged() {
+    // Answers still on their way belong to an older draft: they are dropped, and the number on screen goes until
+    // the new draft is counted (it comes back if the edit is undone).
+    var now = JSON.stringify(expr);
+    if (countedJson !== null && countedJson !== now) {
+      countSeq++;
+      countedJson = null;
+    }
+    markStale(now);
+  }
+
+  function markStale(now) {
+    var box = countBox();
+    if (box.hidden || shown === null) {
+      return;
+    }
+    if (shown.json === now) {
+      showRun(shown.result, countSeq, shown.json);
+      return;
+    }
+    box.classList.add("builder-stale");
+    box.querySelector("[data-field=total]").textContent = "—";
+    box.querySelectorAll("#builder-sites tbody td.num").forEach(function (td) { td.textContent = "—"; });
+    box.querySelector("[data-field=count-state]").textContent = autoCount.checked ?
+      _("changed: counting after the pause…") : _("changed since this count: press Count");
+    box.querySelector("[data-action=cancel]").hidden = true;
+    box.querySelector("[data-field=result-link]").hidden = true;
+  }
+
+  function poll(statusUrl, seq, json) {
+    fetch(statusUrl + "?wait=" + WAIT_SECONDS, { credentials: "same-origin", headers: { Accept: "application/json" }, cache: "no-store" })
       .then(function (response) {
         if (!response.ok) {
           throw new Error(String(response.status));
@@ -950,70 +1001,105 @@
         return response.json();
       })
       .then(function (result) {
-        if (polling !== token) {
+        if (seq !== countSeq) {
           return;
         }
-        showRun(result, runUrl);
+        showRun(result, seq, json);
         if (!result.finished) {
-          window.setTimeout(function () { poll(statusUrl, runUrl, token); }, POLL_MS);
+          poll(statusUrl, seq, json);
         }
       })
       .catch(function () {
-        if (polling === token) {
-          window.setTimeout(function () { poll(statusUrl, runUrl, token); }, 3 * POLL_MS);
+        if (seq === countSeq) {
+          window.setTimeout(function () { poll(statusUrl, seq, json); }, RETRY_MS);
         }
       });
   }
 
-  function startRun() {
-    var data = new FormData();
-    var chosen = sources.filter(function (source) {
+  function chosenSources() {
+    return sources.filter(function (source) {
       var box = document.getElementById("source-" + source.id);
       return box && box.checked;
-    });
+    }).map(function (source) { return source.id; });
+  }
+
+  function countDraft() {
+    var chosen = chosenSources();
     if (!chosen.length) {
       showErrors([{ block: "general", path: "", message: _("Choose at least one site to count on.") }]);
       return;
     }
-    chosen.forEach(function (source) { data.append("sources", String(source.id)); });
-    data.append("kind", "count");
-    fetch(urls.run, { method: "POST", body: data, credentials: "same-origin", headers: { Accept: "application/json", "X-CSRFToken": csrf() } })
-      .then(function (response) {
-        return response.json().then(function (answer) { return { status: response.status, data: answer }; });
-      })
-      .then(function (answer) {
-        if (answer.status !== 201) {
-          showErrors([{ block: "general", path: "", message: answer.data.error || _("The count was not started.") }]);
-          return;
-        }
-        var token = {};
-        polling = token;
-        var box = region("count");
-        box.dataset.cancelUrl = answer.data.status_url.replace(/status\.json$/, "cancel/");
-        poll(answer.data.status_url, answer.data.url, token);
-      });
+    var seq = ++countSeq;
+    var json = JSON.stringify(expr);
+    countedJson = json;
+    var box = countBox();
+    postJson(urls.count, { expression: expr, sources: chosen }).then(function (answer) {
+      if (seq !== countSeq) {
+        return;
+      }
+      if (answer.status !== 201) {
+        countedJson = null;
+        showErrors(answer.data.errors);
+        return;
+      }
+      showErrors([]);
+      box.dataset.cancelUrl = answer.data.cancel_url;
+      var link = box.querySelector("[data-field=result-link]");
+      link.href = answer.data.url;
+      link.dataset.request = String(answer.data.request);
+      // A draft counted before (or saved and counted) answers at once from the result cache: nothing to poll.
+      showRun(answer.data.result, seq, json);
+      if (!answer.data.result.finished) {
+        poll(answer.data.status_url, seq, json);
+      }
+    }, function () {
+      if (seq === countSeq) {
+        countedJson = null;
+        showErrors([{ block: "general", path: "", message: _("Could not start the count (connection?).") }]);
+      }
+    });
   }
 
   function count() {
-    window.clearTimeout(autoTimer);
-    if (definition && savedJson === JSON.stringify(expr)) {
-      startRun();
+    if (definition) {
+      countDraft();
       return;
     }
-    save(definition ? "saved to count" : "").then(startRun, function () {});
+    // A new definition is created first: its project decides the sites it may be counted on.
+    save("").then(countDraft, function () {});
   }
 
   var autoCount = form.querySelector("[data-field=auto-count]");
+  // The switch is remembered in this browser for this user; switching it on counts the draft on screen.
+  try {
+    autoCount.checked = window.localStorage.getItem(AUTO_COUNT_KEY) === "1";
+  } catch (e) {
+    autoCount.checked = false;
+  }
+  autoCount.addEventListener("change", function () {
+    try {
+      window.localStorage.setItem(AUTO_COUNT_KEY, autoCount.checked ? "1" : "0");
+    } catch (e) {
+      // Storage refused (private mode): the switch still works on this page.
+    }
+    if (autoCount.checked && definition && lastValid && countedJson !== JSON.stringify(expr)) {
+      count();
+    } else {
+      markStale(JSON.stringify(expr));
+    }
+  });
   form.querySelector("[data-action=save]").addEventListener("click", function () {
     save().catch(function () {});
   });
   form.querySelector("[data-action=count]").addEventListener("click", count);
   form.querySelector("[data-action=cancel]").addEventListener("click", function () {
-    var box = region("count");
+    var box = countBox();
+    var seq = countSeq;
+    var json = countedJson;
     var data = new FormData();
     fetch(box.dataset.cancelUrl, { method: "POST", body: data, credentials: "same-origin", headers: { Accept: "application/json", "X-CSRFToken": csrf() } })
       .then(function (response) { return response.json(); })
-      .then(function (result) { showRun(result); });
+      .then(function (result) { showRun(result, seq, json); });
   });
   form.addEventListener("submit", function (event) {
     event.preventDefault();

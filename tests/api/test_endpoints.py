@@ -160,7 +160,9 @@ def test_a_site_outside_ones_projects_is_refused_and_nothing_is_written(api_worl
 def _finished(api_world: World, persons: int) -> RunRequest:
     definition = api_world.P["definition"]
     version = definition.latest_version()
-    request = RunRequest.objects.create(version=version, kind=RunKind.COUNT, requested_by=api_world.users["member"])
+    request = RunRequest.objects.create(
+        definition=version.definition, version=version, kind=RunKind.COUNT, requested_by=api_world.users["member"]
+    )
     run = CohortRun.objects.create(
         version=version,
         source=api_world.P["source"],

@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 
 from conftest import REPO_ROOT
+from warehouse.synthetic.synthesis import write_cdm
+from warehouse.vocabulary.load import vocabulary_load_from_directory
 from worker.tests.conftest import cdm_gibleed_duckdb_private, start_worker  # noqa: F401
 from worker.tests.helpers import PASSWORD
 
@@ -53,6 +55,19 @@ def chromium() -> Callable[[], Any]:
 def screenshots() -> Path:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     return SCREENSHOTS
+
+
+@pytest.fixture
+def demo_site(tmp_path: Path) -> Any:
+    """A small warehouse of the synthetic generator behind `make demo` (2,000 persons), in a DuckDB file of its
+    own for the worker process, with its vocabulary loaded into the portal for the concept search."""
+    from conftest import _load_test_cdm
+
+    directory = tmp_path / "cdm"
+    directory.mkdir()
+    write_cdm(directory, persons=2_000, seed=7, chunk_size=1_000, jobs=1)
+    vocabulary_load_from_directory(directory=directory)
+    return _load_test_cdm("duckdb", f"duckdb:///{tmp_path / 'site.duckdb'}", directory, "cdm", "results")
 
 
 def watch(page: Any, errors: list[str], failed: list[str]) -> None:

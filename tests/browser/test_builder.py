@@ -17,8 +17,6 @@ from cohorts.definitions.models import CohortDefinition
 from cohorts.definitions.services import definition_create
 from cohorts.runs.services import site_queue
 from tests.browser.conftest import sign_in, watch
-from warehouse.synthetic.synthesis import write_cdm
-from warehouse.vocabulary.load import vocabulary_load_from_directory
 from worker.tests.helpers import generated_released, make_running_project, make_source, make_user
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -26,19 +24,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 TIMEOUT_MS = 30_000
 T2DM, METFORMIN = 201826, 1503297
 IMPORTED = "h06_pharyngitis_at_least_two_nested"
-
-
-@pytest.fixture
-def demo_site(tmp_path: Path) -> Any:
-    """A small warehouse of the synthetic generator behind `make demo` (2,000 persons), in a DuckDB file of its
-    own for the worker process, with its vocabulary loaded into the portal for the concept search."""
-    from conftest import _load_test_cdm
-
-    directory = tmp_path / "cdm"
-    directory.mkdir()
-    write_cdm(directory, persons=2_000, seed=7, chunk_size=1_000, jobs=1)
-    vocabulary_load_from_directory(directory=directory)
-    return _load_test_cdm("duckdb", f"duckdb:///{tmp_path / 'site.duckdb'}", directory, "cdm", "results")
 
 
 def expected_expression() -> dict[str, Any]:

@@ -69,7 +69,9 @@ class Portal:
         identity = (generated[0].name, tuple(g.site for g in generated))
         if identity not in self._requests:
             version = self.version(generated[0])
-            request = RunRequest.objects.create(version=version, kind=generated[0].kind, requested_by=self.researcher)
+            request = RunRequest.objects.create(
+                definition=version.definition, version=version, kind=generated[0].kind, requested_by=self.researcher
+            )
             for g in generated:
                 run = finished_run(
                     version,

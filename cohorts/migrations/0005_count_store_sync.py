@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('cohorts', '0003_run_rows_pruned_at'),
+        ('cohorts', '0004_run_draft'),
         ('warehouse', '0009_source_count_store'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
