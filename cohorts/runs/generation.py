@@ -241,6 +241,8 @@ def resolve_concept_sets(
             *codesets_query(union, dialect=engine.kind, vocabulary_schema=vocabulary_schema)
         ):
             concepts[int(codeset)].append(int(concept))
+    for ids in concepts.values():
+        ids.sort()  # in one order, whatever the plan: the same concept set compiles to the same statement
     return [
         {concept_set.id: concepts[distinct[concept_set.items]] for concept_set in expression.concept_sets}
         for expression in expressions

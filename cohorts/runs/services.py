@@ -103,13 +103,7 @@ class _Counted:
 def _run_request_start(
     *, user: User, counted: _Counted, sources: Sequence[Any], kind: RunKind, supersede: bool
 ) -> RunRequest:
-    _check_sources(sources)
-    try:
-        broker_check()
-    except BrokerUnreachable as exc:
-        raise BrokerUnavailable(
-            "The task queue is not reachable right now; no count was started. Try again shortly."
-        ) from exc
+    _check_ready(sources)
     request, to_enqueue = _run_request_write(
         user=user, counted=counted, sources=sources, kind=kind, supersede=supersede
     )
@@ -218,13 +212,7 @@ def run_set_create(
         raise SourceNotReady("Choose at least one definition.")
     if len(versions) > MAX_SET_SIZE:
         raise SourceNotReady(f"A set holds at most {MAX_SET_SIZE} definitions; {len(versions)} were chosen.")
-    _check_sources(sources)
-    try:
-        broker_check()
-    except BrokerUnreachable as exc:
-        raise BrokerUnavailable(
-            "The task queue is not reachable right now; no count was started. Try again shortly."
-        ) from exc
+    _check_ready(sources)
     requests: list[RunRequest] = []
     by_site: dict[str, list[CohortRun]] = {}
     with transaction.atomic():
@@ -263,6 +251,17 @@ def _enqueue_set_on_commit(key: str, runs: list[CohortRun]) -> None:
             )
 
     job_enqueue_on_commit(RUN_SET_TASK_NAME, queue=site_queue(key), kwargs={"run_ids": ids}, on_failure=not_sent)
+
+
+def _check_ready(sources: Sequence[Any]) -> None:
+    """Refuse, before anything is written, a count nobody could run: a site without data, or no broker."""
+    _check_sources(sources)
+    try:
+        broker_check()
+    except BrokerUnreachable as exc:
+        raise BrokerUnavailable(
+            "The task queue is not reachable right now; no count was started. Try again shortly."
+        ) from exc
 
 
 def _check_sources(sources: Sequence[Any]) -> None:

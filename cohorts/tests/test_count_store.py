@@ -25,6 +25,7 @@ from jobs.choices import JobState
 from warehouse.count_store import CountStoreError, store_open, store_remove, store_state, store_sync
 from warehouse.fingerprint import cdm_fingerprint, counted_tables
 from warehouse.models import Source
+from warehouse.tests.plain_cdm import etl_change
 
 PG_CASES = [
     pytest.param(entry["name"], entry["dataset"], id=entry["name"])
@@ -122,7 +123,7 @@ def test_a_stale_store_is_never_used_and_a_sync_is_queued(cdm_gibleed_pg: Any, s
         assert Source.objects.get(pk=site.pk).count_store_state == "fresh"
 
         # The hospital's ETL adds a condition (its own session): the CDM's fingerprint moves, the store's does not.
-        _etl(
+        etl_change(
             cdm_gibleed_pg,
             f"INSERT INTO {cdm_gibleed_pg.cdm_schema}.condition_occurrence (condition_occurrence_id, person_id, "
             "condition_concept_id, condition_start_date, condition_type_concept_id) "
@@ -140,24 +141,13 @@ def test_a_stale_store_is_never_used_and_a_sync_is_queued(cdm_gibleed_pg: Any, s
             counting_engine(site, engine)
             assert CountStoreSync.objects.filter(source=site).count() == 1
         finally:
-            _etl(
+            etl_change(
                 cdm_gibleed_pg,
                 f"DELETE FROM {cdm_gibleed_pg.cdm_schema}.condition_occurrence WHERE condition_concept_id = 0 "
                 "AND condition_start_date = DATE '2000-01-01' AND person_id = 1",
             )
     finally:
         engine.close()
-
-
-def _etl(cdm: Any, sql: str) -> None:
-    """A change made by the hospital's ETL in a session of its own, its statistics reported at once."""
-    etl = cdm.connect()
-    try:
-        with etl.transaction():
-            etl.execute(sql)
-        etl.execute("SELECT pg_stat_force_next_flush()")
-    finally:
-        etl.close()
 
 
 def test_a_copy_during_which_the_cdm_changed_is_thrown_away_and_the_store_kept(cdm_gibleed_pg: Any) -> None:

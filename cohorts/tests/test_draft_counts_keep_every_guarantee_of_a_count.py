@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from audit.models import AuditEvent
 from cohorts.definitions.models import CohortDefinitionVersion
@@ -58,8 +59,10 @@ def count_draft(user: Any, definition: Any, expression: Any, sources: list[Any])
 
 @pytest.fixture
 def ready_source(source) -> Any:
+    # Its worker confirmed the fingerprint a moment ago: results computed on it may be served from the cache.
     source.fingerprint = "f" * 64
-    source.save(update_fields=["fingerprint"])
+    source.fingerprint_checked_at = timezone.now()
+    source.save(update_fields=["fingerprint", "fingerprint_checked_at"])
     return source
 
 
@@ -145,7 +148,8 @@ def test_a_draft_counted_before_answers_at_once_from_the_cache(alice, definition
     first = count_draft(alice, definition, draft(30), [ready_source]).json()
     (run,) = RunRequest.objects.get(pk=first["request"]).runs.all()
     CohortRun.objects.filter(pk=run.pk).update(
-        state=JobState.SUCCEEDED, result=with_cell_keys({"persons": 120, "rows": 120, "attrition": []})
+        state=JobState.SUCCEEDED,
+        result=with_cell_keys({"persons": 120, "rows": 120, "attrition": [], "fingerprint": ready_source.fingerprint}),
     )
 
     again = count_draft(alice, definition, draft(30), [ready_source]).json()
@@ -227,7 +231,8 @@ def test_a_draft_count_is_its_requesters_alone_and_not_listed(alice, bob, defini
         user=alice, definition=definition, expression=draft(1), sources=[ready_source]
     )
     CohortRun.objects.filter(pk=request.runs.get().pk).update(
-        state=JobState.SUCCEEDED, result=with_cell_keys({"persons": 120, "rows": 120, "attrition": []})
+        state=JobState.SUCCEEDED,
+        result=with_cell_keys({"persons": 120, "rows": 120, "attrition": [], "fingerprint": ready_source.fingerprint}),
     )
     assert client_for(alice).get(reverse("cohorts:run_status", args=[request.pk])).status_code == 200
     page = client_for(alice).get(reverse("cohorts:run_detail", args=[request.pk]))
@@ -245,7 +250,8 @@ def test_a_saved_versions_count_that_reused_a_drafts_run_is_the_definitions_late
     )
     run = drafted.runs.get()
     CohortRun.objects.filter(pk=run.pk).update(
-        state=JobState.SUCCEEDED, result=with_cell_keys({"persons": 120, "rows": 120, "attrition": []})
+        state=JobState.SUCCEEDED,
+        result=with_cell_keys({"persons": 120, "rows": 120, "attrition": [], "fingerprint": ready_source.fingerprint}),
     )
     version = definition_save_version(definition=definition, expression=draft(5), author=alice, note="the draft")
     saved = run_request_create(user=alice, version=version, sources=[ready_source])
@@ -265,7 +271,8 @@ def test_the_builders_status_wait_answers_with_the_result_once_the_count_is_over
     assert client.get(url, {"wait": "soon"}).json() == {"error": "wait: a number of seconds."}
     assert client.get(url, {"wait": "0.05"}).json()["finished"] is False  # still queued when the wait ends
     CohortRun.objects.filter(pk=request.runs.get().pk).update(
-        state=JobState.SUCCEEDED, result=with_cell_keys({"persons": 120, "rows": 120, "attrition": []})
+        state=JobState.SUCCEEDED,
+        result=with_cell_keys({"persons": 120, "rows": 120, "attrition": [], "fingerprint": ready_source.fingerprint}),
     )
     status = client.get(url, {"wait": "2"}).json()
     assert status["finished"] and status["total"]["display"] == "120"

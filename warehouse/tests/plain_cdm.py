@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import duckdb
@@ -158,3 +159,15 @@ def plain_duckdb_cdm(path: Path, data: Path, *, tables: Iterable[str] = PLAIN_TA
         duck.close()
     url = f"duckdb:///{path}"
     return PlainCdm("duckdb", url, url, "cdm", "results")
+
+
+def etl_change(cdm: Any, sql: str) -> None:
+    """A change made by the hospital's ETL in a session of its own (``cdm``: a loaded test CDM on PostgreSQL),
+    its statistics reported at once, so that the next fingerprint read sees it."""
+    etl = cdm.connect()
+    try:
+        with etl.transaction():
+            etl.execute(sql)
+        etl.execute("SELECT pg_stat_force_next_flush()")
+    finally:
+        etl.close()

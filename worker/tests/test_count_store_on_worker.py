@@ -20,6 +20,7 @@ from cohorts.runs.stores import COUNT_STORE
 from jobs.choices import FINAL_STATES, JobState
 from warehouse.count_store import store_state
 from warehouse.models import Source
+from warehouse.tests.plain_cdm import etl_change
 from worker.tests.helpers import (
     make_source,
     make_user,
@@ -48,16 +49,6 @@ def _synced(source: Source, after: int = 0) -> CountStoreSync:
         timeout=90,
         what="the count store sync to end",
     )
-
-
-def _etl(cdm: Any, sql: str) -> None:
-    etl = cdm.connect()
-    try:
-        with etl.transaction():
-            etl.execute(sql)
-        etl.execute("SELECT pg_stat_force_next_flush()")
-    finally:
-        etl.close()
 
 
 def test_a_steward_builds_the_store_counts_use_it_and_a_reload_sends_them_back_to_the_database(
@@ -92,7 +83,7 @@ def test_a_steward_builds_the_store_counts_use_it_and_a_reload_sends_them_back_t
     fingerprint = store_state(source).fingerprint
 
     # The hospital's ETL reloads part of the CDM: the next count is answered by the database and says why.
-    _etl(
+    etl_change(
         cdm_gibleed_pg,
         f"UPDATE {cdm_gibleed_pg.cdm_schema}.observation_period SET period_type_concept_id = period_type_concept_id "
         "WHERE person_id = 1",
