@@ -122,14 +122,8 @@ def test_a_stale_store_is_never_used_and_a_sync_is_queued(cdm_gibleed_pg: Any, s
         fresh.close()
         assert Source.objects.get(pk=site.pk).count_store_state == "fresh"
 
-        # The hospital's ETL adds a condition (its own session): the CDM's fingerprint moves, the store's does not.
-        etl_change(
-            cdm_gibleed_pg,
-            f"INSERT INTO {cdm_gibleed_pg.cdm_schema}.condition_occurrence (condition_occurrence_id, person_id, "
-            "condition_concept_id, condition_start_date, condition_type_concept_id) "
-            "SELECT MAX(condition_occurrence_id) + 1, 1, 0, DATE '2000-01-01', 0 "
-            f"FROM {cdm_gibleed_pg.cdm_schema}.condition_occurrence",
-        )
+        # The hospital's ETL publishes a new release (its own session): the CDM's fingerprint moves, the store's not.
+        etl_change(cdm_gibleed_pg, _release(cdm_gibleed_pg, "source_release_date + 1"))
         try:
             stale = counting_engine(site, engine)
             assert stale.name == "postgresql" and stale.engine is engine
@@ -141,13 +135,14 @@ def test_a_stale_store_is_never_used_and_a_sync_is_queued(cdm_gibleed_pg: Any, s
             counting_engine(site, engine)
             assert CountStoreSync.objects.filter(source=site).count() == 1
         finally:
-            etl_change(
-                cdm_gibleed_pg,
-                f"DELETE FROM {cdm_gibleed_pg.cdm_schema}.condition_occurrence WHERE condition_concept_id = 0 "
-                "AND condition_start_date = DATE '2000-01-01' AND person_id = 1",
-            )
+            etl_change(cdm_gibleed_pg, _release(cdm_gibleed_pg, "source_release_date - 1"))
     finally:
         engine.close()
+
+
+def _release(cdm: Any, date: str) -> str:
+    """The statement by which an ETL records a new release of the CDM (``date``: an SQL expression)."""
+    return f"UPDATE {cdm.cdm_schema}.cdm_source SET source_release_date = {date}"
 
 
 def test_a_copy_during_which_the_cdm_changed_is_thrown_away_and_the_store_kept(cdm_gibleed_pg: Any) -> None:

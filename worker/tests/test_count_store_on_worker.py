@@ -80,14 +80,18 @@ def test_a_steward_builds_the_store_counts_use_it_and_a_reload_sends_them_back_t
     assert run.state == JobState.SUCCEEDED, run.error
     assert run.result["engine"] == COUNT_STORE and run.result["engine_note"] == ""
     assert run.result["persons"] == oracle_expected(oracle_dir, "pl_3385")["persons"]
-    fingerprint = store_state(source).fingerprint
 
-    # The hospital's ETL reloads part of the CDM: the next count is answered by the database and says why.
-    etl_change(
-        cdm_gibleed_pg,
-        f"UPDATE {cdm_gibleed_pg.cdm_schema}.observation_period SET period_type_concept_id = period_type_concept_id "
-        "WHERE person_id = 1",
-    )
+    # The hospital's ETL publishes a new release: the next count is answered by the database and says why.
+    release = f"UPDATE {cdm_gibleed_pg.cdm_schema}.cdm_source SET source_release_date = source_release_date + %s"
+    etl_change(cdm_gibleed_pg, release % 1)
+    try:
+        _after_the_release(source, researcher, oracle_dir, sync)
+    finally:
+        etl_change(cdm_gibleed_pg, release % -1)
+
+
+def _after_the_release(source: Source, researcher: Any, oracle_dir: Any, sync: CountStoreSync) -> None:
+    fingerprint = store_state(source).fingerprint
     second = oracle_definition(oracle_dir, "pl_10606", researcher)
     (run,) = wait_final(run_request_create(user=researcher, version=second.latest_version(), sources=[source]))
     assert run.state == JobState.SUCCEEDED, run.error
