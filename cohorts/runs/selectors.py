@@ -471,9 +471,11 @@ def _merged_rule(result: dict[str, Any]) -> str:
     return f"{result['merged_demographics']['privacy']['description']} (strictest of the sites' rules)"
 
 
-def _cell(protected: dict[str, Any]) -> str:
-    # "<10" stays "<10": a hidden count is never written as a number, not even as an empty one that sums.
-    return protected["display"]
+def _cell(protected: dict[str, Any]) -> int | str:
+    """A released count as a number (spreadsheets sum it; "1,001" would be text); "<10" stays "<10" and a
+    partial total ("60 + <10") stays text: a hidden count is never written as a number, not even an empty one."""
+    value = protected.get("value")
+    return int(value) if value is not None else protected["display"]
 
 
 def _withheld(site: dict[str, Any], table: str, kind: str) -> bool:

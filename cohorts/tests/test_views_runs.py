@@ -6,6 +6,8 @@ worker is ``worker/tests/test_browser_count_flow.py``.
 
 from __future__ import annotations
 
+import csv
+import io
 from typing import Any
 
 import pytest
@@ -292,3 +294,14 @@ def _without_timestamps(value: Any) -> Any:
     if isinstance(value, list):
         return [_without_timestamps(item) for item in value]
     return value
+
+
+@pytest.mark.parametrize("table", ["sites", "attrition"])
+def test_csv_writes_shown_counts_as_numbers_a_spreadsheet_sums(alice, definition, ready_source, table):
+    request = make_request(definition, alice, ready_source, state=JobState.SUCCEEDED, persons=5000)
+    status = client_for(alice).get(reverse("cohorts:run_status", args=[request.pk])).json()
+    shown = status["sites"][0]["persons"]["value"] if table == "sites" else status["sites"][0]["attrition"][0]["value"]
+    body = client_for(alice).get(reverse("cohorts:run_table_csv", args=[request.pk, table])).content.decode()
+    header, first, *_ = list(csv.reader(io.StringIO(body)))
+    # "4,998" would be text to a spreadsheet; the released number is written as digits.
+    assert first[header.index("persons")] == str(shown) and shown > 4990

@@ -15,12 +15,12 @@ from cohorts.compiler.codesets import codesets_statement
 from cohorts.compiler.context import Context
 from cohorts.compiler.dialects import dialect_for
 from cohorts.expression import parse_expression
-from warehouse.models import Concept, ConceptAncestor, ConceptCount, ConceptRelationship, Vocabulary
+from warehouse.models import Concept, ConceptAncestor, ConceptCount, ConceptRelationship, Domain, Vocabulary
 from warehouse.vocabulary.counts import UnkeyedPersons, concept_counts_refresh
 from warehouse.vocabulary.hierarchy import concept_hierarchy
 from warehouse.vocabulary.load import vocabulary_load_from_directory, vocabulary_load_from_source
 from warehouse.vocabulary.resolve import SetItem, concept_set_resolve
-from warehouse.vocabulary.search import concept_query, concept_search
+from warehouse.vocabulary.search import concept_query, concept_search, vocabulary_filters
 from warehouse.vocabulary.tables import VocabularyError
 
 pytestmark = pytest.mark.django_db
@@ -277,3 +277,35 @@ def test_resolution_equals_the_compilers_codeset_on_gibleed(
     )
     assert ours == _compiler_codeset(cdm_gibleed_pg, items)
     assert ours
+
+
+def test_search_filters_offer_each_domain_and_vocabulary_with_concepts_once(vocabulary: Any) -> None:
+    filters = vocabulary_filters()
+    domains = set(Concept.objects.order_by().values_list("domain_id", flat=True))
+    vocabularies = set(Concept.objects.order_by().values_list("vocabulary_id", flat=True))
+    # One option each (the model's ordering once put one option per concept into the DISTINCT), sorted.
+    assert filters["domains"] == sorted(domains) and len(filters["domains"]) < 30
+    assert filters["vocabularies"] == sorted(vocabularies)
+    # A vocabulary of the VOCABULARY table without a concept in this copy is no option.
+    Vocabulary.objects.create(vocabulary_id="Unused", vocabulary_name="Listed, no concept")
+    assert "Unused" not in vocabulary_filters()["vocabularies"]
+
+
+def test_search_filters_without_domain_and_vocabulary_tables_come_from_the_concepts(vocabulary: Any) -> None:
+    Vocabulary.objects.all().delete()
+    Domain.objects.all().delete()
+    filters = vocabulary_filters()
+    assert filters["domains"] == sorted(set(Concept.objects.order_by().values_list("domain_id", flat=True)))
+    assert filters["vocabularies"] == sorted(set(Concept.objects.order_by().values_list("vocabulary_id", flat=True)))
+
+
+def test_the_vocabulary_loads_through_djangos_debug_cursor(gibleed_source: Any, cdm_gibleed_pg: Any) -> None:
+    # With DEBUG on (the demo on a PostgreSQL portal database) Django wraps every cursor to log its queries.
+    from django.db import connection
+
+    connection.force_debug_cursor = True
+    try:
+        vocabulary_load_from_source(source=gibleed_source, engine=cdm_gibleed_pg.engine)
+    finally:
+        connection.force_debug_cursor = False
+    assert Concept.objects.filter(concept_id=192671).exists()

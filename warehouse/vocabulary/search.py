@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 
-from warehouse.models import Concept
+from warehouse.models import Concept, Domain, Vocabulary
 from warehouse.vocabulary.words import MIN_WORD, WORD_RE
 
 STANDARD_CHOICES = ("S", "C", "N", "any")
@@ -285,8 +285,21 @@ def concept_as_dict(concept: Concept) -> dict[str, Any]:
 
 
 def vocabulary_filters() -> dict[str, list[str]]:
-    """Domains and vocabularies that have concepts, for the search filters."""
+    """Domains and vocabularies that have concepts, for the search filters: one option each.
+
+    Read from the DOMAIN and VOCABULARY tables, each entry kept when a concept of it exists (an index probe per
+    entry, not a pass over millions of concepts); a vocabulary loaded without those tables falls back to the
+    distinct values of the concepts themselves."""
     return {
-        "domains": sorted(Concept.objects.values_list("domain_id", flat=True).distinct()),
-        "vocabularies": sorted(Concept.objects.values_list("vocabulary_id", flat=True).distinct()),
+        "domains": _having_concepts(Domain, "domain_id"),
+        "vocabularies": _having_concepts(Vocabulary, "vocabulary_id"),
     }
+
+
+def _having_concepts(model: type[Domain] | type[Vocabulary], column: str) -> list[str]:
+    listed = model.objects.order_by(column)
+    if not listed.exists():
+        # order_by(): without it the model's ordering (concept_id) joins the DISTINCT, one row per concept.
+        return sorted(Concept.objects.order_by().values_list(column, flat=True).distinct())
+    present = listed.filter(Exists(Concept.objects.filter(**{column: OuterRef(column)})))
+    return list(present.values_list(column, flat=True))

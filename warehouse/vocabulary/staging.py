@@ -329,7 +329,8 @@ def _write_copy(source: TableInput, table: str, staged: dict[str, _Staged]) -> i
         while True:
             stream = _CopyStream(rows)
             try:
-                cursor.copy_expert(sql, stream, size=1 << 20)
+                # The buffer size positionally: Django's debug cursor wrapper (DEBUG) passes on no keywords.
+                cursor.copy_expert(sql, stream, 1 << 20)
             except psycopg2.Error as exc:
                 # The transaction is aborted: raising rolls the whole load back, the previous vocabulary stays.
                 if stream.error is not None:
