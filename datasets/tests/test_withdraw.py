@@ -69,8 +69,9 @@ def _withdrawal_events(request: DatasetRequest) -> Any:
 
 
 def test_the_requester_withdraws_a_submitted_request_and_its_projection_is_skipped(
-    world: World, dataset_root: Path, django_capture_on_commit_callbacks: Any
+    world: World, dataset_root: Path, django_capture_on_commit_callbacks: Any, settings: Any
 ) -> None:
+    settings.SOYANG_BASE_URL = "https://soyang.hospital.example/"
     request = _submitted(world)
     review = request.reviews.get()
     assert list(reviews_awaiting(world.steward_a)) == [review]
@@ -93,6 +94,8 @@ def test_the_requester_withdraws_a_submitted_request_and_its_projection_is_skipp
         [world.partner.email, world.steward_a.email]
     )
     assert all("Withdrawn" in m.subject and REASON in m.body for m in mail.outbox)
+    # The link works from a mail client: absolute, on the portal's address.
+    assert all(f"https://soyang.hospital.example/datasets/{request.pk}/" in m.body for m in mail.outbox)
     # Kept, as on rejection: the approval document is part of the record of what was asked.
     assert (dataset_root / request.document_path).is_file()
 

@@ -159,6 +159,8 @@ MEDIA_ROOT = Path(env_str("SOYANG_PRIVATE_STORAGE") or VAR_DIR / "private")
 
 EMAIL_BACKEND = env_str("EMAIL_BACKEND") or "django.core.mail.backends.console.EmailBackend"
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL") or "soyang@localhost"
+# The portal's address as its users reach it: links in e-mails are read outside the portal and must be absolute.
+SOYANG_BASE_URL = env_str("SOYANG_BASE_URL") or "http://127.0.0.1:8000"
 
 # Celery: the broker is Redis in production and the tests. ``worker.celery`` reads these with the
 # CELERY namespace. A queue per site (``jobs.queues.site_queue``) plus ``portal`` for portal-side work.
