@@ -134,15 +134,19 @@ def _object_pk_expression(model: type[models.Model]) -> Any:
     return models.F("object_pk")
 
 
-def filter_by_permission(*, queryset: QuerySet[M], user: User | AnonymousUser, codename: str) -> QuerySet[M]:
+def filter_by_permission(
+    *, queryset: QuerySet[M], user: User | AnonymousUser, codename: str, granted_only: bool = False
+) -> QuerySet[M]:
     """The objects of ``queryset`` on which ``user`` holds ``codename`` (e.g. ``run_cohortdefinition``).
 
     The one place that reads guardian's tables for lists; use it (or ``user_can``) instead of
-    ``get_objects_for_user``. Model-wide permissions are deliberately ignored: access is per object.
+    ``get_objects_for_user``. Model-wide permissions are deliberately ignored: access is per object. Admins see
+    every object; ``granted_only`` asks for what was granted to the user or their projects even for an admin
+    ("shared with me" is what somebody shared, not what an admin may open).
     """
     if not account_is_usable(user):
         return queryset.none()
-    if is_admin(user):
+    if is_admin(user) and not granted_only:
         return queryset
     model = queryset.model
     codename = _bare_codename(codename)

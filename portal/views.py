@@ -16,7 +16,11 @@ from django.views.decorators.http import require_GET
 from accounts.choices import Role
 from accounts.permissions import projects_for_user
 from accounts.selectors import accounts_pending_review, membership_requests_awaiting
-from cohorts.definitions.selectors import definition_create_allowed, definitions_for_user
+from cohorts.definitions.selectors import (
+    definition_create_allowed,
+    definitions_for_user,
+    definitions_shared_with_user,
+)
 from cohorts.runs.selectors import latest_counts, run_request_state, run_requests_for_user, site_health
 from datasets.choices import RequestState
 from datasets.selectors import requests_for_user, reviews_awaiting
@@ -77,7 +81,7 @@ def home(request: HttpRequest) -> HttpResponse:
     context.update(
         projects=projects_for_user(user).order_by("expires_on")[:HOME_LIST],
         my_definitions=visible.filter(owner=user).order_by("-updated_at", "-id")[:HOME_LIST],
-        shared_definitions=visible.exclude(owner=user)[:HOME_LIST],
+        shared_definitions=definitions_shared_with_user(user)[:HOME_LIST],
         recent_runs=[{"request": r, "state": run_request_state(r)} for r in recent_runs],
         today=timezone.localdate(),
     )

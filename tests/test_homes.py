@@ -196,3 +196,15 @@ def test_a_steward_sees_how_many_dataset_reviews_wait_for_their_sites_and_a_link
     assert '<span class="badge" id="queue-dataset-reviews">2</span>' in body
     assert f'href="{reverse("datasets:request_list")}"' in body
     assert client_for(admin).get("/").context["dataset_reviews"] == 0  # admins decide no site's review
+
+
+def test_shared_with_me_lists_what_was_shared_not_all_an_admin_may_open(alice, admin, bob, bob_member, project):
+    shared = definition_create(owner=alice, name="Shared cohort", expression=EXPRESSION, project=project)
+    definition_share(definition=shared, by=alice, to_project=project)
+    definition_create(owner=alice, name="Kept to herself", expression=EXPRESSION, project=project)
+
+    assert [d.name for d in client_for(bob).get("/").context["shared_definitions"]] == ["Shared cohort"]
+    # The admin may open both, but nobody shared either with them.
+    admin_home = client_for(admin).get("/")
+    assert list(admin_home.context["shared_definitions"]) == []
+    assert "Kept to herself" not in admin_home.content.decode()

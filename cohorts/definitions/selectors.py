@@ -50,6 +50,15 @@ def definitions_for_user(user: User, *, project: Any = None, search: str = "") -
     return queryset.order_by("-updated_at", "-id")
 
 
+def definitions_shared_with_user(user: User) -> QuerySet[CohortDefinition]:
+    """Definitions somebody else shared with the user or with a running project of theirs, newest first; for an
+    admin too only what was shared, not every definition an admin may open."""
+    queryset = CohortDefinition.objects.select_related("owner", "project").exclude(owner=user)
+    return filter_by_permission(queryset=queryset, user=user, codename=VIEW, granted_only=True).order_by(
+        "-updated_at", "-id"
+    )
+
+
 def definition_get_for_user(user: User, pk: int, codename: str = VIEW) -> CohortDefinition:
     """The definition ``pk`` if the user holds ``codename`` on it; Http404 otherwise, as for a missing one."""
     queryset = filter_by_permission(queryset=CohortDefinition.objects.all(), user=user, codename=codename)
