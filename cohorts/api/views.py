@@ -3,6 +3,8 @@ answer alike: others' objects 404, anonymous 401, results only through ``run_req
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import django_filters
@@ -266,6 +268,20 @@ class RunFilter(django_filters.FilterSet):
         fields = ["definition", "kind"]
 
 
+@contextmanager
+def _count_refusals() -> Iterator[None]:
+    """The services' refusals to start a count, as API answers: the user's limit 429, no broker 503, a site not
+    ready 400 on ``sources``."""
+    try:
+        yield
+    except RunLimitReached as exc:
+        raise ApiError(429, "run_limit", str(exc)) from None
+    except BrokerUnavailable as exc:
+        raise ApiError(503, "service_unavailable", str(exc)) from None
+    except SourceNotReady as exc:
+        raise ValidationError({"sources": [str(exc)]}) from None
+
+
 def _result(request: Request, run_request: RunRequest) -> dict[str, Any]:
     result = run_selectors.run_request_result_for_user(request.user, run_request)
     result["can_cancel"] = run_request.requested_by_id == request.user.pk and not (
@@ -325,16 +341,10 @@ class RunViewSet(mixins.ListModelMixin, RestrictedGenericViewSet):
         if version is None:
             raise Http404("This definition has no version to run.")
         sources = [offered[key] for key in dict.fromkeys(values["sources"])]
-        try:
+        with _count_refusals():
             run_request = run_services.run_request_create(
                 user=request.user, version=version, sources=sources, kind=values["kind"]
             )
-        except RunLimitReached as exc:
-            raise ApiError(429, "run_limit", str(exc)) from None
-        except BrokerUnavailable as exc:
-            raise ApiError(503, "service_unavailable", str(exc)) from None
-        except SourceNotReady as exc:
-            raise ValidationError({"sources": [str(exc)]}) from None
         return Response(_result(request, run_request), status=status.HTTP_201_CREATED)
 
     @extend_schema(
@@ -371,16 +381,10 @@ class RunViewSet(mixins.ListModelMixin, RestrictedGenericViewSet):
             raise ValidationError(
                 {"sources": [f"You cannot count every definition on every site chosen: {'; '.join(refused[:20])}."]}
             )
-        try:
+        with _count_refusals():
             run_requests = run_services.run_set_create(
                 user=request.user, versions=versions, sources=[sources[key] for key in keys], kind=values["kind"]
             )
-        except RunLimitReached as exc:
-            raise ApiError(429, "run_limit", str(exc)) from None
-        except BrokerUnavailable as exc:
-            raise ApiError(503, "service_unavailable", str(exc)) from None
-        except SourceNotReady as exc:
-            raise ValidationError({"sources": [str(exc)]}) from None
         return Response([_result(request, r) for r in run_requests], status=status.HTTP_201_CREATED)
 
     @extend_schema(

@@ -30,7 +30,7 @@ from cohorts.definitions.models import CohortDefinition
 from cohorts.expression import ExpressionError, parse_expression
 from cohorts.runs import selectors as run_selectors
 from cohorts.runs import services as run_services
-from cohorts.runs.errors import BrokerUnavailable, DraftNotAllowed, RunLimitReached, SourceNotReady
+from cohorts.runs.errors import REFUSAL_STATUS, BrokerUnavailable, DraftNotAllowed, RunLimitReached, SourceNotReady
 
 CHANGE = "change_cohortdefinition"
 MAX_NAME = 200
@@ -227,7 +227,7 @@ def builder_count(request: HttpRequest, pk: int) -> JsonResponse:
     except DraftNotAllowed as exc:
         raise PermissionDenied(str(exc)) from None
     except (SourceNotReady, RunLimitReached, BrokerUnavailable) as exc:
-        status = {RunLimitReached: 429, BrokerUnavailable: 503}.get(type(exc), 400)
+        status = REFUSAL_STATUS[type(exc)]
         return JsonResponse({"errors": _general(str(exc))}, status=status)
     return JsonResponse(
         {

@@ -25,3 +25,7 @@ class RunNotCancellable(CohortServiceError):
 
 class DraftNotAllowed(CohortServiceError):
     """The user may not change the definition, so may not count its unsaved draft either."""
+
+
+#: The HTTP status of each way the services refuse to start a count: the user's limit, no broker, a site not ready.
+REFUSAL_STATUS: dict[type[Exception], int] = {RunLimitReached: 429, BrokerUnavailable: 503, SourceNotReady: 400}

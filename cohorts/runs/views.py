@@ -24,7 +24,13 @@ from cohorts.runs import selectors as run_selectors
 from cohorts.runs import services as run_services
 from cohorts.runs import stores
 from cohorts.runs.charts import plotly_page
-from cohorts.runs.errors import BrokerUnavailable, RunLimitReached, RunNotCancellable, SourceNotReady
+from cohorts.runs.errors import (
+    REFUSAL_STATUS,
+    BrokerUnavailable,
+    RunLimitReached,
+    RunNotCancellable,
+    SourceNotReady,
+)
 from cohorts.runs.forms import RunForm
 from cohorts.runs.models import CountStoreSync
 from warehouse.choices import EngineKind
@@ -74,12 +80,8 @@ def run_create(request: HttpRequest, pk: int) -> HttpResponse:
             sources=list(form.cleaned_data["sources"]),
             kind=form.cleaned_data["kind"],
         )
-    except RunLimitReached as exc:
-        return _refused(request, message=str(exc), status=429, definition=definition)
-    except BrokerUnavailable as exc:
-        return _refused(request, message=str(exc), status=503, definition=definition)
-    except SourceNotReady as exc:
-        return _refused(request, message=str(exc), status=400, definition=definition)
+    except (RunLimitReached, BrokerUnavailable, SourceNotReady) as exc:
+        return _refused(request, message=str(exc), status=REFUSAL_STATUS[type(exc)], definition=definition)
     url = reverse("cohorts:run_detail", kwargs={"pk": run_request.pk})
     if _wants_json(request):
         status_url = reverse("cohorts:run_status", kwargs={"pk": run_request.pk})
@@ -228,8 +230,7 @@ def run_set_new(request: HttpRequest) -> HttpResponse:
                 kind=form.cleaned_data["kind"],
             )
         except (RunLimitReached, BrokerUnavailable, SourceNotReady) as exc:
-            code = {RunLimitReached: 429, BrokerUnavailable: 503}.get(type(exc), 400)
-            return _refused(request, message=str(exc), status=code)
+            return _refused(request, message=str(exc), status=REFUSAL_STATUS[type(exc)])
         query = "&".join(f"requests={r.pk}" for r in run_requests)
         return redirect(f"{reverse('cohorts:run_set_detail')}?{query}")
     status = 400 if request.method == "POST" else 200
