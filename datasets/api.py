@@ -43,7 +43,7 @@ from accounts.api.viewsets import RestrictedGenericViewSet
 from accounts.models import User
 from datasets import rules, selectors, services
 from datasets.choices import LegalBasis, OutputFormat, RequestState
-from datasets.errors import DatasetError, DownloadRefused, InvalidTransition, NotSubmitted
+from datasets.errors import DatasetError, DownloadRefused, InvalidTransition
 from datasets.models import DatasetRequest, Extract, SiteReview
 from datasets.services import MAX_REASON_CHARS, MAX_WINDOW_DAYS
 from jobs.choices import JobState
@@ -425,9 +425,6 @@ class DatasetRequestViewSet(
                 submit=values["submit"],
                 ip_address=self.client_ip(),
             )
-        except NotSubmitted as exc:
-            # The draft stays (as on the page, where "save" and "submit" are two steps); say so.
-            raise ValidationError({"submit": [f"Saved as draft {exc.draft.pk} but not submitted: {exc}"]}) from None
         except (DjangoValidationError, DjangoPermissionDenied, DatasetError) as exc:
             raise _refused(exc) from None
         return self._detail(dataset_request, status.HTTP_201_CREATED)

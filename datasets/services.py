@@ -43,7 +43,7 @@ from datasets.choices import (
     RequestState,
     SiteDecision,
 )
-from datasets.errors import DatasetError, DownloadRefused, InvalidTransition, NotSubmitted
+from datasets.errors import DatasetError, DownloadRefused, InvalidTransition
 from datasets.extraction import (
     DATASET_COHORT_BASE,
     ExtractionRefused,
@@ -200,8 +200,8 @@ def request_create(
     """A draft request for the latest version of ``definition``, submitted at once with ``submit`` (the form's
     "submit" button, the API's ``submit=true``). Everything is validated before anything is written:
     PermissionDenied when the requester may not request it (``rules.can_request_dataset``), ValidationError with a
-    message for bad input. A submission refused after the draft was written raises NotSubmitted: the draft stays,
-    exactly as when it is saved and submitted in two steps."""
+    message for bad input. With ``submit`` the draft and its submission are one transaction: a refused submission
+    (no document, no right to submit) leaves nothing behind — no draft for the stewards to see, no stored file."""
     rules.require(rules.can_request_dataset(requester, definition))
     project = definition.project
     version = definition.latest_version()
@@ -226,6 +226,8 @@ def request_create(
         raise ValidationError(_("Choose CSV or Parquet."))
     if not isinstance(retention_days, int) or not 1 <= retention_days <= 365:
         raise ValidationError(_("The retention is 1 to 365 days."))
+    if submit and document is None:
+        raise ValidationError(_("Attach the IRB approval or data-use agreement before submitting."))
     checked = _check_document(document) if document is not None else None
     stored: Path | None = None
     fields: dict[str, Any] = {}
@@ -241,31 +243,29 @@ def request_create(
             "document_type": content_type,
         }
     try:
-        request = _request_write(
-            requester=requester,
-            version=version,
-            project=project,
-            sites=sites,
-            ip_address=ip_address,
-            selection=selection,
-            days_before=days_before,
-            days_after=days_after,
-            purpose=purpose.strip(),
-            legal_basis=legal_basis,
-            retention_days=retention_days,
-            output_format=output_format,
-            **fields,
-        )
+        with transaction.atomic():
+            request = _request_write(
+                requester=requester,
+                version=version,
+                project=project,
+                sites=sites,
+                ip_address=ip_address,
+                selection=selection,
+                days_before=days_before,
+                days_after=days_after,
+                purpose=purpose.strip(),
+                legal_basis=legal_basis,
+                retention_days=retention_days,
+                output_format=output_format,
+                **fields,
+            )
+            if submit:
+                request = request_submit(request=request, user=requester)
     except BaseException:
-        # Nothing written: the document goes with the rolled-back request.
+        # Nothing written: the document goes with the rolled-back request (and its refused submission).
         if stored is not None:
             stored.unlink(missing_ok=True)
         raise
-    if submit:
-        try:
-            request = request_submit(request=request, user=requester)
-        except (ValidationError, DatasetError) as exc:
-            raise NotSubmitted(request, " ".join(getattr(exc, "messages", None) or [str(exc)])) from exc
     return request
 
 

@@ -1,5 +1,6 @@
-"""The form's "submit" and the API's ``submit=true`` create and submit a request in one service call; when the
-submission is refused the draft stays, and the refusal says so."""
+"""The form's "submit" and the API's ``submit=true`` create and submit a request in one service call and one
+transaction: when the submission is refused nothing is left behind (no draft for the stewards to see, no audit
+entry of a request that does not exist, no stored document), and the refusal says why."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ import pytest
 
 from datasets import services
 from datasets.choices import RequestState
-from datasets.errors import NotSubmitted
+from django.core.exceptions import ValidationError
+
+from audit.models import AuditEvent
 from datasets.models import DatasetRequest
 from datasets.tests.conftest import RulesWorld, pdf_upload
 
@@ -37,14 +40,14 @@ def test_a_request_with_its_document_is_submitted_at_once(rules_world: RulesWorl
     assert request.reviews.count() == 1
 
 
-def test_without_a_document_the_draft_stays_and_the_refusal_says_why(
-    rules_world: RulesWorld, dataset_root: Path
-) -> None:
-    with pytest.raises(NotSubmitted) as refused:
+def test_a_refused_submission_writes_nothing_and_says_why(rules_world: RulesWorld, dataset_root: Path) -> None:
+    requests, events = DatasetRequest.objects.count(), AuditEvent.objects.count()
+    with pytest.raises(ValidationError) as refused:
         _create(rules_world, submit=True)
     assert "Attach the IRB approval or data-use agreement" in str(refused.value)
-    draft = DatasetRequest.objects.get(pk=refused.value.draft.pk)
-    assert draft.state == RequestState.DRAFT and not draft.reviews.exists()
+    assert DatasetRequest.objects.count() == requests
+    assert AuditEvent.objects.count() == events
+    assert not list(dataset_root.rglob("*.*"))
 
 
 def test_without_submit_it_is_a_draft(rules_world: RulesWorld, dataset_root: Path) -> None:

@@ -139,6 +139,20 @@ def test_an_oversized_upload_is_refused_with_a_message_and_nothing_is_written(wo
     assert not list(Path(settings.SOYANG_DATASET_ROOT).rglob("*.*"))
 
 
+def test_submitting_without_a_document_is_refused_and_leaves_no_draft_for_the_stewards(
+    world: World, settings: Any
+) -> None:
+    data = request_form_data(world)
+    del data["document"]
+    response = _client(world.partner).post(reverse("datasets:request_new", kwargs={"pk": world.definition.pk}), data)
+    assert response.status_code == 400
+    assert "Attach the IRB approval or data-use agreement" in response.content.decode()
+    assert not DatasetRequest.objects.exists()
+    # The steward's queue has nothing to show.
+    queue = _client(world.steward_a).get(reverse("datasets:request_list")).content.decode()
+    assert "Risk of GI bleeding" not in queue
+
+
 def test_a_file_that_is_not_pdf_png_or_jpeg_is_refused_whatever_its_name(world: World, settings: Any) -> None:
     data = request_form_data(world)
     data["document"] = pdf_upload(name="irb.pdf", data=b"MZ\x90\x00 not really a pdf")
