@@ -43,7 +43,7 @@ from datasets.choices import (
     RequestState,
     SiteDecision,
 )
-from datasets.errors import DatasetError, DownloadRefused, InvalidTransition
+from datasets.errors import DownloadRefused, InvalidTransition
 from datasets.extraction import (
     DATASET_COHORT_BASE,
     ExtractionRefused,

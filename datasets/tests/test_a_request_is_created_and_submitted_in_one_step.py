@@ -8,12 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from datasets import services
-from datasets.choices import RequestState
 from django.core.exceptions import ValidationError
 
 from audit.models import AuditEvent
+from datasets import services
+from datasets.choices import RequestState
 from datasets.models import DatasetRequest
 from datasets.tests.conftest import RulesWorld, pdf_upload
 
