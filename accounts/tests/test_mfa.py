@@ -26,15 +26,16 @@ def test_steward_without_totp_is_sent_to_set_it_up_before_anything_else(hospital
         assert response.status_code == 302, path
         assert response.url == "/accounts/2fa/totp/activate/", path
 
-    # allauth asks for the password again before a security change; that page stays reachable.
-    response = client.get("/accounts/2fa/totp/activate/")
-    assert response.url.startswith("/accounts/reauthenticate/")
-    assert client.post(response.url, {"password": PASSWORD}).status_code == 302
+    # The password typed at sign-in is enough to set up the first authenticator: it is not asked twice.
     page = client.get("/accounts/2fa/totp/activate/")
     assert page.status_code == 200
     secret = client.session["mfa.totp.secret"]
     response = client.post("/accounts/2fa/totp/activate/", {"code": _code(secret)})
     assert response.status_code == 302
+    # The set-up ends on the recovery codes, which lead back to the portal.
+    codes = client.get(response.url)
+    assert codes.status_code == 200
+    assert 'href="/"' in codes.content.decode() and "continue to the portal" in codes.content.decode()
     assert Authenticator.objects.filter(user=steward, type=Authenticator.Type.TOTP).exists()
     assert client.get("/approvals/").status_code == 200
     assert client.get("/audit/").status_code == 200
@@ -44,7 +45,6 @@ def test_a_wrong_code_does_not_enrol(hospital) -> None:
     UserFactory(username="newadmin", role=Role.ADMIN, organisation=hospital)
     client = Client()
     client.post("/accounts/login/", {"login": "newadmin", "password": PASSWORD})
-    client.post("/accounts/reauthenticate/", {"password": PASSWORD})
     assert client.get("/accounts/2fa/totp/activate/").status_code == 200
     client.post("/accounts/2fa/totp/activate/", {"code": "000000"})
     assert client.get("/").url == "/accounts/2fa/totp/activate/"
@@ -74,3 +74,23 @@ def test_researchers_are_not_forced_to_use_totp(alice) -> None:
     client = Client()
     client.force_login(alice)
     assert client.get("/projects/").status_code == 200
+
+
+def test_later_security_changes_still_ask_for_the_password_again(hospital) -> None:
+    steward = UserFactory(username="stew3", role=Role.STEWARD, organisation=hospital)
+    secret = enroll_totp(steward)
+    client = Client()
+    client.post("/accounts/login/", {"login": "stew3", "password": PASSWORD})
+    client.post("/accounts/2fa/authenticate/", {"code": _code(secret)})
+    # New recovery codes or removing the authenticator: allauth asks for the password (or a code) again.
+    response = client.get("/accounts/2fa/recovery-codes/generate/")
+    assert response.status_code == 302 and "reauthenticate" in response.url
+
+
+def test_the_first_authenticator_needs_the_password_again_once_the_sign_in_is_old(hospital, settings) -> None:
+    settings.ACCOUNT_REAUTHENTICATION_TIMEOUT = 0
+    UserFactory(username="stew4", role=Role.STEWARD, organisation=hospital)
+    client = Client()
+    client.post("/accounts/login/", {"login": "stew4", "password": PASSWORD})
+    response = client.get("/accounts/2fa/totp/activate/")
+    assert response.status_code == 302 and response.url.startswith("/accounts/reauthenticate/")
