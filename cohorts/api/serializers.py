@@ -325,6 +325,15 @@ class RunResultSerializer(serializers.Serializer):
         help_text="Two or more sites answered with demographics, but the merged total is hidden (a site's count is "
         "under its threshold): no merged demographics are released."
     )
+    merged_attrition_withheld = serializers.BooleanField(
+        help_text="Two or more sites answered, but one's count is hidden: no attrition of the sites together."
+    )
+    merged_attrition = serializers.DictField(
+        required=False,
+        help_text="The attrition of the answering sites together (two or more, every one shown), like a site's "
+        "attrition_table with a 'privacy' rule (the strictest): each count is the sites' cells summed and released "
+        "as the merged total is; lost and percentages come from those released numbers.",
+    )
     merged_demographics = serializers.DictField(
         required=False,
         help_text="Demographics summed over the sites that answered (two or more), only when the merged total is "

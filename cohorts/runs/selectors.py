@@ -26,7 +26,7 @@ from audit.spreadsheet_guard import spreadsheet_safe_cell
 from cohorts.definitions.models import CohortDefinition
 from cohorts.definitions.selectors import RUN, VIEW
 from cohorts.runs.attrition import CSV_HEADER as ATTRITION_CSV_HEADER
-from cohorts.runs.attrition import attrition_csv_rows, protected_attrition
+from cohorts.runs.attrition import attrition_csv_rows, merged_attrition, protected_attrition
 from cohorts.runs.breakdowns import fixed_buckets
 from cohorts.runs.choices import RunKind
 from cohorts.runs.models import CohortRun, CountStoreSync, RunRequest
@@ -281,6 +281,13 @@ def run_request_result(
         "sites_answered": len(succeeded),
         "sites": sites,
     }
+    # The attrition of the shown sites together, only when every one shows its own (so the merged total is shown).
+    attrition_parts = [(run.result, rule) for run, rule in succeeded]
+    shown_attrition = all(not site.get("breakdown_withheld") for site in sites if site["run"] in by_run)
+    merged_steps = merged_attrition(attrition_parts) if len(attrition_parts) >= 2 and shown_attrition else None
+    result["merged_attrition_withheld"] = len(attrition_parts) >= 2 and merged_steps is None
+    if merged_steps is not None:
+        result["merged_attrition"] = merged_steps
     merged = merged_demographics(with_demographics) if len(with_demographics) >= 2 else None
     result["merged_breakdown_withheld"] = len(with_demographics) >= 2 and merged is None
     if merged is not None:
@@ -510,6 +517,11 @@ def run_result_table(result: dict[str, Any], table: str) -> tuple[list[str], lis
                 rows.append([site["source"], *[""] * (len(header) - 2), withheld])
             if site.get("attrition_table"):
                 rows += attrition_csv_rows(site["source"], site["attrition_table"], site["privacy"]["description"])
+        if result.get("merged_attrition_withheld"):
+            rows.append([MERGED_SOURCE, *[""] * (len(header) - 2), MERGED_BREAKDOWN_WITHHELD])
+        if result.get("merged_attrition"):
+            merged_rule = f"{result['merged_attrition']['privacy']['description']} (strictest of the sites' rules)"
+            rows += attrition_csv_rows(MERGED_SOURCE, result["merged_attrition"], merged_rule)
         return header, rows
     top = table.removeprefix("top_") if table.startswith("top_") else None
     columns = {

@@ -16,13 +16,13 @@ from django.test import Client
 from django.urls import reverse
 
 from cohorts.definitions.services import definition_create, definition_share
-from cohorts.runs.attrition import protected_attrition
+from cohorts.runs.attrition import merged_attrition, protected_attrition
 from cohorts.runs.choices import RunKind
 from cohorts.runs.models import CohortRun, RunRequest
 from cohorts.runs.selectors import run_result_csv, run_result_table
 from cohorts.tests.expressions import EXPRESSION
 from cohorts.tests.runs import DEFAULT_PTABLE
-from disclosure.rules import NOT_RELEASED, PrivacyRule, protect
+from disclosure.rules import NOT_RELEASED, PrivacyRule, protect, protect_federated
 from jobs.choices import JobState
 
 EXACT = PrivacyRule(min_cell=10)  # exact by grant: no noise, so a subtraction would give the truth back
@@ -213,3 +213,114 @@ def test_the_status_and_the_csv_carry_the_table_with_numbers_as_numbers(alice: A
             cell = row[parsed[0].index(name)]
             assert cell == "" or float(cell) >= 0, (name, cell)
             assert "," not in cell and "%" not in cell
+
+
+# ---- several sites together ----------------------------------------------------------------------------------------
+
+
+def test_the_sites_together_release_each_number_as_one_cell_like_the_merged_total() -> None:
+    rng = random.Random(11)
+    north = site_result(2000, [1500, 900], [1500, 1100], events=5200, keys=rng)
+    south = site_result(1800, [1200, 700], [1200, 1000], events=4000, keys=rng)
+    merged = merged_attrition([(north, PERTURBED), (south, ROUNDED)])
+    assert merged is not None and merged["privacy"]["round_to"] == 10  # the strictest of the two rules
+    rules = [PERTURBED, ROUNDED]
+
+    def together(cells: list[tuple[int, int]]) -> dict[str, Any]:
+        return protect_federated(cells, rules)[0].as_dict()
+
+    for mode, stats, unit in (("person", lambda r: r, "persons"), ("event", lambda r: r["by_event"], "events")):
+        table = merged[mode]
+        parts = [stats(north), stats(south)]
+        assert table["initial"] == together([(p["initial"][unit], p["initial"]["key"]) for p in parts])
+        before = table["initial"]["value"]
+        for i, step in enumerate(table["steps"]):
+            assert step["kept"] == together([(p["attrition"][i][unit], p["attrition"][i]["key"]) for p in parts])
+            assert step["own"] == together(
+                [(p["inclusion_rules"][i][unit], p["inclusion_rules"][i]["key"]) for p in parts]
+            )
+            assert step["lost"]["value"] == max(before - step["kept"]["value"], 0)
+            assert step["percent"]["value"] == round(100 * step["kept"]["value"] / table["initial"]["value"], 1)
+            before = step["kept"]["value"]
+
+
+def test_a_site_part_hidden_leaves_the_merged_step_a_lower_bound_and_its_lost_hidden() -> None:
+    north = site_result(900, [400, 300], [400, 350])
+    south = site_result(800, [500, 450], [500, 460])
+    south["attrition"][0]["key"] = None  # not released at the site under a perturbing rule
+    merged = merged_attrition([(north, PERTURBED), (south, PERTURBED)])
+    assert merged is not None
+    one, two = merged["person"]["steps"]
+    assert one["kept"]["hidden"] and one["kept"]["value"] is None and "<10" in one["kept"]["display"]
+    assert one["lost"]["hidden"] and one["percent"]["hidden"] and two["lost"]["hidden"]
+    assert not two["kept"]["hidden"] and not two["percent"]["hidden"]
+
+
+def test_a_site_without_the_new_fields_leaves_them_out_of_the_merged_attrition() -> None:
+    new = site_result(900, [400], [400], events=2000)
+    old = {k: v for k, v in site_result(800, [500], [500]).items() if k != "initial"}
+    merged = merged_attrition([(new, EXACT), (old, EXACT)])
+    assert merged is not None and merged["event"] is None and merged["person"]["initial"] is None
+    (step,) = merged["person"]["steps"]
+    assert step["kept"]["value"] == 900 and step["lost"]["display"] == ""
+
+
+@pytest.fixture
+def two_sites(alice: Any, project: Any, source: Any, other_source: Any) -> dict[str, Any]:
+    project.sources.add(other_source)
+    for site in (source, other_source):
+        site.fingerprint = "f" * 64
+        site.save(update_fields=["fingerprint"])
+    definition = definition_create(owner=alice, name="Two sites", expression=EXPRESSION, project=project)
+    definition_share(definition=definition, by=alice, to_project=project)
+    return {"definition": definition, "sources": (source, other_source)}
+
+
+def attrition_on(two_sites: dict[str, Any], alice: Any, results: list[dict[str, Any]]) -> RunRequest:
+    version = two_sites["definition"].latest_version()
+    request = RunRequest.objects.create(
+        definition=version.definition, version=version, kind=RunKind.ATTRITION, requested_by=alice
+    )
+    for number, (site, result) in enumerate(zip(two_sites["sources"], results, strict=True)):
+        run = CohortRun.objects.create(
+            version=version,
+            source=site,
+            kind=RunKind.ATTRITION,
+            cache_key=f"merged-attrition-{request.pk}-{number}",
+            source_fingerprint=site.fingerprint,
+            requested_by=alice,
+            state=JobState.SUCCEEDED,
+            result=result,
+        )
+        request.runs.add(run)
+    return request
+
+
+@pytest.mark.django_db
+def test_the_page_merges_shown_sites_and_withholds_the_merge_when_a_site_is_hidden(
+    alice: Any, two_sites: dict[str, Any]
+) -> None:
+    client = Client()
+    client.force_login(alice)
+    rng = random.Random(5)
+    shown = attrition_on(two_sites, alice, [site_result(2000, [1500], [1500], events=4000, keys=rng)] * 2)
+    status = client.get(reverse("cohorts:run_status", args=[shown.pk])).json()
+    assert status["merged_attrition"]["person"]["initial"]["value"] > 3900
+    assert status["merged_attrition_withheld"] is False
+    header, rows = run_result_table(status, "attrition")
+    assert [row[0] for row in rows].count("all sites") == 4  # initial and one step, by person and by event
+
+    # A site whose total is hidden (6 persons): no attrition there, none of the sites together either.
+    small = site_result(40, [6], [6], events=90, keys=rng)
+    hidden = attrition_on(two_sites, alice, [site_result(2000, [1500], [1500], events=4000, keys=rng), small])
+    status = client.get(reverse("cohorts:run_status", args=[hidden.pk])).json()
+    assert "merged_attrition" not in status and status["merged_attrition_withheld"] is True
+    assert [site["attrition_table"] for site in status["sites"]].count(None) == 1
+    page = client.get(reverse("cohorts:run_detail", args=[hidden.pk])).content.decode()
+    assert "No breakdown of all sites together: a site's count is under its threshold." in page
+    body = client.get(reverse("cohorts:run_table_csv", args=[hidden.pk, "attrition"])).content.decode()
+    parsed = list(csv.reader(io.StringIO(body)))
+    withheld = [row for row in parsed[1:] if row[0] in ("all sites", two_sites["sources"][1].key)]
+    assert len(withheld) == 2
+    for row in withheld:
+        assert not any(char.isdigit() for char in "".join(row[:-1])), row

@@ -161,7 +161,7 @@
             { site: site.site + " (" + site.source + ")" }, true));
         }
       });
-      if (result.merged_breakdown_withheld) {
+      if (result.merged_breakdown_withheld || result.merged_attrition_withheld) {
         lines.push(_("No breakdown of all sites together: a site's count is under its threshold."));
       }
     }
@@ -234,11 +234,26 @@
     return checked ? checked.value : "person";
   }
 
+  /* What the attrition can show: with 2+ sites, "All sites (merged)" first (the server's merged numbers, absent
+   * when a site's count is hidden), then each site alone. */
+  function attritionViews(result) {
+    var views = withBreakdown(result).filter(function (site) { return site.attrition_table; }).map(function (site) {
+      return { id: site.source, label: site.site + " (" + site.source + ")", site: site };
+    });
+    var merged = result.merged_attrition;
+    if (merged && views.length > 1) {
+      views.unshift({ id: "merged", label: _("All sites (merged)"), site: {
+        site: _("All sites (merged)"), source: _("all sites"), attrition_table: merged, merged: true,
+        privacy: { description: merged.privacy.description + " " + _("(strictest of the sites' rules)") } } });
+    }
+    return views;
+  }
+
   function renderAttrition(result) {
-    var sites = withBreakdown(result).filter(function (site) { return site.attrition_table; });
+    var views = attritionViews(result);
     var section = document.getElementById("attrition");
     // A plain count shows the numbers only; attrition and demographics requests show the funnel too.
-    if (!sites.length || result.kind === "count") {
+    if (!views.length || result.kind === "count") {
       return;
     }
     attritionResult = result;
@@ -246,16 +261,16 @@
     var picker = document.getElementById("attrition-site");
     var chosen = picker.value;
     replace(picker, null);
-    sites.forEach(function (site) {
-      var option = el("option", site.site + " (" + site.source + ")");
-      option.value = site.source;
+    views.forEach(function (view) {
+      var option = el("option", view.label);
+      option.value = view.id;
       picker.appendChild(option);
     });
-    if (sites.some(function (site) { return site.source === chosen; })) {
+    if (views.some(function (view) { return view.id === chosen; })) {
       picker.value = chosen;
     }
-    picker.closest("[data-field=attrition-site]").hidden = sites.length < 2;
-    var site = sites.filter(function (s) { return s.source === picker.value; })[0] || sites[0];
+    picker.closest("[data-field=attrition-site]").hidden = views.length < 2;
+    var site = (views.filter(function (v) { return v.id === picker.value; })[0] || views[0]).site;
     var eventRadio = section.querySelector("input[name=attrition-mode][value=event]");
     var note = section.querySelector("[data-field=attrition-note]");
     var hasEvents = !!site.attrition_table.event;
@@ -292,6 +307,9 @@
     var headers = [_("Step"), _("Rule"), countLabel, _("Lost"), _("% of initial"), _("Rule alone"), _("% alone")];
     var t = el("table", null, "grid attrition");
     var caption = el("caption", site.site + " (" + site.source + ") — " + (site.privacy.short || site.privacy.description), "hint");
+    if (site.merged) {
+      caption.textContent = site.site + " — " + site.privacy.description;
+    }
     t.appendChild(caption);
     var head = t.createTHead().insertRow();
     headers.forEach(function (h, i) {

@@ -123,9 +123,15 @@ def test_the_attrition_section_in_english_and_korean(
         page.locator("#attrition-chart svg.main-svg").first.wait_for()
         run_url = page.url
 
-        # By person, first site.
+        # By person: all sites together first, then the first site alone.
         picker = page.locator("#attrition-site")
         first_choice = picker.input_value()
+        options = [(o.get_attribute("value"), o.inner_text()) for o in picker.locator("option").all()]
+        merged_rows = table_rows(page)
+        merged_caption = page.locator("#attrition table.attrition caption").inner_text()
+        page.locator("#attrition").screenshot(path=screenshots / "attrition-0-merged.png")
+        picker.select_option(value=sources[0].key)
+        page.locator("#attrition table.attrition caption", has_text=sources[0].key).wait_for()
         person_rows = table_rows(page)
         headers = page.locator("#attrition table.attrition thead th").all_inner_texts()
         chart = page.locator("#attrition-chart").bounding_box()
@@ -182,8 +188,15 @@ def test_the_attrition_section_in_english_and_korean(
     by_source = {site["source"]: site["attrition_table"] for site in result["sites"]}
     first = by_source[sources[0].key]
 
+    # The sites together first, as released (each number one cell of both sites, under the strictest rule).
+    assert first_choice == "merged"
+    assert options == [("merged", "All sites (merged)")] + [(s.key, f"{s.name} ({s.key})") for s in sources]
+    merged = result["merged_attrition"]
+    assert merged_rows == expected_rows(merged["person"], "Initial persons (before any rule)")
+    assert merged_caption.startswith("All sites (merged) — perturbed"), merged_caption
+    assert merged["person"]["initial"]["value"] > first["person"]["initial"]["value"]
+
     # The table: the initial row, then each rule, exactly as released.
-    assert first_choice == sources[0].key
     assert headers == ["Step", "Rule", "Persons", "Lost", "% of initial", "Rule alone", "% alone"]
     assert person_rows == expected_rows(first["person"], "Initial persons (before any rule)")
     assert event_rows == expected_rows(first["event"], "Initial events (before any rule)")
@@ -208,4 +221,4 @@ def test_the_attrition_section_in_english_and_korean(
     assert korean_legend == "집계 기준"
     assert [text.strip() for text in korean_modes] == ["환자 기준", "사건 기준"]
     assert korean_headers == ["단계", "규칙", "환자 수", "제외", "초기 대비 %", "규칙 단독", "단독 %"]
-    assert korean_rows == expected_rows(first["person"], "초기 환자 (규칙 적용 전)", hidden="숨김")
+    assert korean_rows == expected_rows(merged["person"], "초기 환자 (규칙 적용 전)", hidden="숨김")
