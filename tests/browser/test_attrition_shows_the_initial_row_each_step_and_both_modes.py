@@ -29,7 +29,7 @@ PHARYNGITIS = 4112343
 #: A rule name of 120 characters: the funnel must wrap it and show it whole on hover.
 LONG_NAME = (
     "Aged eighteen or more at the index diagnosis of acute viral pharyngitis, counted at the start of the entry event"
-    " (adults)"
+    " (adult)"
 )
 RULES = [
     (LONG_NAME, {"DemographicCriteriaList": [{"Age": {"Value": 18, "Op": "gte"}}]}),
@@ -82,6 +82,9 @@ def expected_rows(mode_table: dict[str, Any], initial_label: str, hidden: str = 
             ]
         )
     return rows
+
+
+assert len(LONG_NAME) == 120
 
 
 def test_the_attrition_section_in_english_and_korean(
