@@ -225,6 +225,39 @@ class StepSerializer(ProtectedCountSerializer):
     name = serializers.CharField()
 
 
+class DerivedNumberSerializer(serializers.Serializer):
+    value = serializers.FloatField(allow_null=True, help_text="null when hidden or not available")
+    display = serializers.CharField(
+        allow_blank=True, help_text="What to show, e.g. '12' or '87.5%'; 'hidden' when an operand is hidden."
+    )
+    hidden = serializers.BooleanField()
+
+
+class AttritionStepSerializer(serializers.Serializer):
+    step = serializers.IntegerField()
+    name = serializers.CharField()
+    kept = ProtectedCountSerializer(help_text="Meeting this rule and every rule before it.")
+    lost = DerivedNumberSerializer(help_text="The step before (or the initial row) minus kept, both as released.")
+    percent = DerivedNumberSerializer(help_text="Kept as a % of the initial row, both as released.")
+    own = ProtectedCountSerializer(help_text="Meeting this rule alone.")
+    own_percent = DerivedNumberSerializer(help_text="The rule alone as a % of the initial row, both as released.")
+
+
+class AttritionModeSerializer(serializers.Serializer):
+    initial = ProtectedCountSerializer(
+        allow_null=True, help_text="Before any inclusion rule; null for results counted before it was computed."
+    )
+    initial_percent = DerivedNumberSerializer()
+    steps = AttritionStepSerializer(many=True)
+
+
+class AttritionTableSerializer(serializers.Serializer):
+    person = AttritionModeSerializer(help_text="By person (Circe's mode 1: each person's best event).")
+    event = AttritionModeSerializer(
+        allow_null=True, help_text="By event (Circe's mode 0); null for results counted before it was computed."
+    )
+
+
 class ProgressSerializer(serializers.Serializer):
     step = serializers.IntegerField()
     total = serializers.IntegerField()
@@ -259,6 +292,13 @@ class SiteResultSerializer(serializers.Serializer):
     )
     inclusion_rules = StepSerializer(many=True, required=False)
     attrition = StepSerializer(many=True, required=False)
+    attrition_table = AttritionTableSerializer(
+        required=False,
+        allow_null=True,
+        help_text="The attrition with its initial row, lost and percentages, by person and by event; null when "
+        "the site's count is hidden. Lost and percentages are computed from the released counts only, and hidden "
+        "wherever one of them is.",
+    )
     demographics = serializers.DictField(
         required=False,
         help_text="Only when the site's count is shown. Every bucket of fixed categories (all age groups by sex, "
@@ -284,6 +324,15 @@ class RunResultSerializer(serializers.Serializer):
     merged_breakdown_withheld = serializers.BooleanField(
         help_text="Two or more sites answered with demographics, but the merged total is hidden (a site's count is "
         "under its threshold): no merged demographics are released."
+    )
+    merged_attrition_withheld = serializers.BooleanField(
+        help_text="Two or more sites answered, but one's count is hidden: no attrition of the sites together."
+    )
+    merged_attrition = serializers.DictField(
+        required=False,
+        help_text="The attrition of the answering sites together (two or more, every one shown), like a site's "
+        "attrition_table with a 'privacy' rule (the strictest): each count is the sites' cells summed and released "
+        "as the merged total is; lost and percentages come from those released numbers.",
     )
     merged_demographics = serializers.DictField(
         required=False,

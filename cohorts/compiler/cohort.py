@@ -70,10 +70,13 @@ RESULTS_TABLES: dict[str, str] = {
 class CompiledCohort:
     """``statements`` run in order in one transaction; ``cleanup`` drops the temp tables (same connection; empty
     on PostgreSQL, whose temp tables are created ``ON COMMIT DROP``). ``readback``, run in the same transaction
-    after ``statements`` and before ``cleanup``, returns ``(0, persons, rows)`` then ``(1, mask, person_count)``
-    per by-person inclusion mask. ``key_readback`` (only when compiled with a record-key table), run at the same
-    point, returns the cell keys of those counts: ``(0, 0, cell key, unkeyed)`` for the cohort's persons, then
-    ``(1, mask, cell key, unkeyed)`` per by-person mask (``unkeyed``: persons without a record key)."""
+    after ``statements`` and before ``cleanup``, returns ``(0, persons, rows)``, then ``(1, mask, person_count)``
+    per by-person inclusion mask (Circe's mode 1) and ``(2, mask, event_count)`` per by-event mask (mode 0), as
+    written to ``cohort_inclusion_result``. ``key_readback`` (only when compiled with a record-key table), run at
+    the same point, returns the cell keys of those counts: ``(0, 0, cell key, unkeyed)`` for the cohort's persons,
+    then ``(1, mask, cell key, unkeyed)`` per by-person mask and ``(2, mask, cell key, unkeyed)`` per by-event
+    mask (``unkeyed``: persons, or events of persons, without a record key; see ``event_masks`` for the key of a
+    group of events)."""
 
     statements: list[Statement]
     cleanup: list[Statement]
@@ -83,8 +86,9 @@ class CompiledCohort:
     key_readback: Statement | None = None
     #: Compiled with ``count_only``: nothing is written outside the temp tables. ``count_readback`` (run after
     #: ``statements``, before ``cleanup``) returns every count and its cell key in one round trip:
-    #: ``(0, 0, persons, key, unkeyed)`` then ``(1, mask, persons, key, unkeyed)`` per by-person inclusion mask
-    #: (key NULL and unkeyed 0 without a record-key table). ``cohort_select`` selects the cohort's rows
+    #: ``(0, 0, persons, key, unkeyed)``, then ``(1, mask, persons, key, unkeyed)`` per by-person inclusion mask
+    #: and ``(2, mask, events, key, unkeyed)`` per by-event mask (key NULL and unkeyed 0 without a record-key
+    #: table). ``cohort_select`` selects the cohort's rows
     #: (``subject_id, cohort_start_date, cohort_end_date``, censor window applied) from the temp tables, for
     #: aggregates computed in the same transaction (demographics).
     count_only: bool = False
@@ -636,25 +640,44 @@ class _CohortCompiler:
             f"FROM {INCLUSION_EVENTS}) R WHERE rank_value = 1"
         )
 
+    def event_masks(self) -> str:
+        """One row per qualified event of the by-event inclusion statistics (Circe's mode 0): ``person_id`` and
+        the event's mask (the rows ``stats_insert`` counts for mode 0).
+
+        The cell key of a group of events is the sum, over its events, of the record key of each event's person,
+        modulo 256: an event is a record whose key is its person's, so a person with three events in the group
+        adds their key three times. It is as deterministic as a person cell's key (the same events, the same key,
+        the same released number: asking again gains nothing) and moves with every event that joins or leaves
+        the group (a person's key is 1..255, never 0), so two groups that differ by a few events carry unrelated
+        noise. Nothing but person ids is needed, so it comes from the same record-key table in the same query;
+        no event id or person id leaves the site."""
+        if not self.e.inclusion_rules:
+            return f"SELECT person_id, CAST(0 AS BIGINT) AS mask FROM {QUALIFIED_EVENTS}"
+        return f"SELECT person_id, mask FROM {INCLUSION_EVENTS}"
+
     def key_readback(self, where: str) -> str:
-        """The cell keys of the counts ``readback`` returns: the sum of the persons' record keys modulo 256,
-        from the same temp tables in the same transaction, so that no person id leaves the site."""
+        """The cell keys of the counts ``readback`` returns: the sum of the persons' record keys modulo 256
+        (for the by-event masks, of the events' persons, ``event_masks``), from the same temp tables in the same
+        transaction, so that no person id leaves the site."""
         key, unkeyed, join = self.key_columns()
         return (
             f"SELECT 0, CAST(0 AS BIGINT), {key}, {unkeyed}\n"
             f"FROM (SELECT DISTINCT person_id FROM {FINAL_COHORT}{where}) P{join}\nUNION ALL\n"
-            f"SELECT 1, P.mask, {key}, {unkeyed}\nFROM ({self.best_masks()}) P{join} GROUP BY P.mask"
+            f"SELECT 1, P.mask, {key}, {unkeyed}\nFROM ({self.best_masks()}) P{join} GROUP BY P.mask\nUNION ALL\n"
+            f"SELECT 2, P.mask, {key}, {unkeyed}\nFROM ({self.event_masks()}) P{join} GROUP BY P.mask"
         )
 
     def count_readback(self, where: str) -> str:
         """Every count of the count path with its cell key, in one statement over the temp tables: the cohort's
-        persons, then the persons of each by-person inclusion mask (Circe's mode 1, as ``stats_insert`` writes
-        them)."""
+        persons, then the persons of each by-person inclusion mask (Circe's mode 1) and the events of each
+        by-event mask (mode 0), as ``stats_insert`` writes them."""
         key, unkeyed, join = self.key_columns()
         return (
             f"SELECT 0, CAST(0 AS BIGINT), COUNT(*), {key}, {unkeyed}\n"
             f"FROM (SELECT DISTINCT person_id FROM {FINAL_COHORT}{where}) P{join}\nUNION ALL\n"
-            f"SELECT 1, P.mask, COUNT(*), {key}, {unkeyed}\nFROM ({self.best_masks()}) P{join} GROUP BY P.mask"
+            f"SELECT 1, P.mask, COUNT(*), {key}, {unkeyed}\nFROM ({self.best_masks()}) P{join} GROUP BY P.mask\n"
+            f"UNION ALL\nSELECT 2, P.mask, COUNT(*), {key}, {unkeyed}\nFROM ({self.event_masks()}) P{join} "
+            "GROUP BY P.mask"
         )
 
     def key_columns(self) -> tuple[str, str, str]:
@@ -719,12 +742,13 @@ class _CohortCompiler:
         statements.append(ctx.statement(self.stats_insert()))
         self.drop_unread_codesets(statements, codesets_at)
         cleanup: list[Statement] = [(sql, {}) for sql in d.cleanup_temp_tables(TEMP_TABLES)]
-        # The counts come from the final cohort temp table (same rows as the insert), the by-person masks from
-        # the few rows just written: one round trip, and no scan of the results cohort table.
+        # The counts come from the final cohort temp table (same rows as the insert), the by-person (mode 1) and
+        # by-event (mode 0) masks from the few rows just written: one round trip, and no scan of the results cohort
+        # table.
         readback = ctx.statement(
             f"SELECT 0, COUNT(DISTINCT person_id), COUNT(*) FROM {FINAL_COHORT}{where}\nUNION ALL\n"
-            f"SELECT 1, inclusion_rule_mask, person_count FROM {ctx.results}.cohort_inclusion_result "
-            f"WHERE cohort_definition_id = {cid} AND mode_id = 1"
+            f"SELECT CASE WHEN mode_id = 1 THEN 1 ELSE 2 END, inclusion_rule_mask, person_count "
+            f"FROM {ctx.results}.cohort_inclusion_result WHERE cohort_definition_id = {cid} AND mode_id IN (0, 1)"
         )
         key_readback = ctx.statement(self.key_readback(where)) if self.record_keys is not None else None
         if ctx.ctes:  # pragma: no cover - every statement takes its CTEs

@@ -326,6 +326,22 @@ def _compute_keyed(
             {"name": name, "persons": n, "key": key}
             for (name, n), key in zip(counted.attrition, counted.attrition_keys, strict=True)
         ],
+        # Before any inclusion rule (every qualified person and event), and Circe's by-event statistics: the
+        # attrition page starts from these (``cohorts.runs.attrition``). Results stored before them lack the keys.
+        "initial": {"persons": counted.initial_persons, "key": counted.initial_persons_key},
+        "by_event": {
+            "initial": {"events": counted.by_event.initial, "key": counted.by_event.initial_key},
+            "inclusion_rules": [
+                {"name": name, "events": n, "key": key}
+                for (name, n), key in zip(
+                    counted.by_event.inclusion_rules, counted.by_event.inclusion_rule_keys, strict=True
+                )
+            ],
+            "attrition": [
+                {"name": name, "events": n, "key": key}
+                for (name, n), key in zip(counted.by_event.attrition, counted.by_event.attrition_keys, strict=True)
+            ],
+        },
         "unkeyed": counted.unkeyed,
     }
     if counted.described is not None:

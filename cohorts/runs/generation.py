@@ -45,9 +45,27 @@ class Engine(Protocol):
 
 
 @dataclass(frozen=True)
+class EventStatistics:
+    """Circe's by-event inclusion statistics (mode 0, over every qualified event): ``initial`` qualified events,
+    the events meeting each rule on its own (``inclusion_rules``) and rules 1..k together (``attrition``). The
+    keys, when read with the site's record keys, are the cell keys of those counts in the same order: for a group
+    of events, the sum of its events' persons' record keys modulo 256 (``cohorts.compiler.cohort`` ``event_masks``
+    says why)."""
+
+    initial: int = 0
+    inclusion_rules: list[tuple[str, int]] = field(default_factory=list)
+    attrition: list[tuple[str, int]] = field(default_factory=list)
+    initial_key: int | None = None
+    inclusion_rule_keys: list[int] = field(default_factory=list)
+    attrition_keys: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
 class CohortResult:
-    """Aggregates of one generation. ``inclusion_rules``: persons whose best event meets each rule on its own;
-    ``attrition``: persons whose best event meets rules 1..k together (Circe's by-person mode)."""
+    """Aggregates of one generation. ``initial_persons``: persons with a qualified event, before any inclusion
+    rule; ``inclusion_rules``: persons whose best event meets each rule on its own; ``attrition``: persons whose
+    best event meets rules 1..k together (Circe's by-person mode); ``by_event``: the same over qualified events
+    (Circe's by-event mode)."""
 
     persons: int
     #: Cohort rows written; None on the count path, which writes none.
@@ -64,6 +82,9 @@ class CohortResult:
     unkeyed: int = 0
     #: What ``count_cohort``'s ``describe`` computed in the count's transaction (the demographics), else None.
     described: dict[str, Any] | None = None
+    initial_persons: int = 0
+    initial_persons_key: int | None = None
+    by_event: EventStatistics = field(default_factory=EventStatistics)
 
 
 def ensure_results_tables(engine: Engine, *, results_schema: str) -> None:
@@ -132,18 +153,21 @@ def generate_cohort(
     # insert) and the by-person masks just written.
     counts = [row for row in fetched if int(row[0]) == 0]
     persons, rows = (int(counts[0][1] or 0), int(counts[0][2] or 0)) if counts else (0, 0)
-    masks = [(int(m), int(n)) for kind, m, n in fetched if int(kind) == 1]
-    inclusion, attrition = rule_statistics(compiled.rule_names, masks)
+    result = _with_statistics(
+        CohortResult(persons, rows, round(seconds, 4)),
+        compiled.rule_names,
+        [(int(kind), int(m), int(n)) for kind, m, n in fetched if int(kind) in (1, 2)],
+    )
     if compiled.key_readback is None:
-        return CohortResult(persons, rows, round(seconds, 4), inclusion, attrition)
+        return result
     persons_key = next((int(key or 0) for kind, _, key, _ in keyed if int(kind) == 0), 0)
-    mask_keys = [(int(m), int(key or 0)) for kind, m, key, _ in keyed if int(kind) == 1]
+    mask_keys = [(int(kind), int(m), int(key or 0)) for kind, m, key, _ in keyed if int(kind) in (1, 2)]
     return _with_keys(
-        CohortResult(persons, rows, round(seconds, 4), inclusion, attrition),
+        result,
         compiled.rule_names,
         persons_key,
         mask_keys,
-        sum(int(unkeyed or 0) for *_, unkeyed in keyed),
+        sum(int(unkeyed or 0) for kind, *_, unkeyed in keyed if int(kind) in (0, 1)),
     )
 
 
@@ -162,12 +186,13 @@ def count_cohort(
     """Count ``expression`` without writing anything to the site's results schema: the count path.
 
     The cohort is found by the same statements as ``generate_cohort`` (so the oracle that proves the rows proves
-    these counts), in temp tables of one transaction; the persons, each rule's persons and the attrition are read
-    back from them in one statement, with their cell keys when ``record_keys`` is given. ``describe``, when given,
-    is called in the same transaction with the engine and the statement selecting the cohort's rows
-    (``subject_id, cohort_start_date, cohort_end_date``) and its answer returned as ``CohortResult.described``
-    (the demographics). ``rows`` is None: no row was made. ``resolved``: the ids of its concept sets, resolved
-    already (``resolve_concept_sets``, for definitions counted together).
+    these counts), in temp tables of one transaction; the persons, the initial persons and events, each rule's
+    persons and events and the attrition by person and by event are read back from them in one statement, with
+    their cell keys when ``record_keys`` is given. ``describe``, when given, is called in the same transaction
+    with the engine and the statement selecting the cohort's rows (``subject_id, cohort_start_date,
+    cohort_end_date``) and its answer returned as ``CohortResult.described`` (the demographics). ``rows`` is None:
+    no row was made. ``resolved``: the ids of its concept sets, resolved already (``resolve_concept_sets``, for
+    definitions counted together).
 
     Raises ``ExpressionError`` before touching the database when the expression is invalid or unsupported.
     """
@@ -203,16 +228,19 @@ def count_cohort(
         )
     seconds = time.perf_counter() - started
     persons = next((int(n) for kind, _, n, _, _ in counted if int(kind) == 0), 0)
-    masks = [(int(m), int(n)) for kind, m, n, _, _ in counted if int(kind) == 1]
-    inclusion, attrition = rule_statistics(compiled.rule_names, masks)
-    result = CohortResult(persons, None, round(seconds, 4), inclusion, attrition, described=described)
+    result = _with_statistics(
+        CohortResult(persons, None, round(seconds, 4), described=described),
+        compiled.rule_names,
+        [(int(kind), int(m), int(n)) for kind, m, n, _, _ in counted if int(kind) in (1, 2)],
+    )
     if record_keys is None:
         return result
     persons_key = next((int(key or 0) for kind, _, _, key, _ in counted if int(kind) == 0), 0)
-    mask_keys = [(int(m), int(key or 0)) for kind, m, _, key, _ in counted if int(kind) == 1]
-    return _with_keys(
-        result, compiled.rule_names, persons_key, mask_keys, sum(int(unkeyed or 0) for *_, unkeyed in counted)
-    )
+    mask_keys = [(int(kind), int(m), int(key or 0)) for kind, m, _, key, _ in counted if int(kind) in (1, 2)]
+    # Unkeyed persons: the by-event rows hold the same persons again (as often as their events), so they are
+    # left out of the sum, which stays a number of persons.
+    missing = sum(int(unkeyed or 0) for kind, *_, unkeyed in counted if int(kind) in (0, 1))
+    return _with_keys(result, compiled.rule_names, persons_key, mask_keys, missing)
 
 
 def resolve_concept_sets(
@@ -321,17 +349,49 @@ class ConceptSetCache:
             self._size -= len(dropped)
 
 
+def _with_statistics(result: CohortResult, rule_names: list[str], masks: list[tuple[int, int, int]]) -> CohortResult:
+    """``result`` with Circe's inclusion statistics from the read-back ``(mode, mask, count)`` rows (mode 1: the
+    persons of a by-person mask, 2: the events of a by-event mask): the initial persons and events (every mask
+    added up: each qualified person has one best event, each event one mask), each rule alone and the attrition."""
+    by_person = [(m, n) for kind, m, n in masks if kind == 1]
+    by_event = [(m, n) for kind, m, n in masks if kind == 2]
+    inclusion, attrition = rule_statistics(rule_names, by_person)
+    event_inclusion, event_attrition = rule_statistics(rule_names, by_event)
+    return replace(
+        result,
+        inclusion_rules=inclusion,
+        attrition=attrition,
+        initial_persons=sum(n for _, n in by_person),
+        by_event=EventStatistics(sum(n for _, n in by_event), event_inclusion, event_attrition),
+    )
+
+
 def _with_keys(
-    result: CohortResult, rule_names: list[str], persons_key: int, mask_keys: list[tuple[int, int]], unkeyed: int
+    result: CohortResult,
+    rule_names: list[str],
+    persons_key: int,
+    mask_keys: list[tuple[int, int, int]],
+    unkeyed: int,
 ) -> CohortResult:
-    """``result`` with the cell keys of its counts: each rule's and step's key adds the masks' keys as Circe adds
-    their counts."""
-    inclusion_keys, attrition_keys = rule_statistics(rule_names, mask_keys)
+    """``result`` with the cell keys of its counts from ``(mode, mask, cell key)`` rows: the initial row's key and
+    each rule's and step's key add the masks' keys as Circe adds their counts (a sum of disjoint groups' record
+    keys is the key of their union)."""
+    person_keys = [(m, key) for kind, m, key in mask_keys if kind == 1]
+    event_keys = [(m, key) for kind, m, key in mask_keys if kind == 2]
+    inclusion_keys, attrition_keys = rule_statistics(rule_names, person_keys)
+    event_inclusion_keys, event_attrition_keys = rule_statistics(rule_names, event_keys)
     return replace(
         result,
         persons_key=persons_key,
         inclusion_rule_keys=[key % KEYS for _, key in inclusion_keys],
         attrition_keys=[key % KEYS for _, key in attrition_keys],
+        initial_persons_key=sum(key for _, key in person_keys) % KEYS,
+        by_event=replace(
+            result.by_event,
+            initial_key=sum(key for _, key in event_keys) % KEYS,
+            inclusion_rule_keys=[key % KEYS for _, key in event_inclusion_keys],
+            attrition_keys=[key % KEYS for _, key in event_attrition_keys],
+        ),
         unkeyed=unkeyed,
     )
 

@@ -25,6 +25,8 @@ from accounts.permissions import (
 from audit.spreadsheet_guard import spreadsheet_safe_cell
 from cohorts.definitions.models import CohortDefinition
 from cohorts.definitions.selectors import RUN, VIEW
+from cohorts.runs.attrition import CSV_HEADER as ATTRITION_CSV_HEADER
+from cohorts.runs.attrition import attrition_csv_rows, merged_attrition, protected_attrition
 from cohorts.runs.breakdowns import fixed_buckets
 from cohorts.runs.choices import RunKind
 from cohorts.runs.models import CohortRun, CountStoreSync, RunRequest
@@ -257,6 +259,8 @@ def run_request_result(
                 [] if withheld else _protected_steps(run.result.get("inclusion_rules", []), own_rule)
             )
             site["attrition"] = [] if withheld else _protected_steps(run.result.get("attrition", []), own_rule)
+            # The attrition as ATLAS shows it (initial row, kept, lost, %, each rule alone; by person and event).
+            site["attrition_table"] = None if withheld else protected_attrition(run.result, own_rule)
             if released is not None:
                 site["demographics"] = released
     with_demographics = [(run.result["demographics"], rule) for run, rule in succeeded if "demographics" in run.result]
@@ -277,6 +281,13 @@ def run_request_result(
         "sites_answered": len(succeeded),
         "sites": sites,
     }
+    # The attrition of the shown sites together, only when every one shows its own (so the merged total is shown).
+    attrition_parts = [(run.result, rule) for run, rule in succeeded]
+    shown_attrition = all(not site.get("breakdown_withheld") for site in sites if site["run"] in by_run)
+    merged_steps = merged_attrition(attrition_parts) if len(attrition_parts) >= 2 and shown_attrition else None
+    result["merged_attrition_withheld"] = len(attrition_parts) >= 2 and merged_steps is None
+    if merged_steps is not None:
+        result["merged_attrition"] = merged_steps
     merged = merged_demographics(with_demographics) if len(with_demographics) >= 2 else None
     result["merged_breakdown_withheld"] = len(with_demographics) >= 2 and merged is None
     if merged is not None:
@@ -499,12 +510,18 @@ def run_result_table(result: dict[str, Any], table: str) -> tuple[list[str], lis
             rows.append(["total", result["state"], _cell(result["total"]), result["total_privacy"]["description"], ""])
         return header, rows
     if table == "attrition":
-        header = ["site", "step", "rule", "persons", "privacy rule"]
+        header = list(ATTRITION_CSV_HEADER)
         for site in result["sites"]:
             if _withheld(site, table, result.get("kind", "")):
-                rows.append([site["source"], "", "", "", f"{BREAKDOWN_WITHHELD} ({site['privacy']['description']})"])
-            for step, item in enumerate(site.get("attrition", []), start=1):
-                rows.append([site["source"], step, item["name"], _cell(item), site["privacy"]["description"]])
+                withheld = f"{BREAKDOWN_WITHHELD} ({site['privacy']['description']})"
+                rows.append([site["source"], *[""] * (len(header) - 2), withheld])
+            if site.get("attrition_table"):
+                rows += attrition_csv_rows(site["source"], site["attrition_table"], site["privacy"]["description"])
+        if result.get("merged_attrition_withheld"):
+            rows.append([MERGED_SOURCE, *[""] * (len(header) - 2), MERGED_BREAKDOWN_WITHHELD])
+        if result.get("merged_attrition"):
+            merged_rule = f"{result['merged_attrition']['privacy']['description']} (strictest of the sites' rules)"
+            rows += attrition_csv_rows(MERGED_SOURCE, result["merged_attrition"], merged_rule)
         return header, rows
     top = table.removeprefix("top_") if table.startswith("top_") else None
     columns = {

@@ -2,7 +2,8 @@
 
 For each definition of the oracle manifest, on its data set: the cohort rows are exactly Circe's
 (``expected/NAME.csv``), and so are the person and row counts and Circe's by-person inclusion statistics
-(each rule on its own, and the attrition of rules 1..k together).
+(each rule on its own, and the attrition of rules 1..k together), and by event too, with the initial persons and
+events before any rule (Circe's ``summary`` base).
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ def test_oracle_definition_gives_circes_cohort(
     by_person = expected["by_person"]
     assert result.inclusion_rules == [(r["name"], r["count"]) for r in by_person["inclusion_rules"]]
     assert result.attrition == [(r["name"], r["count"]) for r in by_person["attrition"]]
+    assert_initial_and_by_event_like_circe(result, expected)
 
 
 def test_generating_twice_replaces_the_rows_of_the_cohort(cdm_gibleed_duckdb: Any, oracle_dir: Path) -> None:
@@ -119,11 +121,25 @@ def test_oracle_definition_counts_like_circe_on_the_count_path(
     by_person = expected["by_person"]
     assert result.inclusion_rules == [(r["name"], r["count"]) for r in by_person["inclusion_rules"]]
     assert result.attrition == [(r["name"], r["count"]) for r in by_person["attrition"]]
+    assert_initial_and_by_event_like_circe(result, expected)
     # The rows the count's transaction described are Circe's rows (each person at their first entry).
     assert len(seen) == 1 and result.described == {"index_dates": index_dates}
     assert not cdm.engine.fetchall(
         "SELECT 1 FROM information_schema.schemata WHERE schema_name = %(s)s", {"s": NOWHERE}
     ), "the count path created the results schema"
+
+
+def assert_initial_and_by_event_like_circe(result: Any, expected: dict[str, Any]) -> None:
+    """The attrition page's initial row and by-event mode are Circe's: the base of each mode (every qualified
+    person, every qualified event), and each rule alone and rules 1..k by event."""
+    by_person, by_event = expected["by_person"], expected["by_event"]
+    # Circe writes no summary for a definition without inclusion rules (nothing to compare the base with there).
+    if by_person["summary"] is not None:
+        assert result.initial_persons == by_person["summary"]["base"]
+    if by_event["summary"] is not None:
+        assert result.by_event.initial == by_event["summary"]["base"]
+    assert result.by_event.inclusion_rules == [(r["name"], r["count"]) for r in by_event["inclusion_rules"]]
+    assert result.by_event.attrition == [(r["name"], r["count"]) for r in by_event["attrition"]]
 
 
 def _index_dates(rows: list[tuple[int, date, date]]) -> list[tuple[int, date]]:

@@ -161,7 +161,7 @@
             { site: site.site + " (" + site.source + ")" }, true));
         }
       });
-      if (result.merged_breakdown_withheld) {
+      if (result.merged_breakdown_withheld || result.merged_attrition_withheld) {
         lines.push(_("No breakdown of all sites together: a site's count is under its threshold."));
       }
     }
@@ -180,42 +180,209 @@
     return cell[key];
   }
 
+  /* Attrition, per site (a picker when several answered) and per mode (by person / by event). Every number comes
+   * protected from the server (cohorts/runs/attrition.py), lost and percentages included, each worked out there
+   * from released numbers only; a derived number whose operand is hidden arrives hidden and is said "hidden". */
+  var attritionResult = null;
+  var ATTRITION_WRAP = 34;
+
+  // Rule names reach Plotly, which reads its labels as a little HTML: escaped first, then wrapped with <br>.
+  function plotlyText(text) {
+    return String(text).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+  }
+
+  function wrapLabel(text, width) {
+    var lines = [];
+    var line = "";
+    String(text).split(/\s+/).forEach(function (word) {
+      while (word.length > width) {
+        if (line) {
+          lines.push(line);
+          line = "";
+        }
+        lines.push(word.slice(0, width));
+        word = word.slice(width);
+      }
+      if (!word) {
+        return;
+      }
+      if (line && (line + " " + word).length > width) {
+        lines.push(line);
+        line = word;
+      } else {
+        line = line ? line + " " + word : word;
+      }
+    });
+    if (line) {
+      lines.push(line);
+    }
+    return lines;
+  }
+
+  function derived(cell) {
+    if (!cell) {
+      return "—";
+    }
+    if (cell.hidden) {
+      return cell.display && cell.display !== "hidden" ? cell.display : _("hidden");
+    }
+    return cell.display === "" || cell.display === undefined ? "—" : cell.display;
+  }
+
+  function attritionMode() {
+    var checked = document.querySelector("input[name=attrition-mode]:checked");
+    return checked ? checked.value : "person";
+  }
+
+  /* What the attrition can show: with 2+ sites, "All sites (merged)" first (the server's merged numbers, absent
+   * when a site's count is hidden), then each site alone. */
+  function attritionViews(result) {
+    var views = withBreakdown(result).filter(function (site) { return site.attrition_table; }).map(function (site) {
+      return { id: site.source, label: site.site + " (" + site.source + ")", site: site };
+    });
+    var merged = result.merged_attrition;
+    if (merged && views.length > 1) {
+      views.unshift({ id: "merged", label: _("All sites (merged)"), site: {
+        site: _("All sites (merged)"), source: _("all sites"), attrition_table: merged, merged: true,
+        privacy: { description: merged.privacy.description + " " + _("(strictest of the sites' rules)") } } });
+    }
+    return views;
+  }
+
   function renderAttrition(result) {
-    var sites = withBreakdown(result);
+    var views = attritionViews(result);
     var section = document.getElementById("attrition");
     // A plain count shows the numbers only; attrition and demographics requests show the funnel too.
-    if (!sites.length || result.kind === "count") {
+    if (!views.length || result.kind === "count") {
       return;
     }
+    attritionResult = result;
     section.hidden = false;
-    var rows = [];
-    var traces = sites.map(function (site) {
-      var steps = site.attrition || [];
-      steps.forEach(function (step, i) {
-        rows.push([site.source, i + 1, step.name, step.display, site.privacy.short || site.privacy.description]);
-      });
-      var names = steps.map(function (s, i) { return (i + 1) + ". " + s.name; });
-      return {
-        type: "funnel",
-        name: site.site,
-        y: names,
-        // Hidden steps are drawn as empty bars labelled "<10": the bar length never encodes a hidden number.
-        x: steps.map(function (s) { return s.hidden ? 0 : s.value; }),
-        text: steps.map(function (s) { return s.display; }),
-        textinfo: "text",
-        hovertemplate: "%{y}: %{text}<extra>" + site.source + "</extra>"
-      };
+    var picker = document.getElementById("attrition-site");
+    var chosen = picker.value;
+    replace(picker, null);
+    views.forEach(function (view) {
+      var option = el("option", view.label);
+      option.value = view.id;
+      picker.appendChild(option);
     });
-    var chart = document.getElementById("attrition-chart");
-    if (window.Plotly && traces.some(function (t) { return t.y.length; })) {
-      window.Plotly.react(chart, traces, { margin: { l: 260, r: 20, t: 10, b: 30 }, height: 120 + 50 * traces[0].y.length },
-        { displaylogo: false, responsive: true });
-    } else if (!traces.some(function (t) { return t.y.length; })) {
-      replace(chart, el("p", _("This definition has no rules: every person with an entry event is in the cohort."), "hint"));
+    if (views.some(function (view) { return view.id === chosen; })) {
+      picker.value = chosen;
     }
-    replace(section.querySelector("[data-table=attrition]"), table([_("Site"), _("Step"), _("Rule"), _("Persons"), _("Privacy rule")], rows, 3));
+    picker.closest("[data-field=attrition-site]").hidden = views.length < 2;
+    var site = (views.filter(function (v) { return v.id === picker.value; })[0] || views[0]).site;
+    var eventRadio = section.querySelector("input[name=attrition-mode][value=event]");
+    var note = section.querySelector("[data-field=attrition-note]");
+    var hasEvents = !!site.attrition_table.event;
+    eventRadio.disabled = !hasEvents;
+    if (!hasEvents && eventRadio.checked) {
+      section.querySelector("input[name=attrition-mode][value=person]").checked = true;
+    }
+    var mode = attritionMode();
+    var shown = site.attrition_table[mode];
+    var notes = [];
+    if (!hasEvents || !shown.initial) {
+      notes.push(_("This result was counted before the initial row and the by-event counts were computed: count again to see them."));
+    }
+    note.textContent = notes.join(" ");
+    note.hidden = !notes.length;
+    drawAttrition(section, site, shown, mode);
     section.querySelector("[data-csv=attrition]").href = csvUrl("attrition");
   }
+
+  function drawAttrition(section, site, shown, mode) {
+    var countLabel = mode === "event" ? _("Events") : _("Persons");
+    var initialLabel = mode === "event" ? _("Initial events (before any rule)") : _("Initial persons (before any rule)");
+    var rows = [];
+    var bars = [];
+    if (shown.initial) {
+      rows.push({ className: "initial", cells: ["0", initialLabel, shown.initial.display, "—", derived(shown.initial_percent), "—", "—"] });
+      bars.push({ name: initialLabel, count: shown.initial, percent: shown.initial_percent });
+    }
+    shown.steps.forEach(function (step) {
+      rows.push({ cells: [String(step.step), step.name, step.kept.display, derived(step.lost), derived(step.percent),
+        derived(step.own), derived(step.own_percent)] });
+      bars.push({ name: step.step + ". " + step.name, count: step.kept, percent: step.percent });
+    });
+    var headers = [_("Step"), _("Rule"), countLabel, _("Lost"), _("% of initial"), _("Rule alone"), _("% alone")];
+    var t = el("table", null, "grid attrition");
+    var caption = el("caption", site.site + " (" + site.source + ") — " + (site.privacy.short || site.privacy.description), "hint");
+    if (site.merged) {
+      caption.textContent = site.site + " — " + site.privacy.description;
+    }
+    t.appendChild(caption);
+    var head = t.createTHead().insertRow();
+    headers.forEach(function (h, i) {
+      head.appendChild(el("th", h, i >= 2 ? "num" : null));
+    });
+    var body = t.createTBody();
+    rows.forEach(function (row) {
+      var tr = body.insertRow();
+      if (row.className) {
+        tr.className = row.className;
+      }
+      row.cells.forEach(function (cell, i) {
+        var td = tr.insertCell();
+        td.textContent = cell;
+        td.className = i === 1 ? "rule-name" : (i >= 2 ? "num" : "");
+      });
+    });
+    replace(section.querySelector("[data-table=attrition]"), t);
+
+    var chart = document.getElementById("attrition-chart");
+    // Each draw starts afresh (another site or mode): a purged div, never Plotly's state of the last one.
+    if (window.Plotly) {
+      window.Plotly.purge(chart);
+    }
+    if (!shown.steps.length) {
+      replace(chart, el("p", _("This definition has no rules: every person with an entry event is in the cohort."), "hint"));
+      return;
+    }
+    if (!window.Plotly) {
+      replace(chart, el("p", _("The chart library did not load; the tables below hold the same numbers."), "hint"));
+      return;
+    }
+    replace(chart, null);
+    var lines = bars.map(function (bar) { return wrapLabel(bar.name, ATTRITION_WRAP); });
+    var rowHeight = lines.map(function (l) { return Math.max(44, 18 * l.length + 16); });
+    var trace = {
+      type: "funnel",
+      name: site.site,
+      y: lines.map(function (l) { return l.map(plotlyText).join("<br>"); }),
+      // Hidden steps are drawn as empty bars labelled "<10": the bar length never encodes a hidden number.
+      x: bars.map(function (bar) { return bar.count.hidden ? 0 : bar.count.value; }),
+      text: bars.map(function (bar) {
+        var percent = bar.percent && !bar.percent.hidden && bar.percent.display ? " (" + bar.percent.display + ")" : "";
+        return plotlyText(bar.count.display + percent);
+      }),
+      customdata: bars.map(function (bar) { return plotlyText(bar.name); }),
+      textinfo: "text",
+      textposition: "inside",
+      hovertemplate: "%{customdata}<br>" + plotlyText(countLabel) + ": %{text}<extra>" + plotlyText(site.source) + "</extra>"
+    };
+    window.Plotly.react(chart, [trace], {
+      margin: { l: 20, r: 20, t: 10, b: 20 },
+      height: 40 + rowHeight.reduce(function (a, b) { return a + b; }, 0),
+      yaxis: { automargin: true, tickfont: { size: 12 } },
+      showlegend: false
+    }, { displaylogo: false, responsive: true });
+  }
+
+  var attritionPicker = document.getElementById("attrition-site");
+  if (attritionPicker) {
+    attritionPicker.addEventListener("change", function () {
+      if (attritionResult) {
+        renderAttrition(attritionResult);
+      }
+    });
+  }
+  document.querySelectorAll("input[name=attrition-mode]").forEach(function (radio) {
+    radio.addEventListener("change", function () {
+      if (attritionResult) {
+        renderAttrition(attritionResult);
+      }
+    });
+  });
 
   function demographicRows(site, key) {
     var spec = DEMOGRAPHIC_TABLES[key];

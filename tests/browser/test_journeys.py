@@ -224,9 +224,16 @@ def test_a_researcher_builds_counts_and_shares_a_cohort_a_partner_sees_it_rounde
         page.locator("#run [data-field=state]").filter(has_text="finished").wait_for()
         page.locator("#attrition-chart svg.main-svg").first.wait_for()
         page.locator("#pyramid-chart svg.main-svg").first.wait_for()
-        attrition_rows = [
-            r.locator("td").all_inner_texts() for r in page.locator("[data-table=attrition] tbody tr").all()
-        ]
+        # The attrition shows one site at a time (all sites together first): each site's rule rows, read as
+        # (site, step, rule, persons) after the initial row (step 0).
+        attrition_rows = []
+        for source in sources:
+            page.locator("#attrition-site").select_option(value=source.key)
+            page.locator("#attrition table.attrition caption", has_text=source.key).wait_for()
+            for r in page.locator("[data-table=attrition] tbody tr").all():
+                step, rule_name, persons, *_ = r.locator("td").all_inner_texts()
+                if step != "0":
+                    attrition_rows.append([source.key, step, rule_name, persons])
         pyramid_rows = page.locator("[data-table=age_pyramid] tbody tr").count()
         result_sites = [r.locator("td").all_inner_texts() for r in page.locator("#sites tbody tr").all()]
         page.screenshot(path=screenshots / "journey-a6-demographics.png", full_page=True)

@@ -106,6 +106,11 @@ class Command(BaseCommand):
             "engine": answered_by,
             "inclusion_rules": [{"name": name, "persons": n} for name, n in result.inclusion_rules],
             "attrition": [{"name": name, "persons": n} for name, n in result.attrition],
+            "initial": {"persons": result.initial_persons, "events": result.by_event.initial},
+            "by_event": {
+                "inclusion_rules": [{"name": name, "events": n} for name, n in result.by_event.inclusion_rules],
+                "attrition": [{"name": name, "events": n} for name, n in result.by_event.attrition],
+            },
         }
         self.stdout.write(json.dumps(summary, ensure_ascii=False))
 
