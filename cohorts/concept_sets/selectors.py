@@ -86,7 +86,8 @@ def concept_counts_for_user(user: User, concept_ids: list[int]) -> dict[int, lis
     The states are told apart: a site that has counted its concepts and has none of this one releases 0 (what
     ``disclosure.rules.protect`` releases for an empty count, as for a cohort of nobody); a count under the
     threshold is released as its display ("<10"), never the number; a site that has not counted yet has null
-    (``counted`` false); a non-standard concept, which no site counts, has null too. ``records_text`` / ``persons_text`` say each in words for a table cell.
+    (``counted`` false); a non-standard concept, which no site counts, has null too. ``records_text`` and
+    ``persons_text`` say each in words for a table cell.
 
     Each count is perturbed with its own cell key, computed at the site (``concept_sets.counts``): the record
     count and the person count are two cells, so neither gives the other's noise away, and the same concept at
