@@ -21,7 +21,7 @@ from worker.tests.helpers import PASSWORD, make_running_project, make_source, ma
 pytestmark = pytest.mark.django_db(transaction=True)
 
 TIMEOUT_MS = 30_000
-T2DM = 201826
+T2DM, HYPERTENSION = 201826, 320128
 
 
 def _row(page: Any, concept_id: int) -> Any:
@@ -97,6 +97,16 @@ def test_kcd7_codes_find_mapped_concepts_with_counts_on_the_concepts_page_and_in
             page.locator("[data-block=concept-set-0] .builder-items").get_by_text(str(T2DM), exact=True).wait_for()
             page.locator("[data-block=concept-set-0]").screenshot(path=screenshots / f"kcd7-builder-{language}.png")
             page.screenshot(path=screenshots / f"kcd7-builder-page-{language}.png", full_page=True)
+
+            # The concept set editor's search: the same mapping, counts and legend.
+            page.goto(f"{live_server.url}/cohorts/concept-sets/new/")
+            page.locator("#set-q").fill("I10")
+            page.locator("#set-search button[type=submit]").click()
+            found = page.locator("#set-search-results li").filter(has_text=f"KCD7 I10 → {HYPERTENSION} Essential")
+            found.first.wait_for()
+            assert f"{source.name}: " in found.last.inner_text()
+            assert page.locator("#set-search-status").inner_text() == legend
+            page.screenshot(path=screenshots / f"kcd7-concept-set-{language}.png", full_page=True)
             context.close()
     assert errors == [], errors
     assert failed == [], failed
