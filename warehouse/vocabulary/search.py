@@ -278,9 +278,10 @@ def corrected_query_fallback(query: ConceptQuery) -> ConceptQuery | None:
         if ConceptWord.objects.filter(word=word).exists():
             return None
         if known is None:
-            # Only the words of about the same length can reach the ratio: the list read is smaller still.
             known = list(ConceptWord.objects.values_list("word", flat=True))
-        close = [w for w in known if abs(len(w) - len(word)) <= 2]
+        # A ratio of 0.8 needs the lengths to differ by at most half the shorter one (2m / (2m + d) >= 0.8):
+        # the others are skipped without comparing them.
+        close = [w for w in known if 2 * abs(len(w) - len(word)) <= min(len(w), len(word))]
         found = difflib.get_close_matches(word, close, n=1, cutoff=NEAR_RATIO)
         return found[0] if found else None
 
