@@ -10,8 +10,9 @@ Athena download (SNOMED, ICD10CM, RxNorm, NDC, LOINC, CPT4, ...), with codes in 
 PostgreSQL database of its own (``--pg-url``, default ``soyang_voc_bench`` on 127.0.0.1, created when missing),
 then indexed exactly as the portal's migration indexes it (``warehouse/migrations/0003_vocabulary.py``).
 
-Queries: ~50 representative searches (a word, two words, a prefix, a code, an id, a misspelling; with and
-without a domain filter) run through the SQL of the portal's own selector (``warehouse.vocabulary.search.search_sql``:
+Queries: ~50 representative searches (a word, two words, a prefix, a code, the start of an ICD-10 code, an id,
+a misspelling; with and without a domain filter; the ICD10CM concepts 'Map to' standard ones) run through the
+SQL of the portal's own selector (``warehouse.vocabulary.search.search_sql``:
 the ranked query, then the same query with misspelled words corrected against the list of distinct words of
 the names when the page is not full, as ``concept_search`` does). Each
 query runs once to warm the cache, then ``--repeat`` times; the script prints p50 / p95 / max of the SQL time
@@ -543,6 +544,16 @@ def queries(connection: Any, rng: random.Random) -> list[dict[str, Any]]:
         texts.append(("prefix", prefix))
     for code in codes:
         texts.append(("code", code))
+    # The start of an ICD-10 code (three characters, as a researcher types "E11"): its codes by prefix and the
+    # standard concepts they map to.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT concept_code FROM warehouse_concept WHERE vocabulary_id = 'ICD10CM' AND concept_id > %s "
+            "ORDER BY concept_id LIMIT 3",
+            (rng.randint(1, max(1, top // 2)),),
+        )
+        for (code,) in cursor.fetchall():
+            texts.append(("code prefix", code[:3]))
     for cid in ids:
         texts.append(("id", str(cid)))
     for typo in ("diabetis", "pnemonia", "hypertenson", "astma", "metformine", "osteoporsis"):
@@ -552,6 +563,7 @@ def queries(connection: Any, rng: random.Random) -> list[dict[str, Any]]:
         "two words": "Condition",
         "prefix": "Drug",
         "code": "",
+        "code prefix": "Condition",
         "id": "",
         "misspelling": "Condition",
     }
@@ -597,6 +609,34 @@ def ensure_words(connection: Any) -> None:
     print(f"word list: {words:,} words in {time.monotonic() - started:.0f} s", flush=True)
 
 
+def ensure_relationships(connection: Any) -> None:
+    """'Maps to' rows from each non-standard ICD10CM concept to a standard concept (the next one by id), indexed as
+    the portal's table, for the searches by code (reused when present)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT to_regclass('warehouse_conceptrelationship') IS NOT NULL")
+        if cursor.fetchone()[0]:
+            return
+        started = time.monotonic()
+        cursor.execute(
+            "CREATE TABLE warehouse_conceptrelationship (concept_id_1 integer NOT NULL, concept_id_2 integer NOT "
+            "NULL, relationship_id varchar(20) NOT NULL, invalid_reason varchar(1) NOT NULL DEFAULT '')"
+        )
+        cursor.execute(
+            "INSERT INTO warehouse_conceptrelationship (concept_id_1, concept_id_2, relationship_id) "
+            "SELECT c.concept_id, s.concept_id, 'Maps to' FROM warehouse_concept c CROSS JOIN LATERAL "
+            "(SELECT concept_id FROM warehouse_concept WHERE concept_id > c.concept_id AND standard_concept = 'S' "
+            "ORDER BY concept_id LIMIT 1) s WHERE c.vocabulary_id = 'ICD10CM' AND c.standard_concept = ''"
+        )
+        rows = cursor.rowcount
+        cursor.execute(
+            "CREATE INDEX relationship_from ON warehouse_conceptrelationship (concept_id_1, relationship_id)"
+        )
+        cursor.execute("CREATE INDEX relationship_to ON warehouse_conceptrelationship (concept_id_2, relationship_id)")
+        cursor.execute("ANALYZE warehouse_conceptrelationship")
+    connection.commit()
+    print(f"mappings: {rows:,} 'Maps to' rows in {time.monotonic() - started:.0f} s", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--concepts", type=int, default=5_000_000)
@@ -626,6 +666,7 @@ def main() -> None:
     else:
         print(f"reusing {count:,} concepts in {args.pg_url}")
     ensure_words(connection)
+    ensure_relationships(connection)
 
     results = []
     for query in queries(connection, random.Random(args.seed)):

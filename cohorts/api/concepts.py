@@ -53,15 +53,34 @@ class RelatedConceptSerializer(ConceptSerializer):
 class SiteCountSerializer(serializers.Serializer):
     source = serializers.CharField()
     source_name = serializers.CharField()
+    counted = serializers.BooleanField(help_text="Whether the site has counted its concepts yet.")
     records = serializers.JSONField(
-        help_text="A number perturbed with its cell key, '<n' when under the site's threshold, null if not counted."
+        help_text="A number perturbed with its cell key, '<n' when under the site's threshold, 0 when the site "
+        "counted and found none, null if the site has not counted yet."
     )
     persons = serializers.JSONField(help_text="As records (a cell of its own, with its own perturbation).")
+    records_text = serializers.CharField(help_text="records in words for a table cell: the number, 'hidden (<n)', …")
+    persons_text = serializers.CharField(help_text="persons in words, as records_text.")
+    hidden = serializers.BooleanField(help_text="Whether either count is hidden.")
     rule = serializers.CharField(help_text="The site's rule that applied to these counts, in words.")
+
+
+class MappingSerializer(serializers.Serializer):
+    concept_id = serializers.IntegerField()
+    concept_name = serializers.CharField()
+    vocabulary_id = serializers.CharField()
+    concept_code = serializers.CharField()
 
 
 class CountedConceptSerializer(ConceptSerializer):
     counts = SiteCountSerializer(many=True, help_text="One entry per site you may see.")
+
+
+class SearchHitSerializer(CountedConceptSerializer):
+    maps_to = MappingSerializer(many=True, help_text="For a non-standard hit: the standard concepts it maps to.")
+    mapped_from = MappingSerializer(
+        many=True, help_text="For a code search: the source codes matching the text that map to this standard hit."
+    )
 
 
 # One object, not a list: the search answers search.json's payload even though it sits on the list route.
@@ -69,9 +88,10 @@ class CountedConceptSerializer(ConceptSerializer):
 class SearchResultSerializer(serializers.Serializer):
     query = serializers.CharField()
     total_shown = serializers.IntegerField()
-    results = CountedConceptSerializer(many=True)
+    results = SearchHitSerializer(many=True)
     limit = serializers.IntegerField()
     offset = serializers.IntegerField()
+    count_legend = serializers.CharField(help_text="One line saying what the count cells mean.")
 
 
 class ConceptDetailSerializer(CountedConceptSerializer):

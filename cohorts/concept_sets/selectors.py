@@ -26,12 +26,12 @@ from accounts.permissions import (
     user_can,
 )
 from cohorts.concept_sets.models import ConceptSet
-from disclosure.rules import shown
+from disclosure.rules import NOT_RELEASED, shown
 from disclosure.selectors import rule_for
 from warehouse.models import Concept, Source
-from warehouse.vocabulary.counts import concept_counts
+from warehouse.vocabulary.counts import concept_counts, sources_counted
 from warehouse.vocabulary.resolve import SetItem, concept_set_resolve
-from warehouse.vocabulary.search import concept_as_dict, concept_query, concept_search
+from warehouse.vocabulary.search import concept_as_dict, concept_query, concept_search, search_mappings
 
 VIEW = "view_conceptset"
 CHANGE = "change_conceptset"
@@ -55,10 +55,39 @@ def count_sources_for_user(user: User) -> QuerySet[Source]:
     return active.filter(pk__in=ids).order_by("key")
 
 
+def _count_text(value: int | str | None, *, counted: bool, standard: bool) -> str:
+    """A released count in words for a cell: the number; "hidden (<10)" for a count under the site's threshold
+    (the display ``disclosure`` released, inside the words); "not counted yet" when the site has not counted;
+    "n/a (non-standard)" for a concept the sites never count (their records count under its standard concept)."""
+    if value is None:
+        return str(_("n/a (non-standard)") if counted and not standard else _("not counted yet"))
+    if isinstance(value, int):
+        return f"{value:,}"
+    if value == NOT_RELEASED:
+        return str(_("not released (count again)"))
+    return str(_("hidden (%(shown)s)") % {"shown": value})
+
+
+def count_legend() -> str:
+    """One line that says what the count cells of a table mean (the search page, its JSON, the builder's hits)."""
+    return str(
+        _(
+            "Records / persons per site, each slightly perturbed. “hidden (<n)”: under the site's threshold n, "
+            "never shown. “0”: the site counted and found none. “not counted yet”: the site has not counted its "
+            "concepts. “n/a”: a non-standard concept, counted under the standard concept it maps to."
+        )
+    )
+
+
 def concept_counts_for_user(user: User, concept_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
     """Per concept, one entry per site the user may see: records and persons after the site's privacy rule for
-    the user's role ("<10" for a hidden count, null when the site has not counted that concept), and the rule
-    that applied in words.
+    the user's role, and the rule that applied in words.
+
+    The states are told apart: a site that has counted its concepts and has none of this one releases 0 (what
+    ``disclosure.rules.protect`` releases for an empty count, as for a cohort of nobody); a count under the
+    threshold is released as its display ("<10"), never the number; a site that has not counted yet has null
+    (``counted`` false); a non-standard concept, which no site counts, has null too. ``records_text`` and
+    ``persons_text`` say each in words for a table cell.
 
     Each count is perturbed with its own cell key, computed at the site (``concept_sets.counts``): the record
     count and the person count are two cells, so neither gives the other's noise away, and the same concept at
@@ -66,19 +95,38 @@ def concept_counts_for_user(user: User, concept_ids: list[int]) -> dict[int, lis
     project. A count stored without a key (before the sites computed keys) is not released."""
     sources = list(count_sources_for_user(user))
     stored = concept_counts(concept_ids=concept_ids, sources=sources)
+    counted = sources_counted(sources=sources)
+    # The sites count standard concepts only (the domain tables' concept columns): a source code is not counted.
+    not_standard = set(
+        Concept.objects.filter(concept_id__in=concept_ids).exclude(standard_concept="S").values_list("pk", flat=True)
+    )
     role = getattr(user, "role", "")
     out: dict[int, list[dict[str, Any]]] = {}
     for cid in concept_ids:
         entries = []
+        standard = cid not in not_standard
         for source in sources:
             rule = rule_for(source=source, role=role)
             count = stored.get((source.pk, cid))
+            records: int | str | None = None
+            persons: int | str | None = None
+            if count is not None:
+                records = shown(count.record_count, rule, count.record_key)
+                persons = shown(count.person_count, rule, count.person_key)
+            elif source.pk in counted and cid not in not_standard:
+                # Counted, and no record of the concept at the site: the empty count, as disclosure releases it.
+                records = shown(0, rule)
+                persons = shown(0, rule)
             entries.append(
                 {
                     "source": source.key,
                     "source_name": source.name,
-                    "records": shown(count.record_count, rule, count.record_key) if count else None,
-                    "persons": shown(count.person_count, rule, count.person_key) if count else None,
+                    "counted": source.pk in counted,
+                    "records": records,
+                    "persons": persons,
+                    "records_text": _count_text(records, counted=source.pk in counted, standard=standard),
+                    "persons_text": _count_text(persons, counted=source.pk in counted, standard=standard),
+                    "hidden": isinstance(records, str) or isinstance(persons, str),
                     "rule": rule.describe(),
                 }
             )
@@ -88,7 +136,9 @@ def concept_counts_for_user(user: User, concept_ids: list[int]) -> dict[int, lis
 
 def concept_search_for_user(user: User, params: Mapping[str, Any]) -> dict[str, Any]:
     """The search payload shared by search.json and the API: hits for raw query-string parameters, each with the
-    counts per site the user may see. ``ValueError`` with a message for bad parameters."""
+    counts per site the user may see and the 'Maps to' links that explain it (``search_mappings``: the standard
+    concepts a source code maps to, the source codes that brought a standard concept). ``ValueError`` with a
+    message for bad parameters."""
     query = concept_query(
         q=params.get("q"),
         domain=params.get("domain"),
@@ -100,13 +150,15 @@ def concept_search_for_user(user: User, params: Mapping[str, Any]) -> dict[str, 
     )
     found = concept_search(query)
     counts = concept_counts_for_user(user, [c.concept_id for c in found])
-    results = [{**concept_as_dict(c), "counts": counts.get(c.concept_id, [])} for c in found]
+    mappings = search_mappings(query, found)
+    results = [{**concept_as_dict(c), **mappings[c.concept_id], "counts": counts.get(c.concept_id, [])} for c in found]
     return {
         "query": query.text,
         "total_shown": len(results),
         "results": results,
         "limit": query.limit,
         "offset": query.offset,
+        "count_legend": count_legend(),
     }
 
 

@@ -97,7 +97,8 @@ def concept_detail_json(request: HttpRequest, concept_id: int) -> JsonResponse:
 def concept_detail_page(request: HttpRequest, concept_id: int) -> HttpResponse:
     """A concept with its counts, and links up and down its hierarchy."""
     _usable(request)
-    return render(request, "cohorts/concepts/detail.html", {"concept": _concept_payload(request, concept_id)})
+    context = {"concept": _concept_payload(request, concept_id), "count_legend": concept_set_selectors.count_legend()}
+    return render(request, "cohorts/concepts/detail.html", context)
 
 
 # --- concept sets -----------------------------------------------------------------------------------------------

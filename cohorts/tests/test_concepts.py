@@ -70,12 +70,17 @@ def test_search_json_follows_the_builders_contract(members: dict[str, Any], site
     }
     records, persons = condition_cells(cdm_gibleed_pg, site, GI_BLEED)
     assert (records[0], persons[0]) == (479, 479)
+    shown_records, shown_persons = released(records, site, Role.RESEARCHER), released(persons, site, Role.RESEARCHER)
     assert first["counts"] == [
         {
             "source": "gibleed",
             "source_name": "GiBleed hospital",
-            "records": released(records, site, Role.RESEARCHER),
-            "persons": released(persons, site, Role.RESEARCHER),
+            "counted": True,
+            "records": shown_records,
+            "persons": shown_persons,
+            "records_text": f"{shown_records:,}",
+            "persons_text": f"{shown_persons:,}",
+            "hidden": False,
             "rule": rule_for(source=site, role=Role.RESEARCHER).describe(),
         }
     ]
@@ -142,8 +147,12 @@ def test_a_concept_never_counted_at_a_site_shows_no_number(members: dict[str, An
         {
             "source": "gibleed",
             "source_name": "GiBleed hospital",
+            "counted": True,
             "records": None,
             "persons": None,
+            "records_text": "n/a (non-standard)",
+            "persons_text": "n/a (non-standard)",
+            "hidden": False,
             "rule": rule_for(source=site, role=Role.RESEARCHER).describe(),
         }
     ]

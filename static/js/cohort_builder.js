@@ -348,6 +348,38 @@
     };
   }
 
+  // A hit's 'Maps to' links and its released counts per site, in the words the server gave them (search.json:
+  // the same payload and count texts as the Concepts page, so nothing is decided here).
+  function hitDetails(hit) {
+    var nodes = [];
+    (hit.maps_to || []).forEach(function (other) {
+      nodes.push(el("span", "concepts-mapping", hit.vocabulary_id + " " + hit.concept_code + " → " + other.concept_id + " " + other.concept_name));
+    });
+    (hit.mapped_from || []).forEach(function (other) {
+      var mapping = el("span", "concepts-mapping", other.vocabulary_id + " " + other.concept_code + " → " + hit.concept_id + " " + hit.concept_name);
+      mapping.title = other.concept_name;
+      nodes.push(mapping);
+    });
+    var counts = (hit.counts || []).map(function (count) {
+      var numbers = count.records !== null && count.records !== undefined;
+      var text = numbers ? count.records_text + " / " + count.persons_text : count.records_text;
+      var part = el("span", numbers && !count.hidden ? null : "concepts-count-hidden", count.source_name + ": " + text);
+      part.title = count.rule;
+      return part;
+    });
+    if (counts.length) {
+      var line = el("span", "builder-hit-counts concepts-mapping");
+      counts.forEach(function (part, k) {
+        if (k) {
+          line.appendChild(document.createTextNode(" · "));
+        }
+        line.appendChild(part);
+      });
+      nodes.push(line);
+    }
+    return nodes;
+  }
+
   function search(setIndex) {
     var state = searchState[setIndex];
     var query = "?q=" + encodeURIComponent(state.q || "") + "&domain=" + encodeURIComponent(state.domain || "") +
@@ -363,6 +395,7 @@
       })
       .then(function (data) {
         state.results = data.results || [];
+        state.legend = data.count_legend || "";
         state.message = state.results.length ? "" : _("No concept found.");
         render();
       })
@@ -484,10 +517,14 @@
           addHit.setAttribute("aria-label", interpolate(_("Add %s (%s)"), [hit.concept_name, hit.concept_id]));
           li.appendChild(addHit);
           li.appendChild(el("span", null, " " + hit.concept_name + " (" + hit.concept_id + ") · " + hit.domain_id + " · " +
-            hit.vocabulary_id + " " + hit.concept_code + (hit.standard_concept === "S" ? " · standard" : "")));
+            hit.vocabulary_id + " " + hit.concept_code + (hit.standard_concept === "S" ? " · " + _("standard") : "")));
+          hitDetails(hit).forEach(function (node) { li.appendChild(node); });
           list.appendChild(li);
         });
         box.appendChild(list);
+        if (state.legend && (state.results[0].counts || []).length) {
+          box.appendChild(el("p", "hint concepts-legend", state.legend));
+        }
       }
       var sentence = el("p", "builder-sentence");
       sentence.dataset.sentence = "concept-set-" + i;

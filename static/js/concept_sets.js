@@ -137,6 +137,36 @@
       });
   }
 
+  function line(className, content, title) {
+    var node = document.createElement("span");
+    node.className = className;
+    node.textContent = content;
+    if (title) {
+      node.title = title;
+    }
+    return node;
+  }
+
+  // A hit's 'Maps to' links (KCD7 E11.9 → 201826 Type 2 diabetes mellitus) and its released counts per site, in
+  // the words search.json gave them: the Concepts page's cells, decided on the server.
+  function hitDetails(hit) {
+    var nodes = [];
+    (hit.maps_to || []).forEach(function (other) {
+      nodes.push(line("concepts-mapping", hit.vocabulary_id + " " + hit.concept_code + " → " + other.concept_id + " " + other.concept_name));
+    });
+    (hit.mapped_from || []).forEach(function (other) {
+      nodes.push(line("concepts-mapping", other.vocabulary_id + " " + other.concept_code + " → " + hit.concept_id + " " + hit.concept_name, other.concept_name));
+    });
+    var counts = (hit.counts || []).map(function (count) {
+      var numbers = count.records !== null && count.records !== undefined;
+      return count.source_name + ": " + (numbers ? count.records_text + " / " + count.persons_text : count.records_text);
+    });
+    if (counts.length) {
+      nodes.push(line("concepts-mapping builder-hit-counts", counts.join(" · "), (hit.counts[0] || {}).rule));
+    }
+    return nodes;
+  }
+
   function search(event) {
     event.preventDefault();
     var status = document.getElementById("set-search-status");
@@ -179,8 +209,12 @@
             hit.concept_code + (hit.standard_concept ? " [" + hit.standard_concept + "]" : "");
           li.appendChild(button);
           li.appendChild(label);
+          hitDetails(hit).forEach(function (node) { li.appendChild(node); });
           results.appendChild(li);
         });
+        if (data.results.length && (data.results[0].counts || []).length) {
+          status.textContent = data.count_legend || "";
+        }
       })
       .catch(function (error) {
         status.textContent = error.message;

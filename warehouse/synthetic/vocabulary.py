@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
 
+from warehouse.synthetic.kcd7 import KCD7_VOCABULARY, kcd7_concept_rows, kcd7_maps
 from warehouse.synthetic.vocabulary_data import ANCESTOR_ROWS, CONCEPT_ROWS, IS_A_EDGES
 
 VALID_START = "1970-01-01"
@@ -321,6 +322,7 @@ EXTRA_CONCEPTS: tuple[tuple[int, str, str, str, str, str, str, str, str], ...] =
 SOURCE_MAPS: tuple[tuple[int, int], ...] = (
     (35208414, 192671),  # ICD10CM K92.2 Gastrointestinal hemorrhage, unspecified → Gastrointestinal hemorrhage
     (3030354, 46236952),  # LOINC 33914-3 (deprecated eGFR MDRD) → 77147-7
+    *kcd7_maps(),  # the KCD-7 codes of the simulated conditions → the standard concepts written (``kcd7``)
 )
 
 # Extra real hierarchy edges (parent, child): parents we add above, and RxNorm clinical drugs whose ingredient
@@ -367,6 +369,7 @@ VOCABULARY_ROWS: tuple[tuple[str, str, str, str, int], ...] = (
     ("Condition Status", "OMOP Condition Status", "OMOP generated", "", 0),
     ("CMS Place of Service", "Place of Service Codes for Professional Claims (CMS)", "", "subset", 0),
     ("Medicare Specialty", "Medicare provider/supplier specialty codes (CMS)", "", "subset", 0),
+    KCD7_VOCABULARY,
 )
 
 DOMAIN_ROWS: tuple[tuple[str, str, int], ...] = (
@@ -423,7 +426,7 @@ class Concept:
 def concepts() -> dict[int, Concept]:
     """Every concept of the subset by id."""
     rows = {row[0]: Concept(*row) for row in CONCEPT_ROWS}
-    for row in EXTRA_CONCEPTS:
+    for row in (*EXTRA_CONCEPTS, *kcd7_concept_rows(VALID_START, VALID_END)):
         rows[row[0]] = Concept(*row)
     return dict(sorted(rows.items()))
 

@@ -121,3 +121,9 @@ def concept_counts(*, concept_ids: Iterable[int], sources: Iterable[Source]) -> 
         return {}
     found = ConceptCount.objects.filter(source_id__in=source_ids, concept_id__in=ids)
     return {(c.source_id, c.concept_id): c for c in found}
+
+
+def sources_counted(*, sources: Iterable[Source]) -> set[int]:
+    """The ids of the sources that have counted their concepts (any stored count): at those, a concept without a
+    stored count has no record. One index probe per source."""
+    return {s.pk for s in sources if ConceptCount.objects.filter(source=s).exists()}
