@@ -44,7 +44,8 @@ def builder_domains() -> list[dict[str, Any]]:
 def describe_expression(expression: dict[str, Any]) -> dict[str, Any]:
     """What the page shows of an expression being edited: the sentence under each block (``sentences``), the
     fragments the blocks do not show (``extras``), and whether it is valid, with its errors and their blocks.
-    Computes only; the expression may be a draft of any shape."""
+    Computes only, without the database; the expression may be a draft of any shape. (The page's validation adds
+    the warnings, ``cohorts.definitions.warnings``, which read the vocabulary: ``builder_views.validation``.)"""
     draft = parse_draft(expression)
     return {
         "sentences": block_sentences(draft),
