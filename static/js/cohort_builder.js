@@ -1168,8 +1168,10 @@
       showErrors([]);
       showWarnings(answer.data.warnings);
       var countWarning = box.querySelector("[data-field=count-warning]");
-      countWarning.textContent = (answer.data.warnings || []).length ?
-        _("Counted with warnings: the number may not be what you mean.") + " " + warningsText(answer.data.warnings) : "";
+      var warned = (answer.data.warnings || []).length;
+      countWarning.textContent = warned ? interpolate(ngettext(
+        "Counted with %s warning: the number may not be what you mean (see the warning above).",
+        "Counted with %s warnings: the number may not be what you mean (see the warnings above).", warned), [warned]) : "";
       countWarning.hidden = !countWarning.textContent;
       box.dataset.cancelUrl = answer.data.cancel_url;
       var link = box.querySelector("[data-field=result-link]");
