@@ -310,18 +310,37 @@ def _gender_text(genders: Iterable[int]) -> str:
 
 
 def _contradiction_place(members: list[_Demographic]) -> _Place:
-    """Where a contradiction is shown: in its rule's block when all its members are in one rule, else under the
-    inclusion rules."""
+    """Where a contradiction is shown: in its block when all its members are in one (a rule, or the entry event),
+    else under the inclusion rules."""
     blocks = {m.place.block for m in members}
     if len(blocks) == 1:
         return members[0].place
     return _Place("rules", "InclusionRules")
 
 
+def _entry_demographics(expression: CohortExpression) -> list[_Demographic]:
+    """The age and gender of a definition's only entry event: they hold at the index date (the event's date), like
+    the rules'. With several entry events a person may enter by another, so nothing is required then."""
+    entries = expression.primary_criteria.criteria_list
+    if len(entries) != 1:
+        return []
+    criterion = entries[0]
+    domain = DOMAINS.get(criterion.domain)
+    age = criterion.get(domain.age_attribute if domain is not None else "Age")
+    gender = criterion.get("Gender")
+    if not isinstance(age, NumericRange):
+        age = None
+    if age is None and not gender:
+        return []
+    place = _Place("entry", f"PrimaryCriteria.CriteriaList[0].{criterion.domain}")
+    return [_Demographic(place, _("the entry event"), DemographicCriteria(age=age, gender=tuple(gender or ())))]
+
+
 def _demographic_warnings(draft: Draft) -> list[dict[str, str]]:
     """Age ranges with no age in common, and gender lists with no gender in common, among the demographic criteria
-    that must all hold. Inclusion rules must all hold too, so a contradiction across two rules is found as well."""
-    required: list[_Demographic] = []
+    that must all hold. Inclusion rules must all hold too, so a contradiction across two rules is found as well, and
+    so is one between the only entry event's age or gender and a rule's."""
+    required: list[_Demographic] = _entry_demographics(draft.expression)
     for i, rule in enumerate(draft.inclusion_rules):
         if rule is not None:
             where = _("rule {n}").format(n=i + 1)

@@ -214,6 +214,21 @@ def test_gender_rules_excluding_each_other_are_warned_of(vocabulary):
     assert expression_warnings(diabetes([{"name": "r", "expression": group(demographics=[male, either])}])) == []
 
 
+def test_the_only_entry_events_age_or_gender_contradicting_a_rule_is_warned_of(vocabulary):
+    definition = diabetes([{"name": "r", "expression": group(demographics=[{"Gender": [{"CONCEPT_ID": FEMALE}]}])}])
+    entry = definition["PrimaryCriteria"]["CriteriaList"][0]["ConditionOccurrence"]
+    entry["Gender"] = [{"CONCEPT_ID": MALE}]
+    entry["Age"] = {"Op": "lt", "Value": 18}
+    (warning,) = expression_warnings(definition)
+    assert (warning["block"], warning["code"]) == ("rules", "contradictory-gender")
+    assert "(the entry event: male; rule 1: female)" in warning["message"]
+    definition["InclusionRules"][0]["expression"]["DemographicCriteriaList"] = [{"Age": {"Op": "gte", "Value": 65}}]
+    assert codes(expression_warnings(definition)) == [("rules", "contradictory-age")]
+    # With a second entry event a person may enter by it: the first one's age and gender are not required.
+    definition["PrimaryCriteria"]["CriteriaList"].append({"DrugExposure": {"CodesetId": 1}})
+    assert expression_warnings(definition) == []
+
+
 def test_warnings_are_in_korean_for_a_korean_reader(vocabulary):
     wrong = expression({"ConditionOccurrence": {"CodesetId": 0}}, concept_set(0, "Metformin", METFORMIN))
     with translation.override("ko"):
