@@ -194,3 +194,13 @@ def test_a_member_can_keep_a_project_that_is_no_longer_offered_to_them(alice, bo
     assert f'"id": {project.pk}, "title": "Left"' in page
     response = save(client_for(bob), definition, name="Bob's, renamed", description="", project=project.pk)
     assert response.status_code == 201, response.content
+
+
+def test_the_portals_own_notes_read_in_the_readers_language_and_the_authors_as_written(alice, project, definition):
+    client = client_for(alice)
+    save(client, definition, note="두 번째: HbA1c 추가")
+    page = client.get(reverse("cohorts:definition_versions", args=[definition.pk]), HTTP_ACCEPT_LANGUAGE="ko")
+    body = page.content.decode()
+    assert "<td>생성됨</td>" in body and "<td>두 번째: HbA1c 추가</td>" in body
+    detail = client.get(reverse("cohorts:definition_detail", args=[definition.pk]), HTTP_ACCEPT_LANGUAGE="ko")
+    assert "<td>생성됨</td>" in detail.content.decode()
