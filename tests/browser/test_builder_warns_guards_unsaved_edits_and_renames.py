@@ -125,6 +125,20 @@ def test_the_builder_warns_guards_unsaved_edits_and_renames_without_a_new_versio
         assert page.locator("#entry0-domain").input_value() == "DrugExposure"
         page.locator(".builder-save").screenshot(path=screenshots / f"builder-unsaved-{language}.png")
 
+        # A second rule whose window starts 30 days after the index date and ends 10 days before it: warned of in
+        # that rule's own block.
+        page.locator("#rule-new").click()
+        page.locator("#rule1-addc").click()
+        page.locator("#rule1-k0-sw-start-mode").select_option("a")
+        page.locator("#rule1-k0-sw-start-days").fill("30")
+        page.locator("#rule1-k0-sw-start-days").dispatch_event("change")
+        page.locator("#rule1-k0-sw-end-mode").select_option("b")
+        page.locator("#rule1-k0-sw-end-days").fill("10")
+        page.locator("#rule1-k0-sw-end-days").dispatch_event("change")
+        page.locator("[data-warnings=rule-1] li[data-code=impossible-window]").wait_for()
+        assert summary.locator("li").count() == 2
+        page.locator("[data-block=rule-1]").screenshot(path=screenshots / f"builder-window-warning-{language}.png")
+
         # Discarding brings the saved definition back: no warning, nothing unsaved, leaving asks nothing.
         page.get_by_role("button", name=words["discard"]).click()
         status.filter(has_text=words["discarded"]).wait_for()
