@@ -213,7 +213,7 @@ def error_block(path: str) -> str:
 def empty_expression() -> dict[str, Any]:
     """Where a new definition starts: one empty concept set and one condition entry event using it."""
     return {
-        "ConceptSets": [{"id": 0, "name": "Entry concepts", "expression": {"items": []}}],
+        "ConceptSets": [{"id": 0, "name": _("Entry concepts"), "expression": {"items": []}}],
         "PrimaryCriteria": {
             "CriteriaList": [{"ConditionOccurrence": {"CodesetId": 0, "First": True}}],
             "ObservationWindow": {"PriorDays": 0, "PostDays": 0},

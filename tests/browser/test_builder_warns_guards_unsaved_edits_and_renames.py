@@ -175,3 +175,47 @@ def test_the_builder_warns_guards_unsaved_edits_and_renames_without_a_new_versio
     assert [v.number for v in definition.versions.all()] == [1]
     event = AuditEvent.objects.get(action="definition_update")
     assert event.detail["changed"]["project"] == {"from": first.pk, "to": second.pk}
+
+
+def test_a_new_definition_in_korean_reads_in_korean_and_warns_of_its_empty_concept_set(
+    live_server: Any, demo_site: Any, chromium: Any, screenshots: Path
+) -> None:
+    source = make_source(demo_site)
+    researcher = make_user()
+    make_running_project(investigator=researcher, sources=[source], title="당뇨 연구", approval_number="IRB-KO1")
+
+    errors: list[str] = []
+    failed: list[str] = []
+    with chromium() as browser:
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        context.set_default_timeout(TIMEOUT_MS)
+        page = context.new_page()
+        watch(page, errors, failed)
+        sign_in(page, live_server.url, researcher.username)
+        context.set_extra_http_headers({"Accept-Language": "ko"})
+        page.goto(f"{live_server.url}/cohorts/new/")
+        page.get_by_role("heading", name="새 코호트 정의").wait_for()
+        page.locator("[data-field=validity]").filter(has_text="유효합니다. 경고 1개").wait_for()
+        warning = page.locator("[data-warnings=entry] li[data-code=empty-concept-set]")
+        warning.filter(has_text="질환 기준이 쓰는 개념 집합 “진입 개념”에 아직 개념이 없습니다").wait_for()
+        sentence = page.locator("[data-sentence=entry]").inner_text()
+        headings = page.locator(".builder-block h2:visible").all_inner_texts()
+        domain_options = page.locator("#entry0-domain option").all_inner_texts()
+        page.screenshot(path=screenshots / "builder-new-ko.png", full_page=True)
+        # Nothing typed yet: leaving asks nothing.
+        page.get_by_role("link", name="코호트", exact=True).first.click()
+        page.wait_for_url(f"{live_server.url}/cohorts/")
+        context.close()
+
+    assert not errors, errors
+    assert not failed, failed
+    assert headings == [
+        "정의",
+        "1. 개념 집합",
+        "2. 진입 사건",
+        "3. 포함 규칙",
+        "4. 코호트 종료",
+        "저장하고 환자 수 세기",
+    ]
+    assert sentence.startswith("다음 사건 중 가장 이른 사건에서 코호트에 들어갑니다")
+    assert "질환" in domain_options and "약물 노출" in domain_options
