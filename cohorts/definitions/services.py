@@ -190,7 +190,10 @@ def definition_update(
     for field, new in (("name", name), ("description", description), ("project", project_id)):
         old = current.project_id if field == "project" else getattr(current, field)
         if old != new:
-            changes[field] = {"from": old, "to": new}
+            # A description may be long: the trail keeps its start, enough to recognise it.
+            changes[field] = (
+                {"from": old, "to": new} if field != "description" else {"from": old[:300], "to": new[:300]}
+            )
     if not changes:
         return []
     detail: dict[str, Any] = {"changed": changes}

@@ -120,14 +120,19 @@ def _concept_list(concepts: list[tuple[int, str]]) -> str:
 
 
 def _empty_set_warning(place: _Place, criterion_words: str, concept_set: ConceptSet) -> dict[str, str]:
-    return _warning(
-        place,
-        "empty-concept-set",
-        _(
+    """A set with nothing to include: no concept yet, or only excluded ones (an exclusion takes away from what is
+    included; alone it includes nothing)."""
+    if concept_set.items:
+        text = _(
+            "The {what} criterion uses the concept set “{set}”, whose concepts are all marked “exclude”: it matches "
+            "nobody. Untick “exclude” on the concepts to look for."
+        )
+    else:
+        text = _(
             "The {what} criterion uses the concept set “{set}”, which has no concepts yet: it matches nobody. "
             "Add concepts to the set, or choose another set."
-        ).format(what=criterion_words, set=_set_name(concept_set)),
-    )
+        )
+    return _warning(place, "empty-concept-set", text.format(what=criterion_words, set=_set_name(concept_set)))
 
 
 def _mismatch_warning(

@@ -138,6 +138,11 @@ def test_an_empty_concept_set_in_use_is_warned_of_and_an_unused_one_is_not(vocab
         "The condition criterion uses the concept set “Entry concepts”, which has no concepts yet: it matches "
         "nobody. Add concepts to the set, or choose another set."
     )
+    all_excluded = concept_set(0, "Only exclusions", T2DM)
+    all_excluded["expression"]["items"][0]["isExcluded"] = True
+    (warning,) = expression_warnings(expression({"ConditionOccurrence": {"CodesetId": 0}}, all_excluded))
+    assert warning["code"] == "empty-concept-set"
+    assert "whose concepts are all marked “exclude”: it matches nobody" in warning["message"]
     unused = diabetes()
     unused["ConceptSets"].append(concept_set(2, "Not used yet"))
     assert expression_warnings(unused) == []
