@@ -819,22 +819,19 @@
 
   // Warnings (cohorts/definitions/warnings.py): valid but probably not meant. Each beside its block, and all of
   // them in the summary by the Save button; they never stop a save or a count.
-  var lastWarnings = [];
-
   function showWarnings(warnings) {
-    lastWarnings = warnings || [];
     form.querySelectorAll("[data-warnings]").forEach(clear);
     var summary = region("warning-summary");
     var list = summary.querySelector("ul");
     clear(list);
-    lastWarnings.forEach(function (warning) {
+    (warnings || []).forEach(function (warning) {
       var target = form.querySelector("[data-warnings='" + warning.block + "']") || form.querySelector("[data-warnings=general]");
       var li = el("li", null, warning.message);
       li.dataset.code = warning.code;
       target.appendChild(li);
       list.appendChild(el("li", null, warning.message));
     });
-    summary.hidden = !lastWarnings.length;
+    summary.hidden = !(warnings || []).length;
   }
 
   function warningsText(warnings) {
