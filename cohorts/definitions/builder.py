@@ -44,7 +44,8 @@ def builder_domains() -> list[dict[str, Any]]:
 def describe_expression(expression: dict[str, Any]) -> dict[str, Any]:
     """What the page shows of an expression being edited: the sentence under each block (``sentences``), the
     fragments the blocks do not show (``extras``), and whether it is valid, with its errors and their blocks.
-    Computes only; the expression may be a draft of any shape."""
+    Computes only, without the database; the expression may be a draft of any shape. (The page's validation adds
+    the warnings, ``cohorts.definitions.warnings``, which read the vocabulary: ``builder_views.validation``.)"""
     draft = parse_draft(expression)
     return {
         "sentences": block_sentences(draft),
@@ -212,7 +213,7 @@ def error_block(path: str) -> str:
 def empty_expression() -> dict[str, Any]:
     """Where a new definition starts: one empty concept set and one condition entry event using it."""
     return {
-        "ConceptSets": [{"id": 0, "name": "Entry concepts", "expression": {"items": []}}],
+        "ConceptSets": [{"id": 0, "name": _("Entry concepts"), "expression": {"items": []}}],
         "PrimaryCriteria": {
             "CriteriaList": [{"ConditionOccurrence": {"CodesetId": 0, "First": True}}],
             "ObservationWindow": {"PriorDays": 0, "PostDays": 0},

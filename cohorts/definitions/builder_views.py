@@ -21,20 +21,23 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
-from accounts.models import User
+from accounts.models import Project, User
 from accounts.permissions import projects_for_user, user_can
+from audit.http import client_ip
 from cohorts.definitions import selectors as definition_selectors
 from cohorts.definitions import services as definition_services
 from cohorts.definitions.builder import builder_domains, describe_expression, empty_expression, expression_errors
 from cohorts.definitions.models import CohortDefinition
+from cohorts.definitions.warnings import expression_warnings
 from cohorts.expression import ExpressionError, parse_expression
 from cohorts.runs import selectors as run_selectors
 from cohorts.runs import services as run_services
 from cohorts.runs.errors import REFUSAL_STATUS, BrokerUnavailable, DraftNotAllowed, RunLimitReached, SourceNotReady
 
 CHANGE = "change_cohortdefinition"
-MAX_NAME = 200
-MAX_NOTE = 500
+MAX_NAME = definition_services.MAX_NAME
+MAX_NOTE = definition_services.MAX_NOTE
+MAX_DESCRIPTION = definition_services.MAX_DESCRIPTION
 
 
 class _BadRequest(Exception):
@@ -96,16 +99,42 @@ def _definition_urls(definition: Any) -> dict[str, str]:
     }
 
 
+def validation(expression: dict[str, Any]) -> dict[str, Any]:
+    """What the page's validation answers: the description of the draft (sentences, extras, errors) and its
+    warnings, each with the block it is shown beside."""
+    return {**describe_expression(expression), "warnings": expression_warnings(expression)}
+
+
+def _definition_config(definition: CohortDefinition) -> dict[str, Any]:
+    """What the page knows of a saved definition: its number, name, description, project and latest version (the
+    name block edits the first three; the page compares them with these to tell unsaved edits)."""
+    return {
+        "id": definition.pk,
+        "name": definition.name,
+        "description": definition.description,
+        "project": definition.project_id,
+        "version": definition.latest_version().number,
+    }
+
+
+def _projects(user: User, definition: CohortDefinition | None) -> list[dict[str, Any]]:
+    """The projects the page offers: those the user works in, and the definition's own even if they no longer
+    do (it is where the definition is; keeping it needs no rights, moving it does)."""
+    projects = [{"id": p.pk, "title": p.title} for p in projects_for_user(user).order_by("title")]
+    current = definition.project if definition is not None else None
+    if current is not None and all(p["id"] != current.pk for p in projects):
+        projects.append({"id": current.pk, "title": current.title})
+    return projects
+
+
 def _page(request: HttpRequest, *, definition: Any, expression: dict[str, Any]) -> HttpResponse:
     base = reverse("cohorts:definition_list")
     config = {
         "expression": expression,
-        "definition": None
-        if definition is None
-        else {"id": definition.pk, "name": definition.name, "version": definition.latest_version().number},
+        "definition": None if definition is None else _definition_config(definition),
         # The page remembers its auto-count switch per user (in the browser's storage, under this id).
         "user": request.user.pk,
-        "projects": [{"id": p.pk, "title": p.title} for p in projects_for_user(request.user).order_by("title")],
+        "projects": _projects(request.user, definition),
         "sources": _sources(request.user, definition) if definition is not None else [],
         "domains": builder_domains(),
         "urls": {
@@ -116,7 +145,7 @@ def _page(request: HttpRequest, *, definition: Any, expression: dict[str, Any]) 
             "concept_set": f"{base}concept-sets/0.json",
             **(_definition_urls(definition) if definition is not None else {}),
         },
-        "initial": describe_expression(expression),
+        "initial": validation(expression),
     }
     return render(request, "cohorts/builder.html", {"definition": definition, "config": config})
 
@@ -144,15 +173,15 @@ def definition_edit(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def builder_describe(request: HttpRequest) -> JsonResponse:
-    """Sentences for each block, the fragments the builder does not show, and the validation errors (if any) of
-    the expression posted. Computes only; writes nothing."""
+    """Sentences for each block, the fragments the builder does not show, the validation errors (if any) and the
+    warnings of the expression posted. Computes only; writes nothing."""
     if not definition_selectors.definition_create_allowed(request.user):
         raise Http404("No such page.")
     try:
         data = _body(request)
     except _BadRequest as exc:
         return JsonResponse({"errors": exc.errors}, status=400)
-    return JsonResponse(describe_expression(data["expression"]))
+    return JsonResponse(validation(data["expression"]))
 
 
 @login_required
@@ -163,11 +192,7 @@ def builder_create(request: HttpRequest) -> JsonResponse:
         raise Http404("No such page.")
     try:
         data = _body(request)
-        name = str(data.get("name") or "").strip()
-        if not name or len(name) > MAX_NAME:
-            raise _BadRequest(
-                [{"path": "", "message": _("Give the definition a name (up to 200 characters)."), "block": "name"}]
-            )
+        name = _name(data)
         project = None
         if data.get("project") not in (None, ""):
             project = projects_for_user(request.user).filter(pk=_int(data["project"])).first()
@@ -179,29 +204,51 @@ def builder_create(request: HttpRequest) -> JsonResponse:
             name=name,
             expression=expression,
             project=project,
-            description=str(data.get("description") or "")[:5000],
+            description=_description(data),
+            note=_note(data),
         )
     except _BadRequest as exc:
         return JsonResponse({"errors": exc.errors}, status=400)
     except (PermissionDenied, ValidationError) as exc:
         return JsonResponse({"errors": _general(" ".join(getattr(exc, "messages", [str(exc)])))}, status=400)
-    return _saved(request, definition, status=201)
+    return _saved(request, definition, status=201, expression=expression)
 
 
 @login_required
 @require_POST
 def builder_save(request: HttpRequest, pk: int) -> JsonResponse:
-    """Save the posted expression as the next version of the definition (with an optional note)."""
+    """Save the posted expression as the next version of the definition (with an optional note).
+
+    With ``name`` in the body (the page always sends it), the name, ``description`` and ``project`` are saved in
+    the same transaction, under the rules of creation: moving to a project the user does not work in is refused
+    (400, nothing written). A save that changes only those makes no new version (``definition_edit``)."""
     definition = _editable(request.user, pk)
+    changed: list[str] = []
     try:
         data = _body(request)
         expression = _validated(data)
+        note = _note(data) or "saved in the builder"
+        if "name" in data:
+            _version, changed = definition_services.definition_edit(
+                definition=definition,
+                by=request.user,
+                expression=expression,
+                note=note,
+                name=_name(data),
+                description=_description(data),
+                project=_project(data),
+                ip_address=client_ip(request),
+            )
+        else:
+            definition_services.definition_save_version(
+                definition=definition, expression=expression, author=request.user, note=note
+            )
     except _BadRequest as exc:
         return JsonResponse({"errors": exc.errors}, status=400)
-    definition_services.definition_save_version(
-        definition=definition, expression=expression, author=request.user, note=_note(data) or "saved in the builder"
-    )
-    return _saved(request, definition, status=201)
+    except (PermissionDenied, ValidationError) as exc:
+        message = " ".join(getattr(exc, "messages", [str(exc)]))
+        return JsonResponse({"errors": [{"path": "", "message": message, "block": "name"}]}, status=400)
+    return _saved(request, definition, status=201, expression=expression, changed=changed)
 
 
 @login_required
@@ -236,6 +283,7 @@ def builder_count(request: HttpRequest, pk: int) -> JsonResponse:
             "status_url": reverse("cohorts:run_status", kwargs={"pk": run_request.pk}),
             "cancel_url": reverse("cohorts:run_cancel", kwargs={"pk": run_request.pk}),
             "result": run_selectors.run_request_status_for_user(request.user, run_request),
+            "warnings": expression_warnings(expression),
         },
         status=201,
     )
@@ -254,17 +302,53 @@ def _chosen_sources(user: User, definition: CohortDefinition, ids: Any) -> list[
     return [offered[i] for i in dict.fromkeys(ids)]
 
 
-def _saved(request: HttpRequest, definition: Any, *, status: int) -> JsonResponse:
+def _saved(
+    request: HttpRequest, definition: Any, *, status: int, expression: dict[str, Any], changed: list[str] | None = None
+) -> JsonResponse:
+    """The answer to a save: the definition as now saved, its sites (the project decides them), the fields of the
+    name block that changed, and the warnings of what was saved (shown again: saving does not silence them)."""
+    definition.refresh_from_db()
     version = definition.latest_version()
     return JsonResponse(
         {
-            "definition": {"id": definition.pk, "name": definition.name, "version": version.number},
+            "definition": _definition_config(definition),
             "expression": version.expression,
             "sources": _sources(request.user, definition),
             "urls": _definition_urls(definition),
+            "changed": changed or [],
+            "warnings": expression_warnings(expression),
         },
         status=status,
     )
+
+
+def _name(data: dict[str, Any]) -> str:
+    name = str(data.get("name") or "").strip()
+    if not name or len(name) > MAX_NAME:
+        raise _BadRequest(
+            [{"path": "", "message": _("Give the definition a name (up to 200 characters)."), "block": "name"}]
+        )
+    return name
+
+
+def _description(data: dict[str, Any]) -> str:
+    description = str(data.get("description") or "")
+    if len(description) > MAX_DESCRIPTION:
+        raise _BadRequest(
+            [{"path": "", "message": _("The description is longer than 5,000 characters."), "block": "name"}]
+        )
+    return description
+
+
+def _project(data: dict[str, Any]) -> Project | None:
+    """The project named in the body, or None for "no project". Whether the user may put the definition there is
+    the service's question; an id of no project gets the same answer as one of a project they do not work in."""
+    if data.get("project") in (None, ""):
+        return None
+    project = Project.objects.filter(pk=_int(data["project"])).first()
+    if project is None:
+        raise _BadRequest([{"path": "", "message": _("Choose a project you work in."), "block": "name"}])
+    return project
 
 
 def _int(value: Any) -> int:

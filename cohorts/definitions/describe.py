@@ -76,6 +76,11 @@ def _range_words(rng: NumericRange | DateRange | None, table: dict[str, str]) ->
     return _(table[rng.op]).format(v=rng.value, e=rng.extent)
 
 
+def age_range_words(rng: NumericRange | None) -> str:
+    """An age range in words ("65 or more", "between 18 and 65"), as the sentences say it."""
+    return _range_words(rng, _OPS)
+
+
 def _concept_words(concept_set: ConceptSet) -> str:
     """The concepts of a set as the summary lists them: "201826+, 320128" ("+": with descendants)."""
     ids = [

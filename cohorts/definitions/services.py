@@ -7,14 +7,20 @@ from typing import Any
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from accounts.models import User
 from accounts.permissions import account_is_usable, grant, projects_for_user, revoke, user_can
 from audit.services import audit_record
 from cohorts.definitions.models import CohortDefinition, CohortDefinitionVersion
-from cohorts.definitions.selectors import definition_create_allowed
+from cohorts.definitions.selectors import definition_create_allowed, definition_shares
 from cohorts.expression import parse_expression
 from cohorts.expression.hashing import expression_hash
+
+#: The longest name, description and version note a definition keeps (the model's columns; the pages say so).
+MAX_NAME = 200
+MAX_DESCRIPTION = 5000
+MAX_NOTE = 500
 
 #: What the owner of a definition may do to it: everything.
 OWNER_CODENAMES = (
@@ -28,12 +34,21 @@ OWNER_CODENAMES = (
 
 @transaction.atomic
 def definition_create(
-    *, owner: User, name: str, expression: dict[str, Any], description: str = "", project: Any = None
+    *,
+    owner: User,
+    name: str,
+    expression: dict[str, Any],
+    description: str = "",
+    project: Any = None,
+    note: str = "",
 ) -> CohortDefinition:
-    """Create a definition with its first version. The expression is validated first (ExpressionError)."""
+    """Create a definition with its first version, which keeps ``note`` ("created" when none is given). The
+    expression is validated first (ExpressionError)."""
     parsed = parse_expression(expression)
     definition = CohortDefinition.objects.create(name=name, description=description, owner=owner, project=project)
-    _version_add(definition=definition, expression=parsed.to_json(), author=owner, note="created")
+    _version_add(
+        definition=definition, expression=parsed.to_json(), author=owner, note=note.strip()[:MAX_NOTE] or "created"
+    )
     # Access is per object (accounts.permissions): without these the owner could not see their own definition.
     grant(definition, codenames=OWNER_CODENAMES, to_user=owner)
     audit_record(action="definition_create", actor=owner, obj=definition)
@@ -118,7 +133,13 @@ def definition_share(
 
 
 def definition_create_for_user(
-    *, owner: User, name: str, expression: dict[str, Any], project: Any = None, description: str = ""
+    *,
+    owner: User,
+    name: str,
+    expression: dict[str, Any],
+    project: Any = None,
+    description: str = "",
+    note: str = "",
 ) -> CohortDefinition:
     """Create a definition from the browser: as ``definition_create``, after checking that the owner may create
     definitions (partners consume shared cohorts, they do not write them) in that project (one they work in)."""
@@ -126,7 +147,108 @@ def definition_create_for_user(
         raise PermissionDenied("Your role does not create cohort definitions.")
     if project is not None and not projects_for_user(owner).filter(pk=project.pk).exists():
         raise ValidationError("You can create definitions only in a project you work in.")
-    return definition_create(owner=owner, name=name, expression=expression, description=description, project=project)
+    return definition_create(
+        owner=owner, name=name, expression=expression, description=description, project=project, note=note
+    )
+
+
+@transaction.atomic
+def definition_update(
+    *,
+    definition: CohortDefinition,
+    by: User,
+    name: str,
+    description: str,
+    project: Any,
+    ip_address: str | None = None,
+) -> list[str]:
+    """Rename, re-describe or move a definition to another project (audited as ``definition_update`` with the old
+    and new values); returns the names of the fields that changed (nothing is written when none did).
+
+    The rules of creation hold: only who may change the definition (its owner), a name of 1–200 characters, and a
+    project the user works in today — moving needs the rights in the project it goes to; keeping the project it is
+    in needs nothing more. A definition stays inside its project (``definition_share``): when it moves, the
+    shares with other projects and with people who do not work in the new one are taken back in the same
+    transaction (recorded in the event's detail), so nobody keeps it through the project it left.
+    """
+    if not user_can(by, "change_cohortdefinition", definition):
+        raise PermissionDenied(_("Only the owner of this definition can change it."))
+    name = name.strip()
+    if not name or len(name) > MAX_NAME:
+        raise ValidationError(_("Give the definition a name (up to 200 characters)."))
+    if len(description) > MAX_DESCRIPTION:
+        raise ValidationError(_("The description is longer than 5,000 characters."))
+    # Lock the row: a concurrent save or update waits, and the values compared below are the current ones.
+    current = CohortDefinition.objects.select_for_update().get(pk=definition.pk)
+    project_id = project.pk if project is not None else None
+    if project_id != current.project_id:
+        if not definition_create_allowed(by):
+            raise PermissionDenied("Your role does not create cohort definitions.")
+        if project is not None and not projects_for_user(by).filter(pk=project_id).exists():
+            raise ValidationError(_("Choose a project you work in."))
+    changes: dict[str, Any] = {}
+    for field, new in (("name", name), ("description", description), ("project", project_id)):
+        old = current.project_id if field == "project" else getattr(current, field)
+        if old != new:
+            # A description may be long: the trail keeps its start, enough to recognise it.
+            changes[field] = (
+                {"from": old, "to": new} if field != "description" else {"from": old[:300], "to": new[:300]}
+            )
+    if not changes:
+        return []
+    detail: dict[str, Any] = {"changed": changes}
+    if "project" in changes:
+        detail["unshared"] = _shares_outside(current, project)
+    CohortDefinition.objects.filter(pk=current.pk).update(
+        name=name, description=description, project=project, updated_at=timezone.now()
+    )
+    definition.refresh_from_db()
+    audit_record(action="definition_update", actor=by, obj=definition, ip_address=ip_address, detail=detail)
+    return list(changes)
+
+
+@transaction.atomic
+def definition_edit(
+    *,
+    definition: CohortDefinition,
+    by: User,
+    expression: dict[str, Any],
+    note: str,
+    name: str,
+    description: str,
+    project: Any,
+    ip_address: str | None = None,
+) -> tuple[CohortDefinitionVersion | None, list[str]]:
+    """A save of the builder in edit mode, in one transaction: the name, description and project
+    (``definition_update``) and the expression as the next version (``definition_save_version``). Returns the new
+    version and the fields that changed. A save that only renames, re-describes or moves the definition makes no
+    version (the criteria are what versions keep): None then."""
+    parsed = parse_expression(expression)
+    changed = definition_update(
+        definition=definition, by=by, name=name, description=description, project=project, ip_address=ip_address
+    )
+    latest = definition.latest_version()
+    if changed and latest is not None and latest.expression_hash == expression_hash(parsed.to_json()):
+        return None, changed
+    version = definition_save_version(definition=definition, expression=expression, author=by, note=note)
+    return version, changed
+
+
+def _shares_outside(definition: CohortDefinition, project: Any) -> dict[str, list[Any]]:
+    """Take back the shares a definition moving to ``project`` may not keep (``definition_share``'s rule): every
+    other project's, and every person's who does not work in ``project``. A definition moving out of every project
+    keeps its shares: one without a project may be shared with any project or approved account. Returns whom, for
+    the audit event."""
+    if project is None:
+        return {"projects": [], "users": []}
+    shares = definition_shares(definition)
+    projects = [p for p in shares["projects"] if p.pk != project.pk]
+    people = [u for u in shares["users"] if not projects_for_user(u).filter(pk=project.pk).exists()]
+    for other in projects:
+        revoke(definition, codenames=SHARE_PROJECT_CODENAMES, from_project=other)
+    for person in people:
+        revoke(definition, codenames=SHARE_USER_CODENAMES, from_user=person)
+    return {"projects": [p.pk for p in projects], "users": [u.username for u in people]}
 
 
 @transaction.atomic

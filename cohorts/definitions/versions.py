@@ -11,6 +11,7 @@ reads the same way the definition page says the expression. Whatever this module
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +36,28 @@ KNOWN_KEYS = frozenset(
         "cdmVersionRange",
     }
 )
+#: The notes the portal writes itself on a version when its author gives none, said in the reader's language.
+_PORTAL_NOTES = {"created": gettext_noop("created"), "saved in the builder": gettext_noop("saved in the builder")}
+_RESTORED = re.compile(r"^restored from version (\d+)$")
+_COPIED = re.compile(r"^copy of definition (\d+) version (\d+)$")
+
+
+def version_note_words(note: str) -> str:
+    """A version's note as the pages show it: the author's words as written; the portal's own notes ("created",
+    "restored from version 2", …) translated."""
+    if note in _PORTAL_NOTES:
+        return _(_PORTAL_NOTES[note])
+    restored = _RESTORED.match(note)
+    if restored:
+        return _("restored from version {number}").format(number=restored.group(1))
+    copied = _COPIED.match(note)
+    if copied:
+        return _("copy of definition {definition} version {number}").format(
+            definition=copied.group(1), number=copied.group(2)
+        )
+    return note
+
+
 #: How many concepts a sentence names before it says "and N more".
 NAMED_CONCEPTS = 5
 

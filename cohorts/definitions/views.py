@@ -28,7 +28,7 @@ from cohorts.definitions.forms import (
     ShareForm,
     UnshareForm,
 )
-from cohorts.definitions.versions import expression_diff
+from cohorts.definitions.versions import expression_diff, version_note_words
 from cohorts.expression import ExpressionError
 from cohorts.runs import selectors as run_selectors
 from cohorts.runs.forms import RunForm
@@ -99,7 +99,7 @@ def _create(request: HttpRequest, form: Any, expression: dict[str, Any]) -> Any:
 @require_GET
 def definition_detail(request: HttpRequest, pk: int) -> HttpResponse:
     definition = definition_selectors.definition_get_for_user(request.user, pk)
-    versions = list(definition.versions.select_related("author").order_by("-number"))
+    versions = _with_note_words(definition.versions.select_related("author").order_by("-number"))
     latest = versions[0] if versions else None
     sources = run_selectors.sources_for_user_and_definition(request.user, definition)
     can_share = user_can(request.user, "share_cohortdefinition", definition)
@@ -120,6 +120,14 @@ def definition_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "runs": run_selectors.run_requests_for_user(request.user, definition=definition)[:10],
     }
     return render(request, "cohorts/definition_detail.html", context)
+
+
+def _with_note_words(versions: Any) -> list[Any]:
+    """The versions, each with ``note_words``: its note as the page shows it (``version_note_words``)."""
+    listed = list(versions)
+    for version in listed:
+        version.note_words = version_note_words(version.note)
+    return listed
 
 
 @login_required
@@ -252,7 +260,7 @@ def definition_duplicate(request: HttpRequest, pk: int) -> HttpResponse:
 def definition_versions(request: HttpRequest, pk: int) -> HttpResponse:
     """Every version with its author and time, and the form to compare two of them."""
     definition = definition_selectors.definition_get_for_user(request.user, pk)
-    versions = list(definition_selectors.definition_versions(definition))
+    versions = _with_note_words(definition_selectors.definition_versions(definition))
     initial = {"b": versions[0].number, "a": versions[1].number} if len(versions) > 1 else {}
     context = {
         "definition": definition,
@@ -270,11 +278,12 @@ def version_compare(request: HttpRequest, pk: int) -> HttpResponse:
     definition = definition_selectors.definition_get_for_user(request.user, pk)
     form = CompareForm(request.GET)
     if not form.is_valid():
-        versions = list(definition_selectors.definition_versions(definition))
+        versions = _with_note_words(definition_selectors.definition_versions(definition))
         context = {"definition": definition, "versions": versions, "compare_form": form, "can_restore": False}
         return render(request, "cohorts/versions.html", context, status=400)
     old = definition_selectors.definition_version_get(definition, form.cleaned_data["a"])
     new = definition_selectors.definition_version_get(definition, form.cleaned_data["b"])
+    _with_note_words([old, new])
     changes = expression_diff(old.expression, new.expression)
     sections: dict[str, list[str]] = {}
     for change in changes:

@@ -48,6 +48,9 @@ class Domain:
     source_concept_column: str | None = None  # … and the column it filters
     visit: bool = True  # events carry a visit_occurrence_id
     offered: bool = True
+    #: The vocabulary domains (``concept.domain_id``) of the concepts its ``CodesetId`` is meant to name: a concept
+    #: set of others finds nothing in ``table`` (the builder warns, ``cohorts.definitions.warnings``). Empty: any.
+    concept_domains: tuple[str, ...] = ()
 
     @property
     def has_first(self) -> bool:
@@ -85,6 +88,7 @@ DOMAINS: dict[str, Domain] = {
     for domain in (
         Domain(
             name="ConditionOccurrence",
+            concept_domains=("Condition",),
             words="condition",
             table="condition_occurrence",
             id_column="condition_occurrence_id",
@@ -112,6 +116,7 @@ DOMAINS: dict[str, Domain] = {
         ),
         Domain(
             name="DrugExposure",
+            concept_domains=("Drug",),
             words="drug exposure",
             table="drug_exposure",
             id_column="drug_exposure_id",
@@ -147,6 +152,7 @@ DOMAINS: dict[str, Domain] = {
         ),
         Domain(
             name="Measurement",
+            concept_domains=("Measurement",),
             words="measurement",
             table="measurement",
             id_column="measurement_id",
@@ -182,6 +188,7 @@ DOMAINS: dict[str, Domain] = {
         ),
         Domain(
             name="ProcedureOccurrence",
+            concept_domains=("Procedure",),
             words="procedure",
             table="procedure_occurrence",
             id_column="procedure_occurrence_id",
@@ -208,6 +215,7 @@ DOMAINS: dict[str, Domain] = {
         ),
         Domain(
             name="Observation",
+            concept_domains=("Observation",),
             words="observation",
             table="observation",
             id_column="observation_id",
@@ -239,6 +247,7 @@ DOMAINS: dict[str, Domain] = {
         ),
         Domain(
             name="VisitOccurrence",
+            concept_domains=("Visit",),
             words="visit",
             table="visit_occurrence",
             id_column="visit_occurrence_id",
@@ -268,6 +277,7 @@ DOMAINS: dict[str, Domain] = {
         ),
         Domain(
             name="DeviceExposure",
+            concept_domains=("Device",),
             words="device exposure",
             table="device_exposure",
             id_column="device_exposure_id",
@@ -316,6 +326,7 @@ DOMAINS: dict[str, Domain] = {
         ),
         Domain(
             name="ConditionEra",
+            concept_domains=("Condition",),
             words="condition era",
             table="condition_era",
             id_column="condition_era_id",
@@ -336,6 +347,7 @@ DOMAINS: dict[str, Domain] = {
         ),
         Domain(
             name="DrugEra",
+            concept_domains=("Drug",),
             words="drug era",
             table="drug_era",
             id_column="drug_era_id",
@@ -357,6 +369,7 @@ DOMAINS: dict[str, Domain] = {
         ),
         Domain(
             name="DoseEra",
+            concept_domains=("Drug",),
             words="dose era",
             table="dose_era",
             id_column="dose_era_id",
@@ -401,6 +414,7 @@ DOMAINS: dict[str, Domain] = {
         ),
         Domain(
             name="Specimen",
+            concept_domains=("Specimen",),
             words="specimen",
             table="specimen",
             id_column="specimen_id",
@@ -431,6 +445,7 @@ DOMAINS: dict[str, Domain] = {
         ),
         Domain(
             name="VisitDetail",
+            concept_domains=("Visit",),
             words="visit detail",
             table="visit_detail",
             id_column="visit_detail_id",

@@ -86,7 +86,13 @@ def test_saving_a_new_definition_creates_it_with_its_first_version_in_the_projec
     assert (definition.name, definition.owner, definition.project) == ("T2DM", alice, project)
     assert definition.latest_version().expression == EXPRESSION
     data = response.json()
-    assert data["definition"] == {"id": definition.pk, "name": "T2DM", "version": 1}
+    assert data["definition"] == {
+        "id": definition.pk,
+        "name": "T2DM",
+        "description": "built",
+        "project": project.pk,
+        "version": 1,
+    }
     assert data["urls"]["edit"] == reverse("cohorts:definition_edit", args=[definition.pk])
     assert data["urls"]["count"] == reverse("cohorts:builder_count", args=[definition.pk])
     assert data["sources"] == [{"id": source.pk, "label": f"{source.name} ({source.key})"}]

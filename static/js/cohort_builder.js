@@ -14,6 +14,7 @@
 
   // Django's JavaScript catalogue (/jsi18n/, loaded before this file) translates; without it, English.
   const _ = window.gettext || ((s) => s);
+  const ngettext = window.ngettext || ((one, many, n) => (n === 1 ? one : many));
   const interpolate = window.interpolate || ((fmt, args, named) => {
     let i = 0;
     return named ? fmt.replace(/%\((\w+)\)s/g, (m, key) => String(args[key])) : fmt.replace(/%s/g, () => String(args[i++]));
@@ -29,7 +30,11 @@
   var definition = config.definition;
   var urls = config.urls;
   var sources = config.sources || [];
-  var savedJson = definition ? JSON.stringify(expr) : null;
+  // What was last saved (or, for a new definition, what the page started from): the page has unsaved edits while
+  // the expression or the name block differs from it. Counting a draft does not change it; saving or discarding does.
+  var savedJson = JSON.stringify(expr);
+  var savedDetails = null;  // set once the name block is filled in (below)
+  var leaving = false;      // the user already agreed to leave: the browser's own question is not asked again
   var lastDescription = config.initial;
   var lastValid = null;
   var searchState = {};
@@ -468,8 +473,8 @@
         }
       });
       finder.appendChild(queryField);
-      finder.appendChild(selectField(id + "-qdomain", _("Domain"), [["", _("any")], ["Condition", "Condition"], ["Drug", "Drug"],
-        ["Measurement", "Measurement"], ["Procedure", "Procedure"], ["Observation", "Observation"], ["Device", "Device"], ["Visit", "Visit"]],
+      finder.appendChild(selectField(id + "-qdomain", _("Domain"), [["", _("any")], ["Condition", _("Condition")], ["Drug", _("Drug")],
+        ["Measurement", _("Measurement")], ["Procedure", _("Procedure")], ["Observation", _("Observation")], ["Device", _("Device")], ["Visit", _("Visit")]],
         state.domain, function (v) { state.domain = v; }, "ui"));
       var go = el("button", "builder-small", _("Search"));
       go.type = "button";
@@ -532,12 +537,15 @@
       var errors = el("ul", "builder-errors");
       errors.dataset.errors = "concept-set-" + i;
       box.appendChild(errors);
+      var setWarnings = el("ul", "builder-warnings");
+      setWarnings.dataset.warnings = "concept-set-" + i;
+      box.appendChild(setWarnings);
       container.appendChild(box);
     });
     container.appendChild(button(_("Add a concept set"), function () {
       expr.ConceptSets = expr.ConceptSets || [];
       var next = expr.ConceptSets.reduce(function (max, set) { return Math.max(max, set.id); }, -1) + 1;
-      expr.ConceptSets.push({ id: next, name: "Concept set " + (next + 1), expression: { items: [] } });
+      expr.ConceptSets.push({ id: next, name: interpolate(_("Concept set %s"), [next + 1]), expression: { items: [] } });
     }, "builder-add", "cs-new"));
   }
 
@@ -563,7 +571,7 @@
       primary.ObservationWindow = primary.ObservationWindow || { PriorDays: 0, PostDays: 0 };
       primary.ObservationWindow.PriorDays = v || 0;
     }, 0));
-    row.appendChild(numberField("entry-post", "…and after it", obsWindow.PostDays || 0, function (v) {
+    row.appendChild(numberField("entry-post", _("…and after it"), obsWindow.PostDays || 0, function (v) {
       expr.PrimaryCriteria = primary;
       primary.ObservationWindow = primary.ObservationWindow || { PriorDays: 0, PostDays: 0 };
       primary.ObservationWindow.PostDays = v || 0;
@@ -603,7 +611,7 @@
       }
     }, "structural"));
     if (mode === "a" || mode === "b") {
-      box.appendChild(numberField(id + "-days", label + ": days", endpoint.Days, function (v) {
+      box.appendChild(numberField(id + "-days", interpolate(_("%s: days"), [label]), endpoint.Days, function (v) {
         win[key] = endpoint;
         endpoint.Days = v === null ? 0 : Math.abs(Math.round(v));
       }, 0));
@@ -627,7 +635,7 @@
       correlated.Occurrence = occurrence;
       occurrence.Type = Number(v);
     }));
-    head.appendChild(numberField(id + "-count", "times", occurrence.Count, function (v) {
+    head.appendChild(numberField(id + "-count", _("times"), occurrence.Count, function (v) {
       correlated.Occurrence = occurrence;
       occurrence.Count = v === null ? 0 : Math.max(0, Math.round(v));
     }, 0));
@@ -670,7 +678,7 @@
       }, "structural"));
     var type = (group.Type || "ALL").toUpperCase();
     if (type === "AT_LEAST" || type === "AT_MOST") {
-      head.appendChild(numberField(id + "-n", "of these (how many)", group.Count, function (v) { group.Count = v === null ? 1 : Math.max(0, Math.round(v)); }, 0));
+      head.appendChild(numberField(id + "-n", _("of these (how many)"), group.Count, function (v) { group.Count = v === null ? 1 : Math.max(0, Math.round(v)); }, 0));
     }
     box.appendChild(head);
     (group.CriteriaList || []).forEach(function (correlated, i) {
@@ -732,12 +740,15 @@
       var errors = el("ul", "builder-errors");
       errors.dataset.errors = "rule-" + i;
       box.appendChild(errors);
+      var ruleWarnings = el("ul", "builder-warnings");
+      ruleWarnings.dataset.warnings = "rule-" + i;
+      box.appendChild(ruleWarnings);
       box.appendChild(button(_("Remove rule"), function () { expr.InclusionRules.splice(i, 1); }, "builder-small", id + "-drop"));
       container.appendChild(box);
     });
     container.appendChild(button(_("Add an inclusion rule"), function () {
       expr.InclusionRules = expr.InclusionRules || [];
-      expr.InclusionRules.push({ name: "Rule " + (expr.InclusionRules.length + 1),
+      expr.InclusionRules.push({ name: interpolate(_("Rule %s"), [expr.InclusionRules.length + 1]),
         expression: { Type: "ALL", CriteriaList: [], DemographicCriteriaList: [], Groups: [] } });
     }, "builder-add", "rule-new"));
   }
@@ -790,7 +801,7 @@
       expr.CensorWindow = expr.CensorWindow || {};
       setOrDelete(expr.CensorWindow, "StartDate", v);
     }, "date"));
-    more.appendChild(textField("exit-window-end", "…to", censorWindow.EndDate, function (v) {
+    more.appendChild(textField("exit-window-end", _("…to"), censorWindow.EndDate, function (v) {
       expr.CensorWindow = expr.CensorWindow || {};
       setOrDelete(expr.CensorWindow, "EndDate", v);
     }, "date"));
@@ -804,11 +815,14 @@
       container.appendChild(el("p", "hint", definition ? _("No site to count on: the definition's project has no loaded site you may use.") : _("Save the definition first; its project decides the sites.")));
       return;
     }
+    // A save may move the definition to another project, whose sites differ: the list is rebuilt, and a site
+    // still offered keeps its tick.
+    var ticked = {};
+    container.querySelectorAll("input[type=checkbox]").forEach(function (box) { ticked[box.id] = box.checked; });
+    clear(container);
     sources.forEach(function (source) {
-      var existing = container.querySelector("#source-" + source.id);
-      if (!existing) {
-        container.appendChild(checkField("source-" + source.id, source.label, true, function () {}, "ui"));
-      }
+      var id = "source-" + source.id;
+      container.appendChild(checkField(id, source.label, ticked[id] === undefined ? true : ticked[id], function () {}, "ui"));
     });
   }
 
@@ -838,6 +852,28 @@
       var list = form.querySelector("[data-errors='" + error.block + "']") || form.querySelector("[data-errors=general]");
       list.appendChild(el("li", "error", (error.path ? error.path + ": " : "") + error.message));
     });
+  }
+
+  // Warnings (cohorts/definitions/warnings.py): valid but probably not meant. Each beside its block, and all of
+  // them in the summary by the Save button; they never stop a save or a count.
+  function showWarnings(warnings) {
+    form.querySelectorAll("[data-warnings]").forEach(clear);
+    var summary = region("warning-summary");
+    var list = summary.querySelector("ul");
+    clear(list);
+    (warnings || []).forEach(function (warning) {
+      var target = form.querySelector("[data-warnings='" + warning.block + "']") || form.querySelector("[data-warnings=general]");
+      var li = el("li", null, warning.message);
+      li.dataset.code = warning.code;
+      target.appendChild(li);
+      list.appendChild(el("li", null, warning.message));
+    });
+    summary.hidden = !(warnings || []).length;
+  }
+
+  function warningsText(warnings) {
+    var n = (warnings || []).length;
+    return n ? interpolate(ngettext("%s warning: see the list below.", "%s warnings: see the list below.", n), [n]) : "";
   }
 
   function csrf() {
@@ -870,14 +906,16 @@
         lastValid = answer.data.valid;
         showDescription(answer.data);
         showErrors(answer.data.errors);
-        form.querySelector("[data-field=validity]").textContent = answer.data.valid ? "Valid." : "Not valid yet: see the messages in the blocks.";
+        showWarnings(answer.data.warnings);
+        form.querySelector("[data-field=validity]").textContent = answer.data.valid ?
+          (_("Valid.") + " " + warningsText(answer.data.warnings)).trim() : _("Not valid yet: see the messages in the blocks.");
         // The describe pause was the auto-count's pause: a valid draft not counted yet is counted now.
         if (answer.data.valid && autoCount.checked && definition && countedJson !== JSON.stringify(expr)) {
           count();
         }
       }
     }).catch(function () {
-      form.querySelector("[data-field=validity]").textContent = "Could not check the definition (connection?).";
+      form.querySelector("[data-field=validity]").textContent = _("Could not check the definition (connection?).");
     });
   }
 
@@ -900,8 +938,84 @@
     }
   }
 
+  // --- unsaved edits --------------------------------------------------------------------------------------------
+
+  var nameInput = document.getElementById("builder-name");
+  var descriptionInput = document.getElementById("builder-description");
+  var projectSelect = document.getElementById("builder-project");
+
+  function details() {
+    return { name: nameInput.value, description: descriptionInput.value, project: projectSelect.value || null };
+  }
+
+  function isDirty() {
+    return savedJson !== JSON.stringify(expr) || (savedDetails !== null && savedDetails !== JSON.stringify(details()));
+  }
+
+  function dirtyChanged() {
+    var dirty = isDirty();
+    var status = form.querySelector("[data-field=save-status]");
+    if (dirty) {
+      status.textContent = _("Unsaved changes.");
+    } else if (status.textContent === _("Unsaved changes.")) {
+      status.textContent = "";
+    }
+    form.querySelector("[data-action=discard]").hidden = !dirty;
+  }
+
+  // Leaving with unsaved edits asks first: the browser's own question on reload, close or typed address, and ours
+  // on the page's links and forms (so the answer "stay" keeps everything in place).
+  window.addEventListener("beforeunload", function (event) {
+    if (!leaving && isDirty()) {
+      event.preventDefault();
+      event.returnValue = "";
+    }
+  });
+
+  function mayLeave() {
+    if (leaving || !isDirty()) {
+      return true;
+    }
+    if (window.confirm(_("This definition has unsaved changes. Leave the page and lose them?"))) {
+      leaving = true;
+      return true;
+    }
+    return false;
+  }
+
+  document.addEventListener("click", function (event) {
+    var link = event.target.closest && event.target.closest("a[href]");
+    if (!link || event.defaultPrevented || event.button !== 0 || event.ctrlKey || event.metaKey || event.shiftKey ||
+      link.target === "_blank" || link.hasAttribute("download") || link.getAttribute("href").charAt(0) === "#") {
+      return;
+    }
+    if (!mayLeave()) {
+      event.preventDefault();
+    }
+  }, true);
+  document.addEventListener("submit", function (event) {
+    if (event.target !== form && !mayLeave()) {
+      event.preventDefault();
+    }
+  }, true);
+
+  function discard() {
+    expr = JSON.parse(savedJson);
+    if (savedDetails !== null) {
+      var old = JSON.parse(savedDetails);
+      nameInput.value = old.name;
+      descriptionInput.value = old.description;
+      projectSelect.value = old.project === null ? "" : String(old.project);
+    }
+    searchState = {};
+    showErrors([]);
+    render();
+    valueChanged();
+    form.querySelector("[data-field=save-status]").textContent = _("Changes discarded.");
+  }
+
   function valueChanged() {
-    form.querySelector("[data-field=save-status]").textContent = savedJson === JSON.stringify(expr) ? "" : _("Unsaved changes.");
+    dirtyChanged();
     draftChanged();
     window.clearTimeout(describeTimer);
     describeTimer = window.setTimeout(describe, DESCRIBE_MS);
@@ -916,14 +1030,12 @@
 
   function save(note) {
     var status = form.querySelector("[data-field=save-status]");
-    var body = { expression: expr, note: note || document.getElementById("builder-note").value };
-    var url = urls.save;
-    if (!definition) {
-      url = urls.create;
-      body.name = document.getElementById("builder-name").value;
-      body.project = document.getElementById("builder-project").value || null;
-      body.description = document.getElementById("builder-description").value;
-    }
+    var sent = details();
+    var json = JSON.stringify(expr);
+    var body = { expression: expr, note: note || document.getElementById("builder-note").value,
+      name: sent.name, project: sent.project, description: sent.description };
+    var url = definition ? urls.save : urls.create;
+    var before = definition ? definition.version : null;
     status.textContent = _("Saving…");
     return postJson(url, body).then(function (answer) {
       if (answer.status !== 201) {
@@ -935,20 +1047,27 @@
       definition = answer.data.definition;
       urls = Object.assign({}, urls, answer.data.urls);
       sources = answer.data.sources || [];
-      savedJson = JSON.stringify(expr);
+      // What was sent is what is saved now (edits made while the answer was on its way stay unsaved).
+      savedJson = json;
+      savedDetails = JSON.stringify({ name: definition.name, description: definition.description,
+        project: definition.project === null ? null : String(definition.project) });
       showErrors([]);
-      status.textContent = interpolate(_("Saved as version %s."), [definition.version]);
+      showWarnings(answer.data.warnings);
+      var saved = definition.version === before ?
+        _("Saved the name, description and project; the criteria did not change, so there is no new version.") :
+        interpolate(_("Saved as version %s."), [definition.version]);
+      status.textContent = (saved + " " + warningsText(answer.data.warnings)).trim();
+      if (JSON.stringify(details()) === JSON.stringify(sent)) {
+        nameInput.value = definition.name;  // as the server keeps it (trimmed)
+      }
       document.getElementById("builder-note").value = "";
+      document.querySelector("[data-field=title]").textContent = definition.name;
       if (created) {
         window.history.replaceState(null, "", urls.edit);
-        document.querySelector("[data-field=title]").textContent = definition.name;
-        var nameBlock = form.querySelector("[data-block=name]");
-        if (nameBlock) {
-          nameBlock.hidden = true;
-        }
-        form.querySelector("[data-action=save]").textContent = "Save version";
-        renderSources();
+        form.querySelector("[data-action=save]").textContent = _("Save version");
       }
+      renderSources();
+      dirtyChanged();
       return definition;
     });
   }
@@ -1027,6 +1146,7 @@
       _("changed: counting after the pause…") : _("changed since this count: press Count");
     box.querySelector("[data-action=cancel]").hidden = true;
     box.querySelector("[data-field=result-link]").hidden = true;
+    box.querySelector("[data-field=count-warning]").hidden = true;
   }
 
   function poll(statusUrl, seq, json) {
@@ -1080,6 +1200,13 @@
         return;
       }
       showErrors([]);
+      showWarnings(answer.data.warnings);
+      var countWarning = box.querySelector("[data-field=count-warning]");
+      var warned = (answer.data.warnings || []).length;
+      countWarning.textContent = warned ? interpolate(ngettext(
+        "Counted with %s warning: the number may not be what you mean (see the warning above).",
+        "Counted with %s warnings: the number may not be what you mean (see the warnings above).", warned), [warned]) : "";
+      countWarning.hidden = !countWarning.textContent;
       box.dataset.cancelUrl = answer.data.cancel_url;
       var link = box.querySelector("[data-field=result-link]");
       link.href = answer.data.url;
@@ -1129,6 +1256,7 @@
     save().catch(function () {});
   });
   form.querySelector("[data-action=count]").addEventListener("click", count);
+  form.querySelector("[data-action=discard]").addEventListener("click", discard);
   form.querySelector("[data-action=cancel]").addEventListener("click", function () {
     var box = countBox();
     var seq = countSeq;
@@ -1142,17 +1270,26 @@
     event.preventDefault();
   });
 
-  var projectSelect = document.getElementById("builder-project");
-  if (projectSelect) {
-    (config.projects || []).forEach(function (project) {
-      var option = el("option", null, project.title);
-      option.value = String(project.id);
-      projectSelect.appendChild(option);
-    });
+  (config.projects || []).forEach(function (project) {
+    var option = el("option", null, project.title);
+    option.value = String(project.id);
+    projectSelect.appendChild(option);
+  });
+  if (definition) {
+    nameInput.value = definition.name;
+    descriptionInput.value = definition.description || "";
+    projectSelect.value = definition.project === null ? "" : String(definition.project);
+    savedDetails = JSON.stringify(details());
+  } else {
     if (config.projects && config.projects.length === 1) {
       projectSelect.value = String(config.projects[0].id);
     }
+    savedDetails = JSON.stringify(details());
   }
+  [nameInput, descriptionInput, projectSelect].forEach(function (control) {
+    control.addEventListener("input", dirtyChanged);
+    control.addEventListener("change", dirtyChanged);
+  });
   renderSources();
   render();
   describe();
