@@ -24,6 +24,7 @@ from cohorts.runs import selectors as run_selectors
 from cohorts.runs import services as run_services
 from cohorts.runs import stores
 from cohorts.runs.charts import plotly_page
+from cohorts.runs.choices import RunKind
 from cohorts.runs.errors import (
     REFUSAL_STATUS,
     BrokerUnavailable,
@@ -103,8 +104,15 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
     context = {
         "run_request": run_request,
         "definition": definition,
+        # The kind stays "demographics" in stored data and the API; the page calls it what it shows.
+        "kind_label": _("Characterization")
+        if run_request.kind == RunKind.DEMOGRAPHICS
+        else run_request.get_kind_display(),
         "result": _status(request, run_request),
         "tables": run_selectors.RESULT_TABLES,
+        # The characterization's tables beside the age pyramid and the index year, and one section per domain.
+        "demographic_tables": ("gender", "race", "ethnicity"),
+        "top_tables": [table for table in run_selectors.RESULT_TABLES if table.startswith("top_")],
         "plotly_version": PLOTLY_VERSION,
     }
     return render(request, "cohorts/run_detail.html", context)

@@ -113,7 +113,7 @@ def test_the_run_page_shows_the_sites_merged_or_each_alone_in_english_and_in_kor
         page.goto(f"{live_server.url}/cohorts/{definition.pk}/")
         for label in site_labels:
             page.get_by_label(label).check()
-        page.get_by_role("button", name="Demographics", exact=True).click()
+        page.get_by_role("button", name="Characterization", exact=True).click()
         page.locator("#run [data-field=state]").filter(has_text="finished").wait_for()
         run_url = page.url
         picker = page.locator("#demographics-site")

@@ -220,7 +220,7 @@ def test_a_researcher_builds_counts_and_shares_a_cohort_a_partner_sees_it_rounde
         page.get_by_role("heading", name="Diabetes on metformin", level=1).wait_for()
         for source in sources:
             page.get_by_label(f"{source.name} ({source.key})").check()
-        page.get_by_role("button", name="Demographics", exact=True).click()
+        page.get_by_role("button", name="Characterization", exact=True).click()
         page.locator("#run [data-field=state]").filter(has_text="finished").wait_for()
         page.locator("#attrition-chart svg.main-svg").first.wait_for()
         page.locator("#pyramid-chart svg.main-svg").first.wait_for()
