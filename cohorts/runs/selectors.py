@@ -210,7 +210,7 @@ def _compared(
         smd = None
         if share is not None and population_share is not None:
             difference = standardized_difference(share, population_share)
-            smd = round(difference, 3) if math.isfinite(difference) else None
+            smd = round(difference, 2) if math.isfinite(difference) else None
         row["smd"] = smd
     return row
 

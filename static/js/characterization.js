@@ -117,6 +117,16 @@
     return conceptId === OTHER ? _("Other or unknown") : conceptId === MALE ? _("Male") : _("Female");
   }
 
+  // The fixed races and ethnicities (cohorts/runs/breakdowns.py), translated; any other name as the server gave it.
+  var FIXED = {
+    8527: _("White"),
+    8516: _("Black or African American"),
+    8515: _("Asian"),
+    38003563: _("Hispanic or Latino"),
+    38003564: _("Not Hispanic or Latino")
+  };
+  FIXED[OTHER] = _("Other or unknown");
+
   function rowsOf(site, name) {
     var spec = TABLES[name];
     var demo = site.demographics || {};
@@ -132,13 +142,17 @@
         if (c[0] === "gender") {
           return sex(cell.gender_concept_id);
         }
-        return c[0] === "name" && cell.concept_id === OTHER ? _("Other or unknown") : cell[c[0]];
+        return c[0] === "name" && FIXED[cell.concept_id] ? FIXED[cell.concept_id] : cell[c[0]];
       });
       var figures = [cell.persons.display, percent(cell.percent)];
       if (spec.compared) {
         var population = cell.population;
+        // Without a percentage, the population's count says why ("<10", "120 + <10"); the cell's title gives
+        // the count in any case.
+        var share = population && (cell.population_percent === null || cell.population_percent === undefined) ?
+          population.display : percent(cell.population_percent);
         figures.push(
-          population ? { text: percent(cell.population_percent), title: interpolate(_("%(persons)s persons of the site population"), { persons: population.display }, true) } : NOT_SHOWN,
+          population ? { text: share, title: interpolate(_("%(persons)s persons of the site population"), { persons: population.display }, true) } : NOT_SHOWN,
           difference(cell.smd)
         );
       }
@@ -223,9 +237,9 @@
       window.Plotly.react(div, traces, {
         barmode: "relative",
         bargap: 0.1,
-        margin: { l: 50, r: 10, t: 10, b: 40 },
-        height: 330,
-        legend: { orientation: "h", y: -0.18 },
+        margin: { l: 50, r: 10, t: 30, b: 40 },
+        height: 340,
+        legend: { orientation: "h", x: 0, y: 1.02, yanchor: "bottom" },
         xaxis: { title: { text: _("persons (men to the left)") }, tickformat: "d" },
         yaxis: { type: "category", categoryorder: "array", categoryarray: bands }
       }, { displaylogo: false, responsive: true });
@@ -234,10 +248,11 @@
 
   /* One sentence per section: the threshold rule of the view's sites, said once rather than in every row. */
   function drawRules(sites) {
+    var rules = sites.map(function (site) {
+      return (sites.length > 1 ? site.source + ": " : "") + site.privacy.description;
+    }).join("; ");
     var text = _("Counts under the threshold are hidden: a hidden count has no percentage and no difference.") + " " +
-      sites.map(function (site) {
-        return (sites.length > 1 ? site.source + ": " : "") + site.privacy.description;
-      }).join("; ") + ".";
+      interpolate(_("Privacy rule: %(rule)s."), { rule: rules }, true);
     section.querySelectorAll("[data-field=rule]").forEach(function (node) {
       node.textContent = text;
     });
@@ -250,6 +265,12 @@
     section.querySelectorAll("[data-field=window]").forEach(function (node) {
       node.textContent = interpolate(_("Persons with at least one record of the concept in the %(days)s days up to and including their index date."), { days: days }, true);
     });
+    // Results stored before the characterization listed the 30 days before index: their titles say so.
+    if (days !== 365) {
+      section.querySelectorAll("[data-field=window-title]").forEach(function (node) {
+        node.textContent = interpolate(_("most frequent in the %(days)s days before index"), { days: days }, true);
+      });
+    }
     var note = section.querySelector("[data-field=population]");
     if (note) {
       note.textContent = population ?
