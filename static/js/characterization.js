@@ -327,6 +327,8 @@
     }
     picker.closest("[data-field=demographics-site]").hidden = choices.length < 2;
     var view = choices.filter(function (v) { return v.id === picker.value; })[0] || choices[0];
+    // Several sites side by side need wider tables: the demographics then take two columns, not three.
+    section.classList.toggle("char-many", view.sites.length > 1);
     drawWindow(view.sites);
     drawRules(view.sites);
     drawPyramid(view.sites);

@@ -134,9 +134,13 @@ def layout(page: Any) -> dict[str, Any]:
           const box = card.getBoundingClientRect();
           card.querySelectorAll("table").forEach((table) => {
             const t = table.getBoundingClientRect();
-            // A table folded in a closed <details> is not laid out (no box): nothing to spill.
-            if (t.width === 0) return;
-            if (t.right > box.right - 1 || t.left < box.left) spills.push(table.parentElement.dataset.table);
+            // A table folded in a closed <details> is not shown: nothing to spill. Otherwise it must fit its card
+            // and its own holder (no part hidden behind a scroll bar).
+            if (table.closest("details:not([open])")) return;
+            const holder = table.parentElement;
+            if (t.right > box.right - 1 || t.left < box.left || t.width > holder.clientWidth + 1) {
+              spills.push(holder.dataset.table);
+            }
           });
         });
         return { heights: sections.map((card) => card.getBoundingClientRect().height), spills: spills };
@@ -199,6 +203,10 @@ def test_the_run_page_shows_the_sites_merged_or_each_alone_in_english_and_in_kor
         merged_population = page.locator("[data-field=population]").inner_text()
         merged_shown = shown_tables(page)
         merged_layout = layout(page)
+        # The age table folded under the pyramid, unfolded: it fits its card too.
+        page.locator("#char-demographics details summary").click()
+        unfolded_layout = layout(page)
+        page.locator("#char-demographics details summary").click()
         page.screenshot(path=screenshots / "characterization-1-merged.png", full_page=True)
         for i, section in enumerate(page.locator("#demographics .char-section").all()):
             section.screenshot(path=screenshots / f"characterization-1-merged-section-{i}.png")
@@ -218,6 +226,7 @@ def test_the_run_page_shows_the_sites_merged_or_each_alone_in_english_and_in_kor
         page.locator("[data-field=view-title]").filter(has_text="Each site").wait_for()
         each_sites = page.locator("[data-table=gender] tbody tr td:first-child").all_inner_texts()
         each_layout = layout(page)
+        page.screenshot(path=screenshots / "characterization-2-each-site.png", full_page=True)
 
         # The same page in Korean, through the header's language switcher.
         page.locator("#language-choice").select_option("ko")
@@ -297,7 +306,7 @@ def test_the_run_page_shows_the_sites_merged_or_each_alone_in_english_and_in_kor
 
     # Layout at 1400 px: no table reaches out of its card, and each section fits one screen (the merged and one
     # site's views; the side-by-side view lists every site's rows).
-    for shown_layout in (merged_layout, site_layout, each_layout, korean_layout):
+    for shown_layout in (merged_layout, unfolded_layout, site_layout, each_layout, korean_layout):
         assert shown_layout["spills"] == [], shown_layout
     for shown_layout in (merged_layout, site_layout, korean_layout):
         assert max(shown_layout["heights"]) <= 900, shown_layout
