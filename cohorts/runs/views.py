@@ -24,7 +24,6 @@ from cohorts.runs import selectors as run_selectors
 from cohorts.runs import services as run_services
 from cohorts.runs import stores
 from cohorts.runs.charts import plotly_page
-from cohorts.runs.choices import RunKind
 from cohorts.runs.errors import (
     REFUSAL_STATUS,
     BrokerUnavailable,
@@ -104,10 +103,6 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
     context = {
         "run_request": run_request,
         "definition": definition,
-        # The kind stays "demographics" in stored data and the API; the page calls it what it shows.
-        "kind_label": _("Characterization")
-        if run_request.kind == RunKind.DEMOGRAPHICS
-        else run_request.get_kind_display(),
         "result": _status(request, run_request),
         "tables": run_selectors.RESULT_TABLES,
         # The characterization's tables beside the age pyramid and the index year, and one section per domain.
