@@ -303,6 +303,7 @@
   }
 
   var current = null;
+  var userChose = false;
 
   function render(result) {
     var sites = result.sites.filter(function (site) {
@@ -322,7 +323,9 @@
       option.value = view.id;
       picker.appendChild(option);
     });
-    if (choices.some(function (view) { return view.id === chosen; })) {
+    // The reader's own choice stays while sites answer; until they make one, the first view (merged, once two
+    // sites have answered) is shown.
+    if (userChose && choices.some(function (view) { return view.id === chosen; })) {
       picker.value = chosen;
     }
     picker.closest("[data-field=demographics-site]").hidden = choices.length < 2;
@@ -338,6 +341,7 @@
   }
 
   document.getElementById("demographics-site").addEventListener("change", function () {
+    userChose = true;
     if (current) {
       render(current);
     }
