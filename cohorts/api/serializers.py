@@ -303,8 +303,12 @@ class SiteResultSerializer(serializers.Serializer):
         required=False,
         help_text="Only when the site's count is shown. Every bucket of fixed categories (all age groups by sex, "
         "sexes, races, ethnicities, five-year periods of the index year), in a fixed order, each count protected "
-        "like persons: an empty or hidden bucket is '<10' alike. Top concepts at index: only those whose count "
-        "is shown.",
+        "like persons: an empty or hidden bucket is '<10' alike. Top concepts of the year before index "
+        "(top_at_index, index_lookback_days: 365; 30 in older results): only those whose count is shown. Each row "
+        "has percent (of the cohort); age groups, sexes and top concepts also the site population's count "
+        "(population), population_percent and smd (standardized difference), computed from released counts only "
+        "and null where a count they need is hidden; population: the population's released total and definition "
+        "(absent in results stored before the sites computed it, or when its total is hidden).",
     )
 
 
@@ -338,6 +342,7 @@ class RunResultSerializer(serializers.Serializer):
         required=False,
         help_text="Demographics summed over the sites that answered (two or more), only when the merged total is "
         "shown: a bucket is exact only where every site shows it, else its visible part plus how much is hidden, "
-        "never a subtracted number.",
+        "never a subtracted number. Percentages, population and smd as in a site's demographics, over the same "
+        "sites; none for a merged count with a hidden part.",
     )
     can_cancel = serializers.BooleanField()

@@ -10,4 +10,5 @@ class RunKind(models.TextChoices):
     COUNT = "count", _("Count")
     GENERATE = "generate", _("Generate")
     ATTRITION = "attrition", _("Attrition")
-    DEMOGRAPHICS = "demographics", _("Demographics")
+    # The value stays "demographics" (stored runs and API clients use it); the pages call it what it shows.
+    DEMOGRAPHICS = "demographics", _("Characterization")

@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from cohorts.expression import ExpressionError, parse_expression
 from cohorts.runs.choices import RunKind
-from cohorts.runs.demographics import cohort_demographics
+from cohorts.runs.demographics import PopulationCache, cohort_demographics
 from cohorts.runs.generation import ConceptSetCache, count_cohort
 from cohorts.runs.models import CohortRun
 from cohorts.runs.stores import counting_engine
@@ -47,6 +47,8 @@ logger = logging.getLogger(__name__)
 
 #: The concept sets this worker process resolved, per site and CDM fingerprint (``ConceptSetCache``).
 CONCEPT_SETS = ConceptSetCache()
+#: The site populations this worker process described, per site and CDM fingerprint (``PopulationCache``).
+POPULATIONS = PopulationCache()
 
 
 @dataclass
@@ -253,6 +255,7 @@ def compute_run_result(
             progress=progress,
             keys=record_keys,
             resolved=resolved,
+            site=f"{source.key}:{fingerprint}" if fingerprint is not None else None,
         )
     finally:
         counting.close()
@@ -278,6 +281,7 @@ def _compute_keyed(
     progress: _Progress,
     keys: str,
     resolved: dict[int, list[int]] | None = None,
+    site: str | None = None,
 ) -> dict[str, Any]:
     extra = 1 if run.kind == RunKind.DEMOGRAPHICS else 0
     total = 1 + extra
@@ -300,6 +304,8 @@ def _compute_keyed(
                 vocabulary_schema=source.vocabulary_schema,
                 cohort=cohort,
                 record_keys=keys,
+                population=POPULATIONS,
+                site=site,
             )
 
     counted = count_cohort(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -119,20 +120,150 @@ def _shown_top(demo: dict[str, Any], rule: PrivacyRule) -> dict[str, list[_Cell]
     return out
 
 
+#: The breakdowns that have the site's population beside them (its age groups by sex, and sex).
+POPULATION_TABLES = ("age_pyramid", "gender")
+
+
+@dataclass(frozen=True)
+class _Population:
+    """A site's population as it may be released: its total (shown: a hidden total releases no population at
+    all), its buckets of ``POPULATION_TABLES`` protected under it, and each listed concept's cell and count."""
+
+    total: Cell
+    shown_total: ProtectedCount
+    buckets: dict[str, list[tuple[Cell, ProtectedCount]]]
+    top: dict[str, dict[int, tuple[Cell, ProtectedCount]]]
+
+
+def _population(demo: dict[str, Any], rule: PrivacyRule) -> _Population | None:
+    """The site's population of a demographics result (``cohorts.runs.demographics``), protected by the site's
+    rule like the cohort's figures: the total and each concept on its own, the buckets as a breakdown of the
+    total (fixed categories, complementary suppression). None for results stored before the sites computed it,
+    and when the population's total is hidden."""
+    raw = demo.get("population")
+    if not raw:
+        return None
+    total = _total_cell(raw)
+    shown_total = protect_cell(total, rule)
+    if shown_total.hidden:
+        return None
+    buckets: dict[str, list[tuple[Cell, ProtectedCount]]] = {}
+    fixed = fixed_buckets(raw)
+    for key in POPULATION_TABLES:
+        cells = [cell for _, cell in fixed[key]]
+        protected = protect_breakdown(total, cells, rule)
+        if protected is None:
+            return None
+        buckets[key] = list(zip(cells, protected, strict=True))
+    top = {
+        label: {
+            int(row["concept_id"]): (
+                (int(row["persons"]), _key(row.get("key"))),
+                protect(int(row["persons"]), rule, _key(row.get("key"))),
+            )
+            for row in rows
+        }
+        for label, rows in raw.get("top", {}).items()
+    }
+    return _Population(total, shown_total, buckets, top)
+
+
+def _released_value(persons: dict[str, Any]) -> int | None:
+    """The number of a released count (``ProtectedCount``/``FederatedTotal`` as a dict), None when any part of it
+    is hidden: a percentage or a difference is computed from released numbers only, never around a hidden one."""
+    if persons.get("hidden") or persons.get("value") is None:
+        return None
+    return int(persons["value"])
+
+
+def _share(persons: dict[str, Any], total: dict[str, Any] | None) -> float | None:
+    """``persons`` as a share (0 to 1) of ``total``, both as released; None when either is hidden or the total is
+    0. Perturbation may make a released part exceed its released total: the share is capped at 1."""
+    part, whole = _released_value(persons), _released_value(total) if total is not None else None
+    if part is None or not whole:
+        return None
+    return min(part / whole, 1.0)
+
+
+def standardized_difference(p1: float, p2: float) -> float:
+    """The standardized difference of two proportions (binary SMD): (p1 - p2) / sqrt((p1(1-p1) + p2(1-p2)) / 2),
+    0 when both are 0 or both are 1 (no spread, no difference)."""
+    spread = math.sqrt((p1 * (1 - p1) + p2 * (1 - p2)) / 2)
+    if spread == 0:
+        return 0.0 if p1 == p2 else math.copysign(math.inf, p1 - p2)
+    return (p1 - p2) / spread
+
+
+def _compared(
+    row: dict[str, Any],
+    total: dict[str, Any],
+    population: dict[str, Any] | None = None,
+    population_total: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A released row with its percentage of the cohort and, when the population is given, the population's
+    count and percentage and the standardized difference: every figure from released numbers only (none where a
+    number it needs is hidden)."""
+    share = _share(row["persons"], total)
+    row["percent"] = None if share is None else round(100 * share, 1)
+    if population is not None:
+        population_share = _share(population, population_total)
+        row["population"] = population
+        row["population_percent"] = None if population_share is None else round(100 * population_share, 1)
+        smd = None
+        if share is not None and population_share is not None:
+            difference = standardized_difference(share, population_share)
+            smd = round(difference, 2) if math.isfinite(difference) else None
+        row["smd"] = smd
+    return row
+
+
 def _protected_demographics(demo: dict[str, Any], rule: PrivacyRule) -> dict[str, Any] | None:
-    """A site's demographics as they may be released; None when its total is hidden (no breakdown at all)."""
+    """A site's demographics as they may be released; None when its total is hidden (no breakdown at all). Each
+    row has its percentage of the cohort; the age groups, sexes and top concepts have the site's population beside
+    them when the result has it (``_population``): its count, percentage and the standardized difference."""
     cells = _breakdown_cells(demo, rule)
     if cells is None:
         return None
-    out: dict[str, Any] = {"persons": protect_cell(_total_cell(demo), rule).as_dict()}
+    total = protect_cell(_total_cell(demo), rule).as_dict()
+    population = _population(demo, rule)
+    population_total = population.shown_total.as_dict() if population is not None else None
+    out: dict[str, Any] = {"persons": total}
     for key, rows in cells.items():
-        out[key] = [{**labels, "persons": shown.as_dict()} for labels, _, shown in rows]
-    out["top_at_index"] = {
-        label: [{**concept, "persons": shown.as_dict()} for concept, _, shown in rows]
-        for label, rows in _shown_top(demo, rule).items()
-    }
+        compared = population.buckets.get(key) if population is not None else None
+        out[key] = [
+            _compared(
+                {**labels, "persons": shown.as_dict()},
+                total,
+                compared[i][1].as_dict() if compared is not None else None,
+                population_total,
+            )
+            for i, (labels, _, shown) in enumerate(rows)
+        ]
+    out["top_at_index"] = {}
+    for label, rows in _shown_top(demo, rule).items():
+        concepts = population.top.get(label, {}) if population is not None else {}
+        out["top_at_index"][label] = [
+            _compared(
+                {**concept, "persons": shown.as_dict()},
+                total,
+                concepts[int(concept["concept_id"])][1].as_dict() if int(concept["concept_id"]) in concepts else None,
+                population_total,
+            )
+            for concept, _, shown in rows
+        ]
     out["index_lookback_days"] = demo.get("index_lookback_days")
+    if population is not None:
+        out["population"] = _population_summary(demo["population"], population_total)
     return out
+
+
+def _population_summary(raw: dict[str, Any], persons: dict[str, Any] | None) -> dict[str, Any]:
+    """What a released result says of the population it compares with: its released total and its definition."""
+    return {
+        "persons": persons,
+        "definition": raw.get("definition", ""),
+        "window_days": raw.get("window_days"),
+    }
 
 
 def merged_demographics(parts: list[tuple[dict[str, Any], PrivacyRule]]) -> dict[str, Any] | None:
@@ -154,12 +285,31 @@ def merged_demographics(parts: list[tuple[dict[str, Any], PrivacyRule]]) -> dict
     shown_cells = [cells for cells in site_cells if cells is not None]
     if len(shown_cells) != len(parts):
         return None
-    out: dict[str, Any] = {"persons": persons.as_dict()}
+    total = persons.as_dict()
+    out: dict[str, Any] = {"persons": total}
+    # The population beside the merged cohort is that of the same sites, merged the same way; left out unless
+    # every site released its own (results stored before the sites computed it have none).
+    populations = [_population(demo, rule) for demo, rule in parts]
+    population_total: dict[str, Any] | None = None
+    if all(p is not None for p in populations):
+        merged_population, _ = protect_federated(
+            [p.total for p in populations if p], rules, [p.shown_total for p in populations if p]
+        )
+        population_total = None if merged_population.hidden else merged_population.as_dict()
+    site_populations = [p for p in populations if p is not None] if population_total is not None else []
     for key in ("age_pyramid", "gender", "race", "ethnicity", "index_year"):
         rows = []
-        for bucket in zip(*(cells[key] for cells in shown_cells), strict=True):
+        for i, bucket in enumerate(zip(*(cells[key] for cells in shown_cells), strict=True)):
             federated, _ = protect_federated([cell for _, cell, _ in bucket], rules, [shown for _, _, shown in bucket])
-            rows.append({**bucket[0][0], "persons": federated.as_dict()})
+            population = None
+            if site_populations and key in POPULATION_TABLES:
+                site_buckets = [p.buckets[key][i] for p in site_populations]
+                population = protect_federated(
+                    [cell for cell, _ in site_buckets], rules, [shown for _, shown in site_buckets]
+                )[0].as_dict()
+            rows.append(
+                _compared({**bucket[0][0], "persons": federated.as_dict()}, total, population, population_total)
+            )
         out[key] = rows
     out["top_at_index"] = {}
     tops = [_shown_top(demo, rule) for demo, rule in parts]
@@ -187,10 +337,18 @@ def merged_demographics(parts: list[tuple[dict[str, Any], PrivacyRule]]) -> dict
                     display=f"{persons_dict['display']} + {missing} × not in top",
                     partial_sites=missing,
                 )
-            top_rows.append({**concept, "persons": persons_dict})
+            population = None
+            if not missing and site_populations and all(concept_id in p.top.get(label, {}) for p in site_populations):
+                site_concepts = [p.top[label][concept_id] for p in site_populations]
+                population = protect_federated(
+                    [cell for cell, _ in site_concepts], rules, [shown for _, shown in site_concepts]
+                )[0].as_dict()
+            top_rows.append(_compared({**concept, "persons": persons_dict}, total, population, population_total))
         top_rows.sort(key=lambda row: (-(row["persons"]["lower_bound"] or 0), row.get("concept_id") or 0))
         out["top_at_index"][label] = top_rows
     out["index_lookback_days"] = parts[0][0].get("index_lookback_days")
+    if population_total is not None:
+        out["population"] = _population_summary(parts[0][0]["population"], population_total)
     out["privacy"] = merged_rule.as_dict()
     return out
 
@@ -470,8 +628,14 @@ RESULT_TABLES = (
     "index_year",
     "top_conditions",
     "top_drugs",
+    "top_procedures",
     "top_measurements",
 )
+
+#: The columns of a characterization table after "persons": the percentage of the cohort always; the population's
+#: persons and percentage and the standardized difference in the tables compared with it.
+PERCENT_COLUMNS = ["% of cohort"]
+COMPARED_COLUMNS = ["% of cohort", "population persons", "% of population", "standardized difference"]
 
 
 #: The "site" column of merged rows in CSV tables.
@@ -531,29 +695,47 @@ def run_result_table(result: dict[str, Any], table: str) -> tuple[list[str], lis
         "ethnicity": ["concept_id", "name"],
         "index_year": ["year"],
     }.get(table, ["concept_id", "name"])
-    header = ["site", *columns, "persons", "privacy rule"]
+    compared = top is not None or table in POPULATION_TABLES
+    extra = COMPARED_COLUMNS if compared else PERCENT_COLUMNS
+    header = ["site", *columns, "persons", *extra, "privacy rule"]
     blank = [""] * len(columns)
+    no_figures = [""] * (1 + len(extra))
 
     def items(demographics: dict[str, Any]) -> list[dict[str, Any]]:
         return demographics.get("top_at_index", {}).get(top, []) if top else demographics.get(table, [])
 
+    def figures(item: dict[str, Any]) -> list[Any]:
+        # Numbers as numbers; a percentage or difference that a hidden count would need is left empty, and a
+        # population count (released like any) is written like the cohort's.
+        out: list[Any] = [_cell(item["persons"]), _number(item.get("percent"))]
+        if compared:
+            population = item.get("population")
+            out += [
+                _cell(population) if population else "",
+                _number(item.get("population_percent")),
+                _number(item.get("smd")),
+            ]
+        return out
+
     for site in result["sites"]:
         if _withheld(site, table, result.get("kind", "")):
-            rows.append([site["source"], *blank, "", f"{BREAKDOWN_WITHHELD} ({site['privacy']['description']})"])
+            rows.append(
+                [site["source"], *blank, *no_figures, f"{BREAKDOWN_WITHHELD} ({site['privacy']['description']})"]
+            )
         for item in items(site.get("demographics", {})):
             rows.append(
-                [
-                    site["source"],
-                    *[item.get(c) for c in columns],
-                    _cell(item["persons"]),
-                    site["privacy"]["description"],
-                ]
+                [site["source"], *[item.get(c) for c in columns], *figures(item), site["privacy"]["description"]]
             )
     if result.get("merged_breakdown_withheld"):
-        rows.append([MERGED_SOURCE, *blank, "", MERGED_BREAKDOWN_WITHHELD])
+        rows.append([MERGED_SOURCE, *blank, *no_figures, MERGED_BREAKDOWN_WITHHELD])
     for item in items(result.get("merged_demographics") or {}):
-        rows.append([MERGED_SOURCE, *[item.get(c) for c in columns], _cell(item["persons"]), _merged_rule(result)])
+        rows.append([MERGED_SOURCE, *[item.get(c) for c in columns], *figures(item), _merged_rule(result)])
     return header, rows
+
+
+def _number(value: Any) -> float | str:
+    """A percentage or a standardized difference for CSV: the number, or empty when it is not shown."""
+    return "" if value is None else float(value)
 
 
 def run_result_csv(result: dict[str, Any], table: str) -> str:

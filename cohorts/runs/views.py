@@ -105,6 +105,9 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "definition": definition,
         "result": _status(request, run_request),
         "tables": run_selectors.RESULT_TABLES,
+        # The characterization's tables beside the age pyramid and the index year, and one section per domain.
+        "demographic_tables": ("gender", "race", "ethnicity"),
+        "top_tables": [table for table in run_selectors.RESULT_TABLES if table.startswith("top_")],
         "plotly_version": PLOTLY_VERSION,
     }
     return render(request, "cohorts/run_detail.html", context)

@@ -23,8 +23,12 @@ pytestmark = pytest.mark.django_db
 TABLES = ("age_pyramid", "gender", "race", "ethnicity", "index_year")
 
 
+#: What a released row holds besides its labels: its count and the figures computed from released counts.
+FIGURES = ("persons", "percent", "population", "population_percent", "smd")
+
+
 def labels(demographics: dict[str, Any], table: str) -> list[tuple[Any, ...]]:
-    return [tuple(v for k, v in row.items() if k != "persons") for row in demographics[table]]
+    return [tuple(v for k, v in row.items() if k not in FIGURES) for row in demographics[table]]
 
 
 @pytest.fixture

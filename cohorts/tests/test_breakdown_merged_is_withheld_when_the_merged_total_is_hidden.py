@@ -49,7 +49,8 @@ def test_a_hidden_site_withholds_the_merged_breakdown(alice, project, source, ot
     assert MERGED_WITHHELD + "." in page
     body = client.get(reverse("cohorts:run_table_csv", args=[request.pk, "race"])).content.decode()
     merged_rows = [line for line in body.splitlines() if line.startswith("all sites,")]
-    assert merged_rows == ["all sites,,,," + MERGED_WITHHELD]
+    # site, concept, name, persons, % of cohort: all empty, then the reason.
+    assert merged_rows == ["all sites,,,,," + MERGED_WITHHELD]
 
 
 def test_shown_sites_get_the_merged_breakdown(alice, project, source, other_source, client):

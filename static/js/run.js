@@ -1,6 +1,7 @@
 /* The page of one count (cohorts/run_detail.html): polls status.json about every second until every site has
- * finished, shows each site's state and protected numbers, draws the attrition funnel and the age pyramid with
- * the locally served Plotly, and cancels through the page's own form (its CSRF token).
+ * finished, shows each site's state and protected numbers, draws the attrition funnel with the locally served
+ * Plotly, hands the result to static/js/characterization.js (the characterization of a demographics request), and
+ * cancels through the page's own form (its CSRF token).
  *
  * Every number comes already protected by the server ({value, display, hidden}); this file only displays
  * `display` ("<10", "1,230") and never computes a number from hidden cells. A site whose count is hidden comes
@@ -26,20 +27,6 @@
   var statusUrl = root.dataset.statusUrl;
   var POLL_MS = 1000;
   var RETRY_MS = 3000;
-  var DEMOGRAPHIC_TABLES = {
-    age_pyramid: { title: _("Age group by gender"), columns: [["age_group", _("Age")], ["gender", _("Gender")]] },
-    gender: { title: _("Gender"), columns: [["name", _("Gender")]] },
-    race: { title: _("Race"), columns: [["name", _("Race")]] },
-    ethnicity: { title: _("Ethnicity"), columns: [["name", _("Ethnicity")]] },
-    index_year: { title: _("Year of index date"), columns: [["year", _("Year")]] },
-    top_conditions: { title: _("Top conditions at index"), columns: [["concept_id", _("Concept")], ["name", _("Name")]], top: "conditions" },
-    top_drugs: { title: _("Top drugs at index"), columns: [["concept_id", _("Concept")], ["name", _("Name")]], top: "drugs" },
-    top_measurements: { title: _("Top measurements at index"), columns: [["concept_id", _("Concept")], ["name", _("Name")]], top: "measurements" }
-  };
-  var MALE = 8507;
-  // The bucket of every sex, race and ethnicity the fixed lists do not name (cohorts/runs/breakdowns.py).
-  var OTHER = 0;
-
   function csvUrl(table) {
     return root.dataset.csvUrl.replace("TABLE", table);
   }
@@ -169,15 +156,6 @@
     lines.forEach(function (line) {
       holder.appendChild(el("p", line, "meaning"));
     });
-  }
-
-  // A fixed "other or unknown" bucket is the portal's own label: translated like the page's text.
-  function label(cell, key) {
-    var concept = key === "gender" && "gender_concept_id" in cell ? cell.gender_concept_id : cell.concept_id;
-    if ((key === "name" || key === "gender") && concept === OTHER) {
-      return _("Other or unknown");
-    }
-    return cell[key];
   }
 
   /* Attrition, per site (a picker when several answered) and per mode (by person / by event). Every number comes
@@ -383,139 +361,6 @@
       }
     });
   });
-
-  function demographicRows(site, key) {
-    var spec = DEMOGRAPHIC_TABLES[key];
-    var demo = site.demographics || {};
-    var cells = spec.top ? (demo.top_at_index || {})[spec.top] || [] : demo[key] || [];
-    return cells.map(function (cell) {
-      return [site.source].concat(spec.columns.map(function (c) { return spec.top ? cell[c[0]] : label(cell, c[0]); }),
-        [cell.persons.display, site.privacy.short || site.privacy.description]);
-    });
-  }
-
-  function renderPyramid(sites) {
-    var container = document.getElementById("pyramid-chart");
-    if (!window.Plotly) {
-      replace(container, el("p", _("The chart library did not load; the tables below hold the same numbers."), "hint"));
-      return;
-    }
-    replace(container, null);
-    sites.forEach(function (site) {
-      var cells = (site.demographics || {}).age_pyramid || [];
-      var byGender = {};
-      // Every age band is listed, in the server's order (youngest first): the axis keeps that order.
-      var bands = [];
-      cells.forEach(function (cell) {
-        if (bands.indexOf(cell.age_group) < 0) {
-          bands.push(cell.age_group);
-        }
-        var g = label(cell, "gender") || String(cell.gender_concept_id);
-        if (!byGender[g]) {
-          byGender[g] = { male: cell.gender_concept_id === MALE, y: [], x: [], text: [] };
-        }
-        // A merged bucket with a hidden site is drawn at what the shown sites add up to (its lower bound).
-        var value = cell.persons.value !== null && cell.persons.value !== undefined ? cell.persons.value :
-          (cell.persons.lower_bound || 0);
-        byGender[g].y.push(cell.age_group);
-        byGender[g].x.push(byGender[g].male ? -value : value);
-        byGender[g].text.push(cell.persons.display);
-      });
-      var traces = Object.keys(byGender).map(function (g) {
-        var t = byGender[g];
-        return { type: "bar", orientation: "h", name: g, y: t.y, x: t.x, text: t.text, textposition: "auto",
-          hovertemplate: g + " %{y}: %{text}<extra></extra>" };
-      });
-      var div = el("div", null, "chart-item");
-      container.appendChild(el("h3", site.site + " — " + site.privacy.description));
-      container.appendChild(div);
-      window.Plotly.react(div, traces, {
-        barmode: "relative",
-        bargap: 0.1,
-        margin: { l: 60, r: 20, t: 10, b: 40 },
-        height: 360,
-        xaxis: { title: { text: _("persons (men to the left)") }, tickformat: "d" },
-        yaxis: { type: "category", categoryorder: "array", categoryarray: bands }
-      }, { displaylogo: false, responsive: true });
-    });
-  }
-
-  /* What the demographics section can show: with 2+ sites, "All sites (merged)" first (the server's merged
-   * numbers, already protected; absent when the merged total is hidden), then every site side by side, then each
-   * site alone. */
-  function demographicViews(result, sites) {
-    var views = [];
-    var merged = result.merged_demographics;
-    if (merged && sites.length > 1) {
-      views.push({ id: "merged", label: _("All sites (merged)"),
-        sites: [{ site: _("All sites (merged)"), source: _("all sites"), demographics: merged,
-          privacy: { description: merged.privacy.description + " " + _("(strictest of the sites' rules)") } }] });
-    }
-    views.push({ id: "each", label: _("Each site"), sites: sites });
-    if (sites.length > 1) {
-      sites.forEach(function (site) {
-        views.push({ id: "site-" + site.source, label: site.site + " (" + site.source + ")", sites: [site] });
-      });
-    }
-    return views;
-  }
-
-  var demographicsResult = null;
-
-  function renderDemographics(result) {
-    var sites = withBreakdown(result).filter(function (site) { return site.demographics; });
-    if (!sites.length) {
-      return;
-    }
-    demographicsResult = result;
-    var section = document.getElementById("demographics");
-    section.hidden = false;
-    var views = demographicViews(result, sites);
-    var picker = document.getElementById("demographics-site");
-    var chosen = picker && picker.value;
-    if (picker) {
-      replace(picker, null);
-      views.forEach(function (view) {
-        var option = el("option", view.label);
-        option.value = view.id;
-        picker.appendChild(option);
-      });
-      if (views.some(function (view) { return view.id === chosen; })) {
-        picker.value = chosen;
-      }
-      picker.closest("[data-field=demographics-site]").hidden = views.length < 2;
-    }
-    var view = views.filter(function (v) { return picker && v.id === picker.value; })[0] || views[0];
-    drawDemographics(section, view.sites);
-  }
-
-  function drawDemographics(section, sites) {
-    renderPyramid(sites);
-    Object.keys(DEMOGRAPHIC_TABLES).forEach(function (key) {
-      var spec = DEMOGRAPHIC_TABLES[key];
-      var rows = [];
-      sites.forEach(function (site) {
-        rows = rows.concat(demographicRows(site, key));
-      });
-      var headers = [_("Site")].concat(spec.columns.map(function (c) { return c[1]; }), [_("Persons"), _("Privacy rule")]);
-      var holder = section.querySelector("[data-table=" + key + "]");
-      if (holder) {
-        replace(holder, table(headers, rows, headers.length - 2));
-        section.querySelector("[data-title=" + key + "]").textContent = spec.title;
-        section.querySelector("[data-csv=" + key + "]").href = csvUrl(key);
-      }
-    });
-  }
-
-  var demographicsPicker = document.getElementById("demographics-site");
-  if (demographicsPicker) {
-    demographicsPicker.addEventListener("change", function () {
-      if (demographicsResult) {
-        renderDemographics(demographicsResult);
-      }
-    });
-  }
-
   var lastDrawn = null;
 
   function render(result) {
@@ -526,7 +371,9 @@
     if (signature && signature !== lastDrawn) {
       lastDrawn = signature;
       renderAttrition(result);
-      renderDemographics(result);
+      if (window.SoyangCharacterization) {
+        window.SoyangCharacterization.render(result);
+      }
     }
   }
 

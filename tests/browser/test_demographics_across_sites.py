@@ -1,9 +1,11 @@
-"""The demographics of a request on two sites, in Chromium: the run page's "Show" selector offers the sites'
-merged numbers and each site alone, the tables show exactly what ``cohorts.runs.selectors`` protected (a hidden cell
-as its text, never a number worked out from the others), and the selector reads in Korean once the language is
-switched, so the page's script text really goes through Django's JavaScript catalogue.
+"""The characterization of a request on two sites, in Chromium at 1400 px: the run page's "Show" selector offers
+the sites' merged numbers, every site side by side and each site alone; the tables show exactly what
+``cohorts.runs.selectors`` protected and computed (a hidden cell as its text, never a number worked out from the
+others, and with no percentage or difference), beside the site population; the privacy rule is said once per
+section; no table reaches out of its card and each section fits one screen; and the page reads in Korean once the
+language is switched, so the page's script text really goes through Django's JavaScript catalogue.
 
-The request is asked on the definition page (its site boxes and its Demographics button) while a real Celery
+The request is asked on the definition page (its site boxes and its Characterization button) while a real Celery
 worker answers for both sites: GiBleed in PostgreSQL and GiBleed in DuckDB.
 """
 
@@ -17,6 +19,7 @@ from typing import Any
 import pytest
 
 from cohorts.definitions.services import definition_create
+from cohorts.runs.breakdowns import ETHNICITIES, RACES
 from cohorts.runs.choices import RunKind
 from cohorts.runs.models import RunRequest
 from cohorts.runs.selectors import run_request_result
@@ -28,24 +31,35 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 COHORT = "h04_gibleed_censored_by_acetaminophen"
 TIMEOUT_MS = 45_000
-#: The demographic tables of the page and the columns run.js shows between "Site" and "Persons".
+WIDTH = 1400
+#: The characterization's tables and the label columns characterization.js shows before the figures; the tables
+#: compared with the site population show its percentage and the standardized difference after the cohort's.
 TABLES = {
     "age_pyramid": ("age_group", "gender"),
     "gender": ("name",),
     "race": ("name",),
     "ethnicity": ("name",),
     "index_year": ("year",),
+    "top_conditions": ("concept_id", "name"),
+    "top_drugs": ("concept_id", "name"),
+    "top_procedures": ("concept_id", "name"),
+    "top_measurements": ("concept_id", "name"),
 }
+COMPARED = {"age_pyramid", "gender", "top_conditions", "top_drugs", "top_procedures", "top_measurements"}
+#: The fixed sexes as the page names them (its own labels, translated), by concept.
+SEXES = {8507: "Male", 8532: "Female", 0: "Other or unknown"}
+FIXED_NAMES = {concept_id: name for concept_id, name in (*RACES, *ETHNICITIES)}
 A_NUMBER = re.compile(r"^[0-9][0-9,]*$")
+NOT_SHOWN = "—"
 
 
 def shown_tables(page: Any) -> dict[str, list[list[str]]]:
-    """Each demographic table of the page as rows of cell texts, without the privacy column."""
+    """Each characterization table of the page as rows of cell texts (the age table too, folded under the chart)."""
     return {
         key: [
-            cells[:-1]
+            cells
             for cells in (
-                row.locator("td").all_inner_texts() for row in page.locator(f"[data-table={key}] tbody tr").all()
+                row.locator("td").all_text_contents() for row in page.locator(f"[data-table={key}] tbody tr").all()
             )
             if len(cells) > 1  # not the "Nothing to show." row
         ]
@@ -53,26 +67,85 @@ def shown_tables(page: Any) -> dict[str, list[list[str]]]:
     }
 
 
-def expected_tables(site_column: str, demographics: dict[str, Any]) -> dict[str, list[list[str]]]:
-    """What the page must show for one view, read from the selector's result: the site, the bucket, and the
-    bucket's protected display, in the selector's order."""
-    return {
-        key: [
-            [site_column, *("" if cell.get(c) is None else str(cell[c]) for c in columns), cell["persons"]["display"]]
-            for cell in demographics.get(key, [])
-        ]
-        for key, columns in TABLES.items()
-    }
+def _percent(value: Any) -> str:
+    return NOT_SHOWN if value is None else f"{value:.1f}%"
 
 
-def hidden_cells(shown: dict[str, list[list[str]]], demographics: dict[str, Any]) -> list[tuple[str, str]]:
-    """The (table, shown text) of every bucket the selector hid, as the page shows it."""
+def _difference(value: Any) -> str:
+    if value is None:
+        return NOT_SHOWN
+    return "0.00" if value == 0 else ("+" if value > 0 else "") + f"{value:.2f}"
+
+
+def _label(cell: dict[str, Any], table: str, column: str) -> str:
+    if table == "gender" and column == "name":
+        return SEXES[cell["concept_id"]]
+    if table in ("race", "ethnicity") and column == "name":
+        # The fixed categories by the portal's own names (breakdowns.py), as the page translates them.
+        return FIXED_NAMES[cell["concept_id"]]
+    if column == "gender":
+        return SEXES[cell["gender_concept_id"]]
+    return "" if cell.get(column) is None else str(cell[column])
+
+
+def _rows(demographics: dict[str, Any], table: str) -> list[dict[str, Any]]:
+    if table.startswith("top_"):
+        return demographics.get("top_at_index", {}).get(table.removeprefix("top_"), [])
+    return demographics.get(table, [])
+
+
+def expected_tables(demographics: dict[str, Any]) -> dict[str, list[list[str]]]:
+    """What the page must show for one view, read from the selector's result: the bucket or concept, its protected
+    display, its percentage of the cohort and, where compared, the population's percentage and the standardized
+    difference, all as the selector released them, in its order."""
+    out: dict[str, list[list[str]]] = {}
+    for table, columns in TABLES.items():
+        out[table] = []
+        for cell in _rows(demographics, table):
+            row = [*(_label(cell, table, c) for c in columns), cell["persons"]["display"], _percent(cell["percent"])]
+            if table in COMPARED:
+                # The population's share, or its released count where it gives none ("<10", "… + <10").
+                population = cell.get("population")
+                share = _percent(cell.get("population_percent"))
+                if population is not None and cell.get("population_percent") is None:
+                    share = population["display"]
+                row += [share, _difference(cell.get("smd"))]
+            out[table].append(row)
+    return out
+
+
+def hidden_cells(shown: dict[str, list[list[str]]], demographics: dict[str, Any]) -> list[tuple[str, list[str]]]:
+    """The (table, shown figures) of every bucket the selector hid, as the page shows it: its count and after."""
     return [
-        (key, row[-1])
+        (key, row[len(TABLES[key]) :])
         for key in TABLES
-        for row, cell in zip(shown[key], demographics.get(key, []), strict=True)
+        for row, cell in zip(shown[key], _rows(demographics, key), strict=True)
         if cell["persons"]["hidden"]
     ]
+
+
+def layout(page: Any) -> dict[str, Any]:
+    """The heights of the characterization's sections and every table that reaches past its card's inner edge."""
+    return page.evaluate(
+        """() => {
+        const sections = Array.from(document.querySelectorAll("#demographics .char-section"));
+        const spills = [];
+        sections.forEach((card) => {
+          const box = card.getBoundingClientRect();
+          card.querySelectorAll("table").forEach((table) => {
+            const t = table.getBoundingClientRect();
+            // A table folded in a closed <details> is not shown: nothing to spill. Otherwise it must fit its card
+            // and its own holder (no part hidden behind a scroll bar).
+            if (table.closest("details:not([open])")) return;
+            const holder = table.parentElement;
+            if (t.right > box.right - 1 || t.left < box.left || t.width > holder.clientWidth + 1) {
+              spills.push(holder.dataset.table);
+            }
+          });
+        });
+        return { heights: sections.map((card) => card.getBoundingClientRect().height), spills: spills };
+      }"""
+    )
 
 
 def test_the_run_page_shows_the_sites_merged_or_each_alone_in_english_and_in_korean(
@@ -105,7 +178,7 @@ def test_the_run_page_shows_the_sites_merged_or_each_alone_in_english_and_in_kor
     errors: list[str] = []
     failed: list[str] = []
     with chromium() as browser:
-        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        context = browser.new_context(viewport={"width": WIDTH, "height": 900})
         context.set_default_timeout(TIMEOUT_MS)
         page = context.new_page()
         watch(page, errors, failed)
@@ -113,7 +186,7 @@ def test_the_run_page_shows_the_sites_merged_or_each_alone_in_english_and_in_kor
         page.goto(f"{live_server.url}/cohorts/{definition.pk}/")
         for label in site_labels:
             page.get_by_label(label).check()
-        page.get_by_role("button", name="Demographics", exact=True).click()
+        page.get_by_role("button", name="Characterization", exact=True).click()
         page.locator("#run [data-field=state]").filter(has_text="finished").wait_for()
         run_url = page.url
         picker = page.locator("#demographics-site")
@@ -125,18 +198,35 @@ def test_the_run_page_shows_the_sites_merged_or_each_alone_in_english_and_in_kor
         options = [(o.get_attribute("value"), o.inner_text()) for o in picker.locator("option").all()]
         merged_choice = picker.input_value()
         merged_charts = page.locator("#pyramid-chart svg.main-svg").count()
-        merged_headings = page.locator("#pyramid-chart h3").all_inner_texts()
+        merged_title = page.locator("[data-field=view-title]").inner_text()
+        merged_rules = page.locator("#demographics [data-field=rule]").all_inner_texts()
+        merged_population = page.locator("[data-field=population]").inner_text()
         merged_shown = shown_tables(page)
-        page.screenshot(path=screenshots / "demographics-1-merged.png", full_page=True)
+        merged_layout = layout(page)
+        # The age table folded under the pyramid, unfolded: it fits its card too.
+        page.locator("#char-demographics details summary").click()
+        unfolded_layout = layout(page)
+        page.locator("#char-demographics details summary").click()
+        page.screenshot(path=screenshots / "characterization-1-merged.png", full_page=True)
+        for i, section in enumerate(page.locator("#demographics .char-section").all()):
+            section.screenshot(path=screenshots / f"characterization-1-merged-section-{i}.png")
 
         # One site alone.
         picker.select_option(value=f"site-{one_site.key}")
-        page.locator("[data-table=gender] tbody td:first-child", has_text=one_site.key).first.wait_for()
+        page.locator("[data-field=view-title]").filter(has_text=one_site.name).wait_for()
         site_choice = picker.input_value()
         site_charts = page.locator("#pyramid-chart svg.main-svg").count()
-        site_headings = page.locator("#pyramid-chart h3").all_inner_texts()
+        site_rules = page.locator("#demographics [data-field=rule]").all_inner_texts()
         site_shown = shown_tables(page)
-        page.screenshot(path=screenshots / "demographics-2-one-site.png", full_page=True)
+        site_layout = layout(page)
+        page.screenshot(path=screenshots / "characterization-2-one-site.png", full_page=True)
+
+        # Every site side by side: a site column before each row.
+        picker.select_option(value="each")
+        page.locator("[data-field=view-title]").filter(has_text="Each site").wait_for()
+        each_sites = page.locator("[data-table=gender] tbody tr td:first-child").all_inner_texts()
+        each_layout = layout(page)
+        page.screenshot(path=screenshots / "characterization-2-each-site.png", full_page=True)
 
         # The same page in Korean, through the header's language switcher.
         page.locator("#language-choice").select_option("ko")
@@ -144,12 +234,19 @@ def test_the_run_page_shows_the_sites_merged_or_each_alone_in_english_and_in_kor
         page.wait_for_load_state()
         page.locator("html[lang=ko]").wait_for(state="attached")
         page.locator("#demographics-site option[value=merged]").wait_for(state="attached")
+        page.locator("#pyramid-chart svg.main-svg").first.wait_for()
         korean_url = page.url
         korean_label = page.locator("label[for=demographics-site]").inner_text()
         korean_options = [(o.get_attribute("value"), o.inner_text()) for o in picker.locator("option").all()]
-        korean_site_column = page.locator("[data-table=gender] tbody td").first.inner_text()
+        korean_title = page.locator("[data-field=view-title]").inner_text()
+        korean_heading = page.locator("#demographics h2").inner_text()
+        korean_headers = page.locator("[data-table=top_conditions] thead th").all_inner_texts()
+        korean_sexes = page.locator("[data-table=gender] tbody tr td:first-child").all_inner_texts()
         korean_charts = page.locator("#pyramid-chart svg.main-svg").count()
-        page.screenshot(path=screenshots / "demographics-3-korean.png", full_page=True)
+        korean_layout = layout(page)
+        page.screenshot(path=screenshots / "characterization-3-korean.png", full_page=True)
+        for i, section in enumerate(page.locator("#demographics .char-section").all()):
+            section.screenshot(path=screenshots / f"characterization-3-korean-section-{i}.png")
         context.close()
 
     assert not errors, errors
@@ -169,30 +266,57 @@ def test_the_run_page_shows_the_sites_merged_or_each_alone_in_english_and_in_kor
         (f"site-{s.key}", text) for s, text in zip(sources, site_labels, strict=True)
     ], options
     assert merged_choice == "merged"
-    assert merged_charts > 0 and merged_headings[0].startswith("All sites (merged) — "), merged_headings
+    assert merged_charts > 0 and merged_title == "All sites (merged)"
+    # The rule is said once per section (the demographics and each domain), not in every row.
+    assert len(merged_rules) == 5 and all(merged["privacy"]["description"] in text for text in merged_rules)
+    assert merged_population == (
+        f"Site population: {merged['population']['persons']['display']} persons with an observation period."
+    )
 
-    # Merged: every table shows the selector's merged buckets, in its order, each with its protected display.
-    assert merged_shown == expected_tables("all sites", merged), merged_shown
+    # Merged: every table shows the selector's merged buckets and concepts, in its order, each with its protected
+    # display and the percentages and differences the selector computed from released counts.
+    assert merged_shown == expected_tables(merged), merged_shown
     assert merged_shown["gender"], "the cohort has persons of some gender"
+    assert merged_shown["top_conditions"], "the cohort has conditions in the year before index"
     for row, cell in zip(merged_shown["gender"], merged["gender"], strict=True):
         if not cell["persons"]["hidden"]:
-            assert row[-1] == f"{cell['persons']['value']:,}", (row, cell)
+            assert row[1] == f"{cell['persons']['value']:,}", (row, cell)
+    compared = [row for row in merged["top_at_index"]["conditions"] if row["smd"] is not None]
+    assert compared, "some condition is compared with the site population"
 
     # One site: the tables change to that site's own numbers.
     assert site_choice == f"site-{one_site.key}"
-    assert site_charts > 0 and site_headings == [f"{one_site.name} — {site['privacy']['description']}"]
-    assert site_shown == expected_tables(one_site.key, site["demographics"]), site_shown
-    assert [r[-1] for r in site_shown["gender"]] != [r[-1] for r in merged_shown["gender"]]
+    assert site_charts > 0 and all(site["privacy"]["description"] in text for text in site_rules)
+    assert site_shown == expected_tables(site["demographics"]), site_shown
+    assert [r[1] for r in site_shown["gender"]] != [r[1] for r in merged_shown["gender"]]
+    assert each_sites == [s.key for s in sources for _ in range(3)], each_sites
 
-    # A hidden bucket is its text ("<10", "… + <10", "… + hidden"), never a number that subtraction produced.
+    # A hidden bucket is its text ("<10", "… + <10", "… + hidden"), never a number that subtraction produced, and
+    # it has no percentage and no difference.
     hidden = hidden_cells(merged_shown, merged) + hidden_cells(site_shown, site["demographics"])
     assert hidden, "the cohort has at least one bucket under the threshold at a site"
-    for table, text in hidden:
+    for table, (text, *figures) in hidden:  # figures: % of cohort, % of population, standardized difference
         assert not A_NUMBER.match(text) and ("<" in text or "hidden" in text), (table, text)
+        assert figures[0] == NOT_SHOWN and (table not in COMPARED or figures[2] == NOT_SHOWN), (table, figures)
+    # A population count that gives no percentage is its text there, never a number worked out from others.
+    for key in COMPARED:
+        for row, cell in zip(merged_shown[key], _rows(merged, key), strict=True):
+            if cell.get("population") is not None and cell["population"]["hidden"]:
+                assert not A_NUMBER.match(row[len(TABLES[key]) + 2]) and row[-1] == NOT_SHOWN, (key, row)
 
-    # Korean: the label from the template's catalogue, the options from the JavaScript catalogue.
+    # Layout at 1400 px: no table reaches out of its card, and each section fits one screen (the merged and one
+    # site's views; the side-by-side view lists every site's rows).
+    for shown_layout in (merged_layout, unfolded_layout, site_layout, each_layout, korean_layout):
+        assert shown_layout["spills"] == [], shown_layout
+    for shown_layout in (merged_layout, site_layout, korean_layout):
+        assert max(shown_layout["heights"]) <= 900, shown_layout
+
+    # Korean: the label from the template's catalogue, the options and the table text from the JavaScript one.
     assert korean_label == "보기"
     assert korean_options[:2] == [("merged", "모든 기관 (합산)"), ("each", "기관별")], korean_options
     assert [text for _, text in korean_options[2:]] == site_labels
-    assert korean_site_column == "모든 기관"
+    assert korean_title == "모든 기관 (합산)"
+    assert korean_heading.startswith("특성 분석")
+    assert "코호트 중 %" in korean_headers and "표준화 차이" in korean_headers, korean_headers
+    assert korean_sexes == ["남성", "여성", "기타 또는 알 수 없음"]
     assert korean_charts > 0

@@ -220,7 +220,7 @@ def test_a_researcher_builds_counts_and_shares_a_cohort_a_partner_sees_it_rounde
         page.get_by_role("heading", name="Diabetes on metformin", level=1).wait_for()
         for source in sources:
             page.get_by_label(f"{source.name} ({source.key})").check()
-        page.get_by_role("button", name="Demographics", exact=True).click()
+        page.get_by_role("button", name="Characterization", exact=True).click()
         page.locator("#run [data-field=state]").filter(has_text="finished").wait_for()
         page.locator("#attrition-chart svg.main-svg").first.wait_for()
         page.locator("#pyramid-chart svg.main-svg").first.wait_for()
@@ -235,6 +235,8 @@ def test_a_researcher_builds_counts_and_shares_a_cohort_a_partner_sees_it_rounde
                 if step != "0":
                     attrition_rows.append([source.key, step, rule_name, persons])
         pyramid_rows = page.locator("[data-table=age_pyramid] tbody tr").count()
+        # Both sites answered: the characterization shows them merged (the first view), whichever answered first.
+        characterization_view = page.locator("#demographics-site").input_value()
         result_sites = [r.locator("td").all_inner_texts() for r in page.locator("#sites tbody tr").all()]
         page.screenshot(path=screenshots / "journey-a6-demographics.png", full_page=True)
 
@@ -296,6 +298,7 @@ def test_a_researcher_builds_counts_and_shares_a_cohort_a_partner_sees_it_rounde
     last_steps = {cells[0]: cells[3] for cells in attrition_rows}  # the last row of each site wins
     assert sorted(last_steps.values()) == sorted(f"{n:,}" for n in expected_steps), attrition_rows
     assert pyramid_rows > 0
+    assert characterization_view == "merged"
     definition = CohortDefinition.objects.get(owner=researcher)
     assert [v.note for v in definition.versions.order_by("number")] == ["created", "two rules, counted on two sites"]
     assert [r["name"] for r in definition.latest_version().expression["InclusionRules"]] == [
