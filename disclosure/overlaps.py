@@ -15,7 +15,12 @@ after the shown cells are moved to the known side, leaves that cell alone (its u
 of the equations restricted to the hidden cells). While one is, the smallest shown cell that helps is hidden too
 (the cell that makes the fewest cells recoverable, then the smallest). Hidden empty cells count as known (an
 attacker may guess them empty; see ``protect_breakdown``), so only cells with members protect one another. If
-nothing is left to hide and a cell is still recoverable, no cell is released.
+every cell is hidden and one is still recoverable, the union itself gives it away (two cohorts: A and B together
+= A's total + B's total - the union), so the union is withheld too (``SUPPRESSED``) and no cell is released.
+
+The check holds for exact counts (an exact-count grant); under perturbation every shown number also carries its
+own cell-key noise. It guards against exact recovery, as complementary suppression does; bounds (a hidden cell
+is at most some shown number) remain, as they do for any suppressed table.
 """
 
 from __future__ import annotations
@@ -24,6 +29,10 @@ from collections.abc import Sequence
 from fractions import Fraction
 
 from disclosure.rules import Cell, PrivacyRule, ProtectedCount, hidden, protect_breakdown, protect_cell
+
+#: A union withheld so that no cell can be worked out from it (not because it is small): "—", never "<10", which
+#: would contradict the cohorts' totals shown beside it.
+SUPPRESSED = ProtectedCount(None, "—", True)
 
 
 def overlap_equations(masks: Sequence[int], cohorts: int, shown_totals: Sequence[bool]) -> list[list[int]]:
@@ -70,8 +79,8 @@ def protect_overlap(
     union: Cell, cells: Sequence[Cell], masks: Sequence[int], totals: Sequence[Cell], rule: PrivacyRule
 ) -> tuple[ProtectedCount, list[ProtectedCount], list[ProtectedCount] | None]:
     """The union, each cohort's total and each combination cell (``cells``, one per mask in ``masks``) as one
-    site may show them under ``rule``. The cells are None when the union is hidden or when no suppression can
-    keep a hidden cell from being recovered (see the module)."""
+    site may show them under ``rule``. The cells are None when the union is hidden: under the threshold, or
+    withheld because no suppression of cells alone keeps a hidden cell from being recovered (see the module)."""
     shown_union = protect_cell(union, rule)
     shown_totals = [protect_cell(total, rule) for total in totals]
     protected = protect_breakdown(union, cells, rule)
@@ -83,12 +92,13 @@ def protect_overlap(
         return [i for i, (p, (n, _)) in enumerate(zip(state, cells, strict=True)) if p.hidden and n > 0]
 
     while recoverable_cells(equations, unknown(protected)):
-        visible = sorted((n, i) for i, (p, (n, _)) in enumerate(zip(protected, cells, strict=True)) if not p.hidden)
-        visible = [(n, i) for n, i in visible if n > 0]
+        visible = [(n, i) for i, (p, (n, _)) in enumerate(zip(protected, cells, strict=True)) if not p.hidden and n > 0]
         if not visible:
-            return shown_union, shown_totals, None
+            # Hiding every cell is not enough: the union with the cohorts' totals still gives one (two cohorts:
+            # A and B together = A + B - union). The union is withheld too, and with it every cell.
+            return SUPPRESSED, shown_totals, None
         best: tuple[int, int, int] | None = None
-        for n, i in visible:
+        for n, i in sorted(visible):
             trial = [*protected]
             trial[i] = hidden(rule)
             left = len(recoverable_cells(equations, unknown(trial)))

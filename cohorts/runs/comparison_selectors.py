@@ -38,6 +38,10 @@ from jobs.choices import ACTIVE_STATES, JobState
 LETTERS = "ABCD"
 
 
+#: A site's answer as the merge needs it: its raw result, its rule, its union and cells as the site shows them.
+_Answer = tuple[dict[str, Any], PrivacyRule, ProtectedCount, list[ProtectedCount] | None]
+
+
 def combination_label(mask: int, cohorts: int) -> str:
     """ "A ∩ B": the persons in exactly these cohorts (and in none of the others)."""
     return " ∩ ".join(LETTERS[i] for i in range(cohorts) if mask & (1 << i))
@@ -101,7 +105,7 @@ def comparison_result(
         if sites is None or run.source_id in sites
     ]
     site_rows: list[dict[str, Any]] = []
-    answered: list[tuple[dict[str, Any], PrivacyRule, list[ProtectedCount] | None]] = []
+    answered: list[_Answer] = []
     for run in runs:
         rule = rule_for(source=run.source, role=role, grant=grants.get(run.source_id))
         site: dict[str, Any] = {
@@ -134,7 +138,7 @@ def comparison_result(
                     for mask, shown in zip(masks, protected, strict=True)
                 ]
             )
-            answered.append((result, rule, protected))
+            answered.append((result, rule, union, protected))
         site_rows.append(site)
     states = {run.state for run in runs}
     finished = all(run.is_final for run in runs)
@@ -165,31 +169,32 @@ def comparison_result(
     return out
 
 
-def _merged(
-    answered: list[tuple[dict[str, Any], PrivacyRule, list[ProtectedCount] | None]], masks: list[int], k: int
-) -> dict[str, Any]:
-    """Every site's numbers added up, each as a federated number (see the module)."""
-    rules = [rule for _, rule, _ in answered]
-    union, _ = protect_federated([_cell(result["union"]) for result, _, _ in answered], rules)
+def _merged(answered: list[_Answer], masks: list[int], k: int) -> dict[str, Any]:
+    """Every site's numbers added up, each as a federated number (see the module). A site's union withheld by its
+    own suppression stays out of the merged union's number, like a small one."""
+    rules = [rule for _, rule, _, _ in answered]
+    union, _ = protect_federated(
+        [_cell(result["union"]) for result, _, _, _ in answered], rules, [union for _, _, union, _ in answered]
+    )
     totals = [
-        protect_federated([_cell(result["cohorts"][i]) for result, _, _ in answered], rules)[0].as_dict()
+        protect_federated([_cell(result["cohorts"][i]) for result, _, _, _ in answered], rules)[0].as_dict()
         for i in range(k)
     ]
     merged: dict[str, Any] = {
         "union": union.as_dict(),
         "cohorts": totals,
         "privacy": strictest(rules).as_dict(),
-        "breakdown_withheld": union.hidden or any(protected is None for _, _, protected in answered),
+        "breakdown_withheld": union.hidden or any(protected is None for _, _, _, protected in answered),
         "combinations": [],
     }
     if merged["breakdown_withheld"]:
         return merged
     for index, mask in enumerate(masks):
         cells = []
-        for result, _, _ in answered:
+        for result, _, _, _ in answered:
             by_mask = {int(item["mask"]): _cell(item) for item in result["combinations"]}
             cells.append(by_mask.get(mask, (0, 0)))
-        parts = [protected[index] for _, _, protected in answered if protected is not None]
+        parts = [protected[index] for _, _, _, protected in answered if protected is not None]
         federated, _ = protect_federated(cells, rules, parts)
         shown = federated.as_dict()
         merged["combinations"].append({"mask": mask, **shown, "percent": _percent(shown, merged["union"])})
