@@ -114,12 +114,11 @@ def _check_limit(user: User) -> None:
         .count()
     )
     comparisons = (
-        Comparison.objects.select_for_update()
-        .filter(requested_by=user, cancelled_at__isnull=True, runs__state__in=ACTIVE_STATES)
-        .values("pk")
+        Comparison.objects.filter(requested_by=user, cancelled_at__isnull=True, runs__state__in=ACTIVE_STATES)
         .distinct()
+        .count()
     )
-    active = counts + len(list(comparisons))
+    active = counts + comparisons
     if active >= limit:
         raise RunLimitReached(
             f"You already have {active} counts running (the limit is {limit}). "

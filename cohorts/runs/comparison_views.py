@@ -20,7 +20,7 @@ from cohorts.runs import comparison_selectors as selectors
 from cohorts.runs import comparison_services as services
 from cohorts.runs.charts import plotly_page
 from cohorts.runs.errors import REFUSAL_STATUS, BrokerUnavailable, RunLimitReached, RunNotCancellable, SourceNotReady
-from cohorts.runs.forms import RunForm
+from cohorts.runs.forms import ComparisonForm
 from cohorts.runs.overlap import MAX_COHORTS, MIN_COHORTS
 from cohorts.runs.selectors import sources_for_user_and_definitions
 from cohorts.runs.views import MAX_WAIT_SECONDS, PLOTLY_VERSION, WAIT_STEP_SECONDS, _wants_json
@@ -64,7 +64,7 @@ def comparison_new(request: HttpRequest) -> HttpResponse:
         definition_selectors.definition_get_for_user(request.user, pk, codename=definition_selectors.RUN) for pk in ids
     ]
     sources = sources_for_user_and_definitions(request.user, definitions)
-    form = RunForm(request.POST if request.method == "POST" else None, sources=sources)
+    form = ComparisonForm(request.POST if request.method == "POST" else None, sources=sources)
     if request.method == "POST" and form.is_valid():
         versions = [d.latest_version() for d in definitions]
         if any(version is None for version in versions):
