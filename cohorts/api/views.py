@@ -432,6 +432,7 @@ class RunViewSet(mixins.ListModelMixin, RestrictedGenericViewSet):
     @extend_schema(
         summary="State and protected result of your comparison (reading it is audited)",
         request=None,
+        parameters=[OpenApiParameter("comparison", OpenApiTypes.INT, OpenApiParameter.PATH)],
         responses=OpenApiTypes.OBJECT,
     )
     @action(detail=False, methods=["get"], url_path=r"compare/(?P<comparison>\d+)")

@@ -25,6 +25,7 @@ from typing import Any
 from django.conf import settings
 from django.db import close_old_connections, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from accounts.models import User
 from accounts.permissions import user_can
@@ -74,17 +75,20 @@ def comparison_create(*, user: User, versions: Sequence[CohortDefinitionVersion]
     user's limit of counts running. One audit event names every compared version."""
     if not MIN_COHORTS <= len(versions) <= MAX_COHORTS:
         raise ComparisonInvalid(
-            f"Choose {MIN_COHORTS} to {MAX_COHORTS} definitions to compare; {len(versions)} were chosen."
+            _("Choose %(min)s to %(max)s definitions to compare; %(n)s were chosen.")
+            % {"min": MIN_COHORTS, "max": MAX_COHORTS, "n": len(versions)}
         )
     definitions = [version.definition for version in versions]
     if len({d.pk for d in definitions}) != len(definitions):
-        raise ComparisonInvalid("Choose each definition once.")
+        raise ComparisonInvalid(_("Choose each definition once."))
     if not all(user_can(user, RUN, definition) for definition in definitions):
-        raise ComparisonInvalid("You may not count every one of these definitions.")
+        raise ComparisonInvalid(_("You may not count every one of these definitions."))
     offered = {source.pk for source in sources_for_user_and_definitions(user, definitions)}
     refused = sorted(source.key for source in sources if source.pk not in offered)
     if refused:
-        raise ComparisonInvalid(f"You cannot count every one of these definitions on: {', '.join(refused[:10])}.")
+        raise ComparisonInvalid(
+            _("You cannot count every one of these definitions on: %(sites)s.") % {"sites": ", ".join(refused[:10])}
+        )
     _check_ready(sources)
     with transaction.atomic():
         _check_limit(user)
@@ -146,7 +150,7 @@ def comparison_cancel(*, comparison: Comparison, user: User) -> Comparison:
         return comparison
     runs = list(comparison.runs.select_for_update().all())
     if all(run.is_final for run in runs):
-        raise RunNotCancellable("This comparison has already finished.")
+        raise RunNotCancellable(_("This comparison has already finished."))
     comparison.cancelled_at = timezone.now()
     comparison.save(update_fields=["cancelled_at"])
     for run in runs:
