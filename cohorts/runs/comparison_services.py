@@ -75,7 +75,7 @@ def comparison_create(*, user: User, versions: Sequence[CohortDefinitionVersion]
     user's limit of counts running. One audit event names every compared version."""
     if not MIN_COHORTS <= len(versions) <= MAX_COHORTS:
         raise ComparisonInvalid(
-            _("Choose %(min)s to %(max)s definitions to compare; %(n)s were chosen.")
+            _("Choose %(min)s to %(max)s definitions to compare (you chose %(n)s).")
             % {"min": MIN_COHORTS, "max": MAX_COHORTS, "n": len(versions)}
         )
     definitions = [version.definition for version in versions]

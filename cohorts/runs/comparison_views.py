@@ -36,7 +36,7 @@ def _chosen_ids(values: list[str]) -> list[int] | None:
 
 
 def _wrong_number(request: HttpRequest, chosen: int) -> HttpResponse:
-    message = _("Choose %(min)s to %(max)s definitions to compare; %(n)s were chosen.") % {
+    message = _("Choose %(min)s to %(max)s definitions to compare (you chose %(n)s).") % {
         "min": MIN_COHORTS,
         "max": MAX_COHORTS,
         "n": chosen,

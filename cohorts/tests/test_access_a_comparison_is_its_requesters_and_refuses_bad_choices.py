@@ -68,7 +68,7 @@ def test_choosing_other_than_two_to_four_definitions_says_so_and_writes_nothing(
     ids = [d.pk for d in definitions[:chosen]]
     page = client_for(alice).get(reverse("cohorts:comparison_new"), {"definitions": ids})
     assert page.status_code == 400
-    assert f"Choose 2 to 4 definitions to compare; {chosen} were chosen." in page.content.decode()
+    assert f"Choose 2 to 4 definitions to compare (you chose {chosen})." in page.content.decode()
     posted = client_for(alice).post(
         reverse("cohorts:comparison_new"), {"definitions": ids, "sources": [ready_source.pk]}
     )

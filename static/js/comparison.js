@@ -123,7 +123,7 @@
       hovertemplate: "%{x}: %{text}<extra></extra>", showlegend: false
     };
     // The membership matrix: a dot per combination and cohort, dark where the cohort is in the combination.
-    const names = cohorts.map((c) => c.letter + " · " + (c.name.length > 28 ? c.name.slice(0, 27) + "…" : c.name));
+    const names = cohorts.map((c) => c.letter + " · " + (c.name.length > 26 ? c.name.slice(0, 25) + "…" : c.name));
     const dots = { type: "scatter", mode: "markers", x: [], y: [], marker: { size: 14, color: [] }, xaxis: "x",
       yaxis: "y2", hoverinfo: "skip", showlegend: false };
     const lines = [];
@@ -144,16 +144,19 @@
       textposition: "outside", cliponaxis: false, marker: { color: cohorts.map((c, i) => COLORS[i]) },
       xaxis: "x2", yaxis: "y2", hovertemplate: "%{y}: %{text}<extra></extra>", showlegend: false
     };
+    // UpSet's layout: the cohorts' totals on the left, their names between them and the matrix, the bars above it.
     const layout = {
       height: 420 + 30 * cohorts.length,
       margin: { l: 20, r: 20, t: 20, b: 20 },
-      xaxis: { domain: [0.34, 1], type: "category", categoryorder: "array", categoryarray: xs, showticklabels: false,
+      font: { size: 12 },
+      xaxis: { domain: [0.42, 1], type: "category", categoryorder: "array", categoryarray: xs, showticklabels: false,
         anchor: "y" },
       yaxis: { domain: [0.42, 1], title: { text: _("persons in exactly these cohorts") }, rangemode: "tozero" },
       yaxis2: { domain: [0, 0.36], type: "category", categoryorder: "array", categoryarray: names.slice().reverse(),
-        anchor: "x2", side: "right", automargin: true },
-      xaxis2: { domain: [0, 0.3], anchor: "y2", autorange: "reversed", title: { text: _("cohort total") },
-        rangemode: "tozero" }
+        anchor: "x2", side: "right", ticks: "", ticklabelstandoff: 8 },
+      // Reversed, with room on the left for the longest total's label.
+      xaxis2: { domain: [0, 0.17], anchor: "y2", range: [1.45 * Math.max(1, ...totals.x), 0], showticklabels: false,
+        showgrid: false, zeroline: false, title: { text: _("cohort total"), standoff: 4 } }
     };
     window.Plotly.react(chart, [bars, ...lines, dots, totals], layout, { displaylogo: false, responsive: true });
   }
