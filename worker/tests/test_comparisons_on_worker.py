@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import csv
 import io
+from typing import Any
 
 import pytest
 from django.test import Client
 from django.urls import reverse
 
-from cohorts.runs.comparison_services import comparison_create
+from cohorts.runs.comparison_services import comparison_cancel, comparison_create
 from cohorts.runs.models import Comparison, ComparisonRun
 from cohorts.runs.overlap import all_masks
 from cohorts.runs.services import site_queue
@@ -24,6 +25,7 @@ from worker.tests.helpers import (
     oracle_persons,
     wait_for,
 )
+from worker.tests.test_run_reliability import _waiting_on_lock, table_locked
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -106,3 +108,55 @@ def test_a_comparison_cancelled_while_queued_ends_cancelled_and_frees_its_place(
     assert ComparisonRun.objects.get(comparison=comparison).state == JobState.CANCELLED
     again = client.post(reverse("cohorts:comparison_cancel", args=[comparison.pk]), HTTP_ACCEPT="application/json")
     assert again.status_code == 200
+
+
+def _comparison_on(cdm: Any, oracle_dir: Any, title: str) -> tuple[Any, Any, Comparison]:
+    source = make_source(cdm)
+    researcher = make_user()
+    project = make_running_project(investigator=researcher, sources=[source], title=title)
+    versions = []
+    for name in NAMES[:2]:
+        definition = oracle_definition(oracle_dir, name, researcher)
+        definition.project = project
+        definition.save(update_fields=["project"])
+        versions.append(definition.latest_version())
+    return source, researcher, comparison_create(user=researcher, versions=versions, sources=[source])
+
+
+def test_cancel_mid_query_stops_the_comparisons_statement_on_the_database(
+    start_worker, cdm_gibleed_pg, oracle_dir
+) -> None:
+    with table_locked(cdm_gibleed_pg) as holder:
+        source, researcher, comparison = _comparison_on(cdm_gibleed_pg, oracle_dir, "Cancelled mid-query")
+        start_worker(site_queue(source.key))
+        wait_for(lambda: _waiting_on_lock(holder), what="the comparison's query to wait inside the database")
+        comparison_cancel(comparison=comparison, user=researcher)
+        run = wait_for(
+            lambda: ComparisonRun.objects.filter(comparison=comparison, state=JobState.CANCELLED).first(),
+            timeout=10,
+            interval=0.05,
+            what="the comparison to be cancelled",
+        )
+        assert not _waiting_on_lock(holder), "the statement must be cancelled on the database, not abandoned"
+    assert run.result is None and run.finished_at is not None
+
+
+def test_a_worker_killed_mid_query_leaves_the_comparison_to_another_with_one_result(
+    start_worker, cdm_gibleed_pg, oracle_dir
+) -> None:
+    with table_locked(cdm_gibleed_pg) as holder:
+        source, _, comparison = _comparison_on(cdm_gibleed_pg, oracle_dir, "Killed mid-query")
+        first = start_worker(site_queue(source.key))
+        wait_for(lambda: _waiting_on_lock(holder), what="the comparison's query to wait inside the database")
+        first.kill()
+        second = start_worker(site_queue(source.key))
+    run = wait_for(
+        lambda: ComparisonRun.objects.filter(comparison=comparison, state__in=FINAL_STATES).first(),
+        timeout=120,
+        what="the comparison to finish",
+    )
+    assert run.state == JobState.SUCCEEDED, run.error
+    assert run.attempts == 2 and run.worker == second.name
+    persons = [oracle_persons(oracle_dir, name) for name in NAMES[:2]]
+    stored = {item["mask"]: item["persons"] for item in run.result["combinations"]}
+    assert stored == {1: len(persons[0] - persons[1]), 2: len(persons[1] - persons[0]), 3: len(persons[0] & persons[1])}
