@@ -34,6 +34,7 @@ urlpatterns = [
     path("runs/<int:pk>/", run_views.run_detail, name="run_detail"),
     path("sets/new/", run_views.run_set_new, name="run_set_new"),
     path("sets/", run_views.run_set_detail, name="run_set_detail"),
+    path("comparisons/", comparison_views.comparison_list, name="comparison_list"),
     path("comparisons/new/", comparison_views.comparison_new, name="comparison_new"),
     path("comparisons/<int:pk>/", comparison_views.comparison_detail, name="comparison_detail"),
     path("comparisons/<int:pk>/status.json", comparison_views.comparison_status, name="comparison_status"),

@@ -212,6 +212,53 @@ def comparison_result_for_user(user: User, comparison: Comparison) -> dict[str, 
     return result
 
 
+#: The most comparisons the list shows (newest first).
+LISTED_COMPARISONS = 100
+
+
+def comparisons_for_user(user: User) -> list[dict[str, Any]]:
+    """The user's own comparisons they may still see (the rule of ``comparison_sites_for_user``), newest first:
+    each with its cohorts (letter and definition name), its sites' keys and a one-word state. A fixed number of
+    queries: the user's rights and counted definitions are read once for the whole list."""
+    if not account_is_usable(user):
+        return []
+    comparisons = list(
+        Comparison.objects.filter(requested_by=user)
+        .prefetch_related("cohorts__version__definition", "runs__source")
+        .order_by("-created_at", "-id")[:LISTED_COMPARISONS]
+    )
+    definition_ids = {c.version.definition_id for comparison in comparisons for c in comparison.cohorts.all()}
+    counted = set(_definitions_counted_by(user).filter(pk__in=definition_ids).values_list("pk", flat=True))
+    rights = count_rights_for_user(user)
+    rows = []
+    for comparison in comparisons:
+        cohorts = sorted(comparison.cohorts.all(), key=lambda c: c.position)
+        definitions = [c.version.definition for c in cohorts]
+        if any(d.pk not in counted for d in definitions):
+            continue
+        runs = [
+            run for run in comparison.runs.all() if all(rights.allows(d.project_id, run.source_id) for d in definitions)
+        ]
+        if not runs:
+            continue
+        states = {run.state for run in runs}
+        if comparison.cancelled_at is not None:
+            state = "cancelled"
+        elif states & set(ACTIVE_STATES):
+            state = "running" if JobState.RUNNING in states else "queued"
+        else:
+            state = "finished" if JobState.SUCCEEDED in states else "failed"
+        rows.append(
+            {
+                "comparison": comparison,
+                "cohorts": [(LETTERS[c.position], c.version.definition.name) for c in cohorts],
+                "sites": sorted(run.source.key for run in runs),
+                "state": state,
+            }
+        )
+    return rows
+
+
 def comparison_active(comparison: Comparison) -> bool:
     return ComparisonRun.objects.filter(comparison=comparison, state__in=ACTIVE_STATES).exists()
 

@@ -9,7 +9,6 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
-from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -89,6 +88,14 @@ def comparison_new(request: HttpRequest) -> HttpResponse:
     return render(request, "cohorts/comparison_new.html", context, status=status)
 
 
+@login_required
+@require_GET
+def comparison_list(request: HttpRequest) -> HttpResponse:
+    """The user's comparisons, newest first (only those they may still see)."""
+    rows = selectors.comparisons_for_user(request.user)
+    return render(request, "cohorts/comparison_list.html", {"rows": rows})
+
+
 def _status(request: HttpRequest, comparison: Any) -> dict[str, Any]:
     return selectors.comparison_result_for_user(request.user, comparison)
 
@@ -148,7 +155,3 @@ def comparison_csv(request: HttpRequest, pk: int) -> HttpResponse:
     response = HttpResponse(body, content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="comparison-{comparison.pk}.csv"'
     return response
-
-
-def comparison_url(pk: int) -> str:
-    return reverse("cohorts:comparison_detail", kwargs={"pk": pk})

@@ -172,12 +172,18 @@ def test_a_comparison_is_its_requesters_and_ends_with_their_access(
         assert cancel.status_code == 404
     missing = reverse("cohorts:comparison_detail", args=[comparison.pk + 1000])
     assert client_for(bob).get(missing).status_code == 404
+    listed = reverse("cohorts:comparison_list")
+    detail = reverse("cohorts:comparison_detail", args=[comparison.pk])
+    assert detail in client_for(bob).get(listed).content.decode()
+    for user in (alice, charlie):
+        assert detail not in client_for(user).get(listed).content.decode()
 
     membership_revoke(membership=bob_member, revoked_by=alice, reason="Left the study.")
 
     for url in _pages(comparison):
         assert client_for(bob).get(url).status_code == 404, url
     assert api_for(bob).get(api_url).status_code == 404
+    assert detail not in client_for(bob).get(listed).content.decode()
 
 
 def test_the_list_offers_compare_the_selected(alice: Any, definitions: list[Any]) -> None:

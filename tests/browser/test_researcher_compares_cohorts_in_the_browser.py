@@ -99,6 +99,11 @@ def test_three_cohorts_compared_on_two_sites_in_english_and_korean(
         korean_header = page.locator("#overlap-table thead th").all_inner_texts()
         korean_rows = _table(page)
         page.screenshot(path=screenshots / "comparison-4-korean.png", full_page=True)
+
+        page.goto(f"{live_server.url}/cohorts/comparisons/")
+        korean_list_heading = page.locator("h1").inner_text()
+        listed = page.locator("#comparisons tbody tr a").get_attribute("href")
+        page.screenshot(path=screenshots / "comparison-5-korean-list.png", full_page=True)
         context.close()
 
     assert not errors, errors
@@ -132,6 +137,7 @@ def test_three_cohorts_compared_on_two_sites_in_english_and_korean(
     assert csv_href.endswith(f"/cohorts/comparisons/{comparison.pk}/overlap.csv")
 
     assert korean_heading == "코호트 비교 결과"
+    assert korean_list_heading == "내 비교" and listed.rstrip("/").endswith(f"/comparisons/{comparison.pk}")
     assert korean_options[0] == "전체 기관(합산)" or korean_options[0] == "모든 기관 (합산)"
     assert korean_header[0] == "조합" and korean_header[-1] == "합집합 대비 %"
     assert korean_rows[3][0] == "합집합(어느 코호트에든 속함)"
