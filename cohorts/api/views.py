@@ -49,7 +49,7 @@ from cohorts.runs import selectors as run_selectors
 from cohorts.runs import services as run_services
 from cohorts.runs.choices import RunKind
 from cohorts.runs.errors import BrokerUnavailable, RunLimitReached, RunNotCancellable, SourceNotReady
-from cohorts.runs.models import RunRequest
+from cohorts.runs.models import Comparison, RunRequest
 from warehouse.models import Source
 
 
@@ -401,7 +401,7 @@ class RunViewSet(mixins.ListModelMixin, RestrictedGenericViewSet):
     def create_comparison(self, request: Request) -> Response:
         """The same rules as the page (``cohorts.runs.comparison_views.comparison_new``): a definition the caller
         may not run is 404; a site where they may not count every definition, 400 on ``sources``. The answer is
-        the comparison's state (``comparisons/<id>/`` follows it)."""
+        the comparison's state (``comparisons/{id}/`` follows it)."""
         data = ComparisonCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
@@ -430,20 +430,6 @@ class RunViewSet(mixins.ListModelMixin, RestrictedGenericViewSet):
         return Response(result, status=status.HTTP_201_CREATED)
 
     @extend_schema(
-        summary="State and protected result of your comparison (reading it is audited)",
-        request=None,
-        parameters=[OpenApiParameter("comparison", OpenApiTypes.INT, OpenApiParameter.PATH)],
-        responses=OpenApiTypes.OBJECT,
-    )
-    @action(detail=False, methods=["get"], url_path=r"compare/(?P<comparison>\d+)")
-    def comparison(self, request: Request, comparison: str) -> Response:
-        found = comparison_selectors.comparison_get_for_user(request.user, int(comparison))
-        result = comparison_selectors.comparison_result_for_user(request.user, found)
-        if result["finished"]:
-            comparison_services.comparison_viewed(comparison=found, user=request.user, ip_address=self.client_ip())
-        return Response(result)
-
-    @extend_schema(
         summary="State and results of a count (privacy applied; reading a finished result is audited)",
         responses=RunResultSerializer,
     )
@@ -467,3 +453,49 @@ class RunViewSet(mixins.ListModelMixin, RestrictedGenericViewSet):
         except RunNotCancellable as exc:
             raise ApiError(409, "conflict", str(exc)) from None
         return Response(_result(request, run_request))
+
+
+@extend_schema_view(retrieve=extend_schema(summary="State and protected result of your comparison"))
+class ComparisonViewSet(RestrictedGenericViewSet):
+    """Your comparisons (started with ``runs/compare/``): each is its requester's alone, visible while they may
+    count every one of its definitions on one of its sites (``cohorts.runs.comparison_selectors``); anybody else's
+    answers 404 as a missing one."""
+
+    model = Comparison
+    serializer_class = ComparisonCreateSerializer  # the schema's; answers are the protected result itself
+    action_needs = {"cancel": "cancel"}
+    # Reaching a comparison already needs being its requester (404 otherwise); the rule says so for the write.
+    object_rules = {
+        "cancel": refusing(
+            lambda user, comparison: comparison.requested_by_id == user.pk,
+            "Only the person who asked for a comparison can cancel it.",
+        ),
+    }
+
+    def restrict(self, user: User) -> QuerySet[Comparison]:
+        return Comparison.objects.filter(requested_by=user) if user.is_authenticated else Comparison.objects.none()
+
+    def action_object(self) -> Comparison:
+        return comparison_selectors.comparison_get_for_user(self.request.user, self.kwargs["pk"])
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def retrieve(self, request: Request, pk: int) -> Response:
+        comparison = self.get_object()
+        result = comparison_selectors.comparison_result_for_user(request.user, comparison)
+        if result["finished"]:
+            comparison_services.comparison_viewed(comparison=comparison, user=request.user, ip_address=self.client_ip())
+        return Response(result)
+
+    @extend_schema(
+        summary="Cancel your comparison",
+        request=None,
+        responses={200: OpenApiTypes.OBJECT, 409: OpenApiResponse(ErrorSerializer, description="Already finished.")},
+    )
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk: int) -> Response:
+        comparison = self.get_object()
+        try:
+            comparison_services.comparison_cancel(comparison=comparison, user=request.user)
+        except RunNotCancellable as exc:
+            raise ApiError(409, "conflict", str(exc)) from None
+        return Response(comparison_selectors.comparison_result_for_user(request.user, comparison))

@@ -161,7 +161,7 @@ def test_a_comparison_is_its_requesters_and_ends_with_their_access(
     assert ComparisonRun.objects.get(comparison=comparison).state == JobState.QUEUED
     for url in _pages(comparison):
         assert client_for(bob).get(url).status_code == 200, url
-    api_url = reverse("api:run-comparison", args=[comparison.pk])
+    api_url = reverse("api:comparison-detail", args=[comparison.pk])
     assert api_for(bob).get(api_url).status_code == 200
     # alice owns the definitions and works in the project, charlie is a stranger: neither sees bob's comparison.
     for user in (alice, charlie):

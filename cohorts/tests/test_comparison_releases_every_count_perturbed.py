@@ -105,7 +105,7 @@ def test_no_output_of_a_comparison_shows_a_true_count(alice: Any, steward: Any, 
         "page": browser.get(reverse("cohorts:comparison_detail", args=[comparison.pk])).content.decode(),
         "status": browser.get(reverse("cohorts:comparison_status", args=[comparison.pk])).content.decode(),
         "csv": browser.get(reverse("cohorts:comparison_csv", args=[comparison.pk])).content.decode(),
-        "api": api.get(reverse("api:run-comparison", args=[comparison.pk])).content.decode(),
+        "api": api.get(reverse("api:comparison-detail", args=[comparison.pk])).content.decode(),
     }
     status = browser.get(reverse("cohorts:comparison_status", args=[comparison.pk])).json()
     released = [
