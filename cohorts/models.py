@@ -4,6 +4,15 @@ from __future__ import annotations
 
 from cohorts.concept_sets.models import ConceptSet
 from cohorts.definitions.models import CohortDefinition, CohortDefinitionVersion
-from cohorts.runs.models import CohortRun, RunRequest
+from cohorts.runs.models import CohortRun, Comparison, ComparisonCohort, ComparisonRun, RunRequest
 
-__all__ = ["CohortDefinition", "CohortDefinitionVersion", "CohortRun", "ConceptSet", "RunRequest"]
+__all__ = [
+    "CohortDefinition",
+    "CohortDefinitionVersion",
+    "CohortRun",
+    "Comparison",
+    "ComparisonCohort",
+    "ComparisonRun",
+    "ConceptSet",
+    "RunRequest",
+]

@@ -7,6 +7,7 @@ from django.urls import path
 from cohorts.concept_sets import views as concept_set_views
 from cohorts.definitions import builder_views
 from cohorts.definitions import views as definition_views
+from cohorts.runs import comparison_views
 from cohorts.runs import views as run_views
 
 app_name = "cohorts"
@@ -33,6 +34,12 @@ urlpatterns = [
     path("runs/<int:pk>/", run_views.run_detail, name="run_detail"),
     path("sets/new/", run_views.run_set_new, name="run_set_new"),
     path("sets/", run_views.run_set_detail, name="run_set_detail"),
+    path("comparisons/", comparison_views.comparison_list, name="comparison_list"),
+    path("comparisons/new/", comparison_views.comparison_new, name="comparison_new"),
+    path("comparisons/<int:pk>/", comparison_views.comparison_detail, name="comparison_detail"),
+    path("comparisons/<int:pk>/status.json", comparison_views.comparison_status, name="comparison_status"),
+    path("comparisons/<int:pk>/cancel/", comparison_views.comparison_cancel, name="comparison_cancel"),
+    path("comparisons/<int:pk>/overlap.csv", comparison_views.comparison_csv, name="comparison_csv"),
     path("runs/<int:pk>/status.json", run_views.run_status, name="run_status"),
     path("runs/<int:pk>/cancel/", run_views.run_cancel, name="run_cancel"),
     path("runs/<int:pk>/<slug:table>.csv", run_views.run_table_csv, name="run_table_csv"),

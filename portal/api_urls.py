@@ -10,7 +10,7 @@ from accounts.api.exceptions import api_not_found
 from accounts.api.views import MembershipViewSet, PendingAccountViewSet, ProjectViewSet, TokenViewSet
 from audit.api import AuditEventViewSet
 from cohorts.api.concepts import ConceptSetViewSet, ConceptViewSet
-from cohorts.api.views import DefinitionViewSet, RunViewSet, SourceViewSet
+from cohorts.api.views import ComparisonViewSet, DefinitionViewSet, RunViewSet, SourceViewSet
 from datasets.api import DatasetRequestViewSet
 from disclosure.api import ExactCountGrantViewSet
 
@@ -23,6 +23,7 @@ router.register(r"projects/(?P<project_pk>\d+)/memberships", MembershipViewSet, 
 router.register("accounts/pending", PendingAccountViewSet, basename="pending-account")
 router.register("cohort-definitions", DefinitionViewSet, basename="cohort-definition")
 router.register("runs", RunViewSet, basename="run")
+router.register("comparisons", ComparisonViewSet, basename="comparison")
 router.register("audit-events", AuditEventViewSet, basename="audit-event")
 router.register("concepts", ConceptViewSet, basename="concept")
 router.register("concept-sets", ConceptSetViewSet, basename="concept-set")

@@ -222,6 +222,21 @@ MATRIX: list[Row] = [
     row("cohorts:run_set_new",         None,        "-", "GET",  L,   OUT,  404,  404,  404,  404,  404),
     row("cohorts:run_set_new",         None,        "-", "POST", L,   OUT,  404,  404,  404,  404,  404),
     row("cohorts:run_set_detail",      None,        "-", "GET",  L,   OUT,  404,  404,  404,  404,  404),
+    # A comparison is its requester's alone (bob's in P, dave's in Q): nobody else sees it, admins included, and
+    # it answers 404 as a missing one. Nothing chosen on the list: the page says 2 to 4 are needed (400).
+    row("cohorts:comparison_list",     None,        "-", "GET",  L,   OUT,  200,  200,  200,  200,  200),
+    row("cohorts:comparison_new",      None,        "-", "GET",  L,   OUT,  400,  400,  400,  400,  400),
+    row("cohorts:comparison_new",      None,        "-", "POST", L,   OUT,  400,  400,  400,  400,  400),
+    row("cohorts:comparison_detail",   "comparison", "P", "GET", L,   OUT,  200,  404,  404,  404,  404),
+    row("cohorts:comparison_detail",   "comparison", "Q", "GET", L,   OUT,  404,  404,  404,  404,  404),
+    row("cohorts:comparison_status",   "comparison", "P", "GET", L,   OUT,  200,  404,  404,  404,  404),
+    row("cohorts:comparison_status",   "comparison", "Q", "GET", L,   OUT,  404,  404,  404,  404,  404),
+    row("cohorts:comparison_csv",      "comparison", "P", "GET", L,   OUT,  200,  404,  404,  404,  404),
+    row("cohorts:comparison_csv",      "comparison", "Q", "GET", L,   OUT,  404,  404,  404,  404,  404),
+    # Finished: cancelling it says so and goes back to the page (302).
+    row("cohorts:comparison_cancel",   "comparison", "P", "GET", L,   OUT,  405,  405,  405,  405,  405),
+    row("cohorts:comparison_cancel",   "comparison", "P", "POST", L,  OUT,  302,  404,  404,  404,  404),
+    row("cohorts:comparison_cancel",   "comparison", "Q", "POST", L,  OUT,  404,  404,  404,  404,  404),
     # A site's count store: its stewards and admins ask for a (re)build; the test sites are DuckDB files, which
     # keep none, so the request is answered with a message (302); anybody else gets 404 as for a missing site.
     row("cohorts:count_store_sync",    "source",    "P", "GET",  L,   OUT,  405,  405,  405,  405,  405),

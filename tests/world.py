@@ -24,7 +24,7 @@ from accounts.tests.factories import (
 )
 from cohorts.definitions.services import definition_create, definition_share
 from cohorts.runs.choices import RunKind
-from cohorts.runs.models import CohortRun, RunRequest
+from cohorts.runs.models import CohortRun, Comparison, ComparisonCohort, ComparisonRun, RunRequest
 from cohorts.tests.expressions import EXPRESSION
 from cohorts.tests.runs import with_cell_keys
 from disclosure.models import ExactCountGrant
@@ -64,6 +64,25 @@ def _finished_request(definition: Any, user: Any, source: Any) -> RunRequest:
     )
     request.runs.add(run)
     return request
+
+
+def _comparison(definitions: list[Any], user: Any, source: Any) -> Comparison:
+    """A comparison of ``definitions`` by ``user`` that the site's worker finished (two cohorts, 3 combinations)."""
+    comparison = Comparison.objects.create(requested_by=user)
+    for position, definition in enumerate(definitions):
+        ComparisonCohort.objects.create(comparison=comparison, position=position, version=definition.latest_version())
+    cells = {1: 30, 2: 20, 3: 12}
+    ComparisonRun.objects.create(
+        comparison=comparison,
+        source=source,
+        state=JobState.SUCCEEDED,
+        result={
+            "cohorts": [{"persons": 42, "key": 7}, {"persons": 32, "key": 9}],
+            "combinations": [{"mask": m, "persons": n, "key": m} for m, n in cells.items()],
+            "union": {"persons": 62, "key": 6},
+        },
+    )
+    return comparison
 
 
 def _dataset_objects(definition: Any, requester: Any, source: Any, root: Any) -> dict[str, Any]:
@@ -176,11 +195,17 @@ def build_world() -> World:
         }
     )
     set_p, set_q = _concept_sets(bob, project_p, dave, project_q)
+    # A second definition in each project, for the comparisons (a comparison holds 2 to 4).
+    def_p2 = definition_create(owner=alice, name="P statin users", expression=EXPRESSION, project=project_p)
+    definition_share(definition=def_p2, by=alice, to_project=project_p)
+    def_q2 = definition_create(owner=dave, name="Q statin users", expression=EXPRESSION, project=project_q)
+    definition_share(definition=def_q2, by=dave, to_project=project_q)
     w.P = {
         "concept_set": set_p,
         "project": project_p,
         "definition": def_p,
         "run": _finished_request(def_p, bob, source),
+        "comparison": _comparison([def_p, def_p2], bob, source),
         "membership": membership_request(project=project_p, user=erin),
         # An account the site's steward reviews: pending, of the steward's own hospital.
         "account": pending,
@@ -195,6 +220,7 @@ def build_world() -> World:
         "project": project_q,
         "definition": def_q,
         "run": _finished_request(def_q, dave, other_source),
+        "comparison": _comparison([def_q, def_q2], dave, other_source),
         "membership": membership_request(project=project_q, user=frank),
         # An approved researcher of the other hospital: not the hospital steward's to suspend.
         "account": dave,

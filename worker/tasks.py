@@ -7,7 +7,7 @@ from celery import current_task
 
 from accounts.services import sessions_clear_expired
 from cohorts.concept_sets.counts import concept_counts_refresh_at_site
-from cohorts.runs import stores
+from cohorts.runs import comparison_services, stores
 from cohorts.runs.execution import run_execute as run_execute_service
 from cohorts.runs.execution import run_execute_set as run_execute_set_service
 from cohorts.runs.execution import run_give_up, run_set_give_up
@@ -34,6 +34,12 @@ def run_execute(*, run_id: int) -> str:
 def run_execute_set(*, run_ids: list[int]) -> list[str]:
     """On the site's queue: the runs of a set of definitions counted together, in one pass."""
     return run_execute_set_service(run_ids=run_ids, worker=_worker())
+
+
+@soyang_task("worker.tasks.comparison_execute", give_up=comparison_services.comparison_give_up)
+def comparison_execute(*, run_id: int) -> str:
+    """On the site's queue: the overlap of a comparison's cohorts at the site, in one counting transaction."""
+    return comparison_services.comparison_execute(run_id=run_id, worker=_worker())
 
 
 # --- the count store of PostgreSQL sites (cohorts/runs/stores.py) ------------------------------------------------

@@ -197,6 +197,21 @@ class RunSetCreateSerializer(serializers.Serializer):
     )
 
 
+class ComparisonCreateSerializer(serializers.Serializer):
+    definitions = serializers.ListField(
+        child=StrictIntegerField(min_value=1),
+        min_length=2,
+        max_length=4,
+        help_text="Ids of the 2 to 4 definitions to compare (their latest versions), in the order A, B, C, D.",
+    )
+    sources = serializers.ListField(
+        child=StrictCharField(max_length=40, single_line=True),
+        min_length=1,
+        max_length=100,
+        help_text="Keys of the sites to compare on: sites where you may count every definition (see sources/).",
+    )
+
+
 class RunRequestSerializer(serializers.ModelSerializer):
     definition = serializers.IntegerField(source="definition_id", read_only=True)
     version = serializers.IntegerField(source="version.number", read_only=True, allow_null=True)

@@ -25,6 +25,7 @@ from accounts.api.viewsets import CHANGE, RestrictedGenericViewSet, RestrictedRe
 from accounts.models import Project, User
 from accounts.permissions import is_admin, projects_for_user, user_can
 from cohorts.api.serializers import (
+    ComparisonCreateSerializer,
     DefinitionCreateSerializer,
     DefinitionDetailSerializer,
     DefinitionImportSerializer,
@@ -43,11 +44,12 @@ from cohorts.definitions import selectors as definition_selectors
 from cohorts.definitions import services as definition_services
 from cohorts.definitions.models import CohortDefinition
 from cohorts.expression import ExpressionError
+from cohorts.runs import comparison_selectors, comparison_services
 from cohorts.runs import selectors as run_selectors
 from cohorts.runs import services as run_services
 from cohorts.runs.choices import RunKind
 from cohorts.runs.errors import BrokerUnavailable, RunLimitReached, RunNotCancellable, SourceNotReady
-from cohorts.runs.models import RunRequest
+from cohorts.runs.models import Comparison, RunRequest
 from warehouse.models import Source
 
 
@@ -388,6 +390,46 @@ class RunViewSet(mixins.ListModelMixin, RestrictedGenericViewSet):
         return Response([_result(request, r) for r in run_requests], status=status.HTTP_201_CREATED)
 
     @extend_schema(
+        summary="Compare 2-4 definitions: persons in every combination of their cohorts, per site and merged",
+        request=ComparisonCreateSerializer,
+        responses={
+            201: OpenApiTypes.OBJECT,
+            503: OpenApiResponse(ErrorSerializer, description="The task queue is not reachable."),
+        },
+    )
+    @action(detail=False, methods=["post"], url_path="compare")
+    def create_comparison(self, request: Request) -> Response:
+        """The same rules as the page (``cohorts.runs.comparison_views.comparison_new``): a definition the caller
+        may not run is 404; a site where they may not count every definition, 400 on ``sources``. The answer is
+        the comparison's state (``comparisons/{id}/`` follows it)."""
+        data = ComparisonCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        ids = list(dict.fromkeys(values["definitions"]))
+        if len(ids) != len(values["definitions"]):
+            raise ValidationError({"definitions": ["Choose each definition once."]})
+        definitions = [
+            definition_selectors.definition_get_for_user(request.user, pk, codename=definition_selectors.RUN)
+            for pk in ids
+        ]
+        offered = {s.key: s for s in run_selectors.sources_for_user_and_definitions(request.user, definitions)}
+        keys = list(dict.fromkeys(values["sources"]))
+        unknown = [key for key in keys if key not in offered]
+        if unknown:
+            raise ValidationError(
+                {"sources": [f"You cannot count every one of these definitions on: {', '.join(unknown[:10])}."]}
+            )
+        versions = [d.latest_version() for d in definitions]
+        if any(version is None for version in versions):
+            raise ValidationError({"definitions": ["A definition has no version to compare."]})
+        with _count_refusals():
+            comparison = comparison_services.comparison_create(
+                user=request.user, versions=versions, sources=[offered[key] for key in keys]
+            )
+        result = comparison_selectors.comparison_result_for_user(request.user, comparison)
+        return Response(result, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
         summary="State and results of a count (privacy applied; reading a finished result is audited)",
         responses=RunResultSerializer,
     )
@@ -411,3 +453,49 @@ class RunViewSet(mixins.ListModelMixin, RestrictedGenericViewSet):
         except RunNotCancellable as exc:
             raise ApiError(409, "conflict", str(exc)) from None
         return Response(_result(request, run_request))
+
+
+@extend_schema_view(retrieve=extend_schema(summary="State and protected result of your comparison"))
+class ComparisonViewSet(RestrictedGenericViewSet):
+    """Your comparisons (started with ``runs/compare/``): each is its requester's alone, visible while they may
+    count every one of its definitions on one of its sites (``cohorts.runs.comparison_selectors``); anybody else's
+    answers 404 as a missing one."""
+
+    model = Comparison
+    serializer_class = ComparisonCreateSerializer  # the schema's; answers are the protected result itself
+    action_needs = {"cancel": "cancel"}
+    # Reaching a comparison already needs being its requester (404 otherwise); the rule says so for the write.
+    object_rules = {
+        "cancel": refusing(
+            lambda user, comparison: comparison.requested_by_id == user.pk,
+            "Only the person who asked for a comparison can cancel it.",
+        ),
+    }
+
+    def restrict(self, user: User) -> QuerySet[Comparison]:
+        return Comparison.objects.filter(requested_by=user) if user.is_authenticated else Comparison.objects.none()
+
+    def action_object(self) -> Comparison:
+        return comparison_selectors.comparison_get_for_user(self.request.user, self.kwargs["pk"])
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def retrieve(self, request: Request, pk: int) -> Response:
+        comparison = self.get_object()
+        result = comparison_selectors.comparison_result_for_user(request.user, comparison)
+        if result["finished"]:
+            comparison_services.comparison_viewed(comparison=comparison, user=request.user, ip_address=self.client_ip())
+        return Response(result)
+
+    @extend_schema(
+        summary="Cancel your comparison",
+        request=None,
+        responses={200: OpenApiTypes.OBJECT, 409: OpenApiResponse(ErrorSerializer, description="Already finished.")},
+    )
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk: int) -> Response:
+        comparison = self.get_object()
+        try:
+            comparison_services.comparison_cancel(comparison=comparison, user=request.user)
+        except RunNotCancellable as exc:
+            raise ApiError(409, "conflict", str(exc)) from None
+        return Response(comparison_selectors.comparison_result_for_user(request.user, comparison))

@@ -141,3 +141,74 @@ class CountStoreSync(SiteJob):
 
     def __str__(self) -> str:
         return f"count store sync {self.pk} of {self.source.key}: {self.state}"
+
+
+class Comparison(models.Model):
+    """A user's comparison of two to four definitions: how many persons are in each combination of their cohorts
+    (A only, A and B, ...), per site and merged. What is compared is each definition's latest version when the
+    comparison was asked for (``ComparisonCohort``, in the order chosen: the order is the bit of each cohort in
+    the membership masks). The work is one ``ComparisonRun`` per site.
+
+    A comparison is its requester's own analysis: only they see it, and only while they may still count every
+    one of its definitions on a site (``cohorts.runs.comparison_selectors``).
+    """
+
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="comparisons")
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"comparison {self.pk} by {self.requested_by}"
+
+    def ordered_cohorts(self) -> list[ComparisonCohort]:
+        """The compared versions in the order of their bits (cohort 1 is bit 0)."""
+        return list(self.cohorts.select_related("version__definition").order_by("position"))
+
+
+class ComparisonCohort(models.Model):
+    """One compared version; ``position`` (0-3) is its bit in the membership masks of the comparison's results."""
+
+    comparison = models.ForeignKey(Comparison, on_delete=models.CASCADE, related_name="cohorts")
+    position = models.PositiveSmallIntegerField()
+    version = models.ForeignKey(CohortDefinitionVersion, on_delete=models.PROTECT, related_name="comparisons")
+
+    class Meta:
+        ordering = ["comparison", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["comparison", "position"], name="one_cohort_per_comparison_position"),
+            models.UniqueConstraint(fields=["comparison", "version"], name="a_version_once_per_comparison"),
+            models.CheckConstraint(condition=models.Q(position__lte=3), name="comparison_of_at_most_four_cohorts"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.comparison} #{self.position + 1}: {self.version}"
+
+
+class ComparisonRun(SiteJob):
+    """The overlap of a comparison's cohorts at one site, computed by that site's worker in one counting
+    transaction (``cohorts.runs.overlap``). A site job like ``CohortRun`` (claim, lease, renew, cancel, one
+    outcome). ``result`` holds aggregates only, before privacy rules: each cohort's persons and cell key, and
+    for every combination of the cohorts (each non-zero membership mask, all of them, empty ones included) its
+    persons and cell key. Never a person id.
+    """
+
+    comparison = models.ForeignKey(Comparison, on_delete=models.CASCADE, related_name="runs")
+    source = models.ForeignKey("warehouse.Source", on_delete=models.PROTECT, related_name="comparison_runs")
+    progress_step = models.PositiveIntegerField(default=0)
+    progress_total = models.PositiveIntegerField(default=0)
+    progress_label = models.CharField(max_length=200, blank=True)
+    queued_at = models.DateTimeField(auto_now_add=True)
+    database_seconds = models.FloatField(null=True, blank=True)
+    result = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["comparison", "source__key"]
+        constraints = [
+            models.UniqueConstraint(fields=["comparison", "source"], name="one_comparison_run_per_site"),
+        ]
+
+    def __str__(self) -> str:
+        return f"comparison run {self.pk} of {self.comparison_id} on {self.source.key}: {self.state}"

@@ -119,6 +119,14 @@ MATRIX: list[Row] = [
     # The member asked for P's count, which has finished (409); others who see it may not cancel it (403).
     row("api:run-cancel",                 "run",        "P", "POST",   U,   U,   409,  403,  404,  404,  403),
     row("api:run-cancel",                 "run",        "Q", "POST",   U,   U,   404,  404,  404,  404,  403),
+    # A comparison: an empty body is refused (400); reading or cancelling one is its requester's alone (bob's in
+    # P, finished: 409), anybody else's answers 404 as a missing one, admins' included.
+    row("api:run-create-comparison",      None,         "-", "POST",   U,   U,   400,  400,  400,  400,  400),
+    row("api:run-create-comparison",      None,         "-", "GET",    U,   U,   405,  405,  405,  405,  405),
+    row("api:comparison-detail",          "comparison", "P", "GET",    U,   U,   200,  404,  404,  404,  404),
+    row("api:comparison-detail",          "comparison", "Q", "GET",    U,   U,   404,  404,  404,  404,  404),
+    row("api:comparison-cancel",          "comparison", "P", "POST",   U,   U,   409,  404,  404,  404,  404),
+    row("api:comparison-cancel",          "comparison", "Q", "POST",   U,   U,   404,  404,  404,  404,  404),
     # --- the audit log (stewards: their site; admins: all; for others it does not exist) ---
     row("api:audit-event-list",           None,         "-", "GET",    U,   U,   404,  404,  404,  200,  200),
     row("api:audit-event-detail",         "event",      "P", "GET",    U,   U,   404,  404,  404,  200,  200),

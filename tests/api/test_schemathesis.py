@@ -51,6 +51,7 @@ def _real_ids(world: World, role: str) -> dict[str, int]:
         "pending": world.P["account"].pk,
         "cohort-definitions": world.P["definition"].pk,
         "runs": world.P["run"].pk,
+        "comparisons": world.P["comparison"].pk,
         "audit-events": world.P["event"].pk,
         "concepts": 201826,
         "concept-sets": world.P["concept_set"].pk,

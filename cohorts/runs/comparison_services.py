@@ -1,0 +1,352 @@
+"""Writes and site work of a cohort comparison: ask for one, cancel it, and compute it at each site.
+
+Design:
+- A comparison (``Comparison``) holds 2-4 latest versions of definitions the user may run, in the order chosen,
+  and one site job (``ComparisonRun``) per site the user may count every one of them on (the same rule as a set
+  counted together: ``sources_for_user_and_definitions``). Each site job computes the whole overlap in one
+  counting transaction (``cohorts.runs.overlap``), so the combinations and the cohorts' totals come from one
+  reading of the site's data and always add up.
+- Comparisons are not shared with other requests (unlike counts): 2-4 definitions make too many orderings for a
+  cache to pay, and a comparison is its requester's own analysis. The user's limit of counts running covers
+  comparisons too (a comparison with a site still at work counts as one).
+- The worker task is thin (``worker.tasks.comparison_execute``); the claim, lease, renewal, cancel and outcome
+  follow ``jobs.lifecycle`` exactly as a count's do (``cohorts.runs.execution``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import traceback
+from collections.abc import Sequence
+from typing import Any
+
+from django.conf import settings
+from django.db import close_old_connections, transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from accounts.models import User
+from accounts.permissions import user_can
+from audit.services import audit_record
+from cohorts.definitions.models import CohortDefinitionVersion
+from cohorts.definitions.selectors import RUN
+from cohorts.expression import ExpressionError, parse_expression
+from cohorts.runs.errors import RunLimitReached, RunNotCancellable, SourceNotReady
+from cohorts.runs.execution import CONCEPT_SETS, _connect_confirmed, _lease, _Progress
+from cohorts.runs.models import Comparison, ComparisonCohort, ComparisonRun, RunRequest
+from cohorts.runs.overlap import MAX_COHORTS, MIN_COHORTS, cohort_overlap
+from cohorts.runs.selectors import sources_for_user_and_definitions
+from cohorts.runs.services import _check_ready
+from cohorts.runs.stores import counting_engine
+from disclosure.record_keys import RecordKeyError, record_keys_ensure, record_keys_fill
+from jobs.choices import ACTIVE_STATES, JobState
+from jobs.enqueue import job_enqueue_on_commit
+from jobs.errors import JobHeld, SiteUnreachable
+from jobs.lifecycle import (
+    job_cancel,
+    job_cancel_requested,
+    job_claim,
+    job_enqueue_failed,
+    job_finish,
+    job_give_up,
+    job_record,
+    job_release,
+    job_renew,
+)
+from jobs.queues import site_queue
+from warehouse.engines import QueryCancelled, QueryTimeout, TransientEngineError, WarehouseError
+
+logger = logging.getLogger(__name__)
+
+#: The worker's task that computes a comparison at one site (sent by name: cohorts does not import the worker).
+COMPARISON_TASK_NAME = "worker.tasks.comparison_execute"
+
+
+class ComparisonInvalid(SourceNotReady):
+    """The comparison asked for cannot be made as asked (number of definitions, sites): HTTP 400."""
+
+
+def comparison_create(*, user: User, versions: Sequence[CohortDefinitionVersion], sources: Sequence[Any]) -> Comparison:
+    """Compare 2-4 versions (of distinct definitions the user may run) on each of ``sources``, which must all be
+    sites where the user may count every one of them. Refused with a message, before anything is written:
+    a wrong number of definitions or a repeated one, a site not offered, a site without data, no broker, the
+    user's limit of counts running. One audit event names every compared version."""
+    if not MIN_COHORTS <= len(versions) <= MAX_COHORTS:
+        raise ComparisonInvalid(
+            _("Choose %(min)s to %(max)s definitions to compare (you chose %(n)s).")
+            % {"min": MIN_COHORTS, "max": MAX_COHORTS, "n": len(versions)}
+        )
+    definitions = [version.definition for version in versions]
+    if len({d.pk for d in definitions}) != len(definitions):
+        raise ComparisonInvalid(_("Choose each definition once."))
+    if not all(user_can(user, RUN, definition) for definition in definitions):
+        raise ComparisonInvalid(_("You may not count every one of these definitions."))
+    offered = {source.pk for source in sources_for_user_and_definitions(user, definitions)}
+    refused = sorted(source.key for source in sources if source.pk not in offered)
+    if refused:
+        raise ComparisonInvalid(
+            _("You cannot count every one of these definitions on: %(sites)s.") % {"sites": ", ".join(refused[:10])}
+        )
+    _check_ready(sources)
+    with transaction.atomic():
+        _check_limit(user)
+        comparison = Comparison.objects.create(requested_by=user)
+        ComparisonCohort.objects.bulk_create(
+            ComparisonCohort(comparison=comparison, position=i, version=v) for i, v in enumerate(versions)
+        )
+        runs = [ComparisonRun.objects.create(comparison=comparison, source=source) for source in sources]
+        audit_record(
+            action="compare",
+            actor=user,
+            obj=comparison,
+            source_key=",".join(s.key for s in sources),
+            detail={"versions": [[v.definition_id, v.number] for v in versions]},
+        )
+        for run in runs:
+            _enqueue_on_commit(run)
+    return comparison
+
+
+def _check_limit(user: User) -> None:
+    """The user's limit of counts running (``SOYANG_MAX_CONCURRENT_RUNS``), comparisons included."""
+    limit = settings.SOYANG_MAX_CONCURRENT_RUNS
+    counts = (
+        RunRequest.objects.filter(requested_by=user, cancelled_at__isnull=True, runs__state__in=ACTIVE_STATES)
+        .distinct()
+        .count()
+    )
+    comparisons = (
+        Comparison.objects.filter(requested_by=user, cancelled_at__isnull=True, runs__state__in=ACTIVE_STATES)
+        .distinct()
+        .count()
+    )
+    active = counts + comparisons
+    if active >= limit:
+        raise RunLimitReached(
+            f"You already have {active} counts running (the limit is {limit}). "
+            "Wait for one to finish or cancel one, then try again."
+        )
+
+
+def _enqueue_on_commit(run: ComparisonRun) -> None:
+    def not_sent() -> None:
+        job_enqueue_failed(
+            ComparisonRun,
+            run.pk,
+            error="The task queue was not reachable; the comparison was not started. Try again shortly.",
+        )
+
+    job_enqueue_on_commit(
+        COMPARISON_TASK_NAME, queue=site_queue(run.source.key), kwargs={"run_id": run.pk}, on_failure=not_sent
+    )
+
+
+@transaction.atomic
+def comparison_cancel(*, comparison: Comparison, user: User) -> Comparison:
+    """Cancel a comparison: queued sites end at once, running ones stop their statement and record it."""
+    if comparison.cancelled_at is not None:
+        return comparison
+    runs = list(comparison.runs.select_for_update().all())
+    if all(run.is_final for run in runs):
+        raise RunNotCancellable(_("This comparison has already finished."))
+    comparison.cancelled_at = timezone.now()
+    comparison.save(update_fields=["cancelled_at"])
+    for run in runs:
+        if not run.is_final:
+            job_cancel(ComparisonRun, run.pk)
+    audit_record(action="compare_cancel", actor=user, obj=comparison)
+    return comparison
+
+
+def comparison_viewed(*, comparison: Comparison, user: User, ip_address: str | None = None, export: str = "") -> None:
+    """Every look at a comparison's result is recorded, like a count's: the page and each CSV download."""
+    audit_record(
+        action="export" if export else "view_result",
+        actor=user,
+        obj=comparison,
+        source_key=",".join(comparison.runs.values_list("source__key", flat=True).order_by("source__key")),
+        ip_address=ip_address,
+        detail={"comparison": comparison.pk, **({"table": export} if export else {})},
+    )
+
+
+# --- at the site -------------------------------------------------------------------------------------------------
+
+
+def _finish(run_id: int, token: str, state: str, **fields: Any) -> bool:
+    return job_finish(ComparisonRun, run_id, token, state, **fields)
+
+
+def comparison_execute(*, run_id: int, worker: str = "") -> str:
+    """Compute one site's overlap of a comparison; returns the run's state. Called by the site queue's task.
+
+    Raises JobHeld while another worker holds a live lease, and SiteUnreachable (lease given back) when the site's
+    database cannot be reached: the task retries both, and fails the run when it gives up."""
+    token = job_claim(ComparisonRun, run_id, lease=_lease(), worker=worker)
+    if token is None:
+        run = ComparisonRun.objects.filter(pk=run_id).first()
+        if run is None:
+            logger.warning("comparison run %s does not exist (deleted or not yet committed)", run_id)
+            return "missing"
+        if run.is_final:
+            return run.state
+        remaining = (run.lease_expires_at - timezone.now()).total_seconds() if run.lease_expires_at else 1.0
+        raise JobHeld(retry_in=max(1.0, remaining + 0.5))
+    run = ComparisonRun.objects.select_related("source", "comparison").get(pk=run_id)
+    if run.cancel_requested:
+        _finish(run_id, token, JobState.CANCELLED, error="Cancelled.")
+        return JobState.CANCELLED
+    try:
+        expressions = [parse_expression(c.version.expression) for c in run.comparison.ordered_cohorts()]
+    except ExpressionError as exc:
+        _finish(run_id, token, JobState.FAILED, error=f"A definition is not valid: {exc}")
+        return JobState.FAILED
+    return _execute_claimed(run, token, expressions)
+
+
+def _execute_claimed(run: ComparisonRun, token: str, expressions: list[Any]) -> str:
+    """The count's loop (``cohorts.runs.execution``): the work in a thread, the lease renewed and the cancel
+    watched from here; a cancel stops the statement on every engine the work opened."""
+    source = run.source
+    progress = _Progress()
+    box: dict[str, Any] = {}
+    try:
+        engine, fingerprint = _connect_confirmed(source)
+    except TransientEngineError as exc:
+        job_release(ComparisonRun, run.pk, token)
+        raise SiteUnreachable(str(exc)) from exc
+    except WarehouseError as exc:
+        _finish(run.pk, token, JobState.FAILED, error=f"The site's database cannot be used: {exc}")
+        return JobState.FAILED
+    engines: list[Any] = [engine]
+
+    def compute() -> None:
+        try:
+            box["result"] = compute_overlap_result(
+                engine,
+                source=source,
+                expressions=expressions,
+                progress=progress,
+                engines=engines,
+                fingerprint=fingerprint,
+            )
+        except BaseException as exc:  # handed to the main thread, which decides the outcome
+            box["error"] = exc
+            box["traceback"] = traceback.format_exc()
+
+    thread = threading.Thread(target=compute, name=f"comparison-{run.pk}", daemon=True)
+    started = time.monotonic()
+    thread.start()
+    cancelled = False
+    last_renew = time.monotonic()
+    poll = float(settings.SOYANG_RUN_POLL_SECONDS)
+    try:
+        while thread.is_alive():
+            thread.join(poll)
+            if not thread.is_alive():
+                break
+            now = time.monotonic()
+            if progress.changed:
+                with progress.lock:
+                    step, total, label, progress.changed = progress.step, progress.total, progress.label, False
+                job_record(ComparisonRun, run.pk, token, progress_step=step, progress_total=total, progress_label=label)
+            if now - last_renew > _lease().total_seconds() / 3:
+                job_renew(ComparisonRun, run.pk, token, lease=_lease())
+                last_renew = now
+            if not cancelled and job_cancel_requested(ComparisonRun, run.pk):
+                cancelled = True
+                for working in engines:
+                    working.cancel()
+        thread.join()
+    finally:
+        engine.close()
+        close_old_connections()
+    error = box.get("error")
+    if cancelled or isinstance(error, QueryCancelled):
+        _finish(run.pk, token, JobState.CANCELLED, error="Cancelled by the user; the query was stopped.")
+        return JobState.CANCELLED
+    if error is None:
+        result = {**box["result"], "fingerprint": fingerprint}
+        _finish(
+            run.pk,
+            token,
+            JobState.SUCCEEDED,
+            result=result,
+            database_seconds=result.get("seconds", time.monotonic() - started),
+            progress_step=progress.total,
+            progress_total=progress.total,
+            progress_label="Done",
+        )
+        return JobState.SUCCEEDED
+    if isinstance(error, QueryTimeout):
+        message = f"The query took longer than the site's limit of {source.statement_timeout_seconds} seconds."
+        _finish(run.pk, token, JobState.FAILED, error=message)
+        return JobState.FAILED
+    if isinstance(error, TransientEngineError):
+        job_release(ComparisonRun, run.pk, token)
+        raise SiteUnreachable(str(error)) from error
+    if isinstance(error, ExpressionError | RecordKeyError):
+        _finish(run.pk, token, JobState.FAILED, error=str(error))
+        return JobState.FAILED
+    logger.error("comparison run %s failed:\n%s", run.pk, box.get("traceback", ""))
+    _finish(run.pk, token, JobState.FAILED, error=f"{type(error).__name__}: {error}\n\n{box.get('traceback', '')}")
+    return JobState.FAILED
+
+
+def compute_overlap_result(
+    engine: Any,
+    *,
+    source: Any,
+    expressions: list[Any],
+    progress: _Progress,
+    engines: list[Any] | None = None,
+    fingerprint: str | None = None,
+) -> dict[str, Any]:
+    """The aggregates of one site's comparison (``Overlap.as_result``), with cell keys; never a person id. On the
+    site's count store when fresh, as a count (``counting_engine``). Persons without a record key (a reloaded
+    CDM) are keyed and the overlap computed again on the site's database, once; still unkeyed → not released."""
+    record_keys = record_keys_ensure(engine, source=source)
+    schemas = {
+        "cdm_schema": source.cdm_schema,
+        "vocabulary_schema": source.vocabulary_schema,
+        "results_schema": source.results_schema,
+    }
+    counting = counting_engine(source, engine, fingerprint=fingerprint)
+    if engines is not None:
+        engines.append(counting.engine)
+    try:
+        resolved = None
+        if fingerprint is not None:
+            vocabulary = f"{source.key}:{fingerprint}"
+            resolved = [
+                CONCEPT_SETS.resolve(
+                    counting.engine, e, vocabulary_schema=source.vocabulary_schema, vocabulary=vocabulary
+                )
+                for e in expressions
+            ]
+        overlap = cohort_overlap(
+            counting.engine,
+            expressions,
+            record_keys=record_keys,
+            progress=progress.report,
+            resolved=resolved,
+            **schemas,
+        )
+    finally:
+        counting.close()
+    engine_name = counting.name
+    if overlap.unkeyed:
+        keyed = record_keys_fill(engine, source=source)
+        logger.info("source %s: %s persons keyed after a reload of the CDM; comparison again", source.key, keyed)
+        overlap = cohort_overlap(engine, expressions, record_keys=record_keys, progress=progress.report, **schemas)
+        engine_name = engine.kind
+        if overlap.unkeyed:
+            raise RecordKeyError("Some persons of the cohorts have no record key; the comparison is not released.")
+    return {**overlap.as_result(), "engine": engine_name, "engine_note": counting.note}
+
+
+def comparison_give_up(*, run_id: int, reason: str) -> None:
+    """Fail a comparison's site job whose retries are exhausted (its site stayed unreachable)."""
+    job_give_up(ComparisonRun, run_id, error=f"The site could not be reached after several tries: {reason}")
