@@ -443,7 +443,9 @@ def run_request_result(
     attrition_parts = [(run.result, rule) for run, rule in succeeded]
     shown_attrition = all(not site.get("breakdown_withheld") for site in sites if site["run"] in by_run)
     merged_steps = merged_attrition(attrition_parts) if len(attrition_parts) >= 2 and shown_attrition else None
-    result["merged_attrition_withheld"] = len(attrition_parts) >= 2 and merged_steps is None
+    # Withheld (and said so) only when a site's count is hidden; steps that do not line up (results stored by
+    # different versions of the worker) are simply not merged.
+    result["merged_attrition_withheld"] = len(attrition_parts) >= 2 and not shown_attrition
     if merged_steps is not None:
         result["merged_attrition"] = merged_steps
     merged = merged_demographics(with_demographics) if len(with_demographics) >= 2 else None
