@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.utils.translation import gettext_lazy as _
 
 from cohorts.runs.choices import RunKind
 
@@ -15,7 +16,7 @@ class RunForm(forms.Form):
     sources = forms.ModelMultipleChoiceField(
         queryset=None,
         widget=forms.CheckboxSelectMultiple,
-        label="Sites",
+        label=_("Sites"),
         error_messages={"required": "Choose at least one site."},
     )
     kind = forms.ChoiceField(
