@@ -29,9 +29,9 @@ class DefinitionImportForm(ProjectChoiceMixin, forms.Form):
     """ATLAS JSON uploaded as a file or pasted. ``clean`` parses and validates it; ``expression_errors`` holds
     the validator's ``(path, message)`` pairs so the page can show where each problem is."""
 
-    name = forms.CharField(max_length=200)
-    project = forms.ModelChoiceField(queryset=None, empty_label=_("No project"))
-    description = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
+    name = forms.CharField(max_length=200, label=_("Name"))
+    project = forms.ModelChoiceField(queryset=None, empty_label=_("No project"), label=_("Project"))
+    description = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False, label=_("Description"))
     json_file = forms.FileField(required=False, label=_("ATLAS JSON file"))
     json_text = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 14, "spellcheck": "false", "class": "code"}),
