@@ -29,7 +29,6 @@ from cohorts.runs.breakdowns import fixed_buckets
 from cohorts.runs.category_names import result_with_names_translated
 from cohorts.runs.choices import RunKind
 from cohorts.runs.models import CohortRun, CountStoreSync, RunRequest
-from cohorts.runs.state_names import result_with_state_labels
 from cohorts.runs.stores import can_sync_count_store
 from disclosure.rules import (
     Cell,
@@ -410,9 +409,8 @@ def run_request_active(request: RunRequest) -> bool:
 def run_request_status_for_user(user: User, request: RunRequest) -> dict[str, Any]:
     """What a page following a count shows: its result as ``user`` may see it (``run_request_result_for_user``)
     and whether they may still cancel it (their own count, not yet over)."""
-    # A page shows the fixed categories' names (sex, race, ethnicity) and the states in the reader's language; the
-    # API and the CSV keep their stable English names and codes.
-    result = result_with_state_labels(result_with_names_translated(run_request_result_for_user(user, request)))
+    # A page shows the fixed categories' names (sex, race, ethnicity) in the reader's language; the API and CSV don't.
+    result = result_with_names_translated(run_request_result_for_user(user, request))
     result["can_cancel"] = request.requested_by_id == user.pk and not (result["finished"] or result["cancelled"])
     return result
 
