@@ -99,6 +99,8 @@ def test_every_role_reads_its_main_pages_in_korean(world: Any, live_server: Any,
             ("datasets", reverse("datasets:request_list")),
             ("tokens", reverse("accounts:tokens")),
             ("security", reverse("mfa_index")),
+            ("count-set", f"{reverse('cohorts:run_set_new')}?definitions={definition.pk}"),
+            ("set-counts", f"{reverse('cohorts:run_set_detail')}?requests={P['run'].pk}"),
         ],
         "partner": [
             ("home", "/"),
