@@ -56,7 +56,12 @@ class AccountDecisionForm(forms.Form):
             ("reinstate", _("Reinstate")),
         ]
     )
-    organisation = forms.ModelChoiceField(label=_("Organisation"), queryset=Organisation.objects.all(), required=False)
+    organisation = forms.ModelChoiceField(
+        label=_("Organisation"),
+        queryset=Organisation.objects.all(),
+        required=False,
+        empty_label=_("Organisation (to approve)"),
+    )
     role = forms.ChoiceField(label=_("Role"), choices=Role.choices, required=False)
     reason = forms.CharField(label=_("Reason"), required=False, widget=forms.Textarea(attrs={"rows": 2}))
 
