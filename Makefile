@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export SHARED_DATA ?= ../shared/data
 
-.PHONY: run test lint format install install-dev browser-deps check-deploy clean-demo messages
+.PHONY: run test lint format install install-dev browser-deps gettext-deps check-deploy clean-demo messages
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +26,7 @@ run: install messages
 	bash scripts/run_demo.sh
 
 ## The whole test suite (lint included) on PostgreSQL and Redis (see README for DATABASE_URL and REDIS_URL).
-test: install-dev browser-deps messages
+test: install-dev browser-deps gettext-deps messages
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy --strict cohorts/compiler cohorts/expression
@@ -46,6 +46,10 @@ format: install-dev
 ## Translations: locale/*/LC_MESSAGES/django.po -> .mo with polib (no GNU gettext needed); .mo files are not committed.
 messages: install
 	$(BIN)/python scripts/compile_messages.py
+
+## GNU gettext (xgettext) for the test that every message the code uses has its Korean translation.
+gettext-deps:
+	@bash scripts/ensure_gettext.sh
 
 ## Chromium for the browser tests comes from the system packages (no browser download at test time).
 browser-deps:

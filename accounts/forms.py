@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.utils.translation import gettext_lazy as _
 
 from accounts.approvals import STEWARD_GRANTABLE_ROLES
 from accounts.choices import AccountStatus, Role
@@ -13,13 +14,15 @@ from accounts.permissions import is_admin
 
 
 class ProjectForm(forms.Form):
-    title = forms.CharField(max_length=200)
-    purpose = forms.CharField(widget=forms.Textarea(attrs={"rows": 4}))
-    approval_number = forms.CharField(label="IRB or approval number", max_length=100)
-    principal_investigator = forms.ModelChoiceField(queryset=User.objects.none())
-    starts_on = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}))
-    expires_on = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}))
-    sources = forms.ModelMultipleChoiceField(queryset=Project._meta.get_field("sources").related_model.objects.none())
+    title = forms.CharField(label=_("Title"), max_length=200)
+    purpose = forms.CharField(label=_("Purpose"), widget=forms.Textarea(attrs={"rows": 4}))
+    approval_number = forms.CharField(label=_("IRB or approval number"), max_length=100)
+    principal_investigator = forms.ModelChoiceField(label=_("Principal investigator"), queryset=User.objects.none())
+    starts_on = forms.DateField(label=_("Starts on"), widget=forms.DateInput(attrs={"type": "date"}))
+    expires_on = forms.DateField(label=_("Expires on"), widget=forms.DateInput(attrs={"type": "date"}))
+    sources = forms.ModelMultipleChoiceField(
+        label=_("Sources"), queryset=Project._meta.get_field("sources").related_model.objects.none()
+    )
 
     def __init__(self, *args: Any, creator: User, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -40,17 +43,27 @@ class ProjectForm(forms.Form):
     def clean(self) -> dict[str, Any]:
         data = super().clean()
         if data.get("starts_on") and data.get("expires_on") and data["expires_on"] < data["starts_on"]:
-            raise forms.ValidationError("The project cannot expire before it starts.")
+            raise forms.ValidationError(_("The project cannot expire before it starts."))
         return data
 
 
 class AccountDecisionForm(forms.Form):
     decision = forms.ChoiceField(
-        choices=[("approve", "Approve"), ("reject", "Reject"), ("suspend", "Suspend"), ("reinstate", "Reinstate")]
+        choices=[
+            ("approve", _("Approve")),
+            ("reject", _("Reject")),
+            ("suspend", _("Suspend")),
+            ("reinstate", _("Reinstate")),
+        ]
     )
-    organisation = forms.ModelChoiceField(queryset=Organisation.objects.all(), required=False)
-    role = forms.ChoiceField(choices=Role.choices, required=False)
-    reason = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    organisation = forms.ModelChoiceField(
+        label=_("Organisation"),
+        queryset=Organisation.objects.all(),
+        required=False,
+        empty_label=_("Organisation (to approve)"),
+    )
+    role = forms.ChoiceField(label=_("Role"), choices=Role.choices, required=False)
+    reason = forms.CharField(label=_("Reason"), required=False, widget=forms.Textarea(attrs={"rows": 2}))
 
     def __init__(self, *args: Any, reviewer: User, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -62,18 +75,18 @@ class AccountDecisionForm(forms.Form):
     def clean(self) -> dict[str, Any]:
         data = super().clean()
         if data.get("decision") == "approve" and not (data.get("organisation") and data.get("role")):
-            raise forms.ValidationError("Approving an account needs an organisation and a role.")
+            raise forms.ValidationError(_("Approving an account needs an organisation and a role."))
         if data.get("decision") in ("reject", "suspend") and not (data.get("reason") or "").strip():
-            raise forms.ValidationError("Give a reason.")
+            raise forms.ValidationError(_("Give a reason."))
         return data
 
 
 class MembershipDecisionForm(forms.Form):
-    decision = forms.ChoiceField(choices=[("approve", "Approve"), ("reject", "Reject"), ("revoke", "Revoke")])
-    reason = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    decision = forms.ChoiceField(choices=[("approve", _("Approve")), ("reject", _("Reject")), ("revoke", _("Revoke"))])
+    reason = forms.CharField(label=_("Reason"), required=False, widget=forms.Textarea(attrs={"rows": 2}))
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
         if data.get("decision") in ("reject", "revoke") and not (data.get("reason") or "").strip():
-            raise forms.ValidationError("Give a reason.")
+            raise forms.ValidationError(_("Give a reason."))
         return data

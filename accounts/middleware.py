@@ -9,6 +9,7 @@ from django.contrib import messages
 from django.contrib.auth import logout
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
+from django.utils.translation import gettext
 
 from accounts.choices import AccountStatus
 from accounts.permissions import mfa_enrolment_missing
@@ -37,10 +38,10 @@ class AccessGuardMiddleware:
         if user is not None and user.is_authenticated:
             if user.status != AccountStatus.APPROVED or not user.is_active:
                 logout(request)
-                messages.error(request, "Your account is not approved any more; you have been signed out.")
+                messages.error(request, gettext("Your account is not approved any more; you have been signed out."))
                 return HttpResponseRedirect(reverse("login"))
             if not self._exempt(request.path) and mfa_enrolment_missing(user):
-                messages.warning(request, "Data stewards and admins must set up an authenticator app first.")
+                messages.warning(request, gettext("Data stewards and admins must set up an authenticator app first."))
                 return HttpResponseRedirect(reverse("mfa_activate_totp"))
         return self.get_response(request)
 

@@ -15,6 +15,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from accounts import approvals
 from accounts.api import tokens
@@ -184,9 +185,9 @@ def account_approve(
     user = _locked_user(user)
     before = account_privileges(user)
     if not approvals.can_approve_account(decided_by, user, organisation=organisation, role=role):
-        raise PermissionDenied("you may not approve this account with this organisation and role")
+        raise PermissionDenied(gettext("You may not approve this account with this organisation and role."))
     if not EmailAddress.objects.filter(user=user, verified=True).exists():
-        raise ValidationError("the e-mail address of this account is not verified yet")
+        raise ValidationError(gettext("The e-mail address of this account is not verified yet."))
     user.status = AccountStatus.APPROVED
     user.status_reason = ""
     user.organisation = organisation
@@ -210,7 +211,7 @@ def _account_set_status(
     *, user: User, status: str, reason: str, decided_by: User, action: str, ip_address: str | None, allowed: bool
 ) -> User:
     if not allowed:
-        raise PermissionDenied("you may not decide on this account")
+        raise PermissionDenied(gettext("You may not decide on this account."))
     user.status = status
     user.status_reason = reason
     user.save(update_fields=["status", "status_reason"])
@@ -223,7 +224,7 @@ def _account_set_status(
 def account_reject(*, user: User, reason: str, decided_by: User, ip_address: str | None = None) -> User:
     """Reject a pending account, with a reason the person is told."""
     if not reason.strip():
-        raise ValidationError("give a reason for the rejection")
+        raise ValidationError(gettext("Give a reason for the rejection."))
     user = _locked_user(user)
     return _account_set_status(
         user=user,
@@ -240,7 +241,7 @@ def account_reject(*, user: User, reason: str, decided_by: User, ip_address: str
 def account_suspend(*, user: User, reason: str, decided_by: User, ip_address: str | None = None) -> User:
     """Suspend an approved account. Its open sessions end at their next request (AccessGuardMiddleware)."""
     if not reason.strip():
-        raise ValidationError("give a reason for the suspension")
+        raise ValidationError(gettext("Give a reason for the suspension."))
     user = _locked_user(user)
     return _account_set_status(
         user=user,
@@ -288,20 +289,22 @@ def project_create(
     """Open a project (admins and stewards; see ``approvals.can_create_project``). The principal investigator
     becomes its approved owner; the project's role groups are created here, in the same transaction."""
     if not approvals.can_create_project(created_by):
-        raise PermissionDenied("only admins and data stewards open projects")
+        raise PermissionDenied(gettext("Only admins and data stewards open projects."))
     if principal_investigator.pk == created_by.pk:
-        raise ValidationError("a project is opened for somebody else: you cannot approve your own project")
+        raise ValidationError(gettext("A project is opened for somebody else: you cannot approve your own project."))
     if not account_is_usable(principal_investigator) or principal_investigator.role == Role.PARTNER:
-        raise ValidationError("the principal investigator must be an approved researcher, steward or admin")
+        raise ValidationError(
+            gettext("The principal investigator must be an approved researcher, data steward or admin.")
+        )
     if expires_on < starts_on:
-        raise ValidationError("the project cannot expire before it starts")
+        raise ValidationError(gettext("The project cannot expire before it starts."))
     source_model = Project._meta.get_field("sources").related_model
     source_pks = [getattr(source, "pk", source) for source in sources]
     source_qs = source_model._default_manager.filter(pk__in=source_pks)
     if len(set(source_pks)) != source_qs.count():
-        raise ValidationError("unknown source")
+        raise ValidationError(gettext("Unknown source."))
     if not approvals.sources_allowed_for_creator(created_by, source_qs):
-        raise PermissionDenied("a data steward opens projects on its own organisation's sources only")
+        raise PermissionDenied(gettext("A data steward opens projects on its own organisation's sources only."))
     project = Project.objects.create(
         title=title,
         purpose=purpose,
@@ -360,15 +363,15 @@ def _membership_approvers(project: Project) -> list[str]:
 def membership_request(*, project: Project, user: User, ip_address: str | None = None) -> ProjectMembership:
     """Ask to join a running project. A rejected or revoked member may ask again; the approvals start over."""
     if not account_is_usable(user):
-        raise PermissionDenied("your account is not approved")
+        raise PermissionDenied(gettext("Your account is not approved."))
     if not Project.objects.filter(running_projects_q(), pk=project.pk).exists():
-        raise ValidationError("this project is not running")
+        raise ValidationError(gettext("This project is not running."))
     membership, created = ProjectMembership.objects.select_for_update().get_or_create(
         project=project, user=user, defaults={"role": _default_project_role(user)}
     )
     if not created:
         if membership.status in (MembershipStatus.APPROVED, MembershipStatus.REQUESTED):
-            raise ValidationError("you are already a member of this project or have asked to join it")
+            raise ValidationError(gettext("You are already a member of this project or have asked to join it."))
         membership.status = MembershipStatus.REQUESTED
         membership.role = _default_project_role(user)
         membership.owner_approved_by = None
@@ -396,7 +399,7 @@ def membership_approve(
     The second of the two approvals makes the membership approved and the member joins the role's group."""
     membership = _locked_membership(membership)
     if membership.user_id == approver.pk:
-        raise PermissionDenied("nobody approves their own request")
+        raise PermissionDenied(gettext("Nobody approves their own request."))
     if approvals.can_approve_owner_step(approver, membership):
         membership.owner_approved_by = approver
         step = "owner"
@@ -404,7 +407,7 @@ def membership_approve(
         membership.steward_approved_by = approver
         step = "steward"
     else:
-        raise PermissionDenied("there is no approval of yours to give on this request")
+        raise PermissionDenied(gettext("There is no approval of yours to give on this request."))
     final = membership.owner_approved_by_id is not None and membership.steward_approved_by_id is not None
     if final:
         membership.status = MembershipStatus.APPROVED
@@ -441,8 +444,8 @@ def membership_reject(
         action="membership_reject",
         decision="rejected",
         allowed=approvals.can_reject_membership,
-        noun="rejection",
-        verb="reject this request",
+        reason_missing=gettext("Give a reason for the rejection."),
+        not_allowed=gettext("You may not reject this request."),
     )
 
 
@@ -460,8 +463,8 @@ def membership_revoke(
         action="membership_revoke",
         decision="revoked",
         allowed=approvals.can_revoke_membership,
-        noun="revocation",
-        verb="revoke this membership",
+        reason_missing=gettext("Give a reason for the revocation."),
+        not_allowed=gettext("You may not revoke this membership."),
     )
 
 
@@ -475,15 +478,15 @@ def _membership_close(
     action: str,
     decision: str,
     allowed: Callable[[User, ProjectMembership], bool],
-    noun: str,
-    verb: str,
+    reason_missing: str,
+    not_allowed: str,
 ) -> ProjectMembership:
     """Reject or revoke: a reason is required, the decision is audited and the person is told."""
     if not reason.strip():
-        raise ValidationError(f"give a reason for the {noun}")
+        raise ValidationError(reason_missing)
     membership = _locked_membership(membership)
     if not allowed(by, membership):
-        raise PermissionDenied(f"you may not {verb}")
+        raise PermissionDenied(not_allowed)
     membership.status = status
     membership.reason = reason.strip()
     membership.decided_at = timezone.now()

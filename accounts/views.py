@@ -8,6 +8,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext, gettext_lazy
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts import approvals, selectors, services
@@ -16,11 +17,20 @@ from accounts.forms import AccountDecisionForm, MembershipDecisionForm, ProjectF
 from accounts.permissions import is_steward, projects_for_user
 from audit.http import client_ip
 
+#: What a decision's success message says, in the reader's language.
+DECISION_RECORDED = {
+    "approve": gettext_lazy("Decision recorded: approved."),
+    "reject": gettext_lazy("Decision recorded: rejected."),
+    "revoke": gettext_lazy("Decision recorded: revoked."),
+    "suspend": gettext_lazy("Decision recorded: suspended."),
+    "reinstate": gettext_lazy("Decision recorded: reinstated."),
+}
+
 
 def _error_text(exc: Exception) -> str:
     if isinstance(exc, ValidationError):
         return " ".join(exc.messages)
-    return str(exc) or "Not allowed."
+    return str(exc) or gettext("Not allowed.")
 
 
 def _same_site_next(request: HttpRequest, *, default: str) -> str:
@@ -61,7 +71,7 @@ def project_create(request: HttpRequest) -> HttpResponse:
         except (PermissionDenied, ValidationError) as exc:
             form.add_error(None, _error_text(exc))
         else:
-            messages.success(request, f"Project “{project.title}” opened.")
+            messages.success(request, gettext("Project “%(title)s” opened.") % {"title": project.title})
             return redirect("accounts:project_detail", pk=project.pk)
     return render(request, "accounts/project_form.html", {"form": form})
 
@@ -98,7 +108,7 @@ def project_join(request: HttpRequest, pk: int) -> HttpResponse:
     except (PermissionDenied, ValidationError) as exc:
         messages.error(request, _error_text(exc))
     else:
-        messages.success(request, "Request sent: the project owner and a data steward will decide.")
+        messages.success(request, gettext("Request sent: the project owner and a data steward will decide."))
     return redirect("accounts:project_list")
 
 
@@ -108,7 +118,7 @@ def membership_decide(request: HttpRequest, pk: int) -> HttpResponse:
     membership = selectors.membership_get_for_decider(user=request.user, pk=pk)
     form = MembershipDecisionForm(request.POST)
     if not form.is_valid():
-        messages.error(request, " ".join(form.non_field_errors()) or "Choose a decision.")
+        messages.error(request, " ".join(form.non_field_errors()) or gettext("Choose a decision."))
         return redirect(_same_site_next(request, default="accounts:approvals"))
     decision, reason = form.cleaned_data["decision"], form.cleaned_data["reason"]
     ip_address = client_ip(request)
@@ -129,7 +139,7 @@ def membership_decide(request: HttpRequest, pk: int) -> HttpResponse:
     except ValidationError as exc:
         messages.error(request, _error_text(exc))
     else:
-        messages.success(request, f"Decision recorded: {decision}.")
+        messages.success(request, DECISION_RECORDED[decision])
     return redirect("accounts:project_detail", pk=membership.project_id)
 
 
@@ -157,7 +167,7 @@ def account_decide(request: HttpRequest, pk: int) -> HttpResponse:
     account = selectors.account_get_for_reviewer(user=request.user, pk=pk)
     form = AccountDecisionForm(request.POST, reviewer=request.user)
     if not form.is_valid():
-        messages.error(request, " ".join(form.non_field_errors()) or "Check the decision form.")
+        messages.error(request, " ".join(form.non_field_errors()) or gettext("Check the decision form."))
         return redirect("accounts:approvals")
     data = form.cleaned_data
     ip_address = client_ip(request)
@@ -183,5 +193,5 @@ def account_decide(request: HttpRequest, pk: int) -> HttpResponse:
     except ValidationError as exc:
         messages.error(request, _error_text(exc))
     else:
-        messages.success(request, f"{account.username}: {data['decision']} recorded.")
+        messages.success(request, f"{account.username}: {DECISION_RECORDED[data['decision']]}")
     return redirect("accounts:approvals")

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.utils.translation import pgettext_lazy
+
 PERSON, OWN_ID, VISIT_ID, DATE, BIRTH_YEAR, VALUE = "person", "own_id", "visit_id", "date", "birth_year", "value"
 DEMOGRAPHIC = "demographic"
 
@@ -48,7 +50,7 @@ TABLES: dict[str, Table] = {
     for t in (
         Table(
             "person",
-            "Persons",
+            pgettext_lazy("OMOP table", "Persons"),
             {
                 "person_id": PERSON,
                 "gender_concept_id": DEMOGRAPHIC,
@@ -60,7 +62,7 @@ TABLES: dict[str, Table] = {
         ),
         Table(
             "visit_occurrence",
-            "Visits",
+            pgettext_lazy("OMOP table", "Visits"),
             {
                 "visit_occurrence_id": VISIT_ID,
                 "person_id": PERSON,
@@ -73,7 +75,7 @@ TABLES: dict[str, Table] = {
         ),
         Table(
             "condition_occurrence",
-            "Conditions",
+            pgettext_lazy("OMOP table", "Conditions"),
             {
                 "condition_occurrence_id": OWN_ID,
                 "person_id": PERSON,
@@ -88,7 +90,7 @@ TABLES: dict[str, Table] = {
         ),
         Table(
             "drug_exposure",
-            "Drugs",
+            pgettext_lazy("OMOP table", "Drugs"),
             {
                 "drug_exposure_id": OWN_ID,
                 "person_id": PERSON,
@@ -105,7 +107,7 @@ TABLES: dict[str, Table] = {
         ),
         Table(
             "procedure_occurrence",
-            "Procedures",
+            pgettext_lazy("OMOP table", "Procedures"),
             {
                 "procedure_occurrence_id": OWN_ID,
                 "person_id": PERSON,
@@ -120,7 +122,7 @@ TABLES: dict[str, Table] = {
         ),
         Table(
             "measurement",
-            "Measurements",
+            pgettext_lazy("OMOP table", "Measurements"),
             {
                 "measurement_id": OWN_ID,
                 "person_id": PERSON,
@@ -139,7 +141,7 @@ TABLES: dict[str, Table] = {
         ),
         Table(
             "observation",
-            "Observations",
+            pgettext_lazy("OMOP table", "Observations"),
             {
                 "observation_id": OWN_ID,
                 "person_id": PERSON,
@@ -156,7 +158,7 @@ TABLES: dict[str, Table] = {
         ),
         Table(
             "death",
-            "Death",
+            pgettext_lazy("OMOP table", "Death"),
             {
                 "person_id": PERSON,
                 "death_date": DATE,

@@ -5,13 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 
 from datasets import catalogue
 from datasets.choices import LegalBasis, OutputFormat
 from datasets.services import MAX_WINDOW_DAYS
 
-ALL_COLUMNS = [(f"{t.name}.{c}", f"{t.label}: {c}") for t in catalogue.TABLES.values() for c in t.selectable]
+# The table labels are lazy translations: each choice reads "<table, in the reader's language>: <column>".
+ALL_COLUMNS = [
+    (f"{t.name}.{c}", format_lazy("{}: {}", t.label, c)) for t in catalogue.TABLES.values() for c in t.selectable
+]
 TABLE_CHOICES = [(t.name, t.label) for t in catalogue.TABLES.values()]
 
 
@@ -67,7 +71,9 @@ class DatasetRequestForm(forms.Form):
 
 class ReviewForm(forms.Form):
     decision = forms.ChoiceField(choices=[("approve", _("Approve")), ("reject", _("Reject"))])
-    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False, max_length=2000)
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 2}), required=False, max_length=2000, label=_("Reason")
+    )
     columns = forms.MultipleChoiceField(
         widget=forms.CheckboxSelectMultiple,
         required=False,
@@ -80,7 +86,11 @@ class ReviewForm(forms.Form):
     def __init__(self, *args: Any, requested: dict[str, list[str]], window: tuple[int, int], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.requested = requested
-        choices = [(f"{t}.{c}", f"{catalogue.TABLES[t].label}: {c}") for t, cols in requested.items() for c in cols]
+        choices = [
+            (f"{t}.{c}", format_lazy("{}: {}", catalogue.TABLES[t].label, c))
+            for t, cols in requested.items()
+            for c in cols
+        ]
         self.fields["columns"].choices = choices
         self.fields["columns"].initial = [value for value, _label in choices]
         self.fields["days_before"].initial, self.fields["days_after"].initial = window

@@ -32,6 +32,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from django.utils.translation import gettext
+
 from disclosure.cellkey import perturb
 from disclosure.ptable import KEYS, Ptable, PtableParameters, cached_ptable, ptable_file_name
 
@@ -70,26 +72,37 @@ class PrivacyRule:
         return "perturbed" if self.ptable is not None else "exact"
 
     def describe(self) -> str:
+        """The rule in words, in the reader's language (the ``method``, ``min_cell`` and ``round_to`` fields of
+        ``as_dict`` are the stable, machine-readable form)."""
         if self.ptable is not None:
-            text = f"perturbed (at most ±{self.ptable.parameters.max_adjustment}), counts under {self.min_cell} hidden"
+            text = gettext("perturbed (at most ±%(max)s), counts under %(min)s hidden") % {
+                "max": self.ptable.parameters.max_adjustment,
+                "min": self.min_cell,
+            }
         elif self.grant is not None:
-            text = f"exact by grant #{self.grant}, counts under {self.min_cell} hidden"
+            text = gettext("exact by grant #%(grant)s, counts under %(min)s hidden") % {
+                "grant": self.grant,
+                "min": self.min_cell,
+            }
         else:
-            text = f"counts under {self.min_cell} hidden"
+            text = gettext("counts under %(min)s hidden") % {"min": self.min_cell}
         if self.round_to > 1:
-            text += f", rounded to the nearest {self.round_to}"
+            text += gettext(", rounded to the nearest %(n)s") % {"n": self.round_to}
         return text
 
     def short(self) -> str:
         """The rule in a few characters, for a column beside every number of a long table."""
         if self.ptable is not None:
-            text = f"±{self.ptable.parameters.max_adjustment}, <{self.min_cell} hidden"
+            text = gettext("±%(max)s, <%(min)s hidden") % {
+                "max": self.ptable.parameters.max_adjustment,
+                "min": self.min_cell,
+            }
         elif self.grant is not None:
-            text = f"exact (grant #{self.grant}), <{self.min_cell} hidden"
+            text = gettext("exact (grant #%(grant)s), <%(min)s hidden") % {"grant": self.grant, "min": self.min_cell}
         else:
-            text = f"<{self.min_cell} hidden"
+            text = gettext("<%(min)s hidden") % {"min": self.min_cell}
         if self.round_to > 1:
-            text += f", rounded to {self.round_to}"
+            text += gettext(", rounded to %(n)s") % {"n": self.round_to}
         return text
 
     def as_dict(self) -> dict[str, Any]:

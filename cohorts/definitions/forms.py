@@ -29,14 +29,14 @@ class DefinitionImportForm(ProjectChoiceMixin, forms.Form):
     """ATLAS JSON uploaded as a file or pasted. ``clean`` parses and validates it; ``expression_errors`` holds
     the validator's ``(path, message)`` pairs so the page can show where each problem is."""
 
-    name = forms.CharField(max_length=200)
-    project = forms.ModelChoiceField(queryset=None, empty_label="No project")
-    description = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
-    json_file = forms.FileField(required=False, label="ATLAS JSON file")
+    name = forms.CharField(max_length=200, label=_("Name"))
+    project = forms.ModelChoiceField(queryset=None, empty_label=_("No project"), label=_("Project"))
+    description = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False, label=_("Description"))
+    json_file = forms.FileField(required=False, label=_("ATLAS JSON file"))
     json_text = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 14, "spellcheck": "false", "class": "code"}),
         required=False,
-        label="…or paste the JSON",
+        label=_("…or paste the JSON"),
     )
 
     def __init__(self, *args: Any, user: User, **kwargs: Any) -> None:
@@ -50,17 +50,20 @@ class DefinitionImportForm(ProjectChoiceMixin, forms.Form):
         text = cleaned.get("json_text") or ""
         if upload:
             if upload.size > MAX_IMPORT_BYTES:
-                raise ValidationError("The file is larger than 2 MB; a cohort definition is much smaller.")
+                raise ValidationError(_("The file is larger than 2 MB; a cohort definition is much smaller."))
             try:
                 text = upload.read().decode("utf-8-sig")
             except UnicodeDecodeError:
-                raise ValidationError("The file is not UTF-8 text.") from None
+                raise ValidationError(_("The file is not UTF-8 text.")) from None
         if not text.strip():
-            raise ValidationError("Upload an ATLAS JSON file or paste its content.")
+            raise ValidationError(_("Upload an ATLAS JSON file or paste its content."))
         try:
             document = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise ValidationError(f"This is not JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}.") from None
+            raise ValidationError(
+                _("This is not JSON: %(problem)s at line %(line)s, column %(column)s.")
+                % {"problem": exc.msg, "line": exc.lineno, "column": exc.colno}
+            ) from None
         # ATLAS exports either the bare expression or a whole definition with it under "expression".
         if isinstance(document, dict) and "expression" in document and "PrimaryCriteria" not in document:
             expression = document["expression"]
@@ -68,13 +71,13 @@ class DefinitionImportForm(ProjectChoiceMixin, forms.Form):
                 try:
                     expression = json.loads(expression)
                 except json.JSONDecodeError:
-                    raise ValidationError("The “expression” field is not JSON.") from None
+                    raise ValidationError(_("The “expression” field is not JSON.")) from None
             document = expression
         try:
             parse_expression(document)
         except ExpressionError as exc:
             self.expression_errors = exc.errors
-            raise ValidationError("The cohort expression is not valid; nothing was saved.") from None
+            raise ValidationError(_("The cohort expression is not valid; nothing was saved.")) from None
         cleaned["expression"] = document
         return cleaned
 
@@ -82,13 +85,13 @@ class DefinitionImportForm(ProjectChoiceMixin, forms.Form):
 class ShareForm(forms.Form):
     """Share with the definition's project, or with one person by user name."""
 
-    with_project = forms.BooleanField(required=False, label="Share with every member of the project")
-    username = forms.CharField(required=False, max_length=150, label="…or with one person (user name)")
+    with_project = forms.BooleanField(required=False, label=_("Share with every member of the project"))
+    username = forms.CharField(required=False, max_length=150, label=_("…or with one person (user name)"))
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
         if bool(cleaned.get("with_project")) == bool((cleaned.get("username") or "").strip()):
-            raise ValidationError("Choose the project or give one user name.")
+            raise ValidationError(_("Choose the project or give one user name."))
         return cleaned
 
 

@@ -111,22 +111,22 @@ def definition_share(
     if (to_user is None) == (to_project is None):
         raise ValueError("give exactly one of the user or the project")
     if not user_can(by, "share_cohortdefinition", definition):
-        raise PermissionDenied("You may not share this definition.")
+        raise PermissionDenied(_("You may not share this definition."))
     if to_project is not None:
         if not projects_for_user(by).filter(pk=to_project.pk).exists():
-            raise ValidationError("You can share only with a project you work in.")
+            raise ValidationError(_("You can share only with a project you work in."))
         if definition.project_id is not None and definition.project_id != to_project.pk:
-            raise ValidationError("A definition is shared inside its own project only.")
+            raise ValidationError(_("A definition is shared inside its own project only."))
         grant(definition, codenames=SHARE_PROJECT_CODENAMES, to_project=to_project)
         target = {"project": to_project.pk}
     else:
         if not account_is_usable(to_user):
-            raise ValidationError("That account is not approved.")
+            raise ValidationError(_("That account is not approved."))
         if (
             definition.project_id is not None
             and not projects_for_user(to_user).filter(pk=definition.project_id).exists()
         ):
-            raise ValidationError("That person does not work in the definition's project.")
+            raise ValidationError(_("That person does not work in the definition's project."))
         grant(definition, codenames=SHARE_USER_CODENAMES, to_user=to_user)
         target = {"user": to_user.username}
     audit_record(action="definition_share", actor=by, obj=definition, ip_address=ip_address, detail=target)
@@ -144,9 +144,9 @@ def definition_create_for_user(
     """Create a definition from the browser: as ``definition_create``, after checking that the owner may create
     definitions (partners consume shared cohorts, they do not write them) in that project (one they work in)."""
     if not definition_create_allowed(owner):
-        raise PermissionDenied("Your role does not create cohort definitions.")
+        raise PermissionDenied(_("Your role does not create cohort definitions."))
     if project is not None and not projects_for_user(owner).filter(pk=project.pk).exists():
-        raise ValidationError("You can create definitions only in a project you work in.")
+        raise ValidationError(_("You can create definitions only in a project you work in."))
     return definition_create(
         owner=owner, name=name, expression=expression, description=description, project=project, note=note
     )
@@ -183,7 +183,7 @@ def definition_update(
     project_id = project.pk if project is not None else None
     if project_id != current.project_id:
         if not definition_create_allowed(by):
-            raise PermissionDenied("Your role does not create cohort definitions.")
+            raise PermissionDenied(_("Your role does not create cohort definitions."))
         if project is not None and not projects_for_user(by).filter(pk=project_id).exists():
             raise ValidationError(_("Choose a project you work in."))
     changes: dict[str, Any] = {}
@@ -268,13 +268,13 @@ def definition_unshare(
     if (from_user is None) == (from_project is None):
         raise ValueError("give exactly one of the user or the project")
     if not user_can(by, "share_cohortdefinition", definition):
-        raise PermissionDenied("You may not change who sees this definition.")
+        raise PermissionDenied(_("You may not change who sees this definition."))
     if from_project is not None:
         revoke(definition, codenames=SHARE_PROJECT_CODENAMES, from_project=from_project)
         target = {"project": from_project.pk}
     else:
         if from_user.pk == definition.owner_id:
-            raise ValidationError("The owner keeps their definition; it cannot be unshared from them.")
+            raise ValidationError(_("The owner keeps their definition; it cannot be unshared from them."))
         revoke(definition, codenames=SHARE_USER_CODENAMES, from_user=from_user)
         target = {"user": from_user.username}
     audit_record(action="definition_unshare", actor=by, obj=definition, ip_address=ip_address, detail=target)
@@ -291,15 +291,15 @@ def definition_duplicate(
     starts private to its owner. Audited on both definitions' trail (``definition_duplicate`` with the source).
     """
     if not user_can(by, "view_cohortdefinition", definition):
-        raise PermissionDenied("You may not see this definition.")
+        raise PermissionDenied(_("You may not see this definition."))
     if not definition_create_allowed(by):
-        raise PermissionDenied("Your role does not create cohort definitions.")
+        raise PermissionDenied(_("Your role does not create cohort definitions."))
     target_project = project if project is not None else definition.project
     if target_project is not None and not projects_for_user(by).filter(pk=target_project.pk).exists():
-        raise ValidationError("Copy it into a project you work in.")
+        raise ValidationError(_("Copy it into a project you work in."))
     latest = definition.latest_version()
     if latest is None:
-        raise ValidationError("This definition has no saved version to copy.")
+        raise ValidationError(_("This definition has no saved version to copy."))
     copy_name = (name or "").strip() or f"Copy of {definition.name}"[:200]
     copy = CohortDefinition.objects.create(
         name=copy_name, description=definition.description, owner=by, project=target_project
@@ -328,12 +328,12 @@ def version_restore(
     """Make an old version current again by saving its expression as a new version (history is never
     rewritten: the versions in between stay). Needs the change permission (the owner's)."""
     if not user_can(by, "change_cohortdefinition", definition):
-        raise PermissionDenied("Only the owner can restore an earlier version.")
+        raise PermissionDenied(_("Only the owner can restore an earlier version."))
     # Lock first so a concurrent save cannot take the same number.
     CohortDefinition.objects.select_for_update().get(pk=definition.pk)
     old = definition.versions.filter(number=number).first()
     if old is None:
-        raise ValidationError(f"There is no version {number}.")
+        raise ValidationError(_("There is no version %(number)s.") % {"number": number})
     version = _version_add(
         definition=definition, expression=old.expression, author=by, note=f"restored from version {number}"
     )

@@ -70,7 +70,7 @@ def definition_import(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         definition = _create(request, form, form.cleaned_data["expression"])
         if definition is not None:
-            messages.success(request, f"Definition “{definition.name}” imported.")
+            messages.success(request, _("Definition “%(name)s” imported.") % {"name": definition.name})
             return redirect("cohorts:definition_detail", pk=definition.pk)
     status = 400 if request.method == "POST" else 200
     return render(request, "cohorts/definition_import.html", {"form": form}, status=status)
@@ -156,25 +156,25 @@ def definition_share(request: HttpRequest, pk: int) -> HttpResponse:
         return _share_with_project(request, definition, project_pk)
     form = ShareForm(request.POST)
     if not form.is_valid():
-        messages.error(request, " ".join(form.non_field_errors()) or "Choose whom to share with.")
+        messages.error(request, " ".join(form.non_field_errors()) or _("Choose whom to share with."))
         return redirect("cohorts:definition_detail", pk=pk)
     try:
         if form.cleaned_data["with_project"]:
             if definition.project is None:
-                raise ValidationError("This definition belongs to no project; share it with a person.")
+                raise ValidationError(_("This definition belongs to no project; share it with a person."))
             definition_services.definition_share(
                 definition=definition, by=request.user, to_project=definition.project, ip_address=client_ip(request)
             )
-            messages.success(request, f"Shared with the members of “{definition.project}”.")
+            messages.success(request, _("Shared with the members of “%(project)s”.") % {"project": definition.project})
         else:
             # One message for unknown and not-allowed people: the form must not tell which user names exist.
             recipient = User.objects.filter(username=form.cleaned_data["username"].strip()).first()
             if recipient is None or recipient.pk == request.user.pk:
-                raise ValidationError("No such person can receive this definition.")
+                raise ValidationError(_("No such person can receive this definition."))
             definition_services.definition_share(
                 definition=definition, by=request.user, to_user=recipient, ip_address=client_ip(request)
             )
-            messages.success(request, f"Shared with {recipient.username}.")
+            messages.success(request, _("Shared with %(user)s.") % {"user": recipient.username})
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
     return redirect("cohorts:definition_detail", pk=pk)

@@ -16,7 +16,7 @@ class RunForm(forms.Form):
     sources = forms.ModelMultipleChoiceField(
         queryset=None,
         widget=forms.CheckboxSelectMultiple,
-        label="Sites",
+        label=_("Sites"),
         error_messages={"required": "Choose at least one site."},
     )
     kind = forms.ChoiceField(

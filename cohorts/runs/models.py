@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from cohorts.definitions.models import CohortDefinition, CohortDefinitionVersion
 from cohorts.runs.choices import RunKind
@@ -114,10 +115,10 @@ class CountStoreSync(SiteJob):
     """
 
     class Trigger(models.TextChoices):
-        STEWARD = "steward", "asked for by a steward or admin"
-        SCHEDULE = "schedule", "the periodic check found the store missing or stale"
-        STALE = "stale", "a count found the store stale"
-        COMMAND = "command", "the sync_count_store command"
+        STEWARD = "steward", _("asked for by a steward or admin")
+        SCHEDULE = "schedule", _("the periodic check found the store missing or stale")
+        STALE = "stale", _("a count found the store stale")
+        COMMAND = "command", _("the sync_count_store command")
 
     source = models.ForeignKey("warehouse.Source", on_delete=models.CASCADE, related_name="count_store_syncs")
     trigger = models.CharField(max_length=20, choices=Trigger.choices)

@@ -29,6 +29,7 @@ from cohorts.definitions.selectors import RUN, VIEW
 from cohorts.runs.attrition import CSV_HEADER as ATTRITION_CSV_HEADER
 from cohorts.runs.attrition import attrition_csv_rows, merged_attrition, protected_attrition
 from cohorts.runs.breakdowns import fixed_buckets
+from cohorts.runs.category_names import result_with_names_translated
 from cohorts.runs.choices import RunKind
 from cohorts.runs.models import CohortRun, CountStoreSync, RunRequest
 from cohorts.runs.stores import can_sync_count_store
@@ -579,7 +580,8 @@ def run_request_active(request: RunRequest) -> bool:
 def run_request_status_for_user(user: User, request: RunRequest) -> dict[str, Any]:
     """What a page following a count shows: its result as ``user`` may see it (``run_request_result_for_user``)
     and whether they may still cancel it (their own count, not yet over)."""
-    result = run_request_result_for_user(user, request)
+    # A page shows the fixed categories' names (sex, race, ethnicity) in the reader's language; the API and CSV don't.
+    result = result_with_names_translated(run_request_result_for_user(user, request))
     result["can_cancel"] = request.requested_by_id == user.pk and not (result["finished"] or result["cancelled"])
     return result
 

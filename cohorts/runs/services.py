@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from accounts.models import User
 from accounts.permissions import user_can
@@ -74,11 +75,11 @@ def run_request_create_for_draft(
     this definition still in flight are cancelled (superseded) by this one, except for the runs it shares.
     """
     if not user_can(user, CHANGE, definition):
-        raise DraftNotAllowed("Only the owner of this definition can count its unsaved changes.")
+        raise DraftNotAllowed(_("Only the owner of this definition can count its unsaved changes."))
     offered = {source.pk for source in sources_for_user_and_definition(user, definition)}
     refused = sorted(source.key for source in sources if source.pk not in offered)
     if refused:
-        raise SourceNotReady(f"You cannot count this definition on: {', '.join(refused[:10])}.")
+        raise SourceNotReady(_("You cannot count this definition on: %(sites)s.") % {"sites": ", ".join(refused[:10])})
     parse_expression(expression)
     sha = expression_hash(expression)
     latest = definition.latest_version()
@@ -174,7 +175,7 @@ def _run_for(*, counted: _Counted, source: Any, kind: RunKind, user: User) -> tu
     # Reuse a succeeded or active run with the same key; otherwise create one. The partial unique index allows
     # one active run per key: when a concurrent identical request got there first the insert fails, and by the
     # time we look again its run may already have succeeded, so the lookup is simply repeated.
-    for _ in range(3):
+    for _attempt in range(3):
         reusable = CohortRun.objects.filter(reusable_runs, cache_key=key).order_by("-queued_at").first()
         if reusable is not None:
             if reusable.cancel_requested:
@@ -209,9 +210,11 @@ def run_set_create(
     set; ``sources`` are checked once for all (the caller gives sites every definition may be counted on)."""
     kind = RunKind(kind)
     if not versions:
-        raise SourceNotReady("Choose at least one definition.")
+        raise SourceNotReady(_("Choose at least one definition."))
     if len(versions) > MAX_SET_SIZE:
-        raise SourceNotReady(f"A set holds at most {MAX_SET_SIZE} definitions; {len(versions)} were chosen.")
+        raise SourceNotReady(
+            _("A set holds at most %(max)s definitions; %(n)s were chosen.") % {"max": MAX_SET_SIZE, "n": len(versions)}
+        )
     _check_ready(sources)
     requests: list[RunRequest] = []
     by_site: dict[str, list[CohortRun]] = {}
@@ -266,14 +269,17 @@ def _check_ready(sources: Sequence[Any]) -> None:
 
 def _check_sources(sources: Sequence[Any]) -> None:
     if not sources:
-        raise SourceNotReady("Choose at least one site.")
+        raise SourceNotReady(_("Choose at least one site."))
     for source in sources:
         if not source.is_active:
-            raise SourceNotReady(f"The site {source.key} is not active.")
+            raise SourceNotReady(_("The site %(site)s is not active.") % {"site": source.key})
         if not source.fingerprint:
             raise SourceNotReady(
-                f"The site {source.key} has no data yet: an administrator loads it (manage.py load_omop) or "
-                f"attaches the CDM the site already has (manage.py attach_source {source.key})."
+                _(
+                    "The site %(site)s has no data yet: an administrator loads it (manage.py load_omop) or "
+                    "attaches the CDM the site already has (manage.py attach_source %(site)s)."
+                )
+                % {"site": source.key}
             )
 
 
@@ -288,8 +294,11 @@ def _check_run_limit(user: User, *, superseded: Sequence[RunRequest] = ()) -> No
     )
     if active >= limit:
         raise RunLimitReached(
-            f"You already have {active} counts running (the limit is {limit}). "
-            "Wait for one to finish or cancel one, then try again."
+            _(
+                "You already have %(active)s counts running (the limit is %(limit)s). "
+                "Wait for one to finish or cancel one, then try again."
+            )
+            % {"active": active, "limit": limit}
         )
 
 
@@ -315,7 +324,7 @@ def run_request_cancel(*, request: RunRequest, user: User) -> RunRequest:
     if request.cancelled_at is not None:
         return request
     if not _request_cancel(request=request, user=user):
-        raise RunNotCancellable("This count has already finished.")
+        raise RunNotCancellable(_("This count has already finished."))
     return request
 
 

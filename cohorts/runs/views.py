@@ -51,7 +51,9 @@ def _refused(request: HttpRequest, *, message: str, status: int, definition: Any
     """A refused count, as JSON for scripts and as a page for people, with the service's own message."""
     if _wants_json(request):
         return JsonResponse({"error": message}, status=status)
-    title = {429: "Too many counts running", 503: "Counting is unavailable"}.get(status, "The count was not started")
+    title = {429: _("Too many counts running"), 503: _("Counting is unavailable")}.get(
+        status, _("The count was not started")
+    )
     context = {"title": title, "message": message, "definition": definition, "status": status}
     return render(request, "cohorts/run_refused.html", context, status=status)
 
@@ -69,7 +71,9 @@ def run_create(request: HttpRequest, pk: int) -> HttpResponse:
     form = RunForm(request.POST, sources=sources)
     if not form.is_valid():
         errors = "; ".join(f"{', '.join(e)}" for e in form.errors.values())
-        return _refused(request, message=errors or "Choose the sites to count on.", status=400, definition=definition)
+        return _refused(
+            request, message=errors or _("Choose the sites to count on."), status=400, definition=definition
+        )
     version = definition.latest_version()
     if version is None:
         raise Http404("No version to run.")
@@ -143,7 +147,7 @@ def run_cancel(request: HttpRequest, pk: int) -> HttpResponse:
         raise PermissionDenied("Only the person who asked for a count can cancel it.")
     try:
         run_services.run_request_cancel(request=run_request, user=request.user)
-        message, status = "Cancelled.", 200
+        message, status = _("Cancelled."), 200
     except RunNotCancellable as exc:
         message, status = str(exc), 409
     if _wants_json(request):

@@ -140,8 +140,8 @@ CONTENT_SECURITY_POLICY = {
 }
 
 LANGUAGE_CODE = "en"
-# English is complete; Korean covers the main screens (locale/ko). Compiled .mo files are built from the .po by
-# `make run` / `make test` (scripts/compile_messages.py), never committed.
+# English is the source language; Korean covers every page (locale/ko, checked by the catalogue test). Compiled
+# .mo files are built from the .po by `make run` / `make test` (scripts/compile_messages.py), never committed.
 LANGUAGES = [("en", "English"), ("ko", "한국어")]
 LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = env_str("TIME_ZONE") or "Asia/Seoul"
