@@ -33,6 +33,15 @@
   };
   let latest = null;
 
+  // The worker's progress labels, in the reader's language: "cohort 2 of 3: <name>", "combinations", "Done".
+  function progressLabel(label) {
+    const step = /^cohort (\d+) of (\d+): (.*)$/.exec(label || "");
+    if (step) {
+      return interpolate(_("cohort %(n)s of %(k)s: %(name)s"), { n: step[1], k: step[2], name: step[3] }, true);
+    }
+    return { combinations: _("Counting the combinations"), Done: _("Done") }[label] || label || "";
+  }
+
   function el(tag, text, className) {
     const node = document.createElement(tag);
     if (text !== undefined && text !== null) {
@@ -85,7 +94,7 @@
     replace(body, null);
     result.sites.forEach((site) => {
       const tr = body.insertRow();
-      [site.site + " (" + site.source + ")", STATES[site.state] || site.state, site.progress.label,
+      [site.site + " (" + site.source + ")", STATES[site.state] || site.state, progressLabel(site.progress.label),
         site.union ? site.union.display : "—", site.privacy.description, site.error].forEach((text, i) => {
         const td = tr.insertCell();
         td.textContent = text || "";

@@ -76,16 +76,37 @@
     }
   }
 
+  var STATES = {
+    queued: _("queued"), running: _("running"), finished: _("finished"), succeeded: _("succeeded"),
+    failed: _("failed"), cancelled: _("cancelled")
+  };
+  // The worker's progress labels: its few fixed sentences are translated; a step of the cohort's queries (its
+  // verb and table, e.g. "build qualified events") is technical: English readers see it, others a sentence.
+  var PROGRESS = {
+    "Finding the cohort": _("Finding the cohort"), "Describing the cohort": _("Describing the cohort"),
+    "Done": _("Done"), "combinations": _("Counting the combinations")
+  };
+
+  function progressLabel(label) {
+    if (!label) {
+      return "";
+    }
+    if (PROGRESS[label]) {
+      return PROGRESS[label];
+    }
+    return (document.documentElement.lang || "en").indexOf("en") === 0 ? label : _("Running the cohort's queries");
+  }
+
   function progressText(site) {
     var p = site.progress || {};
     if (site.state === "running" && p.total) {
-      return (p.label || _("Running")) + " (" + p.step + "/" + p.total + ")";
+      return (progressLabel(p.label) || _("Running")) + " (" + p.step + "/" + p.total + ")";
     }
-    return p.label || "";
+    return progressLabel(p.label);
   }
 
   function renderSites(result) {
-    root.querySelector("[data-field=state]").textContent = result.state + (result.cancelled ? " (" + _("cancelled") + ")" : "");
+    root.querySelector("[data-field=state]").textContent = (STATES[result.state] || result.state) + (result.cancelled ? " (" + _("cancelled") + ")" : "");
     var body = root.querySelector("#sites tbody");
     replace(body, null);
     result.sites.forEach(function (site) {
@@ -93,7 +114,7 @@
       tr.className = "state-" + site.state;
       [
         site.site + " (" + site.source + ")",
-        site.state,
+        STATES[site.state] || site.state,
         progressText(site),
         site.persons ? site.persons.display : "—",
         site.privacy.description,
