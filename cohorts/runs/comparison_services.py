@@ -16,14 +16,11 @@ Design:
 from __future__ import annotations
 
 import logging
-import threading
-import time
-import traceback
 from collections.abc import Sequence
 from typing import Any
 
 from django.conf import settings
-from django.db import close_old_connections, transaction
+from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -34,7 +31,7 @@ from cohorts.definitions.models import CohortDefinitionVersion
 from cohorts.definitions.selectors import RUN
 from cohorts.expression import ExpressionError, parse_expression
 from cohorts.runs.errors import RunLimitReached, RunNotCancellable, SourceNotReady
-from cohorts.runs.execution import CONCEPT_SETS, _connect_confirmed, _lease, _Progress
+from cohorts.runs.execution import CONCEPT_SETS, _lease, _Progress, execute_watched
 from cohorts.runs.models import Comparison, ComparisonCohort, ComparisonRun, RunRequest
 from cohorts.runs.overlap import MAX_COHORTS, MIN_COHORTS, cohort_overlap
 from cohorts.runs.selectors import sources_for_user_and_definitions
@@ -43,20 +40,15 @@ from cohorts.runs.stores import counting_engine
 from disclosure.record_keys import RecordKeyError, record_keys_ensure, record_keys_fill
 from jobs.choices import ACTIVE_STATES, JobState
 from jobs.enqueue import job_enqueue_on_commit
-from jobs.errors import JobHeld, SiteUnreachable
+from jobs.errors import JobHeld
 from jobs.lifecycle import (
     job_cancel,
-    job_cancel_requested,
     job_claim,
     job_enqueue_failed,
     job_finish,
     job_give_up,
-    job_record,
-    job_release,
-    job_renew,
 )
 from jobs.queues import site_queue
-from warehouse.engines import QueryCancelled, QueryTimeout, TransientEngineError, WarehouseError
 
 logger = logging.getLogger(__name__)
 
@@ -207,92 +199,20 @@ def comparison_execute(*, run_id: int, worker: str = "") -> str:
 
 
 def _execute_claimed(run: ComparisonRun, token: str, expressions: list[Any]) -> str:
-    """The count's loop (``cohorts.runs.execution``): the work in a thread, the lease renewed and the cancel
-    watched from here; a cancel stops the statement on every engine the work opened."""
-    source = run.source
-    progress = _Progress()
-    box: dict[str, Any] = {}
-    try:
-        engine, fingerprint = _connect_confirmed(source)
-    except TransientEngineError as exc:
-        job_release(ComparisonRun, run.pk, token)
-        raise SiteUnreachable(str(exc)) from exc
-    except WarehouseError as exc:
-        _finish(run.pk, token, JobState.FAILED, error=f"The site's database cannot be used: {exc}")
-        return JobState.FAILED
-    engines: list[Any] = [engine]
+    """The count's loop (``cohorts.runs.execution.execute_watched``): the work in a thread, the lease renewed and
+    the cancel watched; a cancel stops the statement on every engine the work opened."""
 
-    def compute() -> None:
-        try:
-            box["result"] = compute_overlap_result(
-                engine,
-                source=source,
-                expressions=expressions,
-                progress=progress,
-                engines=engines,
-                fingerprint=fingerprint,
-            )
-        except BaseException as exc:  # handed to the main thread, which decides the outcome
-            box["error"] = exc
-            box["traceback"] = traceback.format_exc()
-
-    thread = threading.Thread(target=compute, name=f"comparison-{run.pk}", daemon=True)
-    started = time.monotonic()
-    thread.start()
-    cancelled = False
-    last_renew = time.monotonic()
-    poll = float(settings.SOYANG_RUN_POLL_SECONDS)
-    try:
-        while thread.is_alive():
-            thread.join(poll)
-            if not thread.is_alive():
-                break
-            now = time.monotonic()
-            if progress.changed:
-                with progress.lock:
-                    step, total, label, progress.changed = progress.step, progress.total, progress.label, False
-                job_record(ComparisonRun, run.pk, token, progress_step=step, progress_total=total, progress_label=label)
-            if now - last_renew > _lease().total_seconds() / 3:
-                job_renew(ComparisonRun, run.pk, token, lease=_lease())
-                last_renew = now
-            if not cancelled and job_cancel_requested(ComparisonRun, run.pk):
-                cancelled = True
-                for working in engines:
-                    working.cancel()
-        thread.join()
-    finally:
-        engine.close()
-        close_old_connections()
-    error = box.get("error")
-    if cancelled or isinstance(error, QueryCancelled):
-        _finish(run.pk, token, JobState.CANCELLED, error="Cancelled by the user; the query was stopped.")
-        return JobState.CANCELLED
-    if error is None:
-        result = {**box["result"], "fingerprint": fingerprint}
-        _finish(
-            run.pk,
-            token,
-            JobState.SUCCEEDED,
-            result=result,
-            database_seconds=result.get("seconds", time.monotonic() - started),
-            progress_step=progress.total,
-            progress_total=progress.total,
-            progress_label="Done",
+    def work(engine: Any, fingerprint: str, progress: _Progress, engines: list[Any]) -> dict[str, Any]:
+        return compute_overlap_result(
+            engine,
+            source=run.source,
+            expressions=expressions,
+            progress=progress,
+            engines=engines,
+            fingerprint=fingerprint,
         )
-        return JobState.SUCCEEDED
-    if isinstance(error, QueryTimeout):
-        message = f"The query took longer than the site's limit of {source.statement_timeout_seconds} seconds."
-        _finish(run.pk, token, JobState.FAILED, error=message)
-        return JobState.FAILED
-    if isinstance(error, TransientEngineError):
-        job_release(ComparisonRun, run.pk, token)
-        raise SiteUnreachable(str(error)) from error
-    if isinstance(error, ExpressionError | RecordKeyError):
-        _finish(run.pk, token, JobState.FAILED, error=str(error))
-        return JobState.FAILED
-    logger.error("comparison run %s failed:\n%s", run.pk, box.get("traceback", ""))
-    _finish(run.pk, token, JobState.FAILED, error=f"{type(error).__name__}: {error}\n\n{box.get('traceback', '')}")
-    return JobState.FAILED
+
+    return execute_watched(ComparisonRun, run, token, work, invalid="A definition is not valid", done_label="Done")
 
 
 def compute_overlap_result(

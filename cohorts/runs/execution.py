@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -40,6 +40,7 @@ from jobs.lifecycle import (
     job_release,
     job_renew,
 )
+from jobs.models import SiteJob
 from warehouse.engines import QueryCancelled, QueryTimeout, TransientEngineError, WarehouseError
 from warehouse.services import source_connect, source_fingerprint_confirm
 
@@ -101,38 +102,59 @@ def run_execute(*, run_id: int, worker: str = "") -> str:
 
 
 def _execute_claimed(run: CohortRun, token: str, expression: Any) -> str:
-    source = run.source
+    def work(engine: Any, fingerprint: str, progress: _Progress, engines: list[Any]) -> dict[str, Any]:
+        return compute_run_result(
+            engine,
+            source=run.source,
+            run=run,
+            expression=expression,
+            progress=progress,
+            engines=engines,
+            fingerprint=fingerprint,
+        )
+
+    return execute_watched(CohortRun, run, token, work, invalid="The definition is not valid")
+
+
+def execute_watched(
+    model: type[SiteJob],
+    job: Any,
+    token: str,
+    work: Callable[[Any, str, _Progress, list[Any]], dict[str, Any]],
+    *,
+    invalid: str,
+    done_label: str | None = None,
+) -> str:
+    """Run the counting ``work`` of a claimed site job (a count, a comparison) to its one outcome; returns its
+    state. The work runs in a thread on a connection confirmed with the CDM's fingerprint; from here the job's
+    lease is renewed, its progress recorded and its cancel watched: a cancel stops the statement on every engine
+    the work opened (``engines``). An unreachable site gives the lease back and raises SiteUnreachable (the task
+    retries); a timeout, an invalid definition (``invalid``: the message's start) or a missing record key fails
+    the job with a sentence; anything else fails it with its traceback for the admins."""
+    source = job.source
     progress = _Progress()
     box: dict[str, Any] = {}
     try:
         engine, fingerprint = _connect_confirmed(source)
     except TransientEngineError as exc:
         # The site's database is unreachable or its file locked: give the lease back so that the retry can
-        # claim the run at once; the task retries with backoff and fails the run when it gives up.
-        job_release(CohortRun, run.pk, token)
+        # claim the job at once; the task retries with backoff and fails the job when it gives up.
+        job_release(model, job.pk, token)
         raise SiteUnreachable(str(exc)) from exc
     except WarehouseError as exc:
-        _finish(run.pk, token, JobState.FAILED, error=f"The site's database cannot be used: {exc}")
+        job_finish(model, job.pk, token, JobState.FAILED, error=f"The site's database cannot be used: {exc}")
         return JobState.FAILED
 
     engines: list[Any] = [engine]
 
     def compute() -> None:
         try:
-            box["result"] = compute_run_result(
-                engine,
-                source=source,
-                run=run,
-                expression=expression,
-                progress=progress,
-                engines=engines,
-                fingerprint=fingerprint,
-            )
+            box["result"] = work(engine, fingerprint, progress, engines)
         except BaseException as exc:  # handed to the main thread, which decides the outcome
             box["error"] = exc
             box["traceback"] = traceback.format_exc()
 
-    thread = threading.Thread(target=compute, name=f"run-{run.pk}", daemon=True)
+    thread = threading.Thread(target=compute, name=f"{model.__name__.lower()}-{job.pk}", daemon=True)
     started = time.monotonic()
     thread.start()
     cancelled = False
@@ -147,11 +169,11 @@ def _execute_claimed(run: CohortRun, token: str, expression: Any) -> str:
             if progress.changed:
                 with progress.lock:
                     step, total, label, progress.changed = progress.step, progress.total, progress.label, False
-                job_record(CohortRun, run.pk, token, progress_step=step, progress_total=total, progress_label=label)
+                job_record(model, job.pk, token, progress_step=step, progress_total=total, progress_label=label)
             if now - last_renew > _lease().total_seconds() / 3:
-                job_renew(CohortRun, run.pk, token, lease=_lease())
+                job_renew(model, job.pk, token, lease=_lease())
                 last_renew = now
-            if not cancelled and job_cancel_requested(CohortRun, run.pk):
+            if not cancelled and job_cancel_requested(model, job.pk):
                 cancelled = True
                 for working in engines:
                     working.cancel()
@@ -162,41 +184,39 @@ def _execute_claimed(run: CohortRun, token: str, expression: Any) -> str:
     seconds = time.monotonic() - started
     error = box.get("error")
     if cancelled or isinstance(error, QueryCancelled):
-        _finish(run.pk, token, JobState.CANCELLED, error="Cancelled by the user; the query was stopped.")
+        job_finish(model, job.pk, token, JobState.CANCELLED, error="Cancelled by the user; the query was stopped.")
         return JobState.CANCELLED
     if error is None:
         result = {**box["result"], "fingerprint": fingerprint}
-        _finish(
-            run.pk,
+        job_finish(
+            model,
+            job.pk,
             token,
             JobState.SUCCEEDED,
             result=result,
             database_seconds=result.get("seconds", seconds),
             progress_step=progress.total,
             progress_total=progress.total,
-            progress_label=progress.label,
+            progress_label=done_label or progress.label,
         )
         return JobState.SUCCEEDED
     if isinstance(error, QueryTimeout):
-        _finish(
-            run.pk,
-            token,
-            JobState.FAILED,
-            error=f"The query took longer than the site's limit of {source.statement_timeout_seconds} seconds.",
-        )
+        message = f"The query took longer than the site's limit of {source.statement_timeout_seconds} seconds."
+        job_finish(model, job.pk, token, JobState.FAILED, error=message)
         return JobState.FAILED
     if isinstance(error, TransientEngineError):
-        # Let the lease lapse now so the retry can claim the run at once; Celery retries with backoff.
-        job_release(CohortRun, run.pk, token)
+        # Let the lease lapse now so the retry can claim the job at once; Celery retries with backoff.
+        job_release(model, job.pk, token)
         raise SiteUnreachable(str(error)) from error
     if isinstance(error, ExpressionError):
-        _finish(run.pk, token, JobState.FAILED, error=f"The definition is not valid: {error}")
+        job_finish(model, job.pk, token, JobState.FAILED, error=f"{invalid}: {error}")
         return JobState.FAILED
     if isinstance(error, RecordKeyError):
-        _finish(run.pk, token, JobState.FAILED, error=str(error))
+        job_finish(model, job.pk, token, JobState.FAILED, error=str(error))
         return JobState.FAILED
-    logger.error("run %s failed:\n%s", run.pk, box.get("traceback", ""))
-    _finish(run.pk, token, JobState.FAILED, error=f"{type(error).__name__}: {error}\n\n{box.get('traceback', '')}")
+    logger.error("%s %s failed:\n%s", model.__name__, job.pk, box.get("traceback", ""))
+    failure = f"{type(error).__name__}: {error}\n\n{box.get('traceback', '')}"
+    job_finish(model, job.pk, token, JobState.FAILED, error=failure)
     return JobState.FAILED
 
 
