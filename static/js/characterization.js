@@ -13,11 +13,7 @@
 (function () {
   "use strict";
 
-  const _ = window.gettext || ((s) => s);
-  const interpolate = window.interpolate || ((fmt, args, named) => {
-    let i = 0;
-    return named ? fmt.replace(/%\((\w+)\)s/g, (m, key) => String(args[key])) : fmt.replace(/%s/g, () => String(args[i++]));
-  });
+  const { _, interpolate, el, replace } = window.Soyang;
 
   var section = document.getElementById("demographics");
   var root = document.getElementById("run");
@@ -46,26 +42,6 @@
 
   function csvUrl(name) {
     return root.dataset.csvUrl.replace("TABLE", name);
-  }
-
-  function el(tag, text, className) {
-    var node = document.createElement(tag);
-    if (text !== undefined && text !== null) {
-      node.textContent = String(text);
-    }
-    if (className) {
-      node.className = className;
-    }
-    return node;
-  }
-
-  function replace(container, node) {
-    while (container.firstChild) {
-      container.removeChild(container.firstChild);
-    }
-    if (node) {
-      container.appendChild(node);
-    }
   }
 
   /* A table of `headers` ([text, numeric?]) and rows of cells (text, or {text, title}). */

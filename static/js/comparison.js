@@ -12,11 +12,7 @@
 (function () {
   "use strict";
 
-  const _ = window.gettext || ((s) => s);
-  const interpolate = window.interpolate || ((fmt, args, named) => {
-    let i = 0;
-    return named ? fmt.replace(/%\((\w+)\)s/g, (m, key) => String(args[key])) : fmt.replace(/%s/g, () => String(args[i++]));
-  });
+  const { _, interpolate, STATES, el, replace } = window.Soyang;
 
   const root = document.getElementById("comparison");
   if (!root) {
@@ -27,10 +23,6 @@
   const select = document.getElementById("overlap-view");
   const RETRY_MS = 3000;
   const COLORS = ["#1f6fb2", "#d9822b", "#2e8b57", "#8e44ad"];
-  const STATES = {
-    queued: _("queued"), running: _("running"), finished: _("finished"), succeeded: _("succeeded"),
-    failed: _("failed"), cancelled: _("cancelled")
-  };
   let latest = null;
 
   // The worker's progress labels, in the reader's language: "cohort 2 of 3: <name>", "combinations", "Done".
@@ -40,26 +32,6 @@
       return interpolate(_("cohort %(n)s of %(k)s: %(name)s"), { n: step[1], k: step[2], name: step[3] }, true);
     }
     return { combinations: _("Counting the combinations"), Done: _("Done") }[label] || label || "";
-  }
-
-  function el(tag, text, className) {
-    const node = document.createElement(tag);
-    if (text !== undefined && text !== null) {
-      node.textContent = String(text);
-    }
-    if (className) {
-      node.className = className;
-    }
-    return node;
-  }
-
-  function replace(container, child) {
-    while (container.firstChild) {
-      container.removeChild(container.firstChild);
-    }
-    if (child) {
-      container.appendChild(child);
-    }
   }
 
   function drawn(count) {

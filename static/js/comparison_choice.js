@@ -4,11 +4,7 @@
 (function () {
   "use strict";
 
-  const _ = window.gettext || ((s) => s);
-  const interpolate = window.interpolate || ((fmt, args, named) => {
-    let i = 0;
-    return named ? fmt.replace(/%\((\w+)\)s/g, (m, key) => String(args[key])) : fmt.replace(/%s/g, () => String(args[i++]));
-  });
+  const { _, interpolate } = window.Soyang;
 
   const button = document.getElementById("compare-selected");
   const message = document.getElementById("compare-message");

@@ -13,12 +13,7 @@
 (function () {
   "use strict";
 
-  // Django's JavaScript catalogue (/jsi18n/, loaded before this file) translates; without it, English.
-  const _ = window.gettext || ((s) => s);
-  const interpolate = window.interpolate || ((fmt, args, named) => {
-    let i = 0;
-    return named ? fmt.replace(/%\((\w+)\)s/g, (m, key) => String(args[key])) : fmt.replace(/%s/g, () => String(args[i++]));
-  });
+  const { _, interpolate, STATES, el, replace } = window.Soyang;
 
   var root = document.getElementById("run");
   if (!root) {
@@ -31,55 +26,6 @@
     return root.dataset.csvUrl.replace("TABLE", table);
   }
 
-  function el(tag, text, className) {
-    var node = document.createElement(tag);
-    if (text !== undefined && text !== null) {
-      node.textContent = String(text);
-    }
-    if (className) {
-      node.className = className;
-    }
-    return node;
-  }
-
-  function table(headers, rows, numericColumn) {
-    var t = el("table", null, "grid");
-    var head = t.createTHead().insertRow();
-    headers.forEach(function (h) {
-      head.appendChild(el("th", h));
-    });
-    var body = t.createTBody();
-    if (!rows.length) {
-      var empty = body.insertRow().insertCell();
-      empty.colSpan = headers.length;
-      empty.textContent = _("Nothing to show.");
-    }
-    rows.forEach(function (row) {
-      var tr = body.insertRow();
-      row.forEach(function (cell, i) {
-        var td = tr.insertCell();
-        td.textContent = cell === null || cell === undefined ? "" : String(cell);
-        if (i === numericColumn) {
-          td.className = "num";
-        }
-      });
-    });
-    return t;
-  }
-
-  function replace(container, node) {
-    while (container.firstChild) {
-      container.removeChild(container.firstChild);
-    }
-    if (node) {
-      container.appendChild(node);
-    }
-  }
-
-  var STATES = {
-    queued: _("queued"), running: _("running"), finished: _("finished"), succeeded: _("succeeded"),
-    failed: _("failed"), cancelled: _("cancelled")
-  };
   // The worker's progress labels: its few fixed sentences are translated; a step of the cohort's queries (its
   // verb and table, e.g. "build qualified events") is technical: English readers see it, others a sentence.
   var PROGRESS = {
