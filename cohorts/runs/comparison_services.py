@@ -31,7 +31,7 @@ from cohorts.definitions.models import CohortDefinitionVersion
 from cohorts.definitions.selectors import RUN
 from cohorts.expression import ExpressionError, parse_expression
 from cohorts.runs.errors import RunLimitReached, RunNotCancellable, SourceNotReady
-from cohorts.runs.execution import CONCEPT_SETS, _lease, _Progress, execute_watched
+from cohorts.runs.execution import CONCEPT_SETS, _Progress, claim_or_hold, execute_watched
 from cohorts.runs.models import Comparison, ComparisonCohort, ComparisonRun, RunRequest
 from cohorts.runs.overlap import MAX_COHORTS, MIN_COHORTS, cohort_overlap
 from cohorts.runs.selectors import sources_for_user_and_definitions
@@ -40,10 +40,8 @@ from cohorts.runs.stores import counting_engine
 from disclosure.record_keys import RecordKeyError, record_keys_ensure, record_keys_fill
 from jobs.choices import ACTIVE_STATES, JobState
 from jobs.enqueue import job_enqueue_on_commit
-from jobs.errors import JobHeld
 from jobs.lifecycle import (
     job_cancel,
-    job_claim,
     job_enqueue_failed,
     job_finish,
     job_give_up,
@@ -176,16 +174,9 @@ def comparison_execute(*, run_id: int, worker: str = "") -> str:
 
     Raises JobHeld while another worker holds a live lease, and SiteUnreachable (lease given back) when the site's
     database cannot be reached: the task retries both, and fails the run when it gives up."""
-    token = job_claim(ComparisonRun, run_id, lease=_lease(), worker=worker)
+    token, outcome = claim_or_hold(ComparisonRun, run_id, worker=worker)
     if token is None:
-        run = ComparisonRun.objects.filter(pk=run_id).first()
-        if run is None:
-            logger.warning("comparison run %s does not exist (deleted or not yet committed)", run_id)
-            return "missing"
-        if run.is_final:
-            return run.state
-        remaining = (run.lease_expires_at - timezone.now()).total_seconds() if run.lease_expires_at else 1.0
-        raise JobHeld(retry_in=max(1.0, remaining + 0.5))
+        return outcome
     run = ComparisonRun.objects.select_related("source", "comparison").get(pk=run_id)
     if run.cancel_requested:
         _finish(run_id, token, JobState.CANCELLED, error="Cancelled.")

@@ -73,22 +73,31 @@ def _finish(run_id: int, token: str, state: str, **fields: Any) -> bool:
     return job_finish(CohortRun, run_id, token, state, **fields)
 
 
+def claim_or_hold(model: type[SiteJob], job_id: int, *, worker: str) -> tuple[str | None, str]:
+    """Claim a site job for this worker: ``(token, "")``; or, when it cannot be claimed, ``(None, outcome)`` with
+    the job's final state (or "missing": deleted, or not committed yet). Raises JobHeld while another worker holds
+    a live lease on it, to come back when that lease would have lapsed."""
+    token = job_claim(model, job_id, lease=_lease(), worker=worker)
+    if token is not None:
+        return token, ""
+    job = model._default_manager.filter(pk=job_id).first()
+    if job is None:
+        logger.warning("%s %s does not exist (deleted or not yet committed)", model.__name__, job_id)
+        return None, "missing"
+    if job.is_final:
+        return None, job.state
+    remaining = (job.lease_expires_at - timezone.now()).total_seconds() if job.lease_expires_at else 1.0
+    raise JobHeld(retry_in=max(1.0, remaining + 0.5))
+
+
 def run_execute(*, run_id: int, worker: str = "") -> str:
     """Execute one run to its end; returns its state. Called by the Celery task of the run's site queue.
 
     Raises JobHeld while another worker holds a live lease on the run, and SiteUnreachable (lease given back)
     when the site's database is unreachable: the task retries both."""
-    token = job_claim(CohortRun, run_id, lease=_lease(), worker=worker)
+    token, outcome = claim_or_hold(CohortRun, run_id, worker=worker)
     if token is None:
-        run = CohortRun.objects.filter(pk=run_id).first()
-        if run is None:
-            logger.warning("run %s does not exist (deleted or not yet committed)", run_id)
-            return "missing"
-        if run.is_final:
-            return run.state
-        # Another worker holds a live lease: come back when it would have lapsed.
-        remaining = (run.lease_expires_at - timezone.now()).total_seconds() if run.lease_expires_at else 1.0
-        raise JobHeld(retry_in=max(1.0, remaining + 0.5))
+        return outcome
     run = CohortRun.objects.select_related("source", "version").get(pk=run_id)
     if run.cancel_requested:
         _finish(run_id, token, JobState.CANCELLED, error="Cancelled.")
