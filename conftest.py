@@ -189,6 +189,43 @@ def cdm_synthea_duckdb(shared_data_dir: Path, tmp_path_factory: pytest.TempPathF
     cdm.close()
 
 
+@pytest.fixture(scope="session")
+def spark_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The Spark Connect URL of the session's Spark: ``SOYANG_TEST_SPARK_URL`` when set (a server already running),
+    else a real Spark started once for the whole session (``warehouse.spark_server``, local[2], its catalog in
+    memory, tuned for small data) and stopped at its end."""
+    given = os.environ.get("SOYANG_TEST_SPARK_URL")
+    if given:
+        yield given
+        return
+    from warehouse.spark_server import free_port, start_server, stop_server
+
+    directory = tmp_path_factory.mktemp("spark")
+    server = start_server(directory, port=free_port(), cores=2, memory="3g", persistent=False, small_data=True)
+    try:
+        yield server.url
+    finally:
+        stop_server(directory)
+
+
+@pytest.fixture(scope="session")
+def cdm_gibleed_spark(spark_url: str, shared_data_dir: Path) -> Iterator[LoadedCdm]:
+    """GiBleed (CDM 5.3) in schema ``gibleed`` of the session's Spark catalog (Parquet tables)."""
+    cdm = _load_test_cdm("spark", spark_url, shared_data_dir / "omop" / "gibleed", "gibleed", "gibleed_results")
+    yield cdm
+    cdm.close()
+
+
+@pytest.fixture(scope="session")
+def cdm_synthea_spark(spark_url: str, shared_data_dir: Path) -> Iterator[LoadedCdm]:
+    """Synthea27Nj (CDM 5.4) in schema ``synthea27nj`` of the session's Spark catalog."""
+    cdm = _load_test_cdm(
+        "spark", spark_url, shared_data_dir / "omop" / "synthea27nj", "synthea27nj", "synthea27nj_results"
+    )
+    yield cdm
+    cdm.close()
+
+
 @pytest.fixture(scope="session", params=["postgresql", "duckdb"])
 def cdm_gibleed(request: pytest.FixtureRequest) -> LoadedCdm:
     """GiBleed on each engine in turn."""
@@ -238,6 +275,14 @@ def cdm_synthetic_duckdb(synthetic_cdm_dir: Path, tmp_path_factory: pytest.TempP
     """The synthetic CDM (5.4) in schema ``synthetic`` of a DuckDB file of this session."""
     path = tmp_path_factory.mktemp("cdm_synthetic") / "warehouse.duckdb"
     cdm = _load_test_cdm("duckdb", f"duckdb:///{path}", synthetic_cdm_dir, "synthetic", "synthetic_results")
+    yield cdm
+    cdm.close()
+
+
+@pytest.fixture(scope="session")
+def cdm_synthetic_spark(spark_url: str, synthetic_cdm_dir: Path) -> Iterator[LoadedCdm]:
+    """The synthetic CDM (5.4) in schema ``synthetic`` of the session's Spark catalog."""
+    cdm = _load_test_cdm("spark", spark_url, synthetic_cdm_dir, "synthetic", "synthetic_results")
     yield cdm
     cdm.close()
 

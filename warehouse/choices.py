@@ -8,6 +8,7 @@ from django.db import models
 class EngineKind(models.TextChoices):
     POSTGRESQL = "postgresql", "PostgreSQL"
     DUCKDB = "duckdb", "DuckDB"
+    SPARK = "spark", "Apache Spark"
 
 
 class CdmVersion(models.TextChoices):

@@ -38,7 +38,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 IDENTIFIER_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _PLACEHOLDER_RE = re.compile(r"%\((?P<name>[A-Za-z_][A-Za-z0-9_]*)\)s|%%")
 
-ENGINE_KINDS = ("postgresql", "duckdb")
+ENGINE_KINDS = ("postgresql", "duckdb", "spark")
 
 
 class WarehouseError(Exception):
@@ -600,7 +600,8 @@ def connect(
     statement_timeout_seconds: int = 600,
     read_only: bool = False,
 ) -> Engine:
-    """Open an engine of ``kind`` ("postgresql" or "duckdb") on ``url``; the password travels separately."""
+    """Open an engine of ``kind`` ("postgresql", "duckdb" or "spark") on ``url``; the password (a Spark cluster's
+    token) travels separately."""
     if kind == "postgresql":
         if not url.startswith(("postgresql://", "postgres://")):
             raise ValueError(f"a PostgreSQL URL is postgresql://USER@HOST:PORT/DB: {url!r}")
@@ -611,4 +612,13 @@ def connect(
         )
     if kind == "duckdb":
         return DuckDBEngine(duckdb_path(url), statement_timeout_seconds=statement_timeout_seconds, read_only=read_only)
+    if kind == "spark":
+        from warehouse.spark_engine import SparkEngine, spark_token
+
+        return SparkEngine(
+            url,
+            token=password if password is not None else spark_token(),
+            statement_timeout_seconds=statement_timeout_seconds,
+            read_only=read_only,
+        )
     raise ValueError(f"unknown engine kind {kind!r}: expected one of {', '.join(ENGINE_KINDS)}")

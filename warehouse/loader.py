@@ -41,7 +41,7 @@ from warehouse.omop_ddl import (
     cdm_tables,
     check_version,
     cluster_sql,
-    create_tables_sql,
+    create_table_sql,
     index_sql,
 )
 
@@ -113,6 +113,8 @@ def load_cdm_directory(
     try:
         if engine.kind == "postgresql":
             rows = _load_postgresql(engine, files, tables, cdm_schema, version, fingerprint, loaded_at, progress)
+        elif engine.kind == "spark":
+            rows = _load_spark(engine, files, tables, cdm_schema, version, fingerprint, loaded_at, progress)
         else:
             rows = _load_duckdb(engine, files, tables, cdm_schema, version, fingerprint, loaded_at, progress)
     finally:
@@ -264,10 +266,12 @@ def _create_and_copy(
     schema: str,
     version: str,
     progress: Callable[[str, int], None] | None,
+    suffix: str = "",
 ) -> dict[str, int]:
-    """Create every CDM table in ``schema`` (which exists and is empty) and bulk-load the files."""
-    for statement in create_tables_sql(engine.kind, schema, version):
-        engine.execute(statement)
+    """Create every CDM table in ``schema`` (which exists and is empty) and bulk-load the files. ``suffix``: added
+    to every table's name (staging tables beside the live ones)."""
+    for table in tables:
+        engine.execute(create_table_sql(engine.kind, schema, table, version, name=table + suffix))
     rows: dict[str, int] = {}
     for table, columns in tables.items():
         csv_file = files.get(table)
@@ -277,7 +281,7 @@ def _create_and_copy(
         text_required = [c.name for c in columns if c.required and c.is_text]
         try:
             rows[table] = engine.copy_from_csv(
-                f"{quote_ident(schema)}.{quote_ident(table)}",
+                f"{quote_ident(schema)}.{quote_ident(table + suffix)}",
                 csv_file.path,
                 csv_file.columns,
                 header=True,
@@ -291,12 +295,20 @@ def _create_and_copy(
     return rows
 
 
-def _write_load_row(engine: Engine, schema: str, version: str, fingerprint: str, loaded_at: datetime) -> None:
-    target = f"{quote_ident(schema)}.{quote_ident(LOAD_TABLE)}"
-    engine.execute(
-        f"CREATE TABLE {target} (fingerprint VARCHAR(32) NOT NULL, cdm_version VARCHAR(5) NOT NULL, "
-        "loaded_at TIMESTAMP NOT NULL)"
-    )
+def _write_load_row(
+    engine: Engine, schema: str, version: str, fingerprint: str, loaded_at: datetime, *, name: str = LOAD_TABLE
+) -> None:
+    target = f"{quote_ident(schema)}.{quote_ident(name)}"
+    if engine.kind == "spark":
+        engine.execute(
+            f"CREATE TABLE {target} (fingerprint STRING NOT NULL, cdm_version STRING NOT NULL, "
+            "loaded_at TIMESTAMP NOT NULL) USING parquet"
+        )
+    else:
+        engine.execute(
+            f"CREATE TABLE {target} (fingerprint VARCHAR(32) NOT NULL, cdm_version VARCHAR(5) NOT NULL, "
+            "loaded_at TIMESTAMP NOT NULL)"
+        )
     # Stored as naive UTC: TIMESTAMP means the same on both engines, whatever the session time zone.
     engine.execute(
         f"INSERT INTO {target} (fingerprint, cdm_version, loaded_at) VALUES (%(f)s, %(v)s, %(t)s)",
@@ -377,6 +389,54 @@ def _load_duckdb(
     except WarehouseError as exc:
         raise LoadError(f"loading into schema {schema} failed: {exc}") from exc
     return rows
+
+
+def _load_spark(
+    engine: Engine,
+    files: dict[str, CsvFile],
+    tables: dict[str, tuple[Column, ...]],
+    schema: str,
+    version: str,
+    fingerprint: str,
+    loaded_at: datetime,
+    progress: Callable[[str, int], None] | None,
+) -> dict[str, int]:
+    """Spark has no transactions (and renames a table only within its schema): every file is loaded into a
+    staging table beside the live one (``person__staging``…), and only once all loaded does each replace its
+    live table (a drop and a rename, catalog operations). A failed load drops the staging tables and leaves
+    ``schema`` as it was."""
+    staged = [*tables, LOAD_TABLE]
+    try:
+        engine.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(schema)}")
+        _drop_spark_staging(engine, schema, staged)
+        rows = _create_and_copy(engine, files, tables, schema, version, progress, suffix=SPARK_STAGING)
+        _write_load_row(engine, schema, version, fingerprint, loaded_at, name=LOAD_TABLE + SPARK_STAGING)
+        for table in staged:
+            target = f"{quote_ident(schema)}.{quote_ident(table)}"
+            engine.execute(f"DROP TABLE IF EXISTS {target}")
+            engine.execute(f"ALTER TABLE {quote_ident(schema)}.{quote_ident(table + SPARK_STAGING)} RENAME TO {target}")
+            if rows.get(table, 1):
+                # Table statistics (size, rows) let Spark broadcast the small side of a join instead of shuffling it.
+                engine.execute(f"ANALYZE TABLE {target} COMPUTE STATISTICS")
+    except LoadError:
+        _drop_spark_staging(engine, schema, staged)
+        raise
+    except WarehouseError as exc:
+        _drop_spark_staging(engine, schema, staged)
+        raise LoadError(f"loading into schema {schema} failed: {exc}") from exc
+    return rows
+
+
+#: The suffix of a Spark load's staging tables.
+SPARK_STAGING = "__staging"
+
+
+def _drop_spark_staging(engine: Engine, schema: str, tables: list[str]) -> None:
+    for table in tables:
+        try:
+            engine.execute(f"DROP TABLE IF EXISTS {quote_ident(schema)}.{quote_ident(table + SPARK_STAGING)}")
+        except WarehouseError:
+            pass  # the connection is gone: the next load drops the leftover staging tables first
 
 
 def _drop_quietly(engine: Engine, schema: str) -> None:

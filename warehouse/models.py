@@ -29,7 +29,8 @@ class Source(models.Model):
     """The OMOP CDM of one site, reached by the worker next to it.
 
     The connection URL never holds a password: it comes from ``SOYANG_SOURCE_<KEY>_PASSWORD`` or the file
-    named by ``SOYANG_SOURCE_<KEY>_PASSWORD_FILE`` in the environment of the process that connects.
+    named by ``SOYANG_SOURCE_<KEY>_PASSWORD_FILE`` in the environment of the process that connects (for a
+    Spark site, the cluster's access token, if it needs one).
     ``fingerprint`` changes whenever the data is reloaded, by Soyang or by the site's own ETL
     (``warehouse.fingerprint``); cached results are keyed on it, and served only while ``fingerprint_checked_at``
     (the last time the site's worker read it) is recent. ``attached_at``: when an existing CDM was attached
@@ -81,6 +82,13 @@ class Source(models.Model):
             raise ValidationError({"url": "a PostgreSQL source needs a postgresql://USER@HOST/DB URL"})
         if self.engine == EngineKind.DUCKDB and not self.url.startswith("duckdb:///"):
             raise ValidationError({"url": "a DuckDB source needs a duckdb:////absolute/path.duckdb URL"})
+        if self.engine == EngineKind.SPARK:
+            from warehouse.spark_engine import spark_url_parts
+
+            try:
+                spark_url_parts(self.url)
+            except ValueError as exc:
+                raise ValidationError({"url": str(exc)}) from exc
 
     @property
     def password_env_var(self) -> str:

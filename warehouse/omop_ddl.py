@@ -811,25 +811,29 @@ def cdm_tables(cdm_version: str) -> dict[str, tuple[Column, ...]]:
 def sql_type(kind: str, type_: str) -> str:
     """The engine's SQL type for a column type token."""
     if type_.startswith("v"):
-        return f"VARCHAR({type_[1:]})" if kind == "postgresql" else "VARCHAR"
+        # Spark: STRING, not VARCHAR(n), whose length Spark would check on every write of a real ETL's text.
+        return {"postgresql": f"VARCHAR({type_[1:]})", "spark": "STRING"}.get(kind, "VARCHAR")
     mapping = {
         "int": "INTEGER",
         "bigint": "BIGINT",
         "num": "NUMERIC" if kind == "postgresql" else "DOUBLE",
         "date": "DATE",
         "ts": "TIMESTAMP",
-        "text": "TEXT" if kind == "postgresql" else "VARCHAR",
+        "text": {"postgresql": "TEXT", "spark": "STRING"}.get(kind, "VARCHAR"),
     }
     return mapping[type_]
 
 
-def create_table_sql(kind: str, schema: str, table: str, cdm_version: str) -> str:
-    """``CREATE TABLE schema.table (...)`` for one CDM table."""
+def create_table_sql(kind: str, schema: str, table: str, cdm_version: str, *, name: str | None = None) -> str:
+    """``CREATE TABLE schema.table (...)`` for one CDM table (Spark: a Parquet table of the catalog); ``name``:
+    the table's name when it is not the CDM's (a staging copy)."""
     columns = cdm_tables(cdm_version)[table]
     body = ",\n    ".join(
-        f"{quote_ident(c.name)} {sql_type(kind, c.type)}{' NOT NULL' if c.required else ''}" for c in columns
+        f"{quote_ident(c.name)} {sql_type(kind, c.type)}{' NOT NULL' if c.required and kind != 'spark' else ''}"
+        for c in columns
     )
-    return f"CREATE TABLE {quote_ident(schema)}.{quote_ident(table)} (\n    {body}\n)"
+    using = "\nUSING parquet" if kind == "spark" else ""
+    return f"CREATE TABLE {quote_ident(schema)}.{quote_ident(name or table)} (\n    {body}\n){using}"
 
 
 def create_tables_sql(kind: str, schema: str, cdm_version: str) -> list[str]:
@@ -921,6 +925,8 @@ def index_specs(kind: str, cdm_version: str) -> list[IndexSpec]:
     DuckDB gets only the vocabulary lookups: its ART indexes serve point lookups, not the scans and hash joins of
     cohort queries (zone maps do that), and on large event tables they cost memory and load time for nothing.
     """
+    if kind == "spark":
+        return []  # Spark tables have no indexes: files are pruned by their Parquet statistics
     tables = cdm_tables(cdm_version)
     # (table, name suffix, columns, included columns); names stay short and unique within the schema.
     wanted: list[tuple[str, str, tuple[str, ...], tuple[str, ...]]] = [

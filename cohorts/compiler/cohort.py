@@ -104,7 +104,7 @@ def results_setup(dialect: str, results_schema: str) -> list[Statement]:
     sql_dialect = dialect_for(dialect)
     schema = sql_dialect.quote_schema(results_schema)
     out: list[Statement] = [(sql_dialect.create_schema(schema), {})]
-    out += [(f"CREATE TABLE IF NOT EXISTS {schema}.{name} ({cols})", {}) for name, cols in RESULTS_TABLES.items()]
+    out += [(sql_dialect.results_table(schema, name, cols), {}) for name, cols in RESULTS_TABLES.items()]
     out += [(sql, {}) for sql in sql_dialect.results_indexes(schema)]
     return out
 
@@ -589,42 +589,35 @@ class _CohortCompiler:
         return start, end, where
 
     def cohort_insert(self, start: str, end: str, where: str) -> str:
-        ctx = self.ctx
-        return (
-            f"INSERT INTO {ctx.results}.cohort (cohort_definition_id, subject_id, cohort_start_date, cohort_end_date)\n"
-            f"SELECT CAST({lit(self.cohort_id)} AS BIGINT), person_id, {start}, {end} FROM {FINAL_COHORT}{where}"
-        )
+        """The SELECT of the cohort's rows for ``Dialect.replace_rows`` (cohort id first where the dialect wants it)."""
+        head = self.ctx.dialect.cohort_id_column(lit(self.cohort_id))
+        return f"SELECT {head}person_id, {start}, {end} FROM {FINAL_COHORT}{where}"
 
     def stats_insert(self) -> str:
-        cid = lit(self.cohort_id)
+        """The SELECT of the inclusion-rule masks of both modes for ``Dialect.replace_rows``."""
+        head = self.ctx.dialect.cohort_id_column(lit(self.cohort_id))
         if not self.e.inclusion_rules:
             # Every mask is 0: the events, and the persons (each one's best event), are counted without ranking.
             return (
-                f"INSERT INTO {self.ctx.results}.cohort_inclusion_result "
-                "(cohort_definition_id, inclusion_rule_mask, person_count, mode_id)\n"
-                f"SELECT CAST({cid} AS BIGINT), CAST(0 AS BIGINT), COUNT(*), 0 FROM {QUALIFIED_EVENTS} "
+                f"SELECT {head}CAST(0 AS BIGINT), COUNT(*), 0 FROM {QUALIFIED_EVENTS} "
                 "HAVING COUNT(*) > 0\nUNION ALL\n"
-                f"SELECT CAST({cid} AS BIGINT), CAST(0 AS BIGINT), COUNT(DISTINCT person_id), 1 "
+                f"SELECT {head}CAST(0 AS BIGINT), COUNT(DISTINCT person_id), 1 "
                 f"FROM {QUALIFIED_EVENTS} HAVING COUNT(*) > 0"
             )
         if self.one_event_per_person():
             # Each person's best event is their only one: the by-person masks are the by-event masks.
             return (
-                f"INSERT INTO {self.ctx.results}.cohort_inclusion_result "
-                "(cohort_definition_id, inclusion_rule_mask, person_count, mode_id)\n"
                 f"SELECT * FROM (\nWITH counted AS (SELECT mask, COUNT(*) AS n FROM {INCLUSION_EVENTS} GROUP BY mask)\n"
-                f"SELECT CAST({cid} AS BIGINT), mask, n, 0 FROM counted\nUNION ALL\n"
-                f"SELECT CAST({cid} AS BIGINT), mask, n, 1 FROM counted\n) S"
+                f"SELECT {head}mask, n, 0 FROM counted\nUNION ALL\n"
+                f"SELECT {head}mask, n, 1 FROM counted\n) S"
             )
         return (
-            f"INSERT INTO {self.ctx.results}.cohort_inclusion_result "
-            "(cohort_definition_id, inclusion_rule_mask, person_count, mode_id)\n"
             f"SELECT * FROM (\nWITH masks AS (SELECT * FROM {INCLUSION_EVENTS} M),\n"
             "best AS (\nSELECT mask FROM (SELECT mask, row_number() OVER (PARTITION BY person_id "
             "ORDER BY rule_count DESC, min_rule_id ASC, start_date ASC, event_id) AS rank_value FROM masks) R "
             "WHERE rank_value = 1\n)\n"
-            f"SELECT CAST({cid} AS BIGINT), mask, COUNT(*), 0 FROM masks GROUP BY mask\nUNION ALL\n"
-            f"SELECT CAST({cid} AS BIGINT), mask, COUNT(*), 1 FROM best GROUP BY mask\n) S"
+            f"SELECT {head}mask, COUNT(*), 0 FROM masks GROUP BY mask\nUNION ALL\n"
+            f"SELECT {head}mask, COUNT(*), 1 FROM best GROUP BY mask\n) S"
         )
 
     def best_masks(self) -> str:
@@ -698,7 +691,7 @@ class _CohortCompiler:
             return codesets_statement(self.ctx, self.e)
         parts = [
             f"SELECT CAST({lit(cs.id)} AS INTEGER) AS codeset_id, "
-            f"unnest(CAST({self.ctx.codeset_array(cs.id)} AS BIGINT[])) AS concept_id"
+            f"{self.ctx.dialect.unnest_ids(self.ctx.codeset_array(cs.id))} AS concept_id"
             for cs in self.e.concept_sets
         ]
         if not parts:
@@ -736,10 +729,11 @@ class _CohortCompiler:
             return self.counted(statements, codesets_at, start, end, where)
         cid = lit(self.cohort_id)
         statements += [(sql, {}) for sql in d.lock_cohort(self.cohort_id)]
-        statements.append((f"DELETE FROM {ctx.results}.cohort WHERE cohort_definition_id = {cid}", {}))
-        statements.append(ctx.statement(self.cohort_insert(start, end, where)))
-        statements.append((f"DELETE FROM {ctx.results}.cohort_inclusion_result WHERE cohort_definition_id = {cid}", {}))
-        statements.append(ctx.statement(self.stats_insert()))
+        for table, columns, select in (
+            ("cohort", "subject_id, cohort_start_date, cohort_end_date", self.cohort_insert(start, end, where)),
+            ("cohort_inclusion_result", "inclusion_rule_mask, person_count, mode_id", self.stats_insert()),
+        ):
+            statements += [ctx.statement(sql) for sql in d.replace_rows(f"{ctx.results}.{table}", cid, columns, select)]
         self.drop_unread_codesets(statements, codesets_at)
         cleanup: list[Statement] = [(sql, {}) for sql in d.cleanup_temp_tables(TEMP_TABLES)]
         # The counts come from the final cohort temp table (same rows as the insert), the by-person (mode 1) and

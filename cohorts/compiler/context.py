@@ -60,7 +60,7 @@ class Context:
         else through the codesets temp table as the dialect reads it."""
         if self.codeset_values is None:
             return self.dialect.in_codeset(column, lit(codeset_id), CODESETS)
-        return f"{column} = ANY({self.codeset_array(codeset_id)})"
+        return self.dialect.in_array(column, self.codeset_array(codeset_id))
 
     def codeset_array(self, codeset_id: int) -> str:
         """The placeholder of concept set ``codeset_id``'s resolved ids (one per concept set, however often used)."""

@@ -1,4 +1,4 @@
-"""The SQL that differs between PostgreSQL and DuckDB, in one small class per engine.
+"""The SQL that differs between PostgreSQL, DuckDB and Spark, in one small class per engine.
 
 Everything else the compiler writes is the common subset of the two (CTEs, window functions, CREATE TEMP TABLE AS,
 ``date + integer``). Dates are DATE columns in both CDMs, so day arithmetic stays in whole days.
@@ -67,6 +67,34 @@ class Dialect:
     def in_select(self, column: str, select: str) -> str:
         """``column`` is one of the values of the one-column query ``select`` (a semi-join)."""
         return f"{column} IN ({select})"
+
+    def in_array(self, column: str, array: str) -> str:
+        """``column`` is one of the ids of ``array``, a placeholder bound to a list of integers."""
+        return f"{column} = ANY({array})"
+
+    def unnest_ids(self, array: str) -> str:
+        """One row per id of ``array`` (a placeholder bound to a list of integers), as BIGINT."""
+        return f"unnest(CAST({array} AS BIGINT[]))"
+
+    #: Whether the rows of one cohort id in a results table are replaced by overwriting its partition (Spark,
+    #: which cannot DELETE from Parquet tables) rather than by DELETE then INSERT.
+    writes_by_partition = False
+
+    def results_table(self, schema: str, name: str, columns: str) -> str:
+        """``CREATE TABLE IF NOT EXISTS`` of results table ``name`` of quoted ``schema``."""
+        return f"CREATE TABLE IF NOT EXISTS {schema}.{name} ({columns})"
+
+    def replace_rows(self, table: str, cohort_id: str, columns: str, select: str) -> list[str]:
+        """Statements replacing the rows of ``cohort_id`` (a validated literal) in results ``table`` by the rows of
+        ``select``, whose columns are ``cohort_definition_id`` then ``columns``."""
+        return [
+            f"DELETE FROM {table} WHERE cohort_definition_id = {cohort_id}",
+            f"INSERT INTO {table} (cohort_definition_id, {columns})\n{select}",
+        ]
+
+    def cohort_id_column(self, cohort_id: str) -> str:
+        """The leading ``cohort_definition_id`` column of a ``replace_rows`` select ('' where the partition says it)."""
+        return f"CAST({cohort_id} AS BIGINT), "
 
     def transaction_settings(self) -> list[str]:
         """Statements run first in the generation's transaction (planner settings local to it)."""
@@ -265,11 +293,65 @@ class DuckDBDialect(Dialect):
         )
 
 
-DIALECTS: dict[str, Dialect] = {"postgresql": PostgresDialect(), "duckdb": DuckDBDialect()}
+class SparkDialect(Dialect):
+    """Spark SQL (Spark Connect), with double-quoted identifiers and ANSI mode on (``warehouse.spark_engine``).
+
+    Temp tables are cached temporary views: ``CACHE TABLE name AS select`` computes the rows once, eagerly, and keeps
+    them in the executors' memory (spilling to disk) for the statements that follow; the view belongs to the
+    engine's Spark session only. Spark cannot DELETE from Parquet tables, so the results tables are partitioned by
+    cohort id and a generation overwrites its id's partition: one write that replaces that cohort's rows and no
+    other's (also when the cohort is empty), on Parquet and on Delta tables alike.
+    """
+
+    name = "spark"
+    # Spark plans EXISTS with a non-equality correlation as a join on the person with the window as a join
+    # condition, as the plain join is written; the join then DISTINCT is the form every engine runs the same way.
+    correlated_exists = False
+    writes_by_partition = True
+
+    def days_between(self, start: str, end: str) -> str:
+        return f"datediff({end}, {start})"
+
+    def year(self, expr: str) -> str:
+        return f"year({expr})"
+
+    def ratio(self, numerator: str, denominator: str) -> str:
+        # NUMERIC is DECIMAL(10,0) in Spark: a fraction would be rounded to a whole number.
+        return f"(CAST({numerator} AS DOUBLE) / NULLIF(CAST({denominator} AS DOUBLE), 0))"
+
+    def in_array(self, column: str, array: str) -> str:
+        return f"array_contains(CAST({array} AS ARRAY<BIGINT>), {column})"
+
+    def unnest_ids(self, array: str) -> str:
+        return f"explode(CAST({array} AS ARRAY<BIGINT>))"
+
+    def create_temp_table_as(self, name: str, select: str) -> str:
+        return f"CACHE TABLE {name} AS\n{select}"
+
+    def drop_temp_table(self, name: str) -> str:
+        # Dropping a cached temporary view also drops its cached rows.
+        return f"DROP VIEW IF EXISTS {name}"
+
+    def results_table(self, schema: str, name: str, columns: str) -> str:
+        # Partitioned by cohort id (last column of the table, as Spark orders partition columns) for replace_rows.
+        # No NOT NULL: Spark checks it on every write, and every column is written from non-null expressions.
+        plain = columns.replace(" NOT NULL", "")
+        return (
+            f"CREATE TABLE IF NOT EXISTS {schema}.{name} ({plain}) USING parquet PARTITIONED BY (cohort_definition_id)"
+        )
+
+    def replace_rows(self, table: str, cohort_id: str, columns: str, select: str) -> list[str]:
+        return [f"INSERT OVERWRITE TABLE {table} PARTITION (cohort_definition_id = {cohort_id}) ({columns})\n{select}"]
+
+    def cohort_id_column(self, cohort_id: str) -> str:
+        return ""
+
+
+DIALECTS: dict[str, Dialect] = {"postgresql": PostgresDialect(), "duckdb": DuckDBDialect(), "spark": SparkDialect()}
 
 
 def dialect_for(name: str) -> Dialect:
-    """The dialect of engine kind ``name`` ("postgresql" or "duckdb")."""
+    """The dialect of engine kind ``name`` ("postgresql", "duckdb" or "spark")."""
     try:
         return DIALECTS[name]
     except KeyError:

@@ -454,8 +454,12 @@ def statement_label(sql: str) -> str:
         words = ["CREATE", *words[3:]]
     if words[:3] == ["CREATE", "TEMPORARY", "TABLE"] and len(words) > 3:
         return "build " + words[3].removeprefix("soyang_").replace("_", " ")
+    if words[:2] == ["CACHE", "TABLE"] and len(words) > 2:
+        return "build " + words[2].removeprefix("soyang_").replace("_", " ")
     if words[:2] == ["INSERT", "INTO"] and len(words) > 2:
         return "write " + words[2].rsplit(".", 1)[-1]
+    if words[:3] == ["INSERT", "OVERWRITE", "TABLE"] and len(words) > 3:
+        return "write " + words[3].rsplit(".", 1)[-1]
     if words[:2] == ["DELETE", "FROM"] and len(words) > 2:
         return "clear " + words[2].rsplit(".", 1)[-1]
     if words[:1] == ["DROP"]:

@@ -23,6 +23,9 @@ CDM_FIXTURES = {
     ("synthea27nj", "duckdb"): "cdm_synthea_duckdb",
     ("synthetic", "postgresql"): "cdm_synthetic_pg",
     ("synthetic", "duckdb"): "cdm_synthetic_duckdb",
+    ("gibleed", "spark"): "cdm_gibleed_spark",
+    ("synthea27nj", "spark"): "cdm_synthea_spark",
+    ("synthetic", "spark"): "cdm_synthetic_spark",
 }
 
 

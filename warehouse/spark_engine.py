@@ -1,0 +1,424 @@
+"""The third warehouse engine: Apache Spark SQL, reached over Spark Connect (``sc://host:port``).
+
+A Soyang worker talks to a Spark cluster the way any Python client does today: through Spark Connect, which
+open-source Spark (3.4 and later) and Databricks both serve. The worker needs no JVM; the cluster holds the CDM
+in a catalog/schema (``cdm_schema``, ``results_schema``), as Parquet or Delta tables.
+
+The engine keeps the contract of ``warehouse.engines`` with these differences, which callers are written for:
+
+- SQL text is the same: ``%(name)s`` placeholders become Spark's named parameters ``:name`` (values travel
+  beside the SQL, never inside it) and ``%%`` a percent sign. Double quotes are identifiers, as on the other
+  engines (``spark.sql.ansi.doubleQuotedIdentifiers``, set on every session), so quoted schema and table names
+  mean the same thing everywhere.
+- Spark has no transactions. ``transaction()`` groups statements without making them atomic; each statement is
+  atomic on its own (a partition overwrite replaces one cohort's rows in one write), which is what the
+  generation relies on (``cohorts.compiler.dialects.SparkDialect``).
+- Each engine is a Spark Connect session of its own: temporary views (the compiler's temp tables) are private to
+  it, like temp tables to a PostgreSQL connection. ``close`` releases the session on the server.
+- ``cancel`` and the statement timeout interrupt every operation of the session on the server.
+- The token of a cluster that requires one (Databricks: a personal access token) comes from the environment
+  (``SOYANG_SPARK_TOKEN``, or the password a Source names), never from the URL stored in the portal.
+
+pyspark is imported only when a Spark engine is opened: the portal and the other engines never load it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from warehouse.engines import (
+    Engine,
+    EngineError,
+    QueryCancelled,
+    QueryTimeout,
+    TransientEngineError,
+    WarehouseError,
+    _sniff_delimiter,
+    quote_ident,
+)
+
+_PLACEHOLDER_RE = re.compile(r"%\((?P<name>[A-Za-z_][A-Za-z0-9_]*)\)s|%%")
+_URL_RE = re.compile(r"^sc://(?P<host>[A-Za-z0-9.\-]+|\[[0-9A-Fa-f:]+\])(:(?P<port>\d{1,5}))?/?$")
+
+#: Session settings of every Spark engine: double-quoted names are identifiers (as in PostgreSQL and DuckDB) and
+#: arithmetic follows the SQL standard (an overflow is an error, never a wrapped number).
+SESSION_SETTINGS = {
+    "spark.sql.ansi.enabled": "true",
+    "spark.sql.ansi.doubleQuotedIdentifiers": "true",
+    "spark.sql.session.timeZone": "UTC",
+}
+
+#: Rows per batch when a CSV file is sent from this machine to a remote cluster (Arrow over gRPC).
+UPLOAD_BATCH_ROWS = 200_000
+
+#: The name of the temporary view a CSV file is read through before its rows are cast into the table.
+_CSV_VIEW = "soyang_csv_upload"
+
+#: Hosts whose Spark Connect server shares this machine's file system (a server started next to the worker): it
+#: reads CSV files itself, in parallel, instead of receiving them over the connection.
+_LOCAL_HOSTS = {"localhost", "127.0.0.1", "[::1]"}
+
+# The client logs every failed statement, with the JVM stack, on top of raising it: the error raised is enough.
+logging.getLogger("SQLQueryContextLogger").setLevel(logging.CRITICAL)
+
+
+def spark_url_parts(url: str) -> tuple[str, int]:
+    """``(host, port)`` of a Spark Connect URL ``sc://host[:port]`` (port 15002 by default).
+
+    Options after the address (``sc://host:port/;token=...``) are refused: a token is a secret and comes from
+    the environment; the other options are set by Soyang itself.
+    """
+    match = _URL_RE.match(url or "")
+    if match is None:
+        raise ValueError(
+            f"a Spark Connect URL is sc://HOST:PORT (no token or options in it; the token comes from the "
+            f"environment): {url!r}"
+        )
+    port = int(match.group("port") or 15002)
+    if not 0 < port < 65536:
+        raise ValueError(f"invalid port in Spark Connect URL {url!r}")
+    return match.group("host"), port
+
+
+def translate_placeholders(sql: str, params: Mapping[str, Any] | None) -> tuple[str, dict[str, Any]]:
+    """``%(name)s`` → ``:name`` and ``%%`` → ``%``; returns the SQL and only the parameters it uses."""
+    used: dict[str, Any] = {}
+    given = params or {}
+
+    def replace(match: re.Match[str]) -> str:
+        name = match.group("name")
+        if name is None:
+            return "%"
+        if name not in given:
+            raise EngineError(f"no value for the SQL parameter %({name})s")
+        value = given[name]
+        used[name] = list(value) if isinstance(value, tuple) else value
+        return f":{name}"
+
+    return _PLACEHOLDER_RE.sub(replace, sql), used
+
+
+def split_statements(script: str) -> list[str]:
+    """The ``;``-separated statements of ``script``, ignoring semicolons inside quotes and ``--`` comments."""
+    statements: list[str] = []
+    current: list[str] = []
+    quote: str | None = None
+    i = 0
+    while i < len(script):
+        char = script[i]
+        if quote is not None:
+            current.append(char)
+            if char == quote:
+                quote = None
+        elif char in ("'", '"', "`"):
+            quote = char
+            current.append(char)
+        elif char == "-" and script.startswith("--", i):
+            end = script.find("\n", i)
+            i = len(script) if end < 0 else end
+            continue
+        elif char == ";":
+            statements.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+        i += 1
+    statements.append("".join(current))
+    return [s.strip() for s in statements if s.strip()]
+
+
+class SparkEngine(Engine):
+    """One Spark Connect session on a cluster (or a local Spark Connect server)."""
+
+    kind = "spark"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        token: str | None,
+        statement_timeout_seconds: int,
+        read_only: bool,
+        server_reads_files: bool | None = None,
+    ) -> None:
+        """``server_reads_files``: whether the server can read this machine's files (CSV loads then run on the
+        server); None decides by the host (a server on this machine can)."""
+        super().__init__(statement_timeout_seconds=statement_timeout_seconds, read_only=read_only)
+        host, port = spark_url_parts(url)
+        self.url = url
+        self.server_reads_files = host in _LOCAL_HOSTS if server_reads_files is None else server_reads_files
+        self._lock = threading.Lock()
+        self._cancelled = False
+        self._timed_out = False
+        try:
+            from pyspark.sql import SparkSession
+        except ImportError as exc:  # pragma: no cover - pyspark is in requirements.txt
+            raise EngineError("the Spark engine needs pyspark (requirements.txt)") from exc
+        address = f"sc://{host}:{port}/;user_id=soyang"
+        if token:
+            address += f";token={token};use_ssl=true"
+        try:
+            self._spark = SparkSession.builder.remote(address).create()
+            for key, value in SESSION_SETTINGS.items():
+                self._spark.conf.set(key, value)
+        except Exception as exc:
+            raise TransientEngineError(f"cannot connect to Spark at {host}:{port}: {_message(exc)}") from exc
+
+    @property
+    def session(self) -> Any:
+        """The ``pyspark.sql.SparkSession`` (Spark Connect) of this engine, for DataFrame work (bulk writes)."""
+        return self._spark
+
+    # -- statements -------------------------------------------------------------------------------------------
+    @contextmanager
+    def _guard(self) -> Iterator[None]:
+        """Run one statement under the timeout timer and map Spark's exceptions."""
+        if self._closed:
+            raise EngineError("the Spark engine is closed")
+        with self._lock:
+            self._cancelled = False
+            self._timed_out = False
+        timer = None
+        if self.statement_timeout_seconds > 0:
+            timer = threading.Timer(self.statement_timeout_seconds, self._on_timeout)
+            timer.daemon = True
+            timer.start()
+        try:
+            yield
+        except WarehouseError:
+            raise
+        except Exception as exc:
+            raise self._translate(exc) from exc
+        finally:
+            if timer is not None:
+                timer.cancel()
+
+    def _on_timeout(self) -> None:
+        with self._lock:
+            self._timed_out = True
+        self._interrupt()
+
+    def _interrupt(self) -> None:
+        try:
+            self._spark.interruptAll()
+        except Exception:  # noqa: BLE001, S110 - nothing running, or the session is gone
+            pass
+
+    def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
+        translated, bound = translate_placeholders(sql, params)
+        with self._guard():
+            frame = self._spark.sql(translated, args=bound or None)
+            # Commands (DDL, INSERT, CACHE TABLE) run when sql() returns; a query runs only when read.
+            if _is_query(translated):
+                frame.collect()
+
+    def fetchall(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple]:
+        translated, bound = translate_placeholders(sql, params)
+        with self._guard():
+            return [tuple(row) for row in self._spark.sql(translated, args=bound or None).collect()]
+
+    def execute_script(self, sql: str) -> None:
+        for statement in split_statements(sql):
+            self.execute(statement.replace("%", "%%"))
+
+    def copy_from_csv(
+        self,
+        table: str,
+        path: Path,
+        columns: Sequence[str],
+        *,
+        header: bool = True,
+        delimiter: str | None = None,
+        empty_as_text: Sequence[str] = (),
+    ) -> int:
+        """Bulk-load a CSV file into ``table``: read as text, then cast into the table's types by Spark (an
+        invalid value is an error naming the column, never a silent NULL: ANSI casts).
+
+        A server on this machine reads the file itself; a remote cluster receives its rows in Arrow batches."""
+        path = Path(path)
+        delimiter = delimiter or _sniff_delimiter(path)
+        types = {name: type_ for name, type_ in self._column_types(table)}
+        missing = [c for c in columns if c not in types]
+        if missing:
+            raise EngineError(f"{table} has no column(s) {', '.join(missing)}")
+        compact_dates = delimiter == "\t" and _first_date_is_compact(path, columns, types)
+        text_columns = set(empty_as_text)
+
+        def cast(column: str) -> str:
+            source = quote_ident(column)
+            if column in text_columns:
+                return f"COALESCE({source}, '')"
+            if types[column] == "date" and compact_dates:
+                return f"to_date({source}, 'yyyyMMdd')"
+            if types[column] in ("string",) or types[column].startswith(("varchar", "char")):
+                return source
+            return f"CAST({source} AS {types[column].upper()})"
+
+        select = ", ".join(f"{cast(c)} AS {quote_ident(c)}" for c in columns)
+        insert = f"INSERT INTO {table} ({', '.join(quote_ident(c) for c in columns)}) SELECT {select} FROM {_CSV_VIEW}"
+        if self.server_reads_files:
+            return self._copy_on_server(path, columns, header, delimiter, insert)
+        return self._copy_from_client(path, columns, header, delimiter, insert)
+
+    def _copy_on_server(self, path: Path, columns: Sequence[str], header: bool, delimiter: str, insert: str) -> int:
+        reader = (
+            self._spark.read.format("csv")
+            .option("header", "true" if header else "false")
+            .option("sep", delimiter)
+            .option("mode", "FAILFAST")
+            .option("enforceSchema", "true")
+            .schema(", ".join(f"`{c}` STRING" for c in columns))
+        )
+        if delimiter == "\t":
+            reader = reader.option("quote", "\u0000")  # Athena TAB files are not quoted and may hold stray '"'
+        else:
+            reader = reader.option("quote", '"').option("escape", '"')
+        with self._guard():
+            frame = reader.load(str(path.resolve()))
+            frame.createOrReplaceTempView(_CSV_VIEW)
+            try:
+                self._spark.sql(insert)
+                return int(self._spark.sql(f"SELECT COUNT(*) FROM {_CSV_VIEW}").collect()[0][0])
+            finally:
+                self._spark.sql(f"DROP VIEW IF EXISTS {_CSV_VIEW}")
+
+    def _copy_from_client(self, path: Path, columns: Sequence[str], header: bool, delimiter: str, insert: str) -> int:
+        import pyarrow as pa
+        import pyarrow.csv as pacsv
+
+        parse = pacsv.ParseOptions(delimiter=delimiter, quote_char=False if delimiter == "\t" else '"')
+        read = pacsv.ReadOptions(
+            column_names=list(columns), skip_rows=1 if header else 0, block_size=8 << 20, use_threads=True
+        )
+        convert = pacsv.ConvertOptions(
+            column_types={c: pa.string() for c in columns},
+            null_values=[""],
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=True,
+        )
+        total = 0
+        with self._guard():
+            try:
+                stream = pacsv.open_csv(str(path), read_options=read, parse_options=parse, convert_options=convert)
+            except pa.ArrowInvalid as exc:
+                raise EngineError(f"{path.name}: {exc}") from exc
+            pending: list[Any] = []
+            pending_rows = 0
+
+            def flush() -> None:
+                nonlocal pending, pending_rows, total
+                if not pending:
+                    return
+                batch = pa.Table.from_batches(pending)
+                self._spark.createDataFrame(batch).createOrReplaceTempView(_CSV_VIEW)
+                try:
+                    self._spark.sql(insert)
+                finally:
+                    self._spark.sql(f"DROP VIEW IF EXISTS {_CSV_VIEW}")
+                total += batch.num_rows
+                pending, pending_rows = [], 0
+
+            try:
+                for batch in stream:
+                    pending.append(batch)
+                    pending_rows += batch.num_rows
+                    if pending_rows >= UPLOAD_BATCH_ROWS:
+                        flush()
+            except pa.ArrowInvalid as exc:
+                raise EngineError(f"{path.name}: {exc}") from exc
+            flush()
+        return total
+
+    def _column_types(self, table: str) -> list[tuple[str, str]]:
+        """``(column, spark type)`` of ``table`` in order, types lower-case (``bigint``, ``date``…)."""
+        with self._guard():
+            fields = self._spark.table(_unquoted(table)).schema.fields
+        return [(field.name, field.dataType.simpleString().lower()) for field in fields]
+
+    # -- transactions -----------------------------------------------------------------------------------------
+    def _begin(self) -> None:
+        """Spark has no transactions: statements of a ``transaction()`` block run one by one."""
+
+    def _commit(self) -> None:
+        """See ``_begin``."""
+
+    def _rollback(self) -> None:
+        """See ``_begin``."""
+
+    # -- control ----------------------------------------------------------------------------------------------
+    def cancel(self) -> None:
+        with self._lock:
+            self._cancelled = True
+        self._interrupt()
+
+    def set_statement_timeout(self, seconds: int) -> None:
+        self.statement_timeout_seconds = int(seconds)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            try:
+                self._spark.stop()
+            except Exception:  # noqa: BLE001, S110 - the server may already be gone; the session dies with it
+                pass
+
+    def _translate(self, exc: Exception) -> WarehouseError:
+        message = _message(exc)
+        text = message.upper()
+        if "OPERATION_CANCELED" in text or "CANCELLED" in text or "CANCELED" in text or "INTERRUPT" in text:
+            with self._lock:
+                timed_out, cancelled = self._timed_out, self._cancelled
+            if timed_out and not cancelled:
+                return QueryTimeout(f"the statement ran longer than {self.statement_timeout_seconds} s")
+            return QueryCancelled("the statement was cancelled")
+        if "UNAVAILABLE" in text or "FAILED TO CONNECT" in text or "CONNECTION REFUSED" in text:
+            return TransientEngineError(f"Spark connection problem: {message}")
+        if "DEADLINE_EXCEEDED" in text or "SESSION_CLOSED" in text or "INVALID_HANDLE.SESSION" in text:
+            return TransientEngineError(f"Spark connection problem: {message}")
+        return EngineError(message)
+
+
+def _message(exc: BaseException) -> str:
+    """The first paragraph of a Spark error: its class and reason, without the JVM stack."""
+    text = str(exc).strip() or type(exc).__name__
+    text = text.split("\n\nJVM stacktrace:")[0]
+    return " ".join(text.split("\n")[:3]).strip()
+
+
+def _is_query(sql: str) -> bool:
+    head = sql.lstrip().lstrip("(").lstrip()[:6].upper()
+    return head in ("SELECT", "WITH  ", "VALUES") or head.startswith("WITH")
+
+
+def _unquoted(table: str) -> str:
+    """``"schema"."table"`` as Spark's DataFrame API takes it (backquotes)."""
+    return ".".join(f"`{part.strip(chr(34))}`" for part in table.split("."))
+
+
+def _first_date_is_compact(path: Path, columns: Sequence[str], types: Mapping[str, str]) -> bool:
+    """Athena writes dates as YYYYMMDD: look at the first data row's first DATE column."""
+    from warehouse.engines import _open_text
+
+    date_positions = [i for i, c in enumerate(columns) if types[c] == "date"]
+    if not date_positions:
+        return False
+    with _open_text(path) as handle:
+        handle.readline()
+        fields = handle.readline().rstrip("\r\n").split("\t")
+    value = fields[date_positions[0]] if len(fields) > date_positions[0] else ""
+    return bool(re.fullmatch(r"\d{8}", value))
+
+
+def spark_token(password_env: str | None = None) -> str | None:
+    """The cluster's token: from the variable a Source names, else ``SOYANG_SPARK_TOKEN``; None without one."""
+    for name in (password_env, "SOYANG_SPARK_TOKEN"):
+        if name and os.environ.get(name):
+            return os.environ[name]
+    return None
