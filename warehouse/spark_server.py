@@ -214,12 +214,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--memory", default="2g", help="JVM heap of the server (e.g. 2g, 8g)")
+    parser.add_argument("--in-memory", action="store_true", help="keep the catalog in memory (lost at stop)")
+    parser.add_argument("--small-data", action="store_true", help="tune for test data (never for benchmarks)")
     args = parser.parse_args(argv)
     if args.action == "stop":
         print("stopped" if stop_server(args.directory) else "no server was running")
         return 0
     try:
-        server = start_server(args.directory, port=args.port, cores=args.cores, memory=args.memory)
+        server = start_server(
+            args.directory,
+            port=args.port,
+            cores=args.cores,
+            memory=args.memory,
+            persistent=not args.in_memory,
+            small_data=args.small_data,
+        )
     except RuntimeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
