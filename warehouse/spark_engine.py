@@ -45,6 +45,7 @@ from warehouse.engines import (
 )
 
 _PLACEHOLDER_RE = re.compile(r"%\((?P<name>[A-Za-z_][A-Za-z0-9_]*)\)s|%%")
+_CACHE_AS_RE = re.compile(r"^\s*CACHE TABLE (?P<name>[A-Za-z_][A-Za-z0-9_]*) AS\s+(?P<query>.*)$", re.DOTALL)
 _URL_RE = re.compile(r"^sc://(?P<host>[A-Za-z0-9.\-]+|\[[0-9A-Fa-f:]+\])(:(?P<port>\d{1,5}))?/?$")
 
 #: Session settings of every Spark engine: double-quoted names are identifiers (as in PostgreSQL and DuckDB) and
@@ -54,6 +55,9 @@ SESSION_SETTINGS = {
     "spark.sql.ansi.doubleQuotedIdentifiers": "true",
     "spark.sql.session.timeZone": "UTC",
 }
+
+#: Retries of a call that found the server unreachable (200 ms, then 4x longer each: about 4 s in all).
+CONNECT_RETRIES = 3
 
 #: Rows per batch when a CSV file is sent from this machine to a remote cluster (Arrow over gRPC).
 UPLOAD_BATCH_ROWS = 200_000
@@ -166,10 +170,18 @@ class SparkEngine(Engine):
             address += f";token={token};use_ssl=true"
         try:
             self._spark = SparkSession.builder.remote(address).create()
+            # The client's default retries a lost connection for ten minutes: a worker would hang on a cluster that
+            # is down. A few seconds here; the worker's own retry of a TransientEngineError does the rest.
+            from pyspark.sql.connect.client.retries import DefaultPolicy
+
+            self._spark.client.set_retry_policies(
+                [DefaultPolicy(max_retries=CONNECT_RETRIES, initial_backoff=200, max_backoff=5000)]
+            )
             for key, value in SESSION_SETTINGS.items():
                 self._spark.conf.set(key, value)
         except Exception as exc:
-            raise TransientEngineError(f"cannot connect to Spark at {host}:{port}: {_message(exc)}") from exc
+            reason = "no answer" if "RETRIES_EXCEEDED" in str(exc) else _message(exc)
+            raise TransientEngineError(f"cannot connect to Spark at {host}:{port}: {reason}") from exc
 
     @property
     def session(self) -> Any:
@@ -213,6 +225,14 @@ class SparkEngine(Engine):
 
     def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
         translated, bound = translate_placeholders(sql, params)
+        cached = _CACHE_AS_RE.match(translated)
+        if cached is not None and bound:
+            # Spark refuses parameter markers inside CACHE TABLE … AS: the query (values still bound) becomes a
+            # temporary view of this session, which CACHE TABLE then computes and keeps, the same as the one form.
+            with self._guard():
+                self._spark.sql(cached.group("query"), args=bound).createOrReplaceTempView(cached.group("name"))
+                self._spark.sql(f"CACHE TABLE {cached.group('name')}")
+            return
         with self._guard():
             frame = self._spark.sql(translated, args=bound or None)
             # Commands (DDL, INSERT, CACHE TABLE) run when sql() returns; a query runs only when read.
