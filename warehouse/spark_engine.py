@@ -226,11 +226,12 @@ class SparkEngine(Engine):
     def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
         translated, bound = translate_placeholders(sql, params)
         cached = _CACHE_AS_RE.match(translated)
-        if cached is not None and bound:
+        if cached is not None:
             # Spark refuses parameter markers inside CACHE TABLE … AS: the query (values still bound) becomes a
             # temporary view of this session, which CACHE TABLE then computes and keeps, the same as the one form.
+            # A view of that name left by an earlier run on this session is replaced (and its cache dropped).
             with self._guard():
-                self._spark.sql(cached.group("query"), args=bound).createOrReplaceTempView(cached.group("name"))
+                self._spark.sql(cached.group("query"), args=bound or None).createOrReplaceTempView(cached.group("name"))
                 self._spark.sql(f"CACHE TABLE {cached.group('name')}")
             return
         with self._guard():

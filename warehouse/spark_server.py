@@ -142,6 +142,12 @@ def start_server(
         f"spark.driver.extraJavaOptions=-Dderby.system.home={directory} -Dlog4j.configurationFile={log_config}",
         "--conf",
         "spark.ui.enabled=false",
+        # One process plays driver and executor: a machine stalled for minutes (a loaded test host) must not make
+        # it declare its own executor lost.
+        "--conf",
+        "spark.network.timeout=3600s",
+        "--conf",
+        "spark.executor.heartbeatInterval=60s",
         "--conf",
         f"spark.local.dir={directory / 'tmp'}",
     ]
@@ -150,6 +156,10 @@ def start_server(
         command += ["--conf", f"{key}={value}"]
     env = dict(os.environ, SPARK_HOME=str(home), SPARK_LOG_DIR=str(directory / "log"))
     env.pop("PYSPARK_SUBMIT_ARGS", None)
+    if not persistent:
+        # The catalog of an in-memory server dies with it, its tables' files would not: a table of the same name
+        # could not be created again over them.
+        shutil.rmtree(directory / "warehouse", ignore_errors=True)
     log = (directory / "server.log").open("ab")
     process = subprocess.Popen(  # noqa: S603 - a fixed command of this package's own files
         command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=directory, start_new_session=True

@@ -29,6 +29,7 @@ from cohorts.compiler.context import (
     QUALIFIED_EVENTS,
     TEMP_TABLES,
     Context,
+    WithCtes,
     lit,
     with_ctes,
 )
@@ -196,6 +197,8 @@ class _CohortCompiler:
         self.count_only = count_only
         # (name, select) of each temp table, in the order of the statements.
         self.temps: list[tuple[str, str]] = []
+        # CTEs made temp tables of their own (``Dialect.stage_ctes``), dropped with the temp tables.
+        self.staged_ctes: list[str] = []
         # Event relations with one row per (person_id, event_id): an EXISTS semi-join may replace GROUP BY there.
         self.unique_events: set[str] = {QUALIFIED_EVENTS}
         # The entry events' statement where the dialect stages them (set by ``qualified_events``).
@@ -706,7 +709,7 @@ class _CohortCompiler:
         statements += [(sql, {}) for sql in d.transaction_settings()]
         statements += [(sql, {}) for sql in d.drop_temp_tables(TEMP_TABLES)]
         codesets_at = len(statements)
-        statements.append(self.temp(CODESETS, self.codesets()))
+        statements += self.temp(CODESETS, self.codesets())
         # No statistics for the codesets: every statement reads them through an array or IN list computed once.
         qualified = self.qualified_events()
         # Nested loops stay forbidden wherever a row estimate comes after a ranking or HAVING filter; the join of
@@ -715,15 +718,15 @@ class _CohortCompiler:
         loops = self.entry_events is not None and (additional is None or additional.is_empty())
         if self.entry_events is not None:
             # Not analyzed: the planner sizes a never-analyzed table by its pages, which is the row count it needs.
-            statements.append(self.temp(ENTRY_EVENTS, self.entry_events))
+            statements += self.temp(ENTRY_EVENTS, self.entry_events)
         statements += [(sql, {}) for sql in d.nested_loops(True)] if loops else []
-        statements.append(self.temp(QUALIFIED_EVENTS, qualified))
+        statements += self.temp(QUALIFIED_EVENTS, qualified)
         statements += [(sql, {}) for sql in d.nested_loops(False)] if loops else []
         statements += [(sql, {}) for sql in d.analyze(QUALIFIED_EVENTS, ("person_id", "event_id"))]
         if self.e.inclusion_rules:
             # Read by scans and a window only (never joined), so it needs no statistics either.
-            statements.append(self.temp(INCLUSION_EVENTS, self.inclusion_events()))
-        statements.append(self.temp(FINAL_COHORT, self.final_cohort()))
+            statements += self.temp(INCLUSION_EVENTS, self.inclusion_events())
+        statements += self.temp(FINAL_COHORT, self.final_cohort())
         start, end, where = self.cohort_rows()
         if self.count_only:
             return self.counted(statements, codesets_at, start, end, where)
@@ -735,7 +738,7 @@ class _CohortCompiler:
         ):
             statements += [ctx.statement(sql) for sql in d.replace_rows(f"{ctx.results}.{table}", cid, columns, select)]
         self.drop_unread_codesets(statements, codesets_at)
-        cleanup: list[Statement] = [(sql, {}) for sql in d.cleanup_temp_tables(TEMP_TABLES)]
+        cleanup: list[Statement] = [(sql, {}) for sql in d.cleanup_temp_tables(self.temp_table_names())]
         # The counts come from the final cohort temp table (same rows as the insert), the by-person (mode 1) and
         # by-event (mode 0) masks from the few rows just written: one round trip, and no scan of the results cohort
         # table.
@@ -756,11 +759,23 @@ class _CohortCompiler:
             key_readback=key_readback,
         )
 
-    def temp(self, name: str, select: str) -> Statement:
-        """The statement creating temp table ``name`` from ``select``; the pair is kept for the one-statement
-        count (``counted``)."""
+    def temp(self, name: str, select: str) -> list[Statement]:
+        """The statements creating temp table ``name`` from ``select``; the pair is kept for the one-statement
+        count (``counted``). Where the dialect stages CTEs (Spark), each CTE of ``select`` is a temp table of its
+        own first, under its compile-unique name, and dropped with the others at the end."""
+        d = self.ctx.dialect
+        staged: list[Statement] = []
+        if d.stage_ctes and isinstance(select, WithCtes):
+            for cte, query in select.ctes:
+                self.staged_ctes.append(cte)
+                staged.append(self.ctx.statement(d.create_temp_table_as(cte, query)))
+            select = select.select
         self.temps.append((name, select))
-        return self.ctx.statement(self.ctx.dialect.create_temp_table_as(name, select))
+        return [*staged, self.ctx.statement(d.create_temp_table_as(name, select))]
+
+    def temp_table_names(self) -> tuple[str, ...]:
+        """Every temp table the statements create (the fixed ones and any staged CTEs)."""
+        return (*TEMP_TABLES, *self.staged_ctes)
 
     def drop_unread_codesets(self, statements: list[Statement], codesets_at: int) -> None:
         """With the ids resolved before and bound as arrays, only type and source-concept selections still read
@@ -789,7 +804,7 @@ class _CohortCompiler:
             raise AssertionError("CTEs left over")
         return CompiledCohort(
             statements,
-            [(sql, {}) for sql in ctx.dialect.cleanup_temp_tables(TEMP_TABLES)],
+            [(sql, {}) for sql in ctx.dialect.cleanup_temp_tables(self.temp_table_names())],
             [],
             [rule.name for rule in self.e.inclusion_rules],
             count_only=True,

@@ -96,6 +96,20 @@ class Context:
         return f"{self.vocabulary}.{name}"
 
 
+class WithCtes(str):
+    """The text of ``WITH … select`` that also keeps its parts: ``ctes`` (name, query) in order and the final
+    ``select``, so that a dialect that stages CTEs as temp tables of their own (Spark) can take them apart."""
+
+    ctes: tuple[tuple[str, str], ...]
+    select: str
+
+    def __new__(cls, text: str, ctes: list[tuple[str, str]], select: str) -> WithCtes:
+        made = super().__new__(cls, text)
+        made.ctes = tuple(ctes)
+        made.select = select
+        return made
+
+
 def with_ctes(ctes: list[tuple[str, str]], select: str, *, inline: tuple[str, str] | None = None) -> str:
     """``WITH a AS (...), b AS (...) select`` (or just ``select``). ``inline``: ``(name, keyword)`` of a CTE the
     engine should expand where it is used (PostgreSQL: ``NOT MATERIALIZED``) rather than compute once."""
@@ -104,4 +118,4 @@ def with_ctes(ctes: list[tuple[str, str]], select: str, *, inline: tuple[str, st
     body = ",\n".join(
         f"{name} AS {inline[1] if inline is not None and inline[0] == name else ''}(\n{sql}\n)" for name, sql in ctes
     )
-    return f"WITH {body}\n{select}"
+    return WithCtes(f"WITH {body}\n{select}", ctes, select)

@@ -31,6 +31,9 @@ class Dialect:
     not_materialized = ""
     #: Whether a count runs as one statement of materialized CTEs rather than temp tables (see ``DuckDBDialect``).
     counts_in_one_statement = False
+    #: Whether every CTE of a temp table's query becomes a temp table of its own, created first (see
+    #: ``SparkDialect``).
+    stage_ctes = False
 
     def quote_schema(self, name: str) -> str:
         """A schema name from the Source (never from a definition), validated then quoted; ``db.schema`` allowed."""
@@ -304,10 +307,16 @@ class SparkDialect(Dialect):
     """
 
     name = "spark"
-    # Spark plans EXISTS with a non-equality correlation as a join on the person with the window as a join
-    # condition, as the plain join is written; the join then DISTINCT is the form every engine runs the same way.
-    correlated_exists = False
+    # Spark turns a correlated EXISTS into a left semi join on the person with the window as the join condition:
+    # each index event stops at its first match. The join-then-DISTINCT form made every (index event, match) pair
+    # and grouped them (pl_3385 on GiBleed: the qualified events took tens of seconds).
+    correlated_exists = True
     writes_by_partition = True
+    # Spark plans a statement as one tree: a CTE read in three places is planned three times, with every CTE it
+    # reads, and the optimizer's time grows with the tree (pl_3385's qualified events: a plan of 93 exchanges and
+    # 25 s of planning for 304 rows on GiBleed, each CTE alone 5-7 s). Cached one by one, each statement reads
+    # small cached relations and is planned in a fraction of a second.
+    stage_ctes = True
 
     def days_between(self, start: str, end: str) -> str:
         return f"datediff({end}, {start})"

@@ -28,6 +28,14 @@ CASES = [
     for index, entry in enumerate(oracle_manifest())
     for kind in ("postgresql", "duckdb", "spark")
 ]
+#: The count path runs the generation's statements without the writes; on Spark (seconds per statement on test
+#: data) it is proven on random definitions by the differential suite, and here on two oracle definitions.
+COUNT_CASES = [
+    case
+    for case in CASES
+    if case.values[3] != "spark"
+    or case.values[1] in ("h04_gibleed_censored_by_acetaminophen", "h12_long_observation_children")
+]
 
 
 def expected_rows(path: Path) -> list[tuple[int, date, date]]:
@@ -85,7 +93,7 @@ def test_generating_twice_replaces_the_rows_of_the_cohort(cdm_gibleed_duckdb: An
 NOWHERE = "soyang_count_path_writes_nowhere"
 
 
-@pytest.mark.parametrize(("index", "name", "dataset", "kind"), CASES)
+@pytest.mark.parametrize(("index", "name", "dataset", "kind"), COUNT_CASES)
 def test_oracle_definition_counts_like_circe_on_the_count_path(
     request: pytest.FixtureRequest, oracle_dir: Path, index: int, name: str, dataset: str, kind: str
 ) -> None:
