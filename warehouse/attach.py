@@ -629,9 +629,8 @@ def describe(report: CdmInspection) -> list[str]:
             "loader stores them so, and the statements below do it for this file (each rewrites a table)."
         )
     ddl = [m.ddl for m in report.missing_indexes] + [u.ddl for u in neglected] + [f"{s};" for s in report.reorder]
-    ddl += [
-        f"ANALYZE TABLE {quote_ident(t.schema)}.{quote_ident(t.name)} COMPUTE STATISTICS;" for t in report.unanalyzed
-    ]
+    # Backquotes: a DBA's Spark SQL session does not have Soyang's double-quoted identifiers turned on.
+    ddl += [f"ANALYZE TABLE `{t.schema}`.`{t.name}` COMPUTE STATISTICS;" for t in report.unanalyzed]
     if ddl:
         lines.append("Statements a DBA could run (Soyang never writes to the CDM schema):")
         lines += [f"  {statement}" for statement in ddl]

@@ -67,7 +67,7 @@ def test_attaching_a_plain_spark_cdm_reads_the_catalog_and_reports_tables_withou
     assert "Indexes: Spark has none, so there are none to propose" in out
     assert "CREATE INDEX" not in out and "VACUUM" not in out
     assert re.search(r"Tables without statistics \(\d+: person, observation_period, ", out)
-    assert f'ANALYZE TABLE "{CDM}"."person" COMPUTE STATISTICS;' in out
+    assert f"ANALYZE TABLE `{CDM}`.`person` COMPUTE STATISTICS;" in out
     assert "attached source lakehouse (CDM 5.3)" in out
     assert AuditEvent.objects.get(action="source.attached").detail["fingerprint"] == source.fingerprint
     # Nothing written to the CDM schema; the results schema the probe created is gone again, with its probe.
