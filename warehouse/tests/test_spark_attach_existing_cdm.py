@@ -15,6 +15,7 @@ from django.core.management import CommandError, call_command
 
 from audit.models import AuditEvent
 from warehouse.engines import connect
+from warehouse.fingerprint import cdm_fingerprint
 from warehouse.models import Source
 from warehouse.tests.plain_spark_cdm import plain_spark_cdm
 
@@ -94,3 +95,13 @@ def test_a_spark_cdm_lacking_tables_or_columns_or_a_schema_is_refused_and_nothin
     assert not Source.objects.exists()
     assert not AuditEvent.objects.filter(action="source.attached").exists()
     assert _catalog(spark_plain_cdm)[1] == []
+
+
+def test_the_fingerprint_of_a_spark_cdm_follows_its_etl_and_nothing_else(spark_plain_cdm: str) -> None:
+    schemas = Source(cdm_schema=CDM, vocabulary_schema=CDM)
+    with connect("spark", spark_plain_cdm) as engine:
+        before = cdm_fingerprint(engine, schemas)
+        assert cdm_fingerprint(engine, schemas) == before  # reading it changes nothing
+        engine.execute(f"INSERT INTO {CDM}.death (person_id, death_date) VALUES (1, DATE'2020-01-01')")
+        after = cdm_fingerprint(engine, schemas)
+    assert after != before
