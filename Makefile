@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export SHARED_DATA ?= ../shared/data
 
-.PHONY: run test lint format install install-dev browser-deps gettext-deps check-deploy clean-demo messages
+.PHONY: run test lint format install install-dev browser-deps gettext-deps java-deps check-deploy clean-demo messages
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +26,7 @@ run: install messages
 	bash scripts/run_demo.sh
 
 ## The whole test suite (lint included) on PostgreSQL and Redis (see README for DATABASE_URL and REDIS_URL).
-test: install-dev browser-deps gettext-deps messages
+test: install-dev browser-deps gettext-deps java-deps messages
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy --strict cohorts/compiler cohorts/expression
@@ -54,6 +54,10 @@ gettext-deps:
 ## Chromium for the browser tests comes from the system packages (no browser download at test time).
 browser-deps:
 	@bash scripts/ensure_browser.sh
+
+## Java 17+ for the real Spark the Spark tests start (warehouse.spark_server), from the system packages.
+java-deps:
+	@bash scripts/ensure_java.sh
 
 check-deploy: install
 	DJANGO_SETTINGS_MODULE=portal.settings.production SECRET_KEY=$${SECRET_KEY:-$$(head -c 60 /dev/urandom | base64 | tr -d '\n')} \

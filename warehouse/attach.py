@@ -16,6 +16,7 @@ inside a transaction it rolls back, so inspecting leaves the warehouse as it was
 from __future__ import annotations
 
 import re
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -34,6 +35,7 @@ from warehouse.omop_ddl import (
     counted_columns,
     index_specs,
 )
+from warehouse.spark_catalog import SparkTable, schema_exists, schema_tables
 
 #: Rows of a table that has rows but no statistics yet (never analyzed).
 UNKNOWN_ROWS = -1
@@ -96,6 +98,8 @@ class CdmInspection:
     #: tables already are cannot be told cheaply, so they are offered, not demanded).
     reorder: list[str] = field(default_factory=list)
     fingerprint: str = ""
+    #: Spark: counted tables without statistics (never analyzed), which Spark plans joins with blind.
+    unanalyzed: list[SparkTable] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -105,18 +109,17 @@ class CdmInspection:
 def cdm_inspect(engine: Engine, *, cdm_schema: str, vocabulary_schema: str, results_schema: str) -> CdmInspection:
     """Inspect the CDM of a source (see the module docstring). Raises ``WarehouseError`` only when the warehouse
     cannot be read at all; everything counting would trip on is a problem of the report instead."""
+    if engine.kind == "spark":
+        return _spark_inspect(engine, cdm_schema=cdm_schema, vocabulary_schema=vocabulary_schema,
+                              results_schema=results_schema)  # fmt: skip
     columns = _columns(engine, {cdm_schema, vocabulary_schema})
     cdm_source = _cdm_source(engine, cdm_schema, columns)
-    version, evidence, version_notes = _detect_version(columns, cdm_schema, cdm_source)
-    report = CdmInspection(engine=engine.kind, cdm_version=version, version_evidence=evidence, cdm_source=cdm_source)
-    report.notes += version_notes
-    report.problems += _missing(columns, version, cdm_schema, vocabulary_schema)
-    report.notes += _extension_notes(columns, cdm_schema)
+    report = _checked(engine, columns, cdm_schema, vocabulary_schema, cdm_source)
     report.problems += _results_writable(engine, results_schema)
     if not report.ok:
         return report
     rows = _row_estimates(engine, cdm_schema, vocabulary_schema)
-    report.missing_indexes = _missing_indexes(engine, version, cdm_schema, vocabulary_schema, rows)
+    report.missing_indexes = _missing_indexes(engine, report.cdm_version, cdm_schema, vocabulary_schema, rows)
     if engine.kind == "postgresql":
         report.upkeep = _upkeep(engine, cdm_schema, vocabulary_schema)
         report.notes += _postgres_notes(engine, cdm_schema, vocabulary_schema)
@@ -125,6 +128,109 @@ def cdm_inspect(engine: Engine, *, cdm_schema: str, vocabulary_schema: str, resu
         report.reorder = cluster_sql(engine.kind, cdm_schema, present)
     report.fingerprint = cdm_fingerprint(engine, _Schemas(cdm_schema, vocabulary_schema))
     return report
+
+
+def _checked(
+    engine: Engine,
+    columns: dict[tuple[str, str], set[str]],
+    cdm_schema: str,
+    vocabulary_schema: str,
+    cdm_source: dict[str, str] | None,
+) -> CdmInspection:
+    """The report with version, missing tables and columns, and extension notes: the same on every engine."""
+    version, evidence, version_notes = _detect_version(columns, cdm_schema, cdm_source)
+    report = CdmInspection(engine=engine.kind, cdm_version=version, version_evidence=evidence, cdm_source=cdm_source)
+    report.notes += version_notes
+    report.problems += _missing(columns, version, cdm_schema, vocabulary_schema)
+    report.notes += _extension_notes(columns, cdm_schema)
+    return report
+
+
+def _spark_inspect(engine: Engine, *, cdm_schema: str, vocabulary_schema: str, results_schema: str) -> CdmInspection:
+    """Spark: tables, columns, types and statistics from the catalog (``warehouse.spark_catalog``: one statement
+    per schema), the results schema proven writable by a probe table dropped after, and no indexes (Spark has
+    none): what it reports instead is the tables without statistics, which Spark needs to plan joins well."""
+    catalog: dict[tuple[str, str], SparkTable] = {}
+    absent = []
+    for schema in sorted({cdm_schema, vocabulary_schema}):
+        tables = schema_tables(engine, schema)
+        if tables is None:
+            absent.append(schema)
+        catalog.update({(schema, name): table for name, table in (tables or {}).items()})
+    if absent:
+        return CdmInspection(
+            engine=engine.kind,
+            cdm_version="",
+            problems=[
+                f"schema {schema} does not exist in the Spark catalog (or the token may not see it): check "
+                "--cdm-schema and --vocabulary-schema"
+                for schema in absent
+            ],
+        )
+    columns = {key: set(table.columns) for key, table in catalog.items()}
+    cdm_source = None
+    if (cdm_schema, "cdm_source") in catalog:
+        cdm_source = _cdm_source(engine, cdm_schema, columns, ordered=list(catalog[(cdm_schema, "cdm_source")].columns))
+    report = _checked(engine, columns, cdm_schema, vocabulary_schema, cdm_source)
+    report.problems += _spark_results_writable(engine, results_schema)
+    if not report.ok:
+        return report
+    counted = [(cdm_schema, t) for t in COUNTED_CDM_TABLES]
+    counted += [(vocabulary_schema, t) for t in COUNTED_VOCABULARY_TABLES]
+    for key in counted:
+        table = catalog[key]
+        if table.is_view:
+            report.notes.append(
+                f"{table.schema}.{table.name} is a view: the fingerprint cannot see changes behind it, so counts "
+                "cached on this site may outlive a reload of what it shows; update cdm_source (its release date) "
+                "with every reload"
+            )
+        elif table.rows is None:
+            report.unanalyzed.append(table)
+    report.fingerprint = cdm_fingerprint(engine, _Schemas(cdm_schema, vocabulary_schema))
+    return report
+
+
+def _spark_results_writable(engine: Engine, results_schema: str) -> list[str]:
+    """Spark has no transactions to roll a probe back: create what a generation creates (the schema if missing,
+    a Parquet table partitioned by cohort id, one partition overwritten, a cached temporary view), then drop
+    all of it again, the schema only when the probe created it."""
+    schema = quote_ident(results_schema)
+    probe = f"{schema}.{quote_ident('soyang_attach_probe_' + uuid.uuid4().hex[:12])}"
+    created = False
+    step = f"create schema {results_schema}"
+    try:
+        if not schema_exists(engine, results_schema):
+            engine.execute(create_schema_sql(engine.kind, results_schema))
+            created = True
+        step = f"create a table in schema {results_schema}"
+        engine.execute(
+            f"CREATE TABLE {probe} (person_id BIGINT, cohort_definition_id BIGINT) USING parquet "
+            "PARTITIONED BY (cohort_definition_id)"
+        )
+        step = f"write a partition of a table in schema {results_schema}"
+        engine.execute(f"INSERT OVERWRITE TABLE {probe} PARTITION (cohort_definition_id = 1) (person_id) SELECT 1")
+        step = "cache a temporary view (cohort queries stage their events in them)"
+        engine.execute("CACHE TABLE soyang_attach_temp AS SELECT 1 AS person_id")
+    except WarehouseError as exc:
+        reason = str(exc).split("\n")[0]
+        return [
+            f"Soyang cannot {step}: {reason} (it needs to create and write tables in schema {results_schema}: "
+            "on Databricks, USE SCHEMA, CREATE TABLE and MODIFY on it)"
+        ]
+    finally:
+        _spark_drop_quietly(engine, "DROP VIEW IF EXISTS soyang_attach_temp", f"DROP TABLE IF EXISTS {probe}")
+        if created:
+            _spark_drop_quietly(engine, f"DROP SCHEMA IF EXISTS {schema}")
+    return []
+
+
+def _spark_drop_quietly(engine: Engine, *statements: str) -> None:
+    for statement in statements:
+        try:
+            engine.execute(statement)
+        except WarehouseError:
+            pass  # the server went away: the probe's problem, if any, is already reported
 
 
 @dataclass(frozen=True)
@@ -152,14 +258,17 @@ def _columns(engine: Engine, schemas: set[str]) -> dict[tuple[str, str], set[str
     return found
 
 
-def _cdm_source(engine: Engine, cdm_schema: str, columns: dict[tuple[str, str], set[str]]) -> dict[str, str] | None:
+def _cdm_source(
+    engine: Engine, cdm_schema: str, columns: dict[tuple[str, str], set[str]], ordered: list[str] | None = None
+) -> dict[str, str] | None:
+    """The first row of ``cdm_source`` by column; ``ordered``: its columns in order, when already known."""
     if (cdm_schema, "cdm_source") not in columns:
         return None
     table = f"{quote_ident(cdm_schema)}.{quote_ident('cdm_source')}"
     row = engine.fetchone(f"SELECT * FROM {table}")  # noqa: S608 - quoted identifiers
     if row is None:
         return {}
-    names = [c for c in _ordered_columns(engine, cdm_schema, "cdm_source")]
+    names = ordered if ordered is not None else _ordered_columns(engine, cdm_schema, "cdm_source")
     return {name: "" if value is None else str(value) for name, value in zip(names, row, strict=False)}
 
 
@@ -502,7 +611,9 @@ def describe(report: CdmInspection) -> list[str]:
     lines += [f"Note: {n}" for n in report.notes]
     if not report.ok:
         return lines
-    if report.missing_indexes:
+    if report.engine == "spark":
+        lines += _spark_design(report)
+    elif report.missing_indexes:
         lines.append(f"Indexes of Soyang's physical design this schema lacks ({len(report.missing_indexes)}):")
         for missing in report.missing_indexes:
             lines.append(f"  - {missing.spec.table} ({', '.join(missing.spec.columns)}): {missing.cost}")
@@ -518,10 +629,29 @@ def describe(report: CdmInspection) -> list[str]:
             "loader stores them so, and the statements below do it for this file (each rewrites a table)."
         )
     ddl = [m.ddl for m in report.missing_indexes] + [u.ddl for u in neglected] + [f"{s};" for s in report.reorder]
+    # Backquotes: a DBA's Spark SQL session does not have Soyang's double-quoted identifiers turned on.
+    ddl += [f"ANALYZE TABLE `{t.schema}`.`{t.name}` COMPUTE STATISTICS;" for t in report.unanalyzed]
     if ddl:
         lines.append("Statements a DBA could run (Soyang never writes to the CDM schema):")
         lines += [f"  {statement}" for statement in ddl]
     lines.append(f"Fingerprint: {report.fingerprint}")
+    return lines
+
+
+def _spark_design(report: CdmInspection) -> list[str]:
+    lines = [
+        "Indexes: Spark has none, so there are none to propose; counting reads the Parquet or Delta files of each "
+        "table, skipping columns it does not need and row groups its filters exclude."
+    ]
+    if report.unanalyzed:
+        names = ", ".join(t.name for t in report.unanalyzed)
+        lines.append(
+            f"Tables without statistics ({len(report.unanalyzed)}: {names}): Spark cannot tell their size, so it "
+            "shuffles both sides of every join with them instead of broadcasting the small side (the vocabulary "
+            "and observation_period joins of every criterion); Soyang's loader analyzes each table it writes."
+        )
+    else:
+        lines.append("Statistics: every table counting reads has been analyzed.")
     return lines
 
 
@@ -532,5 +662,5 @@ def inspection_detail(report: CdmInspection) -> dict[str, Any]:
         "fingerprint": report.fingerprint,
         "cdm_source": report.cdm_source,
         "missing_indexes": [m.spec.name for m in report.missing_indexes],
-        "tables_needing_upkeep": [u.table for u in report.upkeep if u.findings],
+        "tables_needing_upkeep": [u.table for u in report.upkeep if u.findings] + [t.name for t in report.unanalyzed],
     }

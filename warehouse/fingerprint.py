@@ -17,7 +17,11 @@ It hashes, for the CDM and vocabulary tables counting reads (``omop_ddl.COUNTED_
   DuckDB keeps of each table's id, person, concept and start date columns, which a table rewritten with other
   data of the same size almost always changes (a rewrite keeping every count and every extreme is not seen).
   Table oids are not used: DuckDB numbers them afresh each time the file is opened.
-- On both: the ``cdm_source`` rows (release dates, vocabulary version, ETL reference: what a CDM's ETL
+- Spark: what the catalog says of each table (``SHOW TABLE EXTENDED``: created time, location, format, columns
+  and statistics; a reload by drop and create changes the first, an INSERT drops the statistics) and its row
+  count, one statement for all tables (answered from Parquet footers and Delta logs). An ETL that rewrites a
+  never-analyzed table with as many rows in place is not seen.
+- On every engine: the ``cdm_source`` rows (release dates, vocabulary version, ETL reference: what a CDM's ETL
   conventionally updates) and Soyang's own ``<cdm>.soyang_load`` row when Soyang loaded the CDM (a new one each
   load), and which counted tables are absent.
 
@@ -40,6 +44,7 @@ from typing import Any, Protocol
 from warehouse.engines import Engine, quote_ident
 from warehouse.loader import LOAD_TABLE
 from warehouse.omop_ddl import COUNTED_CDM_TABLES, COUNTED_VOCABULARY_TABLES, EVENT_TABLES, cdm_tables
+from warehouse.spark_catalog import SparkTable, schema_tables
 
 #: Bump when what is hashed changes: every source then gets a new fingerprint (and its cache is recomputed).
 FINGERPRINT_FORMAT = "2"
@@ -69,9 +74,18 @@ def cdm_fingerprint(engine: Engine, source: SourceSchemas) -> str:
 def fingerprint_parts(engine: Engine, source: SourceSchemas) -> dict[str, Any]:
     """What the fingerprint hashes, readable (the attach report and the tests show it)."""
     tables = counted_tables(source)
-    present = _present_tables(engine, {schema for schema, _ in tables} | {source.cdm_schema})
+    schemas = {schema for schema, _ in tables} | {source.cdm_schema}
+    catalog: dict[tuple[str, str], SparkTable] = {}
+    if engine.kind == "spark":
+        for schema in sorted(schemas):
+            catalog.update({(schema, name): table for name, table in (schema_tables(engine, schema) or {}).items()})
+        present = set(catalog)
+    else:
+        present = _present_tables(engine, schemas)
     if engine.kind == "postgresql":
         statistics = _postgres_table_state(engine, [t for t in tables if t in present])
+    elif engine.kind == "spark":
+        statistics = _spark_table_state(engine, [t for t in tables if t in present], catalog)
     else:
         statistics = _duckdb_table_state(engine, [t for t in tables if t in present])
     return {
@@ -137,6 +151,25 @@ def _postgres_table_state(engine: Engine, tables: Sequence[tuple[str, str]]) -> 
             [int(relfilenode), int(inserted), int(updated), int(deleted)]
         )
     return state
+
+
+def _spark_table_state(
+    engine: Engine, tables: Sequence[tuple[str, str]], catalog: dict[tuple[str, str], SparkTable]
+) -> dict[tuple[str, str], list[Any]]:
+    """Per table: what the catalog says of it (created time, location, format, columns, statistics: a reload by
+    drop and create, Soyang's or an ETL's, changes the first; an INSERT drops the last) and its row count (one
+    statement for every table; Parquet and Delta answer it from file footers and logs, without reading rows)."""
+    if not tables:
+        return {}
+    counts = " UNION ALL ".join(
+        f"SELECT {i} AS i, COUNT(*) AS n FROM {quote_ident(schema)}.{quote_ident(table)}"  # noqa: S608 - quoted
+        for i, (schema, table) in enumerate(tables)
+    )
+    by_index = {int(i): int(n) for i, n in engine.fetchall(counts)}
+    return {
+        (schema, table): [catalog[(schema, table)].information, by_index.get(i, -1)]
+        for i, (schema, table) in enumerate(tables)
+    }
 
 
 def _duckdb_table_state(engine: Engine, tables: Sequence[tuple[str, str]]) -> dict[tuple[str, str], list[Any]]:

@@ -12,6 +12,7 @@ from warehouse.engines import quote_ident
 from warehouse.fingerprint import cdm_fingerprint
 from warehouse.models import Source
 from warehouse.services import source_connect
+from warehouse.spark_catalog import schema_tables
 
 #: The tables ``list_sources`` shows: enough to see at a glance that a site is loaded and roughly how big.
 SUMMARY_TABLES = ("person", "observation_period", "condition_occurrence", "drug_exposure", "measurement")
@@ -25,17 +26,26 @@ def source_row_counts(*, source: Source, tables: Sequence[str] = SUMMARY_TABLES)
     schema = quote_ident(source.cdm_schema)
     counts: dict[str, int] = {}
     with source_connect(source, read_only=True) as engine:
-        existing = {
-            row[0]
-            for row in engine.fetchall(
-                "SELECT table_name FROM information_schema.tables WHERE table_schema = %(schema)s",
-                {"schema": source.cdm_schema},
+        if engine.kind == "spark":
+            # No information_schema on Spark: its catalog lists the schema (a missing schema has no tables).
+            existing = set(schema_tables(engine, source.cdm_schema) or {})
+        else:
+            existing = {
+                row[0]
+                for row in engine.fetchall(
+                    "SELECT table_name FROM information_schema.tables WHERE table_schema = %(schema)s",
+                    {"schema": source.cdm_schema},
+                )
+            }
+        present = [table for table in tables if table in existing]
+        if present:
+            # One statement for all tables: on Spark each statement costs a job.
+            union = " UNION ALL ".join(
+                f"SELECT {i} AS i, COUNT(*) AS n FROM {schema}.{quote_ident(table)}"  # noqa: S608 - quoted names
+                for i, table in enumerate(present)
             )
-        }
-        for table in tables:
-            if table in existing:
-                row = engine.fetchone(f"SELECT COUNT(*) FROM {schema}.{quote_ident(table)}")
-                counts[table] = int(row[0]) if row else 0
+            by_index = {int(i): int(n) for i, n in engine.fetchall(union)}
+            counts = {table: by_index.get(i, 0) for i, table in enumerate(present)}
     return counts
 
 

@@ -3,6 +3,7 @@ attaching the CDM it already has, and keeping its fingerprint current."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -25,6 +26,10 @@ from warehouse.engines import (
 from warehouse.fingerprint import cdm_fingerprint
 from warehouse.loader import LoadError, LoadReport, load_cdm_directory
 from warehouse.models import SCHEMA_NAME_RE, SOURCE_KEY_RE, Source
+from warehouse.spark_engine import spark_url_parts
+
+#: A Spark Connect URL carrying an access token (``sc://host:port/;token=...``): refused, the token is a secret.
+_SPARK_TOKEN_RE = re.compile(r";\s*token\s*=", re.IGNORECASE)
 
 
 def source_connect(source: Source, *, read_only: bool = False) -> Engine:
@@ -100,6 +105,20 @@ def _check_url(key: str, engine: str, url: str, schemas: tuple[str, ...]) -> Non
                     "of the worker and of the commands that connect"
                 }
             )
+    elif engine == EngineKind.SPARK:
+        if _SPARK_TOKEN_RE.search(url):
+            variable = f"SOYANG_SOURCE_{key.upper()}_PASSWORD"
+            raise ValidationError(
+                {
+                    "url": "the URL must not contain a token (it would be stored in the portal database): remove it "
+                    f"and set {variable} (or {variable}_FILE, a file holding it), or SOYANG_SPARK_TOKEN, in the "
+                    "environment of the worker and of the commands that connect"
+                }
+            )
+        try:
+            spark_url_parts(url)
+        except ValueError as exc:
+            raise ValidationError({"url": str(exc)}) from exc
     else:
         try:
             path = duckdb_path(url)

@@ -15,9 +15,11 @@ from warehouse.services import source_create
 
 class Command(BaseCommand):
     help = (
-        "Register a warehouse: add_source KEY --engine postgresql --url postgresql://USER@HOST:PORT/DB, or "
-        "--engine duckdb --url duckdb:////abs/file.duckdb. The password is never part of the URL: set "
-        "SOYANG_SOURCE_<KEY>_PASSWORD or SOYANG_SOURCE_<KEY>_PASSWORD_FILE where the worker runs."
+        "Register a warehouse: add_source KEY --engine postgresql --url postgresql://USER@HOST:PORT/DB, "
+        "--engine duckdb --url duckdb:////abs/file.duckdb, or --engine spark --url sc://HOST:PORT (Spark Connect; "
+        "the schemas are those of the session's catalog). The password (a Spark cluster's token) is never part of "
+        "the URL: set SOYANG_SOURCE_<KEY>_PASSWORD or SOYANG_SOURCE_<KEY>_PASSWORD_FILE (for Spark also "
+        "SOYANG_SPARK_TOKEN) where the worker runs."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:

@@ -16,7 +16,8 @@ class Command(BaseCommand):
     help = (
         "attach_source KEY: check the CDM of a registered source (tables and columns counting reads, CDM version, "
         "cdm_source, a writable results schema), record its fingerprint, and report the indexes and VACUUM state "
-        "it lacks with the statements a DBA could run. Soyang never writes to the CDM schema."
+        "it lacks (on Spark, which has no indexes: the tables without statistics) with the statements a DBA could "
+        "run. Soyang never writes to the CDM schema."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:

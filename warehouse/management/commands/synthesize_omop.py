@@ -19,7 +19,8 @@ from warehouse.synthetic.synthesis import CDM_VERSION, write_cdm
 class Command(BaseCommand):
     help = (
         "Generate a synthetic OMOP CDM v5.4 population (with its own vocabulary subset) and load it into a source. "
-        "With --output-dir, only write the CSV files."
+        "With --output-dir, only write the CSV files. On a Spark source the tables are Parquet tables of its CDM "
+        "schema."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -52,22 +53,31 @@ class Command(BaseCommand):
             )
             return
         # Imported here: the loader belongs to the warehouse services, and writing CSVs must not depend on it.
+        from warehouse.engines import WarehouseError
         from warehouse.models import Source
-        from warehouse.services import source_load_omop
+        from warehouse.services import source_connect, source_load_omop
 
         try:
             source = Source.objects.get(key=source_key)
         except Source.DoesNotExist as exc:
             raise CommandError(f"no source with key {source_key!r}") from exc
+        try:
+            # Before generating: a warehouse that cannot be reached is said at once, not after minutes of work.
+            source_connect(source).close()
+        except WarehouseError as exc:
+            raise CommandError(f"cannot reach the warehouse of source {source.key}: {exc}") from exc
         with tempfile.TemporaryDirectory(prefix=f"soyang-synth-{source.key}-") as tmp:
             report = write_cdm(Path(tmp), persons=persons, seed=seed, chunk_size=options["chunk_size"],
                                jobs=options["jobs"], progress=self._progress)  # fmt: skip
             self.stdout.write(
                 f"generated {report.total_rows} rows in {report.seconds:.1f} s; loading into {source.key}"
             )
-            load = source_load_omop(
-                source=source, directory=Path(tmp), cdm_version=CDM_VERSION, progress=self._load_progress
-            )
+            try:
+                load = source_load_omop(
+                    source=source, directory=Path(tmp), cdm_version=CDM_VERSION, progress=self._load_progress
+                )
+            except WarehouseError as exc:
+                raise CommandError(str(exc)) from exc
         self.stdout.write(
             self.style.SUCCESS(
                 f"loaded {load.total_rows:,} rows into {source.key} in {load.seconds:.1f} s "
