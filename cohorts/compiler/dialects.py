@@ -31,6 +31,12 @@ class Dialect:
     not_materialized = ""
     #: Whether a count runs as one statement of materialized CTEs rather than temp tables (see ``DuckDBDialect``).
     counts_in_one_statement = False
+    #: Whether a temp table's select may hold bound parameters (concept sets resolved beforehand and bound as
+    #: arrays); where not, the concept sets are resolved in SQL by the statements themselves (see ``SparkDialect``).
+    parameters_in_temp_tables = True
+    #: Whether rows can be added to a temp table with INSERT (Spark's cached views take none: each batch of rows
+    #: is then a temp table of its own, read together as a UNION ALL).
+    inserts_into_temp_tables = True
 
     def quote_schema(self, name: str) -> str:
         """A schema name from the Source (never from a definition), validated then quoted; ``db.schema`` allowed."""
@@ -135,6 +141,11 @@ class Dialect:
         """A query of one row and column, true when every results table and index of quoted ``schema`` exists
         (a generation then skips the DDL and its commit); None where the DDL is always run (cheap there)."""
         return None
+
+    def keep_temp_tables_apart(self) -> list[str]:
+        """Statements after which a temp table made from other temp tables keeps its own rows when those are
+        dropped or made again under the same names (each cohort of a comparison builds the same temp tables)."""
+        return []
 
     def lock_cohort(self, cohort_id: int) -> list[str]:
         """Statements that serialize two generations of the same cohort id until commit (none where the engine
@@ -308,6 +319,11 @@ class SparkDialect(Dialect):
     # condition, as the plain join is written; the join then DISTINCT is the form every engine runs the same way.
     correlated_exists = False
     writes_by_partition = True
+    # CACHE TABLE refuses parameter markers in its query (UNSUPPORTED_FEATURE.PARAMETER_MARKER_IN_UNEXPECTED_
+    # STATEMENT): concept sets resolved by the worker's cache are not bound in; the codesets statement resolves them.
+    parameters_in_temp_tables = False
+    # A cached temporary view is a query's result, not a table: INSERT INTO it is refused.
+    inserts_into_temp_tables = False
 
     def days_between(self, start: str, end: str) -> str:
         return f"datediff({end}, {start})"
@@ -345,6 +361,12 @@ class SparkDialect(Dialect):
 
     def cohort_id_column(self, cohort_id: str) -> str:
         return ""
+
+    def keep_temp_tables_apart(self) -> list[str]:
+        # A temporary view keeps its SQL text by default and resolves the names in it again at each use: once the
+        # temp views it reads are dropped (or replaced by the next cohort's) it fails (or reads the wrong rows).
+        # Stored as an analyzed plan it refers to those rows themselves. A setting of this engine's session only.
+        return ["SET spark.sql.legacy.storeAnalyzedPlanForView = true"]
 
 
 DIALECTS: dict[str, Dialect] = {"postgresql": PostgresDialect(), "duckdb": DuckDBDialect(), "spark": SparkDialect()}
