@@ -4,7 +4,9 @@ Each cohort is found by the count path (``cohorts.runs.generation.count_cohort``
 nothing written to the results schema), one after the other inside one outer warehouse transaction. While a
 cohort's temp tables exist, its persons are added to a membership temp table with the cohort's bit; its temp tables
 are then dropped so that the next cohort can build its own. One last statement groups the members by person into
-a membership mask (bit i set: the person is in cohort i) and counts persons and their cell key per mask.
+a membership mask (bit i set: the person is in cohort i) and counts persons and their cell key per mask. Where a temp
+table takes no INSERT (Spark's cached views), each cohort's persons are a temp table of their own instead, read
+together by that last statement.
 
 Only aggregates leave this module: per mask the persons and cell key, per cohort its persons and cell key (the same
 numbers its own count releases: the same persons, hence the same cell key and the same perturbed count). Every
