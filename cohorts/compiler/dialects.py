@@ -98,6 +98,10 @@ class Dialect:
             f"INSERT INTO {table} (cohort_definition_id, {columns})\n{select}",
         ]
 
+    def delete_cohort_rows(self, table: str, cohort_id: str) -> list[str]:
+        """Statements deleting every row of ``cohort_id`` (a validated literal) from results ``table`` (a prune)."""
+        return [f"DELETE FROM {table} WHERE cohort_definition_id = {cohort_id}"]
+
     def cohort_id_column(self, cohort_id: str) -> str:
         """The leading ``cohort_definition_id`` column of a ``replace_rows`` select ('' where the partition says it)."""
         return f"CAST({cohort_id} AS BIGINT), "
@@ -361,6 +365,10 @@ class SparkDialect(Dialect):
 
     def cohort_id_column(self, cohort_id: str) -> str:
         return ""
+
+    def delete_cohort_rows(self, table: str, cohort_id: str) -> list[str]:
+        # One cohort's rows are one partition: dropped as a whole (a catalog change and its files deleted).
+        return [f"ALTER TABLE {table} DROP IF EXISTS PARTITION (cohort_definition_id = {cohort_id})"]
 
     def keep_temp_tables_apart(self) -> list[str]:
         # A temporary view keeps its SQL text by default and resolves the names in it again at each use: once the
