@@ -14,6 +14,12 @@ right for as long as the secret does. What a reload of the CDM can leave behind 
 Every count query reports how many of its persons had none (``unkeyed``); the worker then keys the missing
 persons (``record_keys_fill``) and counts again, and refuses to release a count that still has unkeyed persons.
 Changing a site's secret needs ``record_keys_rebuild`` (every key changes, hence every released number once).
+
+On Spark (no DELETE, no temporary tables, no unique constraint on Parquet tables) the table is a Parquet table;
+the keys computed here travel to the cluster as a DataFrame (Arrow, in batches) read through a temporary view of
+this engine's session, and are appended with an anti-join on the table, so a person already keyed is never
+written twice by one worker; a rebuild overwrites the whole table (INSERT OVERWRITE). Spark has no lock to make
+two workers' fills of the same persons exclusive: the site's worker keys its persons one job at a time.
 """
 
 from __future__ import annotations
@@ -90,6 +96,15 @@ def record_key_table(results_schema: str, source_key: str) -> str:
 
 
 def _table_exists(engine: Engine, results_schema: str, source_key: str) -> bool:
+    if engine.kind == "spark":
+        # No information_schema; SHOW TABLES of a schema that does not exist yet is an error.
+        if results_schema not in {str(row[0]) for row in engine.fetchall("SHOW SCHEMAS")}:
+            return False
+        name = record_key_table_name(source_key)
+        return any(
+            str(row[1]) == name and not row[2]
+            for row in engine.fetchall(f"SHOW TABLES IN {quote_ident(results_schema)}")
+        )
     row = engine.fetchone(
         "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = %(schema)s AND table_name = %(table)s",
         {"schema": results_schema, "table": record_key_table_name(source_key)},
@@ -106,9 +121,13 @@ def record_keys_ensure(engine: Engine, *, source: Any) -> str:
         try:
             with engine.transaction():
                 engine.execute(create_schema_sql(engine.kind, source.results_schema))
-                engine.execute(
-                    f"CREATE TABLE IF NOT EXISTS {table} (person_id BIGINT PRIMARY KEY, record_key SMALLINT NOT NULL)"
+                # Spark: a Parquet table, which has no keys or NOT NULL (see the module).
+                columns = (
+                    "(person_id BIGINT, record_key SMALLINT) USING parquet"
+                    if engine.kind == "spark"
+                    else "(person_id BIGINT PRIMARY KEY, record_key SMALLINT NOT NULL)"
                 )
+                engine.execute(f"CREATE TABLE IF NOT EXISTS {table} {columns}")
         except WarehouseError:
             # Two workers creating it at the same moment can collide in PostgreSQL's catalog ("IF NOT EXISTS" is
             # not atomic there): the loser finds the winner's table and goes on; anything else is raised.
@@ -129,6 +148,8 @@ def record_keys_fill(engine: Engine, *, source: Any) -> int:
 def record_keys_rebuild(engine: Engine, *, source: Any) -> int:
     """Replace every key (after a change of the site's secret); returns the number of persons keyed."""
     table = record_keys_ensure(engine, source=source)
+    if engine.kind == "spark":
+        return _fill_spark(engine, secret=record_key_secret(source.key), source=source, table=table, replace=True)
     with engine.transaction():
         engine.execute(f"DELETE FROM {table}")  # noqa: S608 - quoted identifiers only
     return _fill(engine, secret=record_key_secret(source.key), source=source, table=table)
@@ -140,6 +161,8 @@ def _fill(engine: Engine, *, secret: bytes, source: Any, table: str) -> int:
     Two workers filling at once insert the same keys (a pure function of the person id): the loser's rows are
     skipped on conflict, never doubled.
     """
+    if engine.kind == "spark":
+        return _fill_spark(engine, secret=secret, source=source, table=table, replace=False)
     person = f"{quote_ident(source.cdm_schema)}.{quote_ident('person')}"
     # Quoted identifiers only; no value is spliced in.
     missing = engine.fetchall(
@@ -168,3 +191,46 @@ def _fill(engine: Engine, *, secret: bytes, source: Any, table: str) -> int:
     finally:
         path.unlink(missing_ok=True)
     return len(missing)
+
+
+#: Persons per DataFrame sent to Spark when keys are written (an Arrow batch of about 2 MB).
+SPARK_BATCH_PERSONS = 200_000
+_SPARK_VIEW = "soyang_record_key_upload"
+
+
+def _fill_spark(engine: Engine, *, secret: bytes, source: Any, table: str, replace: bool) -> int:
+    """Spark: key the persons missing from ``table`` (``replace``: every person, overwriting the table).
+
+    The keys are computed here, as on the other engines, and sent as DataFrames; each batch is one INSERT whose
+    anti-join skips persons already in the table (a batch sent again after a failure adds nothing twice)."""
+    person = f"{quote_ident(source.cdm_schema)}.{quote_ident('person')}"
+    # Quoted identifiers only; no value is spliced in.
+    if replace:
+        ids = engine.fetchall(f"SELECT person_id FROM {person}")  # noqa: S608
+    else:
+        ids = engine.fetchall(
+            f"SELECT p.person_id FROM {person} p LEFT ANTI JOIN {table} k ON k.person_id = p.person_id"  # noqa: S608
+        )
+    persons = sorted({int(row[0]) for row in ids})
+    if not persons and not replace:
+        return 0
+    session = engine.session  # type: ignore[attr-defined]
+    view = quote_ident(_SPARK_VIEW)
+    try:
+        for start in range(0, max(len(persons), 1), SPARK_BATCH_PERSONS):
+            batch = persons[start : start + SPARK_BATCH_PERSONS]
+            frame = session.createDataFrame(
+                [(pid, record_key(secret, pid)) for pid in batch], schema="person_id BIGINT, record_key SMALLINT"
+            )
+            frame.createOrReplaceTempView(_SPARK_VIEW)
+            if replace and start == 0:
+                # The first batch replaces every key of the table; the following ones are appended to it.
+                engine.execute(f"INSERT OVERWRITE TABLE {table} SELECT person_id, record_key FROM {view}")  # noqa: S608
+            else:
+                engine.execute(
+                    f"INSERT INTO {table} SELECT u.person_id, u.record_key FROM {view} u "  # noqa: S608
+                    f"LEFT ANTI JOIN {table} k ON k.person_id = u.person_id"
+                )
+    finally:
+        engine.execute(f"DROP VIEW IF EXISTS {view}")
+    return len(persons)

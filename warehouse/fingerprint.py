@@ -17,10 +17,12 @@ It hashes, for the CDM and vocabulary tables counting reads (``omop_ddl.COUNTED_
   DuckDB keeps of each table's id, person, concept and start date columns, which a table rewritten with other
   data of the same size almost always changes (a rewrite keeping every count and every extreme is not seen).
   Table oids are not used: DuckDB numbers them afresh each time the file is opened.
-- Spark: what the catalog says of each table (``SHOW TABLE EXTENDED``: created time, location, format, columns
-  and statistics; a reload by drop and create changes the first, an INSERT drops the statistics) and its row
-  count, one statement for all tables (answered from Parquet footers and Delta logs). An ETL that rewrites a
-  never-analyzed table with as many rows in place is not seen.
+- Spark: each table's data files as the catalog lists them (``DataFrame.inputFiles``: the file index of a
+  Parquet table, the current snapshot of a Delta table), as a count and a hash of the sorted names. Every write
+  Spark makes (an ETL's append, an INSERT OVERWRITE, a table rebuilt and renamed into place) writes new files,
+  whose names carry the writing job's unique id, so any change of the data changes the list; reading, caching or
+  describing a table changes nothing. One catalog call per table, about 20 ms each: no file or row is read. A
+  write that keeps every file name (a tool rewriting a Parquet file in place under its old name) is not seen.
 - On every engine: the ``cdm_source`` rows (release dates, vocabulary version, ETL reference: what a CDM's ETL
   conventionally updates) and Soyang's own ``<cdm>.soyang_load`` row when Soyang loaded the CDM (a new one each
   load), and which counted tables are absent.
@@ -44,7 +46,6 @@ from typing import Any, Protocol
 from warehouse.engines import Engine, quote_ident
 from warehouse.loader import LOAD_TABLE
 from warehouse.omop_ddl import COUNTED_CDM_TABLES, COUNTED_VOCABULARY_TABLES, EVENT_TABLES, cdm_tables
-from warehouse.spark_catalog import SparkTable, schema_tables
 
 #: Bump when what is hashed changes: every source then gets a new fingerprint (and its cache is recomputed).
 FINGERPRINT_FORMAT = "2"
@@ -74,18 +75,11 @@ def cdm_fingerprint(engine: Engine, source: SourceSchemas) -> str:
 def fingerprint_parts(engine: Engine, source: SourceSchemas) -> dict[str, Any]:
     """What the fingerprint hashes, readable (the attach report and the tests show it)."""
     tables = counted_tables(source)
-    schemas = {schema for schema, _ in tables} | {source.cdm_schema}
-    catalog: dict[tuple[str, str], SparkTable] = {}
-    if engine.kind == "spark":
-        for schema in sorted(schemas):
-            catalog.update({(schema, name): table for name, table in (schema_tables(engine, schema) or {}).items()})
-        present = set(catalog)
-    else:
-        present = _present_tables(engine, schemas)
+    present = _present_tables(engine, {schema for schema, _ in tables} | {source.cdm_schema})
     if engine.kind == "postgresql":
         statistics = _postgres_table_state(engine, [t for t in tables if t in present])
     elif engine.kind == "spark":
-        statistics = _spark_table_state(engine, [t for t in tables if t in present], catalog)
+        statistics = _spark_table_state(engine, [t for t in tables if t in present])
     else:
         statistics = _duckdb_table_state(engine, [t for t in tables if t in present])
     return {
@@ -105,6 +99,16 @@ def _present_tables(engine: Engine, schemas: set[str]) -> set[tuple[str, str]]:
             {"schemas": sorted(schemas)},
         )
         return {(str(schema), str(table)) for schema, table in rows}
+    if engine.kind == "spark":
+        # Spark has no information_schema; SHOW TABLES of a missing schema is an error, so the schemas are listed
+        # first. Its rows are (namespace, tableName, isTemporary); a session's temp views are left out.
+        existing = {str(row[0]) for row in engine.fetchall("SHOW SCHEMAS")}
+        return {
+            (schema, str(row[1]))
+            for schema in sorted(schemas & existing)
+            for row in engine.fetchall(f"SHOW TABLES IN {quote_ident(schema)}")
+            if not row[2]
+        }
     rows = engine.fetchall(
         "SELECT table_schema, table_name FROM information_schema.tables WHERE table_schema IN "
         f"({', '.join(f'%(s{i})s' for i in range(len(schemas)))})",
@@ -153,23 +157,16 @@ def _postgres_table_state(engine: Engine, tables: Sequence[tuple[str, str]]) -> 
     return state
 
 
-def _spark_table_state(
-    engine: Engine, tables: Sequence[tuple[str, str]], catalog: dict[tuple[str, str], SparkTable]
-) -> dict[tuple[str, str], list[Any]]:
-    """Per table: what the catalog says of it (created time, location, format, columns, statistics: a reload by
-    drop and create, Soyang's or an ETL's, changes the first; an INSERT drops the last) and its row count (one
-    statement for every table; Parquet and Delta answer it from file footers and logs, without reading rows)."""
-    if not tables:
-        return {}
-    counts = " UNION ALL ".join(
-        f"SELECT {i} AS i, COUNT(*) AS n FROM {quote_ident(schema)}.{quote_ident(table)}"  # noqa: S608 - quoted
-        for i, (schema, table) in enumerate(tables)
-    )
-    by_index = {int(i): int(n) for i, n in engine.fetchall(counts)}
-    return {
-        (schema, table): [catalog[(schema, table)].information, by_index.get(i, -1)]
-        for i, (schema, table) in enumerate(tables)
-    }
+def _spark_table_state(engine: Engine, tables: Sequence[tuple[str, str]]) -> dict[tuple[str, str], list[Any]]:
+    """Per table: how many data files it has and a hash of their sorted names (see the module). The names are
+    read from the catalog's file index through the engine's Spark session, never by reading the files."""
+    state: dict[tuple[str, str], list[Any]] = {}
+    for schema, table in tables:
+        quote_ident(schema), quote_ident(table)  # validated names only reach the catalog
+        files = sorted(str(name) for name in engine.session.table(f"`{schema}`.`{table}`").inputFiles())
+        digest = hashlib.sha256("\n".join(files).encode("utf-8")).hexdigest()
+        state[(schema, table)] = [len(files), digest]
+    return state
 
 
 def _duckdb_table_state(engine: Engine, tables: Sequence[tuple[str, str]]) -> dict[tuple[str, str], list[Any]]:

@@ -89,6 +89,9 @@ class Source(models.Model):
                 spark_url_parts(self.url)
             except ValueError as exc:
                 raise ValidationError({"url": str(exc)}) from exc
+        if self.count_store and self.engine != EngineKind.POSTGRESQL:
+            # The store is a columnar copy beside a PostgreSQL site's worker; DuckDB and Spark count fast as they are.
+            raise ValidationError({"count_store": "only a PostgreSQL site keeps a count store"})
 
     @property
     def password_env_var(self) -> str:

@@ -38,6 +38,7 @@ from django.utils import timezone
 
 from audit.services import audit_record
 from cohorts.compiler import RESULTS_TABLES
+from cohorts.compiler.dialects import dialect_for
 from cohorts.runs.models import CohortRun
 from datasets.extraction import DATASET_COHORT_BASE
 from datasets.selectors import reviews_rows_due
@@ -198,6 +199,12 @@ def _prune_batches(
 
 def _results_tables(engine: Engine, results_schema: str) -> set[str]:
     """Which results tables exist at the site: none before its first generation (a run that failed to connect)."""
+    if engine.kind == "spark":
+        # No information_schema on Spark; SHOW TABLES of a schema not made yet is an error.
+        if results_schema not in {str(row[0]) for row in engine.fetchall("SHOW SCHEMAS")}:
+            return set()
+        listed = engine.fetchall(f"SHOW TABLES IN {quote_ident(results_schema)}")
+        return {str(row[1]) for row in listed if not row[2]} & set(RESULTS_TABLES)
     rows = engine.fetchall(
         "SELECT table_name FROM information_schema.tables WHERE table_schema = %(schema)s",
         {"schema": results_schema},
@@ -214,6 +221,16 @@ def _cohort_rows(engine: Engine, schema: str, tables: set[str], cohort: DueCohor
         rows = f"FROM {schema}.{quote_ident(table)} WHERE cohort_definition_id = %(cohort_id)s"
         # One statement that deletes and counts, the same on both engines; one id per statement, so that
         # PostgreSQL's BRIN index of the column narrows the scan exactly as for the generation's own delete.
+        dialect = dialect_for(engine.kind)
+        if delete and dialect.writes_by_partition:
+            # Spark cannot DELETE: the rows are counted, then the cohort's partition dropped (no transaction there;
+            # rows written for this id in between, by nothing Soyang runs once the run is final, go uncounted).
+            row = engine.fetchone(f"SELECT COUNT(*) {rows}", {"cohort_id": cohort.cohort_id})  # noqa: S608
+            cohort_id = str(int(cohort.cohort_id))
+            for statement in dialect.delete_cohort_rows(f"{schema}.{quote_ident(table)}", cohort_id):
+                engine.execute(statement)
+            counts[table] = int(row[0]) if row else 0
+            continue
         if delete:
             sql = f"WITH gone AS (DELETE {rows} RETURNING cohort_definition_id) SELECT COUNT(*) FROM gone"  # noqa: S608
         else:

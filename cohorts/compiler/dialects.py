@@ -34,6 +34,12 @@ class Dialect:
     #: Whether every CTE of a temp table's query becomes a temp table of its own, created first (see
     #: ``SparkDialect``).
     stage_ctes = False
+    #: Whether a temp table's select may hold bound parameters (concept sets resolved beforehand and bound as
+    #: arrays); where not, the concept sets are resolved in SQL by the statements themselves (see ``SparkDialect``).
+    parameters_in_temp_tables = True
+    #: Whether rows can be added to a temp table with INSERT (Spark's cached views take none: each batch of rows
+    #: is then a temp table of its own, read together as a UNION ALL).
+    inserts_into_temp_tables = True
 
     def quote_schema(self, name: str) -> str:
         """A schema name from the Source (never from a definition), validated then quoted; ``db.schema`` allowed."""
@@ -95,6 +101,10 @@ class Dialect:
             f"INSERT INTO {table} (cohort_definition_id, {columns})\n{select}",
         ]
 
+    def delete_cohort_rows(self, table: str, cohort_id: str) -> list[str]:
+        """Statements deleting every row of ``cohort_id`` (a validated literal) from results ``table`` (a prune)."""
+        return [f"DELETE FROM {table} WHERE cohort_definition_id = {cohort_id}"]
+
     def cohort_id_column(self, cohort_id: str) -> str:
         """The leading ``cohort_definition_id`` column of a ``replace_rows`` select ('' where the partition says it)."""
         return f"CAST({cohort_id} AS BIGINT), "
@@ -138,6 +148,11 @@ class Dialect:
         """A query of one row and column, true when every results table and index of quoted ``schema`` exists
         (a generation then skips the DDL and its commit); None where the DDL is always run (cheap there)."""
         return None
+
+    def keep_temp_tables_apart(self) -> list[str]:
+        """Statements after which a temp table made from other temp tables keeps its own rows when those are
+        dropped or made again under the same names (each cohort of a comparison builds the same temp tables)."""
+        return []
 
     def lock_cohort(self, cohort_id: int) -> list[str]:
         """Statements that serialize two generations of the same cohort id until commit (none where the engine
@@ -317,6 +332,12 @@ class SparkDialect(Dialect):
     # 25 s of planning for 304 rows on GiBleed, each CTE alone 5-7 s). Cached one by one, each statement reads
     # small cached relations and is planned in a fraction of a second.
     stage_ctes = True
+    # Concept sets are resolved by the statements themselves, as a semi-join on the cached codesets that Spark
+    # broadcasts, rather than bound as arrays tested row by row with array_contains (the engine could bind them:
+    # it turns a CACHE TABLE with parameters into a parameterized view, then caches it).
+    parameters_in_temp_tables = False
+    # A cached temporary view is a query's result, not a table: INSERT INTO it is refused.
+    inserts_into_temp_tables = False
 
     def days_between(self, start: str, end: str) -> str:
         return f"datediff({end}, {start})"
@@ -354,6 +375,16 @@ class SparkDialect(Dialect):
 
     def cohort_id_column(self, cohort_id: str) -> str:
         return ""
+
+    def delete_cohort_rows(self, table: str, cohort_id: str) -> list[str]:
+        # One cohort's rows are one partition: dropped as a whole (a catalog change and its files deleted).
+        return [f"ALTER TABLE {table} DROP IF EXISTS PARTITION (cohort_definition_id = {cohort_id})"]
+
+    def keep_temp_tables_apart(self) -> list[str]:
+        # A temporary view keeps its SQL text by default and resolves the names in it again at each use: once the
+        # temp views it reads are dropped (or replaced by the next cohort's) it fails (or reads the wrong rows).
+        # Stored as an analyzed plan it refers to those rows themselves. A setting of this engine's session only.
+        return ["SET spark.sql.legacy.storeAnalyzedPlanForView = true"]
 
 
 DIALECTS: dict[str, Dialect] = {"postgresql": PostgresDialect(), "duckdb": DuckDBDialect(), "spark": SparkDialect()}

@@ -198,6 +198,8 @@ def count_cohort(
     """
     parsed = expression if isinstance(expression, CohortExpression) else parse_expression(expression)
     schemas = {"cdm_schema": cdm_schema, "vocabulary_schema": vocabulary_schema, "results_schema": results_schema}
+    if not dialect_for(engine.kind).parameters_in_temp_tables:
+        resolved = None  # Spark: no bound values in a temp table's select; the statements resolve the sets
 
     def compiled_with(values: dict[int, list[int]] | None) -> CompiledCohort:
         return compile_cohort(

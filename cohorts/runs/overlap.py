@@ -4,7 +4,9 @@ Each cohort is found by the count path (``cohorts.runs.generation.count_cohort``
 nothing written to the results schema), one after the other inside one outer warehouse transaction. While a
 cohort's temp tables exist, its persons are added to a membership temp table with the cohort's bit; its temp tables
 are then dropped so that the next cohort can build its own. One last statement groups the members by person into
-a membership mask (bit i set: the person is in cohort i) and counts persons and their cell key per mask.
+a membership mask (bit i set: the person is in cohort i) and counts persons and their cell key per mask. Where a temp
+table takes no INSERT (Spark's cached views), each cohort's persons are a temp table of their own instead, read
+together by that last statement.
 
 Only aggregates leave this module: per mask the persons and cell key, per cohort its persons and cell key (the same
 numbers its own count releases: the same persons, hence the same cell key and the same perturbed count). Every
@@ -87,13 +89,20 @@ def cohort_overlap(
     cohorts: list[tuple[int, int]] = []
     unkeyed = 0
     started = time.perf_counter()
+    # Where a temp table takes no INSERT (Spark), each cohort's members are a temp table of their own.
+    appended = dialect.inserts_into_temp_tables
+    members = [MEMBERS] if appended else [f"{MEMBERS}_{position}" for position in range(k)]
     with engine.transaction():
+        for sql in dialect.keep_temp_tables_apart():
+            engine.execute(sql)
         # PostgreSQL: ON COMMIT DROP; DuckDB: replaced if left on the connection, dropped at the end.
-        engine.execute(
-            dialect.create_temp_table_as(
-                MEMBERS, "SELECT CAST(NULL AS BIGINT) AS person_id, CAST(NULL AS INTEGER) AS cohort_bit WHERE 1 = 0"
+        if appended:
+            engine.execute(
+                dialect.create_temp_table_as(
+                    MEMBERS,
+                    "SELECT CAST(NULL AS BIGINT) AS person_id, CAST(NULL AS INTEGER) AS cohort_bit WHERE 1 = 0",
+                )
             )
-        )
         for position, expression in enumerate(expressions):
             bit = 1 << position
 
@@ -101,11 +110,14 @@ def cohort_overlap(
                 # The cohort's persons, one row each, while its temp tables exist (the count's own transaction).
                 # ``bit`` is an int made here (1, 2, 4, 8), never a value of a definition.
                 sql, params = cohort
-                engine.execute(
-                    f"INSERT INTO {MEMBERS} (person_id, cohort_bit) "  # noqa: S608 - constants and compiled SQL
-                    f"SELECT DISTINCT c.subject_id, {int(bit)} FROM ({sql}) c",
-                    params,
-                )
+                select = f"SELECT DISTINCT c.subject_id AS person_id, {int(bit)} AS cohort_bit FROM ({sql}) c"  # noqa: S608
+                if appended:
+                    engine.execute(
+                        f"INSERT INTO {MEMBERS} (person_id, cohort_bit) {select}",  # noqa: S608 - constants, compiled
+                        params,
+                    )
+                else:
+                    engine.execute(dialect.create_temp_table_as(members[bit.bit_length() - 1], select), params)
                 return {}
 
             def step(done: int, statements: int, label: str, position: int = position) -> None:
@@ -131,16 +143,18 @@ def cohort_overlap(
                 engine.execute(dialect.drop_temp_table(name))
         if progress is not None:
             progress(total_steps, total_steps, "combinations")
+        # Constant names of this module's temp tables.
+        everyone = " UNION ALL ".join(f"SELECT person_id, cohort_bit FROM {name}" for name in members)  # noqa: S608
         rows = engine.fetchall(
             f"""WITH membership AS (
-                SELECT person_id, SUM(cohort_bit) AS mask FROM {MEMBERS} GROUP BY person_id
+                SELECT person_id, SUM(cohort_bit) AS mask FROM ({everyone}) r GROUP BY person_id
             )
             SELECT m.mask, COUNT(*), MOD(SUM(COALESCE(k.record_key, 0)), {KEYS}),
                    SUM(CASE WHEN k.record_key IS NULL THEN 1 ELSE 0 END)
             FROM membership m LEFT JOIN {record_keys} k ON k.person_id = m.person_id
             GROUP BY m.mask"""  # noqa: S608 - constants and the site's key table name (quoted)
         )
-        for sql in dialect.cleanup_temp_tables((MEMBERS,)):
+        for sql in dialect.cleanup_temp_tables(tuple(members)):
             engine.execute(sql)
     combinations = {mask: (0, 0) for mask in all_masks(k)}
     for mask, n, key, missing in rows:
