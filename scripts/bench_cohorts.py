@@ -155,7 +155,11 @@ def open_engine(kind: str, args: argparse.Namespace) -> Any:
         return connect("spark", args.spark_url, statement_timeout_seconds=args.timeout)
     path = Path(args.duckdb_path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    return connect("duckdb", f"duckdb:///{path.resolve()}", statement_timeout_seconds=args.timeout)
+    engine = connect("duckdb", f"duckdb:///{path.resolve()}", statement_timeout_seconds=args.timeout)
+    if args.duckdb_memory:
+        # DuckDB takes 80 % of the RAM by default: beside a Spark server, its load of 1M persons was killed.
+        engine.execute(f"SET memory_limit = '{args.duckdb_memory}'", None)
+    return engine
 
 
 def person_count(engine: Any, schema: str) -> int | None:
@@ -317,8 +321,8 @@ def measure(
     store ``store``, a Source whose store is synced, timed as the worker does it: the CDM's fingerprint read on
     PostgreSQL, the store opened, the count).
 
-    On Spark (``engine.kind == "spark"``) Soyang runs alone and Circe runs once, untimed, on ``reference_engine``
-    (DuckDB holding the same data under the same schema name): its rows are what Spark's must equal."""
+    On Spark (``engine.kind == "spark"``) Soyang runs alone; ``reference_engine`` (a list, see ``_measure_alone``)
+    collects what Circe's run on DuckDB over the same data, after all of Spark's, compares."""
     from cohorts.expression import parse_expression
     from cohorts.runs.generation import count_cohort, generate_cohort
     from cohorts.tests.circe_reference import circe_reference, circe_results_schema, ensure_circe_tables
@@ -380,8 +384,15 @@ def _compare(
     """Soyang's rows (or persons, on the count paths) and statistics against Circe's ``reference``."""
     from cohorts.runs.generation import cohort_rows
 
+    rows = None
     if path == "generate":
         rows = [tuple(r) for r in cohort_rows(engine, results_schema=results_schema, cohort_id=cohort_id)]
+    _compare_rows(outcome, rows, result, reference, path=path)
+
+
+def _compare_rows(outcome: Measurement, rows: list[tuple] | None, result: Any, reference: Any, *, path: str) -> None:
+    if path == "generate":
+        assert rows is not None
         outcome.soyang_rows, outcome.circe_rows = len(rows), len(reference.rows)
         outcome.rows_equal = rows == [tuple(r) for r in reference.rows]
     else:
@@ -405,13 +416,13 @@ def _measure_alone(
     path: str,
     reference_engine: Any,
 ) -> Measurement:
-    """Soyang alone on ``engine`` (Spark), ``repeat`` times; rows compared with Circe's on ``reference_engine``.
+    """Soyang alone on ``engine`` (Spark), ``repeat`` times. ``reference_engine`` here is a list that receives
+    what the comparison with Circe's rows on DuckDB needs (``compare_deferred``), or None for no comparison.
 
     Spark's results tables are partitioned by cohort id and each generation replaces its own partition, so no
     reset is needed between definitions (nor possible: Spark cannot DELETE from Parquet tables)."""
     from cohorts.expression import parse_expression
-    from cohorts.runs.generation import count_cohort, generate_cohort
-    from cohorts.tests.circe_reference import circe_reference
+    from cohorts.runs.generation import cohort_rows, count_cohort, generate_cohort
 
     if path not in ("generate", "count"):
         raise ValueError("Spark runs the generate and count paths only")
@@ -432,14 +443,29 @@ def _measure_alone(
     assert result is not None
     if reference_engine is None:
         return outcome
+    rows = None
+    if path == "generate":
+        rows = [tuple(r) for r in cohort_rows(engine, results_schema=schemas["results_schema"], cohort_id=cohort_id)]
+    # Compared at the end of the run (``compare_deferred``): DuckDB's file is then free of other benchmark runs.
+    reference_engine.append((outcome, expression, schemas, result, rows, cohort_id, path))
+    return outcome
+
+
+def compare_deferred(reference_engine: Any, deferred: list[tuple[Any, ...]]) -> None:
+    """Circe's rows on ``reference_engine`` (DuckDB, same data) against the Spark runs kept in ``deferred``."""
+    from cohorts.tests.circe_reference import circe_reference
     from warehouse.engines import quote_ident
 
-    reference_engine.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(schemas['results_schema'])}", None)
-    reference = circe_reference(reference_engine, expression, cohort_id=cohort_id, deterministic=True, **schemas)
-    _compare(
-        engine, outcome, result, reference, path=path, results_schema=schemas["results_schema"], cohort_id=cohort_id
-    )
-    return outcome
+    for outcome, expression, schemas, result, rows, cohort_id, path in deferred:
+        print(f"[{reference_engine.kind}] reference rows of {outcome.definition} ...", flush=True)
+        try:
+            reference_engine.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(schemas['results_schema'])}", None)
+            reference = circe_reference(
+                reference_engine, expression, cohort_id=cohort_id, deterministic=True, **schemas
+            )
+            _compare_rows(outcome, rows, result, reference, path=path)
+        except Exception as exc:  # one failing reference must not hide the others'
+            outcome.error = f"reference: {type(exc).__name__}: {exc}"
 
 
 @contextlib.contextmanager
@@ -573,6 +599,8 @@ def oracle_definitions(names: list[str], dataset: str) -> list[tuple[str, dict[s
         for entry in manifest
         if entry["dataset"] == dataset and ("all" in names or entry["name"] in names)
     ]
+    if "all" not in names:
+        chosen.sort(key=names.index)  # in the order given: the cheapest first, when time is short
     return [(name, json.loads((oracle / "cohorts" / f"{name}.json").read_text())) for name in chosen]
 
 
@@ -642,6 +670,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--synthea", action="store_true", help="also run the Synthea definitions on Synthea27Nj x1")
     parser.add_argument("--pg-url", default=os.environ.get("SOYANG_BENCH_PG_URL", DEFAULT_PG_URL))
     parser.add_argument("--duckdb-path", default=str(REPO / "var" / "bench" / "soyang_bench.duckdb"))
+    parser.add_argument(
+        "--duckdb-memory", default="", help="DuckDB's memory_limit, e.g. 4GB (default: DuckDB's, 80 %% of RAM)"
+    )
     parser.add_argument("--timeout", type=int, default=600, help="statement timeout in seconds")
     parser.add_argument(
         "--circe-no-nestloop",
@@ -681,12 +712,8 @@ def main(argv: list[str] | None = None) -> int:
     probes: list[dict[str, Any]] = []
     for kind in kinds:
         engine = open_engine(kind, args)
-        reference_engine = None
+        deferred: list[tuple[Any, ...]] | None = [] if kind == "spark" and not args.no_reference else None
         try:
-            if kind == "spark" and not args.no_reference:
-                # Circe's rows on DuckDB over the same data: what Spark's rows must equal.
-                reference_engine = open_engine("duckdb", args)
-                prepare_data(reference_engine, args)
             plan = prepare_data(engine, args)
             for cdm_schema, dataset in plan:
                 if kind == "spark" or args.probe:
@@ -705,7 +732,7 @@ def main(argv: list[str] | None = None) -> int:
                                 circe_settings=circe_settings,
                                 path=args.path,
                                 store=store,
-                                reference_engine=reference_engine,
+                                reference_engine=deferred,
                             )
                         )
                     except Exception as exc:  # one failing definition must not hide the others' figures
@@ -716,7 +743,13 @@ def main(argv: list[str] | None = None) -> int:
                         )
         finally:
             engine.close()
-            if reference_engine is not None:
+        if deferred:
+            # Circe's rows on DuckDB over the same data: what Spark's rows must equal.
+            reference_engine = open_engine("duckdb", args)
+            try:
+                prepare_data(reference_engine, args)
+                compare_deferred(reference_engine, deferred)
+            finally:
                 reference_engine.close()
     print_table(measurements)
     if args.json:
