@@ -5,6 +5,7 @@
     .venv/bin/python scripts/bench_cohorts.py --engine postgresql --synthetic-persons 100000
     .venv/bin/python scripts/bench_cohorts.py --engine duckdb --scale 10 --path count
     .venv/bin/python scripts/bench_cohorts.py --scale 50 --path store
+    .venv/bin/python scripts/bench_cohorts.py --engine spark --spark-url sc://127.0.0.1:15002 --synthetic-persons 10000
 
 Data: GiBleed (from ``$SHARED_DATA/omop/gibleed``) is loaded once into schema ``gibleed`` and cloned ``--scale``
 times into ``gibleed_x<k>`` (``warehouse.scaling.scale_cdm``); both are reused by later runs when their person
@@ -26,17 +27,27 @@ or earlier runs' rows. Circe runs with its same-day ties broken by event id, so 
 are comparable (see ``circe_reference.break_ties``). The Synthea definitions of the oracle run on Synthea27Nj at
 x1 with ``--synthea``.
 
+``--engine spark`` (``--spark-url``, a running Spark Connect server) runs Soyang alone on Spark: Circe's SQL
+cannot run on open-source Spark (it DELETEs from its results tables, which Parquet tables without Delta refuse).
+Spark's rows and statistics are compared instead with Circe's on DuckDB over the same data (same schema name,
+loaded from the same CSV into ``--duckdb-path``, untimed), which the DuckDB runs show identical to Soyang's on
+DuckDB. Before the definitions, Spark and DuckDB are probed for what the cluster arithmetic of
+docs/performance.md needs: the time of trivial statements (fixed cost per query) and of a full scan of each event
+table's concept column (rows read per second). Every figure is printed with the load average of the machine.
+
 This is a benchmark script: it imports the test-only Circe harness, which production code never does.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,6 +76,8 @@ class Measurement:
     rows_equal: bool | None = None
     stats_equal: bool | None = None
     error: str = ""
+    loadavg: str = ""
+    statements: int | None = None
 
     @property
     def soyang_median(self) -> float | None:
@@ -92,6 +105,14 @@ def shared_data_dir() -> Path:
     raw = os.environ.get("SHARED_DATA") or str(REPO.parent / "shared" / "data")
     path = Path(raw)
     return path if path.is_absolute() else (REPO / path).resolve()
+
+
+def loadavg() -> str:
+    """The machine's 1-, 5- and 15-minute load averages."""
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "?"
 
 
 def ensure_django() -> None:
@@ -130,21 +151,35 @@ def open_engine(kind: str, args: argparse.Namespace) -> Any:
     if kind == "postgresql":
         ensure_pg_database(args.pg_url)
         return connect("postgresql", args.pg_url, statement_timeout_seconds=args.timeout)
+    if kind == "spark":
+        return connect("spark", args.spark_url, statement_timeout_seconds=args.timeout)
     path = Path(args.duckdb_path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    return connect("duckdb", f"duckdb:///{path.resolve()}", statement_timeout_seconds=args.timeout)
+    engine = connect("duckdb", f"duckdb:///{path.resolve()}", statement_timeout_seconds=args.timeout)
+    if args.duckdb_memory:
+        # DuckDB takes 80 % of the RAM by default: beside a Spark server, its load of 1M persons was killed.
+        engine.execute(f"SET memory_limit = '{args.duckdb_memory}'", None)
+    return engine
 
 
 def person_count(engine: Any, schema: str) -> int | None:
     """Persons in ``schema.person``, or None when the table does not exist."""
+    from warehouse.engines import quote_ident
+
+    if engine.kind == "spark":  # no information_schema on Spark
+        schemas = {str(row[0]) for row in engine.fetchall("SHOW SCHEMAS", None)}
+        if schema not in schemas:
+            return None
+        tables = {str(row[1]) for row in engine.fetchall(f"SHOW TABLES IN {quote_ident(schema)}", None)}
+        if "person" not in tables:
+            return None
+        return int(engine.fetchone(f"SELECT COUNT(*) FROM {quote_ident(schema)}.person", None)[0])  # noqa: S608
     exists = engine.fetchone(
         "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = %(schema)s AND table_name = 'person'",
         {"schema": schema},
     )
     if not exists or not int(exists[0]):
         return None
-    from warehouse.engines import quote_ident
-
     # The schema name is quoted; it comes from this script, never from a user.
     return int(engine.fetchone(f"SELECT COUNT(*) FROM {quote_ident(schema)}.person", None)[0])  # noqa: S608
 
@@ -154,6 +189,8 @@ def indexes_current(engine: Any, schema: str, cdm_version: str) -> bool:
     tables in concept order on DuckDB (checked on the first 100,000 conditions; load order is never sorted)."""
     from warehouse.engines import quote_ident
 
+    if engine.kind == "spark":
+        return True  # Parquet tables as the loader writes them; no index, no order to check
     if engine.kind != "postgresql":
         concepts = [
             row[0]
@@ -183,9 +220,13 @@ def load_if_missing(engine: Any, schema: str, directory: Path, persons: int, cdm
     from warehouse.loader import load_cdm_directory
 
     started = time.perf_counter()
-    print(f"[{engine.kind}] loading {directory.name} into {schema} ...", flush=True)
-    load_cdm_directory(engine, directory, cdm_schema=schema, cdm_version=cdm_version)
-    print(f"[{engine.kind}] loaded in {time.perf_counter() - started:.1f} s", flush=True)
+    print(f"[{engine.kind}] loading {directory.name} into {schema} (load average {loadavg()}) ...", flush=True)
+    report = load_cdm_directory(engine, directory, cdm_schema=schema, cdm_version=cdm_version)
+    print(
+        f"[{engine.kind}] loaded {sum(report.rows.values()):,} rows in {time.perf_counter() - started:.1f} s "
+        f"(load average {loadavg()})",
+        flush=True,
+    )
 
 
 def prepare_gibleed(engine: Any, scale: int) -> str:
@@ -209,8 +250,9 @@ def prepare_synthea(engine: Any) -> str:
     return "synthea27nj"
 
 
-def prepare_synthetic(engine: Any, persons: int, seed: int) -> str:
-    """Soyang's synthetic warehouse of ``persons`` persons, written once as CSV and loaded once."""
+def prepare_synthetic(engine: Any, persons: int, seed: int, jobs: int = 2) -> str:
+    """Soyang's synthetic warehouse of ``persons`` persons, written once as CSV (``jobs`` generating processes;
+    the files are the same for any number) and loaded once."""
     from warehouse.synthetic.synthesis import CDM_VERSION, write_cdm
 
     schema = f"synthetic_{persons}"
@@ -218,7 +260,7 @@ def prepare_synthetic(engine: Any, persons: int, seed: int) -> str:
     marker = directory / ".complete"
     if not marker.exists():
         print(f"writing a synthetic CDM of {persons} persons into {directory} ...", flush=True)
-        report = write_cdm(directory, persons=persons, seed=seed)
+        report = write_cdm(directory, persons=persons, seed=seed, jobs=jobs)
         marker.write_text(json.dumps({"rows": report.total_rows, "seconds": report.seconds}))
     load_if_missing(engine, schema, directory, persons, CDM_VERSION)
     return schema
@@ -270,20 +312,29 @@ def measure(
     circe_settings: dict[str, str],
     path: str = "generate",
     store: Any = None,
+    reference_engine: Any = None,
 ) -> Measurement:
     """Run ``expression`` ``repeat`` times with Soyang and with Circe on ``cdm_schema``, alternately.
 
     ``path``: ``generate`` (Soyang writes the rows, compared row by row with Circe's), ``count`` (the count path on
     the same database: persons and by-person statistics compared) or ``store`` (the count path on the site's count
     store ``store``, a Source whose store is synced, timed as the worker does it: the CDM's fingerprint read on
-    PostgreSQL, the store opened, the count)."""
+    PostgreSQL, the store opened, the count).
+
+    On Spark (``engine.kind == "spark"``) Soyang runs alone; ``reference_engine`` (a list, see ``_measure_alone``)
+    collects what Circe's run on DuckDB over the same data, after all of Spark's, compares."""
     from cohorts.expression import parse_expression
-    from cohorts.runs.generation import cohort_rows, count_cohort, generate_cohort
+    from cohorts.runs.generation import count_cohort, generate_cohort
     from cohorts.tests.circe_reference import circe_reference, circe_results_schema, ensure_circe_tables
     from warehouse.engines import quote_ident
 
     results_schema = f"bench_results_{cdm_schema}"
     engine.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(results_schema)}", None)
+    schemas = {"cdm_schema": cdm_schema, "vocabulary_schema": cdm_schema, "results_schema": results_schema}
+    if engine.kind == "spark":
+        return _measure_alone(
+            engine, name, expression, schemas=schemas, repeat=repeat, path=path, reference_engine=reference_engine
+        )
     circe_schema = circe_results_schema(results_schema)
     ensure_circe_tables(engine, circe_schema)
     if engine.kind == "postgresql":
@@ -296,8 +347,9 @@ def measure(
             cohort_index_like_soyang(f"{quote_ident(circe_schema)}.cohort", "brin_bench_cohort_id", id_type="int4")
         )
     reset_results(engine, [results_schema, circe_schema])
-    schemas = {"cdm_schema": cdm_schema, "vocabulary_schema": cdm_schema, "results_schema": results_schema}
-    outcome = Measurement(definition=name, engine=engine.kind if path != "store" else "count-store", data=cdm_schema)
+    outcome = Measurement(
+        definition=name, engine=engine.kind if path != "store" else "count-store", data=cdm_schema, loadavg=loadavg()
+    )
     parsed = parse_expression(expression)
     result = reference = None
     cohort_id = COHORT_ID
@@ -322,8 +374,25 @@ def measure(
         )
         outcome.circe_seconds.append(reference.seconds)
     assert result is not None and reference is not None
+    _compare(engine, outcome, result, reference, path=path, results_schema=results_schema, cohort_id=cohort_id)
+    return outcome
+
+
+def _compare(
+    engine: Any, outcome: Measurement, result: Any, reference: Any, *, path: str, results_schema: str, cohort_id: int
+) -> None:
+    """Soyang's rows (or persons, on the count paths) and statistics against Circe's ``reference``."""
+    from cohorts.runs.generation import cohort_rows
+
+    rows = None
     if path == "generate":
         rows = [tuple(r) for r in cohort_rows(engine, results_schema=results_schema, cohort_id=cohort_id)]
+    _compare_rows(outcome, rows, result, reference, path=path)
+
+
+def _compare_rows(outcome: Measurement, rows: list[tuple] | None, result: Any, reference: Any, *, path: str) -> None:
+    if path == "generate":
+        assert rows is not None
         outcome.soyang_rows, outcome.circe_rows = len(rows), len(reference.rows)
         outcome.rows_equal = rows == [tuple(r) for r in reference.rows]
     else:
@@ -335,7 +404,141 @@ def measure(
     ] and [(n, int(c)) for n, c in result.attrition] == [
         (a["name"], a["count"]) for a in reference.by_person["attrition"]
     ]
+
+
+def _measure_alone(
+    engine: Any,
+    name: str,
+    expression: dict[str, Any],
+    *,
+    schemas: dict[str, str],
+    repeat: int,
+    path: str,
+    reference_engine: Any,
+) -> Measurement:
+    """Soyang alone on ``engine`` (Spark), ``repeat`` times. ``reference_engine`` here is a list that receives
+    what the comparison with Circe's rows on DuckDB needs (``compare_deferred``), or None for no comparison.
+
+    Spark's results tables are partitioned by cohort id and each generation replaces its own partition, so no
+    reset is needed between definitions (nor possible: Spark cannot DELETE from Parquet tables)."""
+    from cohorts.expression import parse_expression
+    from cohorts.runs.generation import cohort_rows, count_cohort, generate_cohort
+
+    if path not in ("generate", "count"):
+        raise ValueError("Spark runs the generate and count paths only")
+    outcome = Measurement(definition=name, engine=engine.kind, data=schemas["cdm_schema"], loadavg=loadavg())
+    parsed = parse_expression(expression)
+    result = None
+    cohort_id = COHORT_ID
+    for attempt in range(repeat):
+        cohort_id = COHORT_ID + attempt
+        with _counting(engine) as counted:
+            started = time.perf_counter()
+            if path == "generate":
+                result = generate_cohort(engine, parsed, cohort_id=cohort_id, **schemas)
+            else:
+                result = count_cohort(engine, parsed, **schemas)
+            outcome.soyang_seconds.append(time.perf_counter() - started)
+        outcome.statements = counted[0]
+    assert result is not None
+    if reference_engine is None:
+        return outcome
+    rows = None
+    if path == "generate":
+        rows = [tuple(r) for r in cohort_rows(engine, results_schema=schemas["results_schema"], cohort_id=cohort_id)]
+    # Compared at the end of the run (``compare_deferred``): DuckDB's file is then free of other benchmark runs.
+    reference_engine.append((outcome, expression, schemas, result, rows, cohort_id, path))
     return outcome
+
+
+def compare_deferred(reference_engine: Any, deferred: list[tuple[Any, ...]]) -> None:
+    """Circe's rows on ``reference_engine`` (DuckDB, same data) against the Spark runs kept in ``deferred``."""
+    from cohorts.tests.circe_reference import circe_reference
+    from warehouse.engines import quote_ident
+
+    for outcome, expression, schemas, result, rows, cohort_id, path in deferred:
+        print(f"[{reference_engine.kind}] reference rows of {outcome.definition} ...", flush=True)
+        try:
+            reference_engine.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(schemas['results_schema'])}", None)
+            reference = circe_reference(
+                reference_engine, expression, cohort_id=cohort_id, deterministic=True, **schemas
+            )
+            _compare_rows(outcome, rows, result, reference, path=path)
+        except Exception as exc:  # one failing reference must not hide the others'
+            outcome.error = f"reference: {type(exc).__name__}: {exc}"
+
+
+@contextlib.contextmanager
+def _counting(engine: Any) -> Iterator[list[int]]:
+    """Count the statements ``engine`` sends (its execute and fetchall calls; scripts go through execute)."""
+    counted = [0]
+    execute, fetchall = engine.execute, engine.fetchall
+
+    def counting_execute(*args: Any, **kwargs: Any) -> Any:
+        counted[0] += 1
+        return execute(*args, **kwargs)
+
+    def counting_fetchall(*args: Any, **kwargs: Any) -> Any:
+        counted[0] += 1
+        return fetchall(*args, **kwargs)
+
+    engine.execute, engine.fetchall = counting_execute, counting_fetchall
+    try:
+        yield counted
+    finally:
+        del engine.execute, engine.fetchall
+
+
+def probe(engine: Any, cdm_schema: str, repeat: int) -> dict[str, Any]:
+    """What the cluster arithmetic needs, printed: the fixed cost of trivial statements and the rows read per
+    second by a full scan of each event table's concept column (a filter no statistic or file footer can answer,
+    so every value is read and tested). Medians of ``repeat`` runs."""
+    from warehouse.engines import quote_ident
+
+    def timed(sql: str) -> tuple[float, Any]:
+        times, value = [], None
+        for _ in range(repeat):
+            started = time.perf_counter()
+            value = engine.fetchone(sql, None)
+            times.append(time.perf_counter() - started)
+        return statistics.median(times), value
+
+    schema = quote_ident(cdm_schema)
+    figures: dict[str, Any] = {"engine": engine.kind, "data": cdm_schema, "loadavg_before": loadavg()}
+    figures["select_1_s"], _ = timed("SELECT 1")
+    figures["count_person_s"], persons = timed(f"SELECT COUNT(*) FROM {schema}.person")  # noqa: S608
+    figures["persons"] = int(persons[0])
+    scans = {}
+    for table, column in (
+        ("condition_occurrence", "condition_concept_id"),
+        ("drug_exposure", "drug_concept_id"),
+        ("procedure_occurrence", "procedure_concept_id"),
+        ("measurement", "measurement_concept_id"),
+        ("observation", "observation_concept_id"),
+        ("visit_occurrence", "visit_concept_id"),
+    ):
+        # Names from this script, quoted.
+        seconds, row = timed(
+            f"SELECT COUNT(*), SUM(CASE WHEN MOD({column}, 7) = 3 THEN 1 ELSE 0 END) "  # noqa: S608
+            f"FROM {schema}.{quote_ident(table)}"
+        )
+        rows = int(row[0])
+        scans[table] = {"rows": rows, "seconds": seconds, "rows_per_s": rows / seconds if seconds else None}
+    figures["scans"] = scans
+    figures["loadavg_after"] = loadavg()
+    print(
+        f"[{engine.kind}] probe on {cdm_schema} "
+        f"(load average {figures['loadavg_before']} -> {figures['loadavg_after']}): "
+        f"SELECT 1 {figures['select_1_s']:.3f} s, COUNT(*) person {figures['count_person_s']:.3f} s",
+        flush=True,
+    )
+    for table, scan in scans.items():
+        print(
+            f"[{engine.kind}]   scan {table:<22} {scan['rows']:>12,} rows {scan['seconds']:8.3f} s "
+            f"{(scan['rows_per_s'] or 0) / 1e6:8.1f} M rows/s",
+            flush=True,
+        )
+    return figures
 
 
 def _count_on_store(engine: Any, store: Any, parsed: Any, schemas: dict[str, str]) -> Any:
@@ -396,6 +599,8 @@ def oracle_definitions(names: list[str], dataset: str) -> list[tuple[str, dict[s
         for entry in manifest
         if entry["dataset"] == dataset and ("all" in names or entry["name"] in names)
     ]
+    if "all" not in names:
+        chosen.sort(key=names.index)  # in the order given: the cheapest first, when time is short
     return [(name, json.loads((oracle / "cohorts" / f"{name}.json").read_text())) for name in chosen]
 
 
@@ -406,7 +611,8 @@ def print_table(measurements: list[Measurement]) -> None:
         return f"{value:9.3f}" if value is not None else "        -"
 
     header = (
-        f"{'definition':<40} {'engine':<10} {'data':<16} {'Soyang s':>9} {'Circe s':>9} {'ratio':>6} {'rows':>8} equal"
+        f"{'definition':<40} {'engine':<10} {'data':<16} {'Soyang s':>9} {'Circe s':>9} {'ratio':>6} {'rows':>8} "
+        f"{'load avg':<15} equal"
     )
     print()
     print(header)
@@ -419,13 +625,19 @@ def print_table(measurements: list[Measurement]) -> None:
         rows = f"{m.soyang_rows if m.soyang_rows is not None else '-':>8}"
         print(
             f"{m.definition:<40} {m.engine:<10} {m.data:<16} {seconds(m.soyang_median)} {seconds(m.circe_median)} "
-            f"{ratio} {rows} {equal}"
+            f"{ratio} {rows} {m.loadavg:<15} {equal}" + (f" ({m.statements} statements)" if m.statements else "")
         )
     print()
     for kind in sorted({m.engine for m in measurements}):
         ratios = [m.ratio for m in measurements if m.engine == kind and m.ratio is not None]
         agree = sum(1 for m in measurements if m.engine == kind and m.rows_equal)
         total = sum(1 for m in measurements if m.engine == kind)
+        times = [m.soyang_median for m in measurements if m.engine == kind and m.soyang_median is not None]
+        if times:
+            print(
+                f"{kind}: median Soyang time {statistics.median(times):.3f} s, max {max(times):.3f} s, "
+                f"sum {sum(times):.1f} s over {len(times)} definitions; rows identical for {agree}/{total}"
+            )
         if ratios:
             print(
                 f"{kind}: median ratio Soyang/Circe {statistics.median(ratios):.2f} over {len(ratios)} definitions; "
@@ -439,15 +651,28 @@ def print_table(measurements: list[Measurement]) -> None:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Command-line options."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--engine", choices=("postgresql", "duckdb", "both"), default="both")
+    parser.add_argument("--engine", choices=("postgresql", "duckdb", "both", "spark"), default="both")
+    parser.add_argument(
+        "--spark-url",
+        default=os.environ.get("SOYANG_BENCH_SPARK_URL", "sc://127.0.0.1:15002"),
+        help="Spark Connect server for --engine spark (python -m warehouse.spark_server start DIR prints one)",
+    )
+    parser.add_argument(
+        "--no-reference", action="store_true", help="on Spark, skip the comparison with Circe's rows on DuckDB"
+    )
+    parser.add_argument("--probe", action="store_true", help="also probe fixed costs and scan rates (Spark: always)")
     parser.add_argument("--scale", type=int, default=10, help="GiBleed clones (persons x k)")
     parser.add_argument("--definitions", nargs="+", default=["all"], help="oracle definition names, or all")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--synthetic-persons", type=int, help="benchmark on a synthetic warehouse of N persons")
     parser.add_argument("--seed", type=int, default=42, help="seed of the synthetic warehouse")
+    parser.add_argument("--jobs", type=int, default=2, help="processes writing the synthetic warehouse")
     parser.add_argument("--synthea", action="store_true", help="also run the Synthea definitions on Synthea27Nj x1")
     parser.add_argument("--pg-url", default=os.environ.get("SOYANG_BENCH_PG_URL", DEFAULT_PG_URL))
     parser.add_argument("--duckdb-path", default=str(REPO / "var" / "bench" / "soyang_bench.duckdb"))
+    parser.add_argument(
+        "--duckdb-memory", default="", help="DuckDB's memory_limit, e.g. 4GB (default: DuckDB's, 80 %% of RAM)"
+    )
     parser.add_argument("--timeout", type=int, default=600, help="statement timeout in seconds")
     parser.add_argument(
         "--circe-no-nestloop",
@@ -465,6 +690,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def prepare_data(engine: Any, args: argparse.Namespace) -> list[tuple[str, str]]:
+    """(CDM schema, oracle data set) pairs to measure on ``engine``, loaded when missing."""
+    if args.synthetic_persons:
+        return [(prepare_synthetic(engine, args.synthetic_persons, args.seed, args.jobs), "gibleed")]
+    plan = [(prepare_gibleed(engine, args.scale), "gibleed")]
+    if args.synthea:
+        plan.append((prepare_synthea(engine), "synthea27nj"))
+    return plan
+
+
 def main(argv: list[str] | None = None) -> int:
     """Prepare the data, measure every selected definition on every selected engine, print the table."""
     args = parse_args(argv)
@@ -474,16 +709,15 @@ def main(argv: list[str] | None = None) -> int:
         kinds = ("postgresql",)  # the store is a PostgreSQL site's; Circe runs on that PostgreSQL
     circe_settings = {"enable_nestloop": "off"} if args.circe_no_nestloop else {}
     measurements: list[Measurement] = []
+    probes: list[dict[str, Any]] = []
     for kind in kinds:
         engine = open_engine(kind, args)
+        deferred: list[tuple[Any, ...]] | None = [] if kind == "spark" and not args.no_reference else None
         try:
-            if args.synthetic_persons:
-                plan = [(prepare_synthetic(engine, args.synthetic_persons, args.seed), "gibleed")]
-            else:
-                plan = [(prepare_gibleed(engine, args.scale), "gibleed")]
-                if args.synthea:
-                    plan.append((prepare_synthea(engine), "synthea27nj"))
+            plan = prepare_data(engine, args)
             for cdm_schema, dataset in plan:
+                if kind == "spark" or args.probe:
+                    probes.append(probe(engine, cdm_schema, args.repeat))
                 store = prepare_store(engine, args, cdm_schema) if args.path == "store" else None
                 for name, expression in oracle_definitions(args.definitions, dataset):
                     print(f"[{kind}] {name} on {cdm_schema} ...", flush=True)
@@ -498,6 +732,7 @@ def main(argv: list[str] | None = None) -> int:
                                 circe_settings=circe_settings,
                                 path=args.path,
                                 store=store,
+                                reference_engine=deferred,
                             )
                         )
                     except Exception as exc:  # one failing definition must not hide the others' figures
@@ -508,12 +743,26 @@ def main(argv: list[str] | None = None) -> int:
                         )
         finally:
             engine.close()
+        if deferred:
+            # Circe's rows on DuckDB over the same data: what Spark's rows must equal.
+            reference_engine = open_engine("duckdb", args)
+            try:
+                prepare_data(reference_engine, args)
+                compare_deferred(reference_engine, deferred)
+            finally:
+                reference_engine.close()
     print_table(measurements)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(
             json.dumps(
-                [asdict(m) | {"soyang_median": m.soyang_median, "circe_median": m.circe_median} for m in measurements],
+                {
+                    "measurements": [
+                        asdict(m) | {"soyang_median": m.soyang_median, "circe_median": m.circe_median}
+                        for m in measurements
+                    ],
+                    "probes": probes,
+                },
                 indent=1,
             )
         )
