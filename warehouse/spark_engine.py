@@ -46,6 +46,7 @@ from warehouse.engines import (
 
 _PLACEHOLDER_RE = re.compile(r"%\((?P<name>[A-Za-z_][A-Za-z0-9_]*)\)s|%%")
 _CACHE_AS_RE = re.compile(r"^\s*CACHE TABLE (?P<name>[A-Za-z_][A-Za-z0-9_]*) AS\s+(?P<query>.*)$", re.DOTALL)
+_DROP_VIEW_RE = re.compile(r"^\s*DROP VIEW IF EXISTS (?P<name>[A-Za-z_][A-Za-z0-9_]*)\s*$")
 _URL_RE = re.compile(r"^sc://(?P<host>[A-Za-z0-9.\-]+|\[[0-9A-Fa-f:]+\])(:(?P<port>\d{1,5}))?/?$")
 
 #: Session settings of every Spark engine: double-quoted names are identifiers (as in PostgreSQL and DuckDB) and
@@ -234,6 +235,13 @@ class SparkEngine(Engine):
                 self._spark.sql(cached.group("query"), args=bound or None).createOrReplaceTempView(cached.group("name"))
                 self._spark.sql(f"CACHE TABLE {cached.group('name')}")
             return
+        dropped = _DROP_VIEW_RE.match(translated)
+        if dropped is not None:
+            # A view cached with CACHE TABLE keeps its cached rows after DROP VIEW when it was made from a frame:
+            # they would stay in the server's memory, and stand in for the table they were read from (a table's
+            # ``inputFiles`` would then list none).
+            with self._guard():
+                self._spark.sql(f"UNCACHE TABLE IF EXISTS {dropped.group('name')}")
         with self._guard():
             frame = self._spark.sql(translated, args=bound or None)
             # Commands (DDL, INSERT, CACHE TABLE) run when sql() returns; a query runs only when read.
