@@ -57,6 +57,9 @@ SESSION_SETTINGS = {
     "spark.sql.session.timeZone": "UTC",
 }
 
+#: The session class of every Spark engine (made on first use, so that pyspark is imported only then).
+_OwnedSession: Any = None
+
 #: Retries of a call that found the server unreachable (200 ms, then 4x longer each: about 4 s in all).
 CONNECT_RETRIES = 3
 
@@ -166,11 +169,18 @@ class SparkEngine(Engine):
             from pyspark.sql import SparkSession
         except ImportError as exc:  # pragma: no cover - pyspark is in requirements.txt
             raise EngineError("the Spark engine needs pyspark (requirements.txt)") from exc
+        global _OwnedSession
+        if _OwnedSession is None:
+            _OwnedSession = _owned_session_class()
         address = f"sc://{host}:{port}/;user_id=soyang"
         if token:
             address += f";token={token};use_ssl=true"
         try:
             self._spark = SparkSession.builder.remote(address).create()
+            # pyspark's SparkSession.__del__ closes its client, which shuts down a thread pool shared by every
+            # session of the process; run by the garbage collector inside that pool's own submit (another session
+            # reading a result), it deadlocks the process. This engine closes its session itself (``close``).
+            self._spark.__class__ = _OwnedSession
             # The client's default retries a lost connection for ten minutes: a worker would hang on a cluster that
             # is down. A few seconds here; the worker's own retry of a TransientEngineError does the rest.
             from pyspark.sql.connect.client.retries import DefaultPolicy
@@ -181,6 +191,12 @@ class SparkEngine(Engine):
             for key, value in SESSION_SETTINGS.items():
                 self._spark.conf.set(key, value)
         except Exception as exc:
+            spark = getattr(self, "_spark", None)
+            if spark is not None:
+                try:
+                    spark.stop()
+                except Exception:  # noqa: BLE001, S110 - it never connected: nothing to release
+                    pass
             reason = "no answer" if "RETRIES_EXCEEDED" in str(exc) else _message(exc)
             raise TransientEngineError(f"cannot connect to Spark at {host}:{port}: {reason}") from exc
 
@@ -412,6 +428,18 @@ class SparkEngine(Engine):
         if "DEADLINE_EXCEEDED" in text or "SESSION_CLOSED" in text or "INVALID_HANDLE.SESSION" in text:
             return TransientEngineError(f"Spark connection problem: {message}")
         return EngineError(message)
+
+
+def _owned_session_class() -> type:
+    from pyspark.sql.connect.session import SparkSession
+
+    class OwnedSession(SparkSession):
+        """A Spark Connect session that the garbage collector never closes (see ``SparkEngine.__init__``)."""
+
+        def __del__(self) -> None:
+            pass
+
+    return OwnedSession
 
 
 def _message(exc: BaseException) -> str:
