@@ -409,9 +409,17 @@ class SparkEngine(Engine):
     def close(self) -> None:
         if not self._closed:
             self._closed = True
+            # Not SparkSession.stop(): its client.close() shuts down the response-release thread pool that every
+            # session of the process shares, under the feet of another engine's running statement (a worker
+            # serving two sites). The session is released on the server and this engine's channel closed.
+            client = self._spark.client
             try:
-                self._spark.stop()
+                client.release_session()
             except Exception:  # noqa: BLE001, S110 - the server may already be gone; the session dies with it
+                pass
+            try:
+                client._channel.close()
+            except Exception:  # noqa: BLE001, S110 - already closed
                 pass
 
     def _translate(self, exc: Exception) -> WarehouseError:
