@@ -40,6 +40,7 @@ from warehouse.engines import (
     QueryTimeout,
     TransientEngineError,
     WarehouseError,
+    _first_date_is_compact,
     _sniff_delimiter,
     quote_ident,
 )
@@ -293,7 +294,10 @@ class SparkEngine(Engine):
         missing = [c for c in columns if c not in types]
         if missing:
             raise EngineError(f"{table} has no column(s) {', '.join(missing)}")
-        compact_dates = delimiter == "\t" and _first_date_is_compact(path, columns, types)
+        # The check shared with DuckDB reads upper-case type names (DATE); Spark's are lower-case.
+        compact_dates = delimiter == "\t" and _first_date_is_compact(
+            path, columns, {c: t.upper() for c, t in types.items()}
+        )
         text_columns = set(empty_as_text)
 
         def cast(column: str) -> str:
@@ -465,20 +469,6 @@ def _is_query(sql: str) -> bool:
 def _unquoted(table: str) -> str:
     """``"schema"."table"`` as Spark's DataFrame API takes it (backquotes)."""
     return ".".join(f"`{part.strip(chr(34))}`" for part in table.split("."))
-
-
-def _first_date_is_compact(path: Path, columns: Sequence[str], types: Mapping[str, str]) -> bool:
-    """Athena writes dates as YYYYMMDD: look at the first data row's first DATE column."""
-    from warehouse.engines import _open_text
-
-    date_positions = [i for i, c in enumerate(columns) if types[c] == "date"]
-    if not date_positions:
-        return False
-    with _open_text(path) as handle:
-        handle.readline()
-        fields = handle.readline().rstrip("\r\n").split("\t")
-    value = fields[date_positions[0]] if len(fields) > date_positions[0] else ""
-    return bool(re.fullmatch(r"\d{8}", value))
 
 
 def spark_token(password_env: str | None = None) -> str | None:
