@@ -220,6 +220,9 @@ class SparkEngine(Engine):
             timer = threading.Timer(self.statement_timeout_seconds, self._on_timeout)
             timer.daemon = True
             timer.start()
+        # pyspark asks "the active session" of the thread for settings while it builds a statement (the type of a
+        # datetime parameter): it must be this engine's, never another engine's of the same worker thread.
+        type(self._spark)._active_session.session = self._spark  # a thread-local of pyspark's SparkSession class
         try:
             yield
         except WarehouseError:
@@ -425,6 +428,14 @@ class SparkEngine(Engine):
                 client._channel.close()
             except Exception:  # noqa: BLE001, S110 - already closed
                 pass
+            client._closed = True  # pyspark's mark of a stopped session: never again picked as the default one
+            from pyspark.sql.connect.session import SparkSession as session_class  # its class attributes, not ours
+
+            with session_class._lock:
+                if session_class._default_session is self._spark:
+                    session_class._default_session = None
+            if getattr(session_class._active_session, "session", None) is self._spark:
+                session_class._active_session.session = None
 
     def _translate(self, exc: Exception) -> WarehouseError:
         message = _message(exc)

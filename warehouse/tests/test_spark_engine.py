@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -80,6 +80,19 @@ def test_temp_views_belong_to_one_engine(spark_url: str) -> None:
         with pytest.raises(EngineError, match="TABLE_OR_VIEW_NOT_FOUND"):
             second.fetchall("SELECT v FROM soyang_private")
         first.execute("DROP VIEW IF EXISTS soyang_private")
+
+
+def test_closing_one_engine_leaves_the_other_engines_of_the_thread_working(spark_url: str) -> None:
+    """A worker thread serves several sites: one engine closed must not take another's statements with it (pyspark
+    asks the thread's "active" session for settings while it builds a datetime parameter)."""
+    first = connect("spark", spark_url)
+    with connect("spark", spark_url) as second:
+        assert first.fetchone("SELECT 1") == (1,)
+        first.close()
+        stamp = datetime(2024, 2, 29, 12, 30, tzinfo=UTC).replace(tzinfo=None)  # naive UTC, as the loader binds
+        assert second.fetchone("SELECT %(t)s", {"t": stamp}) == (stamp,)
+    with pytest.raises(EngineError, match="closed"):
+        first.fetchone("SELECT 1")
 
 
 def test_cancel_from_another_thread_stops_the_statement(spark_url: str) -> None:
