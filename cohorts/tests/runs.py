@@ -3,6 +3,7 @@ without running a count."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from cohorts.runs.choices import RunKind
@@ -174,3 +175,19 @@ def demographics_request(version: Any, user: Any, sites: dict[Any, dict[str, Any
         )
         request.runs.add(run)
     return request
+
+
+def numbers_in(value: Any, key: str = "") -> set[int]:
+    """Every whole number the status shows, as a value or inside any text, except in its timestamps (``queued_at``:
+    their microseconds would match any three digits)."""
+    if key.endswith("_at"):
+        return set()
+    if isinstance(value, dict):
+        return set().union(*(numbers_in(v, str(k)) for k, v in value.items()))
+    if isinstance(value, list | tuple):
+        return set().union(*(numbers_in(v) for v in value))
+    if isinstance(value, bool) or value is None:
+        return set()
+    if isinstance(value, int):
+        return {value}
+    return {int(token) for token in re.findall(r"\d+", str(value))}
