@@ -10,9 +10,10 @@
 Data: GiBleed (from ``$SHARED_DATA/omop/gibleed``) is loaded once into schema ``gibleed`` and cloned ``--scale``
 times into ``gibleed_x<k>`` (``warehouse.scaling.scale_cdm``); both are reused by later runs when their person
 counts are right. ``--synthetic-persons N`` instead writes and loads Soyang's synthetic warehouse of N persons
-(``warehouse.synthetic``) into ``synthetic_<N>``. PostgreSQL: ``--pg-url`` (default ``$SOYANG_BENCH_PG_URL`` or
-database ``soyang_r_bench`` on 127.0.0.1, created when missing). DuckDB: ``--duckdb-path`` (default
-``var/bench/soyang_bench.duckdb``).
+(``warehouse.synthetic``) into ``synthetic_<N>``; ``--synthetic-clones k`` then clones it k times into
+``synthetic_<N>_x<k>`` (the 10M-person warehouse from the 1M one: every count exactly k times). PostgreSQL:
+``--pg-url`` (default ``$SOYANG_BENCH_PG_URL`` or database ``soyang_r_bench`` on 127.0.0.1, created when
+missing). DuckDB: ``--duckdb-path`` (default ``var/bench/soyang_bench.duckdb``).
 
 Each oracle definition of the chosen data set runs ``--repeat`` times with Soyang (``generate_cohort``, wall
 time including compilation) and with Circe (circe-be's SQL through ``cohorts/tests/circe_reference.py``, the SQL
@@ -264,6 +265,23 @@ def prepare_synthetic(engine: Any, persons: int, seed: int, jobs: int = 2) -> st
         marker.write_text(json.dumps({"rows": report.total_rows, "seconds": report.seconds}))
     load_if_missing(engine, schema, directory, persons, CDM_VERSION)
     return schema
+
+
+def prepare_clones(engine: Any, schema: str, persons: int, clones: int, cdm_version: str) -> str:
+    """``schema`` cloned ``clones`` times into ``<schema>_x<clones>`` (kept while its person count is right):
+    a warehouse of clones x persons without writing its CSV, which at 10M persons would not fit the disk."""
+    target = f"{schema}_x{clones}"
+    if person_count(engine, target) != persons * clones or not indexes_current(engine, target, cdm_version):
+        from warehouse.scaling import scale_cdm
+
+        print(f"[{engine.kind}] cloning {schema} x{clones} into {target} (load average {loadavg()}) ...", flush=True)
+        report = scale_cdm(engine, source_schema=schema, target_schema=target, factor=clones)
+        print(
+            f"[{engine.kind}] {report.persons:,} persons, {sum(report.rows.values()):,} rows in "
+            f"{report.seconds:.1f} s (load average {loadavg()})",
+            flush=True,
+        )
+    return target
 
 
 # --- the measurement --------------------------------------------------------------------------------------------
@@ -665,6 +683,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--definitions", nargs="+", default=["all"], help="oracle definition names, or all")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--synthetic-persons", type=int, help="benchmark on a synthetic warehouse of N persons")
+    parser.add_argument(
+        "--synthetic-clones",
+        type=int,
+        default=1,
+        help="clone the synthetic warehouse k times (scale_cdm) into synthetic_<N>_x<k>: 10M persons from 1M",
+    )
     parser.add_argument("--seed", type=int, default=42, help="seed of the synthetic warehouse")
     parser.add_argument("--jobs", type=int, default=2, help="processes writing the synthetic warehouse")
     parser.add_argument("--synthea", action="store_true", help="also run the Synthea definitions on Synthea27Nj x1")
@@ -693,7 +717,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def prepare_data(engine: Any, args: argparse.Namespace) -> list[tuple[str, str]]:
     """(CDM schema, oracle data set) pairs to measure on ``engine``, loaded when missing."""
     if args.synthetic_persons:
-        return [(prepare_synthetic(engine, args.synthetic_persons, args.seed, args.jobs), "gibleed")]
+        schema = prepare_synthetic(engine, args.synthetic_persons, args.seed, args.jobs)
+        if args.synthetic_clones > 1:
+            from warehouse.synthetic.synthesis import CDM_VERSION
+
+            schema = prepare_clones(engine, schema, args.synthetic_persons, args.synthetic_clones, CDM_VERSION)
+        return [(schema, "gibleed")]
     plan = [(prepare_gibleed(engine, args.scale), "gibleed")]
     if args.synthea:
         plan.append((prepare_synthea(engine), "synthea27nj"))

@@ -4,8 +4,11 @@
 adding ``k * offset`` (k = 0 .. factor-1) to the person id and to every event id, so clone k is an exact copy of
 the source population with disjoint ids and every cross-reference (visit of a condition, era of a person, ...)
 kept inside its clone. Tables without persons (vocabulary, cdm_source, care sites, providers, locations) are
-copied once. Everything runs as SQL on the engine (``INSERT ... SELECT ... CROSS JOIN generate_series``), so
-nothing goes through Python rows; the source schema's indexes are rebuilt on the target, then statistics.
+copied once. Everything runs as SQL on the engine (``INSERT ... SELECT ... CROSS JOIN`` a series of clone
+numbers), so nothing goes through Python rows; the source schema's indexes are rebuilt on the target, then
+statistics. On Spark the clones are Parquet tables written by the cluster (a 10M-person warehouse from a loaded 1M
+one, where a CSV of 130 GB would not fit), with no transaction: an interrupted run leaves a half-scaled target,
+which the next run drops.
 
 A cohort on the scaled CDM is the source cohort repeated per clone, which is what makes scaled benchmarks
 checkable: counts must be exactly ``factor`` times the source counts.
@@ -74,7 +77,7 @@ class ScaleReport:
 def scale_cdm(engine: Any, *, source_schema: str, target_schema: str, factor: int) -> ScaleReport:
     """Clone the persons of ``source_schema`` ``factor`` times into ``target_schema`` (dropped and rebuilt).
 
-    ``engine`` is a ``warehouse.engines.Engine`` (PostgreSQL or DuckDB). Factor 1 gives a plain copy.
+    ``engine`` is a ``warehouse.engines.Engine`` (PostgreSQL, DuckDB or Spark). Factor 1 gives a plain copy.
     """
     if factor < 1:
         raise ValueError("factor must be at least 1")
@@ -97,7 +100,8 @@ def scale_cdm(engine: Any, *, source_schema: str, target_schema: str, factor: in
         for table, cols in sorted(columns.items()):
             name = quote_ident(table)
             # Same column names and types as the source; constraints and indexes come after the bulk insert.
-            engine.execute(f"CREATE TABLE {target}.{name} AS SELECT * FROM {source}.{name} WHERE 1 = 0", None)
+            using = " USING parquet" if engine.kind == "spark" else ""
+            engine.execute(f"CREATE TABLE {target}.{name}{using} AS SELECT * FROM {source}.{name} WHERE 1 = 0", None)
             column_list = ", ".join(quote_ident(c) for c in cols)
             if table in person_tables:
                 select = ", ".join(
@@ -106,8 +110,8 @@ def scale_cdm(engine: Any, *, source_schema: str, target_schema: str, factor: in
                 )
                 engine.execute(
                     f"INSERT INTO {target}.{name} ({column_list}) SELECT {select} FROM {source}.{name} "
-                    "CROSS JOIN (SELECT * FROM generate_series(0, %(last)s)) AS k(k)",
-                    {"offset": offset, "last": factor - 1},
+                    f"CROSS JOIN {_clone_numbers(engine.kind, factor)}",
+                    {"offset": offset},
                 )
             else:
                 engine.execute(
@@ -121,12 +125,25 @@ def scale_cdm(engine: Any, *, source_schema: str, target_schema: str, factor: in
     for table in sorted(columns):
         count = engine.fetchone(f"SELECT COUNT(*) FROM {target}.{quote_ident(table)}", None)
         rows[table] = int(count[0])
-    _analyze(engine, target, sorted(columns))
+    _analyze(engine, target, rows)
     return ScaleReport(factor=factor, offset=offset, rows=rows, seconds=time.perf_counter() - started)
 
 
+def _clone_numbers(kind: str, factor: int) -> str:
+    """A relation ``k`` of one column ``k``: 0 .. factor - 1 (an int, never user text)."""
+    if kind == "spark":
+        return f"(SELECT id AS k FROM range(0, {int(factor)})) AS k"
+    return f"(SELECT * FROM generate_series(0, {int(factor) - 1})) AS k(k)"
+
+
 def _table_columns(engine: Any, schema: str) -> dict[str, list[str]]:
-    """Base tables of ``schema`` and their columns in order (information_schema works on both engines)."""
+    """Base tables of ``schema`` and their columns in order (information_schema on PostgreSQL and DuckDB, the
+    catalog's own listing on Spark)."""
+    if engine.kind == "spark":
+        from warehouse.spark_catalog import schema_tables
+
+        tables = schema_tables(engine, schema) or {}
+        return {name: list(table.columns) for name, table in sorted(tables.items()) if not table.is_view}
     result: dict[str, list[str]] = {}
     for table, column in engine.fetchall(
         "SELECT c.table_name, c.column_name FROM information_schema.columns c "
@@ -152,7 +169,9 @@ def _id_offset(engine: Any, source: str, shifted: dict[str, list[str]]) -> int:
 
 
 def _index_definitions(engine: Any, schema: str) -> list[tuple[str, str]]:
-    """(table, CREATE INDEX statement) for every index of ``schema``, as the loader made them."""
+    """(table, CREATE INDEX statement) for every index of ``schema``, as the loader made them (Spark has none)."""
+    if engine.kind == "spark":
+        return []
     if engine.kind == "postgresql":
         return [
             (str(table), str(sql))
@@ -188,12 +207,15 @@ def _retarget_index(sql: str, kind: str, source_schema: str, target_schema: str,
     return retargeted
 
 
-def _analyze(engine: Any, target: str, tables: list[str]) -> None:
+def _analyze(engine: Any, target: str, rows: dict[str, int]) -> None:
     """Statistics (and on PostgreSQL the visibility map) for the scaled tables; DuckDB analyzes the whole database."""
     if engine.kind == "postgresql":
         verb = "ANALYZE" if engine.in_transaction else "VACUUM (ANALYZE)"  # VACUUM refuses transaction blocks
-        for table in tables:
+        for table in sorted(rows):
             # VACUUM as well: it sets the visibility map that index-only scans of the covering indexes need.
             engine.execute(f"{verb} {target}.{quote_ident(table)}", None)
+    elif engine.kind == "spark":
+        for table in sorted(t for t, n in rows.items() if n):  # sizes and rows let joins broadcast the small side
+            engine.execute(f"ANALYZE TABLE {target}.{quote_ident(table)} COMPUTE STATISTICS", None)
     else:
         engine.execute("ANALYZE", None)
