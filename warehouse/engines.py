@@ -220,6 +220,60 @@ class Engine(abc.ABC):
         self.close()
 
 
+class TimerInterruptedEngine(Engine):
+    """An engine whose statement timeout is a timer that interrupts the running statement (DuckDB, Spark): the
+    server side has no timeout of its own that the engine could set. ``cancel()`` interrupts the same way; an
+    interruption is reported as a timeout only when the timer, not a cancel, caused it."""
+
+    def __init__(self, *, statement_timeout_seconds: int, read_only: bool) -> None:
+        super().__init__(statement_timeout_seconds=statement_timeout_seconds, read_only=read_only)
+        self._lock = threading.Lock()
+        self._cancelled = False
+        self._timed_out = False
+
+    @abc.abstractmethod
+    def _interrupt(self) -> None:
+        """Interrupt the running statement (nothing when none runs)."""
+
+    @contextmanager
+    def _timer(self) -> Iterator[None]:
+        """One statement under the timeout timer."""
+        with self._lock:
+            self._cancelled = False
+            self._timed_out = False
+        timer = None
+        if self.statement_timeout_seconds > 0:
+            timer = threading.Timer(self.statement_timeout_seconds, self._on_timeout)
+            timer.daemon = True
+            timer.start()
+        try:
+            yield
+        finally:
+            if timer is not None:
+                timer.cancel()
+
+    def _on_timeout(self) -> None:
+        with self._lock:
+            self._timed_out = True
+        self._interrupt()
+
+    def _interrupted(self) -> EngineError:
+        """What an interrupted statement was: timed out or cancelled."""
+        with self._lock:
+            timed_out, cancelled = self._timed_out, self._cancelled
+        if timed_out and not cancelled:
+            return QueryTimeout(f"the statement ran longer than {self.statement_timeout_seconds} s")
+        return QueryCancelled("the statement was cancelled")
+
+    def cancel(self) -> None:
+        with self._lock:
+            self._cancelled = True
+        self._interrupt()
+
+    def set_statement_timeout(self, seconds: int) -> None:
+        self.statement_timeout_seconds = int(seconds)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # PostgreSQL
 # ---------------------------------------------------------------------------------------------------------------
@@ -393,7 +447,7 @@ def translate_placeholders(sql: str, params: Mapping[str, Any] | None) -> tuple[
     return translated, (used or None)
 
 
-class DuckDBEngine(Engine):
+class DuckDBEngine(TimerInterruptedEngine):
     """An embedded DuckDB database file; the statement timeout is a timer that interrupts the connection."""
 
     kind = "duckdb"
@@ -404,9 +458,6 @@ class DuckDBEngine(Engine):
         ``close`` closes only the cursor."""
         super().__init__(statement_timeout_seconds=statement_timeout_seconds, read_only=read_only)
         self.path = path
-        self._lock = threading.Lock()
-        self._cancelled = False
-        self._timed_out = False
         if shared is not None:
             self._conn = shared.cursor()
             return
@@ -422,26 +473,11 @@ class DuckDBEngine(Engine):
     @contextmanager
     def _guard(self) -> Iterator[None]:
         """Run one statement under the timeout timer and map DuckDB's exceptions."""
-        with self._lock:
-            self._cancelled = False
-            self._timed_out = False
-        timer = None
-        if self.statement_timeout_seconds > 0:
-            timer = threading.Timer(self.statement_timeout_seconds, self._on_timeout)
-            timer.daemon = True
-            timer.start()
         try:
-            yield
+            with self._timer():
+                yield
         except duckdb.Error as exc:
             raise self._translate(exc) from exc
-        finally:
-            if timer is not None:
-                timer.cancel()
-
-    def _on_timeout(self) -> None:
-        with self._lock:
-            self._timed_out = True
-        self._interrupt()
 
     def _interrupt(self) -> None:
         try:
@@ -518,14 +554,6 @@ class DuckDBEngine(Engine):
         except duckdb.Error:
             pass  # no transaction left to roll back (DuckDB may have aborted it already)
 
-    def cancel(self) -> None:
-        with self._lock:
-            self._cancelled = True
-        self._interrupt()
-
-    def set_statement_timeout(self, seconds: int) -> None:
-        self.statement_timeout_seconds = int(seconds)
-
     def close(self) -> None:
         if not self._closed:
             self._closed = True
@@ -534,11 +562,7 @@ class DuckDBEngine(Engine):
     def _translate(self, exc: duckdb.Error) -> WarehouseError:
         message = str(exc).strip()
         if isinstance(exc, duckdb.InterruptException) or "INTERRUPT" in message.upper():
-            with self._lock:
-                timed_out, cancelled = self._timed_out, self._cancelled
-            if timed_out and not cancelled:
-                return QueryTimeout(f"the statement ran longer than {self.statement_timeout_seconds} s")
-            return QueryCancelled("the statement was cancelled")
+            return self._interrupted()
         if isinstance(exc, duckdb.TransactionException) and "conflict" in message.lower():
             return TransientEngineError(message)
         if isinstance(exc, duckdb.ConnectionException):

@@ -27,17 +27,14 @@ from __future__ import annotations
 import logging
 import os
 import re
-import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from warehouse.engines import (
-    Engine,
     EngineError,
-    QueryCancelled,
-    QueryTimeout,
+    TimerInterruptedEngine,
     TransientEngineError,
     WarehouseError,
     _first_date_is_compact,
@@ -58,7 +55,20 @@ SESSION_SETTINGS = {
     "spark.sql.session.timeZone": "UTC",
 }
 
+#: Tuning of every Spark engine's session, set where the cluster allows it (a cluster may forbid a setting; the
+#: engine then works as the cluster is set). Measured on the synthetic warehouse at 1,000,000 persons, local[2]
+#: (docs/performance.md): pl_22168 generates in 9 s without adaptive execution and 79 s with it, because
+#: adaptive execution plans every cached stage of a generation again inside the next one; and without a bound
+#: on the text of a plan, the server's record of each statement kept the whole text of the cached plans
+#: beneath it (3.6 GB of the driver's heap after that one generation, and "Java heap space" after fourteen).
+TUNING_SETTINGS = {
+    "spark.sql.adaptive.enabled": "false",
+    "spark.sql.maxPlanStringLength": "20000",
+}
+
 #: The session class of every Spark engine (made on first use, so that pyspark is imported only then).
+logger = logging.getLogger(__name__)
+
 _OwnedSession: Any = None
 
 #: Retries of a call that found the server unreachable (200 ms, then 4x longer each: about 4 s in all).
@@ -143,7 +153,7 @@ def split_statements(script: str) -> list[str]:
     return [s.strip() for s in statements if s.strip()]
 
 
-class SparkEngine(Engine):
+class SparkEngine(TimerInterruptedEngine):
     """One Spark Connect session on a cluster (or a local Spark Connect server)."""
 
     kind = "spark"
@@ -163,9 +173,6 @@ class SparkEngine(Engine):
         host, port = spark_url_parts(url)
         self.url = url
         self.server_reads_files = host in _LOCAL_HOSTS if server_reads_files is None else server_reads_files
-        self._lock = threading.Lock()
-        self._cancelled = False
-        self._timed_out = False
         try:
             from pyspark.sql import SparkSession
         except ImportError as exc:  # pragma: no cover - pyspark is in requirements.txt
@@ -194,12 +201,14 @@ class SparkEngine(Engine):
         except Exception as exc:
             spark = getattr(self, "_spark", None)
             if spark is not None:
-                try:
-                    spark.stop()
-                except Exception:  # noqa: BLE001, S110 - it never connected: nothing to release
-                    pass
+                _release(spark)
             reason = "no answer" if "RETRIES_EXCEEDED" in str(exc) else _message(exc)
             raise TransientEngineError(f"cannot connect to Spark at {host}:{port}: {reason}") from exc
+        for key, value in TUNING_SETTINGS.items():
+            try:
+                self._spark.conf.set(key, value)
+            except Exception as exc:  # noqa: BLE001 - the cluster's own setting stays
+                logger.warning("Spark at %s:%s keeps its %s: %s", host, port, key, _message(exc))
 
     @property
     def session(self) -> Any:
@@ -212,31 +221,16 @@ class SparkEngine(Engine):
         """Run one statement under the timeout timer and map Spark's exceptions."""
         if self._closed:
             raise EngineError("the Spark engine is closed")
-        with self._lock:
-            self._cancelled = False
-            self._timed_out = False
-        timer = None
-        if self.statement_timeout_seconds > 0:
-            timer = threading.Timer(self.statement_timeout_seconds, self._on_timeout)
-            timer.daemon = True
-            timer.start()
         # pyspark asks "the active session" of the thread for settings while it builds a statement (the type of a
         # datetime parameter): it must be this engine's, never another engine's of the same worker thread.
         type(self._spark)._active_session.session = self._spark  # a thread-local of pyspark's SparkSession class
         try:
-            yield
+            with self._timer():
+                yield
         except WarehouseError:
             raise
         except Exception as exc:
             raise self._translate(exc) from exc
-        finally:
-            if timer is not None:
-                timer.cancel()
-
-    def _on_timeout(self) -> None:
-        with self._lock:
-            self._timed_out = True
-        self._interrupt()
 
     def _interrupt(self) -> None:
         try:
@@ -405,52 +399,45 @@ class SparkEngine(Engine):
         """See ``_begin``."""
 
     # -- control ----------------------------------------------------------------------------------------------
-    def cancel(self) -> None:
-        with self._lock:
-            self._cancelled = True
-        self._interrupt()
-
-    def set_statement_timeout(self, seconds: int) -> None:
-        self.statement_timeout_seconds = int(seconds)
-
     def close(self) -> None:
         if not self._closed:
             self._closed = True
-            # Not SparkSession.stop(): its client.close() shuts down the response-release thread pool that every
-            # session of the process shares, under the feet of another engine's running statement (a worker
-            # serving two sites). The session is released on the server and this engine's channel closed.
-            client = self._spark.client
-            try:
-                client.release_session()
-            except Exception:  # noqa: BLE001, S110 - the server may already be gone; the session dies with it
-                pass
-            try:
-                client._channel.close()
-            except Exception:  # noqa: BLE001, S110 - already closed
-                pass
-            client._closed = True  # pyspark's mark of a stopped session: never again picked as the default one
-            from pyspark.sql.connect.session import SparkSession as session_class  # its class attributes, not ours
-
-            with session_class._lock:
-                if session_class._default_session is self._spark:
-                    session_class._default_session = None
-            if getattr(session_class._active_session, "session", None) is self._spark:
-                session_class._active_session.session = None
+            _release(self._spark)
 
     def _translate(self, exc: Exception) -> WarehouseError:
         message = _message(exc)
         text = message.upper()
         if "OPERATION_CANCELED" in text or "CANCELLED" in text or "CANCELED" in text or "INTERRUPT" in text:
-            with self._lock:
-                timed_out, cancelled = self._timed_out, self._cancelled
-            if timed_out and not cancelled:
-                return QueryTimeout(f"the statement ran longer than {self.statement_timeout_seconds} s")
-            return QueryCancelled("the statement was cancelled")
+            return self._interrupted()
         if "UNAVAILABLE" in text or "FAILED TO CONNECT" in text or "CONNECTION REFUSED" in text:
             return TransientEngineError(f"Spark connection problem: {message}")
         if "DEADLINE_EXCEEDED" in text or "SESSION_CLOSED" in text or "INVALID_HANDLE.SESSION" in text:
             return TransientEngineError(f"Spark connection problem: {message}")
         return EngineError(message)
+
+
+def _release(spark: Any) -> None:
+    """Release ``spark``'s session on the server and close its channel.
+
+    Not ``SparkSession.stop()``: its client.close() shuts down the response-release thread pool that every session
+    of the process shares, under the feet of another engine's running statement (a worker serving two sites)."""
+    client = spark.client
+    try:
+        client.release_session()
+    except Exception:  # noqa: BLE001, S110 - the server may already be gone; the session dies with it
+        pass
+    try:
+        client._channel.close()
+    except Exception:  # noqa: BLE001, S110 - already closed
+        pass
+    client._closed = True  # pyspark's mark of a stopped session: never again picked as the default one
+    from pyspark.sql.connect.session import SparkSession  # its class attributes, not those of our subclass
+
+    with SparkSession._lock:
+        if SparkSession._default_session is spark:
+            SparkSession._default_session = None
+    if getattr(SparkSession._active_session, "session", None) is spark:
+        SparkSession._active_session.session = None
 
 
 def _owned_session_class() -> type:
