@@ -76,6 +76,9 @@ class Measurement:
     circe_rows: int | None = None
     rows_equal: bool | None = None
     stats_equal: bool | None = None
+    #: Soyang's persons and by-person attrition (persons after rules 1..k), for ``--clones-of``.
+    soyang_persons: int | None = None
+    soyang_attrition: list[int] = field(default_factory=list)
     error: str = ""
     loadavg: str = ""
     statements: int | None = None
@@ -459,6 +462,9 @@ def _measure_alone(
             outcome.soyang_seconds.append(time.perf_counter() - started)
         outcome.statements = counted[0]
     assert result is not None
+    outcome.soyang_rows = result.rows if path == "generate" else result.persons
+    outcome.soyang_persons = result.persons
+    outcome.soyang_attrition = [n for _, n in result.attrition]
     if reference_engine is None:
         return outcome
     rows = None
@@ -467,6 +473,24 @@ def _measure_alone(
     # Compared at the end of the run (``compare_deferred``): DuckDB's file is then free of other benchmark runs.
     reference_engine.append((outcome, expression, schemas, result, rows, cohort_id, path))
     return outcome
+
+
+def compare_clones(measurements: list[Measurement], before: dict[str, Any], clones: int) -> None:
+    """On a warehouse of ``clones`` clones, every count is ``clones`` times the one on the warehouse cloned
+    (``before``: that run's --json, itself compared with Circe): the check of a run too large for a reference."""
+    earlier = {m["definition"]: m for m in before["measurements"]}
+    for outcome in measurements:
+        was = earlier.get(outcome.definition)
+        if was is None or outcome.soyang_rows is None or was.get("soyang_rows") is None:
+            continue
+        outcome.circe_rows = clones * was["soyang_rows"]  # shown as the reference column: Circe's count x clones
+        outcome.rows_equal = outcome.soyang_rows == outcome.circe_rows and bool(was.get("rows_equal"))
+        if was.get("soyang_persons") is not None:
+            outcome.stats_equal = (
+                outcome.soyang_persons == clones * was["soyang_persons"]
+                and outcome.soyang_attrition == [clones * n for n in was.get("soyang_attrition", [])]
+                and bool(was.get("stats_equal"))
+            )
 
 
 def compare_deferred(reference_engine: Any, deferred: list[tuple[Any, ...]]) -> None:
@@ -689,6 +713,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=1,
         help="clone the synthetic warehouse k times (scale_cdm) into synthetic_<N>_x<k>: 10M persons from 1M",
     )
+    parser.add_argument(
+        "--clones-of",
+        type=Path,
+        help="with --synthetic-clones k: the --json of the same definitions on the warehouse before cloning; every "
+        "row count, person count and attrition step must be exactly k times its own",
+    )
     parser.add_argument("--seed", type=int, default=42, help="seed of the synthetic warehouse")
     parser.add_argument("--jobs", type=int, default=2, help="processes writing the synthetic warehouse")
     parser.add_argument("--synthea", action="store_true", help="also run the Synthea definitions on Synthea27Nj x1")
@@ -780,6 +810,8 @@ def main(argv: list[str] | None = None) -> int:
                 compare_deferred(reference_engine, deferred)
             finally:
                 reference_engine.close()
+    if args.clones_of:
+        compare_clones(measurements, json.loads(args.clones_of.read_text()), args.synthetic_clones)
     print_table(measurements)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
