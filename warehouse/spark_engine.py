@@ -173,6 +173,8 @@ class SparkEngine(TimerInterruptedEngine):
         host, port = spark_url_parts(url)
         self.url = url
         self.server_reads_files = host in _LOCAL_HOSTS if server_reads_files is None else server_reads_files
+        #: Views this engine cached (``CACHE TABLE name AS ...``) and has not dropped yet.
+        self._cached: set[str] = set()
         try:
             from pyspark.sql import SparkSession
         except ImportError as exc:  # pragma: no cover - pyspark is in requirements.txt
@@ -245,6 +247,7 @@ class SparkEngine(TimerInterruptedEngine):
             # Spark refuses parameter markers inside CACHE TABLE … AS: the query (values still bound) becomes a
             # temporary view of this session, which CACHE TABLE then computes and keeps, the same as the one form.
             # A view of that name left by an earlier run on this session is replaced (and its cache dropped).
+            self._cached.add(cached.group("name"))
             with self._guard():
                 self._spark.sql(cached.group("query"), args=bound or None).createOrReplaceTempView(cached.group("name"))
                 self._spark.sql(f"CACHE TABLE {cached.group('name')}")
@@ -256,6 +259,7 @@ class SparkEngine(TimerInterruptedEngine):
             # ``inputFiles`` would then list none).
             with self._guard():
                 self._spark.sql(f"UNCACHE TABLE IF EXISTS {dropped.group('name')}")
+            self._cached.discard(dropped.group("name"))
         with self._guard():
             frame = self._spark.sql(translated, args=bound or None)
             # Commands (DDL, INSERT, CACHE TABLE) run when sql() returns; a query runs only when read.
@@ -402,7 +406,19 @@ class SparkEngine(TimerInterruptedEngine):
     def close(self) -> None:
         if not self._closed:
             self._closed = True
+            self._uncache_left_over()
             _release(self._spark)
+
+    def _uncache_left_over(self) -> None:
+        """Uncache the views this engine cached and never dropped (a generation that failed, timed out or was
+        cancelled before its cleanup). The cluster's cache is keyed by plan and shared by every session: releasing
+        the session leaves the rows cached, in the cluster's memory, until it restarts."""
+        for name in sorted(self._cached):
+            try:
+                self._spark.sql(f"UNCACHE TABLE IF EXISTS {name}")
+            except Exception:  # noqa: BLE001 - the server is gone or unreachable: nothing more to free from here
+                break
+        self._cached.clear()
 
     def _translate(self, exc: Exception) -> WarehouseError:
         message = _message(exc)

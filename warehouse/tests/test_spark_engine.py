@@ -82,6 +82,19 @@ def test_temp_views_belong_to_one_engine(spark_url: str) -> None:
         first.execute("DROP VIEW IF EXISTS soyang_private")
 
 
+def test_rows_cached_by_a_run_that_never_cleaned_up_are_freed_when_its_engine_closes(spark_url: str) -> None:
+    """The cluster's cache is keyed by plan and shared by every session: a generation that fails or is cancelled
+    before dropping its cached views must not leave their rows in the cluster's memory after its session ends."""
+    query = "SELECT id * 7 AS v FROM range(0, 1000)"
+    abandoned = connect("spark", spark_url)
+    abandoned.execute(f"CACHE TABLE soyang_abandoned AS {query}")
+    abandoned.close()  # no DROP VIEW: as after a failed statement
+    with connect("spark", spark_url) as engine:
+        engine.execute(f"CREATE TEMPORARY VIEW soyang_abandoned AS {query}")
+        assert not engine.session.catalog.isCached("soyang_abandoned")  # looked up by plan: the same rows
+        engine.execute("DROP VIEW IF EXISTS soyang_abandoned")
+
+
 def test_closing_one_engine_leaves_the_other_engines_of_the_thread_working(spark_url: str) -> None:
     """A worker thread serves several sites: one engine closed must not take another's statements with it (pyspark
     asks the thread's "active" session for settings while it builds a datetime parameter)."""
