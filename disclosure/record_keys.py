@@ -35,6 +35,7 @@ from django.conf import settings
 
 from disclosure.cellkey import record_key
 from warehouse.engines import Engine, WarehouseError, create_schema_sql, quote_ident
+from warehouse.spark_catalog import table_names
 
 RECORD_KEY_TABLE_PREFIX = "soyang_record_key_"
 #: The shortest secret a site may use (bytes): HMAC-SHA256 keys shorter than this are guessable offline.
@@ -96,15 +97,8 @@ def record_key_table(results_schema: str, source_key: str) -> str:
 
 
 def _table_exists(engine: Engine, results_schema: str, source_key: str) -> bool:
-    if engine.kind == "spark":
-        # No information_schema; SHOW TABLES of a schema that does not exist yet is an error.
-        if results_schema not in {str(row[0]) for row in engine.fetchall("SHOW SCHEMAS")}:
-            return False
-        name = record_key_table_name(source_key)
-        return any(
-            str(row[1]) == name and not row[2]
-            for row in engine.fetchall(f"SHOW TABLES IN {quote_ident(results_schema)}")
-        )
+    if engine.kind == "spark":  # no information_schema on Spark
+        return record_key_table_name(source_key) in table_names(engine, [results_schema]).get(results_schema, set())
     row = engine.fetchone(
         "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = %(schema)s AND table_name = %(table)s",
         {"schema": results_schema, "table": record_key_table_name(source_key)},

@@ -46,6 +46,7 @@ from typing import Any, Protocol
 from warehouse.engines import Engine, quote_ident
 from warehouse.loader import LOAD_TABLE
 from warehouse.omop_ddl import COUNTED_CDM_TABLES, COUNTED_VOCABULARY_TABLES, EVENT_TABLES, cdm_tables
+from warehouse.spark_catalog import table_names
 
 #: Bump when what is hashed changes: every source then gets a new fingerprint (and its cache is recomputed).
 FINGERPRINT_FORMAT = "2"
@@ -99,16 +100,8 @@ def _present_tables(engine: Engine, schemas: set[str]) -> set[tuple[str, str]]:
             {"schemas": sorted(schemas)},
         )
         return {(str(schema), str(table)) for schema, table in rows}
-    if engine.kind == "spark":
-        # Spark has no information_schema; SHOW TABLES of a missing schema is an error, so the schemas are listed
-        # first. Its rows are (namespace, tableName, isTemporary); a session's temp views are left out.
-        existing = {str(row[0]) for row in engine.fetchall("SHOW SCHEMAS")}
-        return {
-            (schema, str(row[1]))
-            for schema in sorted(schemas & existing)
-            for row in engine.fetchall(f"SHOW TABLES IN {quote_ident(schema)}")
-            if not row[2]
-        }
+    if engine.kind == "spark":  # no information_schema on Spark
+        return {(schema, name) for schema, names in table_names(engine, schemas).items() for name in names}
     rows = engine.fetchall(
         "SELECT table_schema, table_name FROM information_schema.tables WHERE table_schema IN "
         f"({', '.join(f'%(s{i})s' for i in range(len(schemas)))})",

@@ -66,9 +66,9 @@ TUNING_SETTINGS = {
     "spark.sql.maxPlanStringLength": "20000",
 }
 
-#: The session class of every Spark engine (made on first use, so that pyspark is imported only then).
 logger = logging.getLogger(__name__)
 
+#: The session class of every Spark engine (made on first use, so that pyspark is imported only then).
 _OwnedSession: Any = None
 
 #: Retries of a call that found the server unreachable (200 ms, then 4x longer each: about 4 s in all).

@@ -49,6 +49,7 @@ from jobs.queues import site_queue
 from warehouse.engines import Engine, WarehouseError, quote_ident
 from warehouse.models import Source
 from warehouse.services import source_connect
+from warehouse.spark_catalog import table_names
 
 logger = logging.getLogger(__name__)
 
@@ -199,12 +200,8 @@ def _prune_batches(
 
 def _results_tables(engine: Engine, results_schema: str) -> set[str]:
     """Which results tables exist at the site: none before its first generation (a run that failed to connect)."""
-    if engine.kind == "spark":
-        # No information_schema on Spark; SHOW TABLES of a schema not made yet is an error.
-        if results_schema not in {str(row[0]) for row in engine.fetchall("SHOW SCHEMAS")}:
-            return set()
-        listed = engine.fetchall(f"SHOW TABLES IN {quote_ident(results_schema)}")
-        return {str(row[1]) for row in listed if not row[2]} & set(RESULTS_TABLES)
+    if engine.kind == "spark":  # no information_schema on Spark
+        return table_names(engine, [results_schema]).get(results_schema, set()) & set(RESULTS_TABLES)
     rows = engine.fetchall(
         "SELECT table_name FROM information_schema.tables WHERE table_schema = %(schema)s",
         {"schema": results_schema},
