@@ -171,11 +171,9 @@ def person_count(engine: Any, schema: str) -> int | None:
     from warehouse.engines import quote_ident
 
     if engine.kind == "spark":  # no information_schema on Spark
-        schemas = {str(row[0]) for row in engine.fetchall("SHOW SCHEMAS", None)}
-        if schema not in schemas:
-            return None
-        tables = {str(row[1]) for row in engine.fetchall(f"SHOW TABLES IN {quote_ident(schema)}", None)}
-        if "person" not in tables:
+        from warehouse.spark_catalog import table_names
+
+        if "person" not in table_names(engine, [schema]).get(schema, set()):
             return None
         return int(engine.fetchone(f"SELECT COUNT(*) FROM {quote_ident(schema)}.person", None)[0])  # noqa: S608
     exists = engine.fetchone(
@@ -238,14 +236,7 @@ def prepare_gibleed(engine: Any, scale: int) -> str:
     load_if_missing(engine, "gibleed", shared_data_dir() / "omop" / "gibleed", GIBLEED_PERSONS, "5.3")
     if scale == 1:
         return "gibleed"
-    target = f"gibleed_x{scale}"
-    if person_count(engine, target) != GIBLEED_PERSONS * scale or not indexes_current(engine, target, "5.3"):
-        from warehouse.scaling import scale_cdm
-
-        print(f"[{engine.kind}] scaling GiBleed x{scale} into {target} ...", flush=True)
-        report = scale_cdm(engine, source_schema="gibleed", target_schema=target, factor=scale)
-        print(f"[{engine.kind}] {report.persons} persons in {report.seconds:.1f} s", flush=True)
-    return target
+    return prepare_clones(engine, "gibleed", GIBLEED_PERSONS, scale, "5.3")
 
 
 def prepare_synthea(engine: Any) -> str:

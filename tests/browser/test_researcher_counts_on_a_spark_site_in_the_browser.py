@@ -11,8 +11,8 @@ import pytest
 
 from cohorts.runs.models import CohortRun
 from cohorts.runs.services import site_queue
+from tests.browser.conftest import sign_in, watch
 from worker.tests.helpers import (
-    PASSWORD,
     make_running_project,
     make_source,
     make_user,
@@ -52,15 +52,8 @@ def test_a_researcher_counts_a_definition_on_a_spark_site_from_its_page(
         context = browser.new_context(viewport={"width": 1280, "height": 900})
         context.set_default_timeout(TIMEOUT_MS)
         page = context.new_page()
-        page.on("response", lambda r: failed.append(f"{r.status} {r.url}") if r.status >= 400 else None)
-        page.on("console", lambda m: js_errors.append(f"{page.url}: {m.text}") if m.type == "error" else None)
-        page.on("pageerror", lambda e: js_errors.append(f"{page.url}: uncaught {e}"))
-
-        page.goto(f"{live_server.url}/accounts/login/")
-        page.get_by_label("User name or e-mail").fill(researcher.username)
-        page.get_by_label("Password").fill(PASSWORD)
-        page.get_by_role("button", name="Sign in").click()
-        page.wait_for_load_state()
+        watch(page, js_errors, failed)
+        sign_in(page, live_server.url, researcher.username)
 
         page.goto(f"{live_server.url}/cohorts/{definition.pk}/")
         page.get_by_role("heading", name=COHORT).wait_for()
