@@ -187,23 +187,25 @@ def store_sync_execute(*, sync_id: int, worker: str = "", progress: Callable[[st
     error = box.get("error")
     if error is None:
         report = box["report"]
-        job_finish(
-            CountStoreSync,
-            sync_id,
-            token,
-            JobState.SUCCEEDED,
-            fingerprint=report.fingerprint,
-            bytes=report.bytes,
-            rows=report.rows,
-            seconds=report.seconds,
-        )
-        _record_check(source, "fresh")
-        audit_record(
-            action="count_store.synced",
-            obj=sync,
-            source_key=source.key,
-            detail={"rows": report.total_rows, "bytes": report.bytes, "seconds": report.seconds},
-        )
+        # One transaction: whoever sees the sync final sees the store's state and the audit record with it.
+        with transaction.atomic():
+            job_finish(
+                CountStoreSync,
+                sync_id,
+                token,
+                JobState.SUCCEEDED,
+                fingerprint=report.fingerprint,
+                bytes=report.bytes,
+                rows=report.rows,
+                seconds=report.seconds,
+            )
+            _record_check(source, "fresh")
+            audit_record(
+                action="count_store.synced",
+                obj=sync,
+                source_key=source.key,
+                detail={"rows": report.total_rows, "bytes": report.bytes, "seconds": report.seconds},
+            )
         return JobState.SUCCEEDED
     if isinstance(error, TransientEngineError):
         job_release(CountStoreSync, sync_id, token)
